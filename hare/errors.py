@@ -1,0 +1,179 @@
+"""Every error hare raises, under one root, plus the control signals a task may raise.
+
+Failures (exceptions hare raises to you)::
+
+    HareError
+    ├── ConfigurationError        a setting, app path or task option is wrong
+    │   └── NotSupportedError     an option hare cannot honour (never silently ignored)
+    ├── TaskNotRegistered         a task name the app does not know (calling side)
+    ├── MessageError              a message that cannot be turned into a task call
+    │   ├── MalformedMessage      broken body or headers
+    │   └── ContentTypeRefused    a content type outside `accept_content`
+    ├── DelayTooLong              a delay beyond what the ladder can carry
+    └── BrokerError               the broker did not do what was asked
+        ├── BrokerUnavailable     no connection within the deadline
+        ├── TopologyMismatch      a queue/exchange exists with other arguments (406)
+        └── PublishError          a publish was not confirmed
+            ├── PublishNacked     the broker refused it (basic.nack)
+            ├── MessageReturned   unroutable: no queue bound for its routing key
+            └── PublishTimeout    no confirm within the deadline
+
+Control signals (exceptions a task raises to tell the worker what to do)::
+
+    TaskSignal
+    ├── Retry     run me again later
+    └── Reject    fail for good, no retry: straight to the dead letters
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+__all__ = (
+    "BrokerError",
+    "BrokerUnavailable",
+    "ConfigurationError",
+    "ContentTypeRefused",
+    "DelayTooLong",
+    "HareError",
+    "MalformedMessage",
+    "MessageError",
+    "MessageReturned",
+    "NotSupportedError",
+    "PublishError",
+    "PublishNacked",
+    "PublishTimeout",
+    "Reject",
+    "Retry",
+    "TaskNotRegistered",
+    "TaskSignal",
+    "TopologyMismatch",
+)
+
+
+class HareError(Exception):
+    """Root of every error hare raises."""
+
+
+class ConfigurationError(HareError):
+    """A setting, app path or task option is wrong."""
+
+
+class NotSupportedError(ConfigurationError):
+    """An option that hare cannot honour was asked for."""
+
+    def __init__(self, option: str, why: str = "") -> None:
+        self.option = option
+        self.why = why
+        super().__init__(f"{option} is not supported" + (f": {why}" if why else ""))
+
+
+class TaskNotRegistered(HareError):
+    """A task name that the app does not know."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no task named {name!r} is registered")
+
+
+class MessageError(HareError):
+    """A message that cannot be turned into a task call; `reason` is a short machine word."""
+
+    reason = "malformed"
+
+    def __init__(self, detail: str, *, reason: str | None = None) -> None:
+        if reason is not None:
+            self.reason = reason
+        self.detail = detail
+        super().__init__(detail)
+
+
+class MalformedMessage(MessageError):
+    """The body or headers of a message are broken."""
+
+
+class ContentTypeRefused(MessageError):
+    """The message's content type is not in `accept_content`."""
+
+    reason = "content-type-refused"
+
+
+class DelayTooLong(HareError):
+    """A delay is longer than the ladder can carry."""
+
+    def __init__(self, seconds: float, maximum: float) -> None:
+        self.seconds = seconds
+        self.maximum = maximum
+        super().__init__(f"a delay of {seconds:.1f} s exceeds the maximum of {maximum:.1f} s")
+
+
+class BrokerError(HareError):
+    """The broker did not do what was asked."""
+
+
+class BrokerUnavailable(BrokerError):
+    """No connection to the broker could be made within the deadline."""
+
+
+class TopologyMismatch(BrokerError):
+    """A queue or exchange already exists with other arguments (PRECONDITION_FAILED)."""
+
+
+class PublishError(BrokerError):
+    """A publish was not confirmed by the broker."""
+
+    def __init__(self, detail: str, *, exchange: str = "", routing_key: str = "") -> None:
+        self.exchange = exchange
+        self.routing_key = routing_key
+        super().__init__(detail)
+
+
+class PublishNacked(PublishError):
+    """The broker refused the message (basic.nack), e.g. a full queue with reject-publish."""
+
+
+class MessageReturned(PublishError):
+    """The message was unroutable: no queue is bound for its routing key."""
+
+    def __init__(
+        self, detail: str, *, exchange: str = "", routing_key: str = "", reply_code: int = 312
+    ) -> None:
+        self.reply_code = reply_code
+        super().__init__(detail, exchange=exchange, routing_key=routing_key)
+
+
+class PublishTimeout(PublishError):
+    """The broker did not confirm the publish within the deadline."""
+
+
+class TaskSignal(Exception):  # noqa: N818 - a signal, not an error
+    """Base of the exceptions a task raises to steer the worker."""
+
+
+class Retry(TaskSignal):  # noqa: N818
+    """Ask for another attempt, after `countdown` seconds or at `eta`."""
+
+    def __init__(
+        self,
+        countdown: float | None = None,
+        *,
+        eta: datetime | None = None,
+        exc: BaseException | None = None,
+        max_retries: int | None = None,
+    ) -> None:
+        if countdown is not None and eta is not None:
+            raise ConfigurationError("Retry takes countdown= or eta=, not both")
+        self.countdown = countdown
+        self.eta = eta
+        self.exc = exc
+        self.max_retries = max_retries
+        when = f"in {countdown}s" if countdown is not None else (f"at {eta}" if eta else "")
+        super().__init__(f"Retry {when}".strip() + (f": {exc!r}" if exc else ""))
+
+
+class Reject(TaskSignal):  # noqa: N818
+    """Fail for good with no retry; the message goes to the dead letters with `reason`."""
+
+    def __init__(self, reason: str = "rejected by the task") -> None:
+        self.reason = reason
+        super().__init__(reason)

@@ -1,0 +1,110 @@
+"""Exchanges, queues and bindings as data, and the names hare gives them.
+
+Pure: building a declaration does no I/O; a transport applies it. Names are deterministic so
+that every process of a fleet declares the same objects with the same arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from hare.errors import ConfigurationError
+
+__all__ = (
+    "DEAD_SUFFIX",
+    "Binding",
+    "Exchange",
+    "Queue",
+    "QueueType",
+    "dead_letter_queue",
+    "validate_queue_name",
+    "work_queue",
+)
+
+QueueType = Literal["quorum", "classic"]
+
+#: Suffix of the queue that holds a work queue's dead letters.
+DEAD_SUFFIX = ".dead"
+
+#: AMQP short strings (queue names, routing keys) are at most 255 bytes. The delay ladder
+#: spends 64 bytes of its routing keys on the delay bits, so a work queue name may use 191.
+MAX_QUEUE_NAME_BYTES = 191
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Queue:
+    """A queue declaration."""
+
+    name: str
+    durable: bool = True
+    exclusive: bool = False
+    auto_delete: bool = False
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Exchange:
+    """An exchange declaration."""
+
+    name: str
+    type: Literal["direct", "topic", "fanout", "headers"] = "direct"
+    durable: bool = True
+    auto_delete: bool = False
+    internal: bool = False
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Binding:
+    """Route messages from `exchange` to a queue (or, with `to_exchange`, another exchange)."""
+
+    exchange: str
+    destination: str
+    routing_key: str
+    to_exchange: bool = False
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+
+def validate_queue_name(name: str) -> str:
+    """Return `name` if it can be a hare work queue, else raise `ConfigurationError`."""
+    if not name or not name.strip():
+        raise ConfigurationError("a queue name must not be empty")
+    if name.startswith("amq."):
+        raise ConfigurationError(f"queue name {name!r}: the 'amq.' prefix is reserved by AMQP")
+    if len(name.encode()) > MAX_QUEUE_NAME_BYTES:
+        raise ConfigurationError(
+            f"queue name {name[:40]!r}... is longer than {MAX_QUEUE_NAME_BYTES} bytes"
+        )
+    return name
+
+
+def work_queue(name: str, queue_type: QueueType, *, delivery_limit: int = 10) -> Queue:
+    """The declaration of a work queue.
+
+    A classic queue is declared exactly as Celery declares its queues (durable, no arguments),
+    so hare and Celery processes can share it without PRECONDITION_FAILED. A quorum queue is
+    replicated and carries a delivery limit as a guard against messages that kill their worker:
+    after `delivery_limit` deliveries the broker dead-letters the message into `<name>.dead`.
+    """
+    validate_queue_name(name)
+    if queue_type == "classic":
+        return Queue(name=name)
+    return Queue(
+        name=name,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": delivery_limit,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": name + DEAD_SUFFIX,
+        },
+    )
+
+
+def dead_letter_queue(name: str, queue_type: QueueType) -> Queue:
+    """The declaration of the queue that holds `name`'s dead letters."""
+    dead = name + DEAD_SUFFIX
+    if queue_type == "classic":
+        return Queue(name=dead)
+    return Queue(name=dead, arguments={"x-queue-type": "quorum"})

@@ -1,0 +1,147 @@
+"""The seam between hare and a broker: value types and the `Transport` protocol.
+
+Two implementations are held to one contract suite (`tests/transport/contract.py`):
+`hare.transport.amqp` (RabbitMQ through aiormq) and `hare.transport.memory` (in-process).
+Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hare.topology import Binding, Exchange, Queue
+
+__all__ = (
+    "Consumer",
+    "Delivery",
+    "DeliveryHandler",
+    "Envelope",
+    "Properties",
+    "Transport",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Properties:
+    """AMQP basic properties of a message, as hare uses them."""
+
+    content_type: str | None = None
+    content_encoding: str | None = None
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    delivery_mode: int | None = 2
+    priority: int | None = None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    #: Per-message TTL in milliseconds, as AMQP carries it: a decimal string.
+    expiration: str | None = None
+    message_id: str | None = None
+    timestamp: int | None = None
+    type: str | None = None
+    app_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope:
+    """A message ready to publish: where it goes, its body and its properties."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    properties: Properties
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """A message as a consumer (or `get`) received it; settle it with ack or reject."""
+
+    queue: str
+    body: bytes
+    properties: Properties
+    exchange: str
+    routing_key: str
+    delivery_tag: int
+    redelivered: bool
+    #: The transport's own handle for settling this delivery (e.g. its channel).
+    handle: Any = field(default=None, repr=False, compare=False)
+
+
+DeliveryHandler = Callable[[Delivery], Awaitable[None]]
+
+
+class Consumer(Protocol):
+    """A running subscription to one queue."""
+
+    queue: str
+
+    async def cancel(self) -> None:
+        """Stop receiving new deliveries (basic.cancel); unsettled ones stay unsettled."""
+        ...
+
+
+class Transport(Protocol):
+    """What hare needs from a broker. Every publish is confirmed before it returns."""
+
+    async def connect(self) -> None:
+        """Open the connection; raise `BrokerUnavailable` if it cannot be had in time."""
+        ...
+
+    async def close(self) -> None:
+        """Close the connection; unsettled deliveries go back to their queues."""
+        ...
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the connection is open now."""
+        ...
+
+    async def declare_exchange(self, exchange: Exchange) -> None:
+        """Declare an exchange; `TopologyMismatch` if it exists with other arguments."""
+        ...
+
+    async def declare_queue(self, queue: Queue) -> None:
+        """Declare a queue; `TopologyMismatch` if it exists with other arguments."""
+        ...
+
+    async def bind(self, binding: Binding) -> None:
+        """Bind a queue (or exchange) to an exchange."""
+        ...
+
+    async def delete_queue(self, name: str) -> None:
+        """Delete a queue and whatever it holds; a missing queue is not an error."""
+        ...
+
+    async def publish(self, envelope: Envelope, *, mandatory: bool = True) -> None:
+        """Publish and wait for the broker's confirm.
+
+        Raises `PublishNacked`, `MessageReturned` (only with `mandatory`), `PublishTimeout`
+        or `BrokerUnavailable`; returning means the broker has taken responsibility.
+        """
+        ...
+
+    async def consume(
+        self, queue: str, handler: DeliveryHandler, *, prefetch: int
+    ) -> Consumer:
+        """Subscribe to `queue`; at most `prefetch` deliveries are unsettled at once."""
+        ...
+
+    async def ack(self, delivery: Delivery) -> None:
+        """Acknowledge a delivery: the broker forgets the message."""
+        ...
+
+    async def reject(self, delivery: Delivery, *, requeue: bool) -> None:
+        """Reject a delivery: back to its queue with `requeue`, else dropped or dead-lettered."""
+        ...
+
+    async def get(self, queue: str) -> Delivery | None:
+        """Fetch one message without a consumer (basic.get); `None` when the queue is empty."""
+        ...
+
+    async def purge(self, queue: str) -> int:
+        """Drop every ready message in `queue`; return how many."""
+        ...
+
+    async def message_count(self, queue: str) -> int:
+        """How many ready messages `queue` holds."""
+        ...

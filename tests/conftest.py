@@ -1,0 +1,49 @@
+"""Fixtures shared by every tier.
+
+The broker tier (`amqp` marker) needs a real RabbitMQ. Locally, a missing broker skips those
+tests with a clear message; under CI (the `CI` environment variable set) it fails them, because a
+skipped broker test is not a passing one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlparse
+
+import pytest
+
+BROKER_URL = os.environ.get("HARE_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def _broker_answers(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 5672), 2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    """The URL of a RabbitMQ that answers; skip (locally) or fail (under CI) when none does."""
+    if _broker_answers(BROKER_URL):
+        return BROKER_URL
+    message = f"no RabbitMQ answers at {BROKER_URL} (run scripts/test.sh, which starts one)"
+    if os.environ.get("CI"):
+        pytest.fail(message + " -- under CI a missing broker is a failure")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def unique() -> Iterator[str]:
+    """A short unique token for queue names, so tests never collide on a shared broker."""
+    yield "t" + uuid.uuid4().hex[:10]
