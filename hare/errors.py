@@ -146,11 +146,11 @@ class PublishTimeout(PublishError):
     """The broker did not confirm the publish within the deadline."""
 
 
-class TaskSignal(Exception):  # noqa: N818 - a signal, not an error
+class TaskSignal(Exception):
     """Base of the exceptions a task raises to steer the worker."""
 
 
-class Retry(TaskSignal):  # noqa: N818
+class Retry(TaskSignal):
     """Ask for another attempt, after `countdown` seconds or at `eta`."""
 
     def __init__(
@@ -171,7 +171,7 @@ class Retry(TaskSignal):  # noqa: N818
         super().__init__(f"Retry {when}".strip() + (f": {exc!r}" if exc else ""))
 
 
-class Reject(TaskSignal):  # noqa: N818
+class Reject(TaskSignal):
     """Fail for good with no retry; the message goes to the dead letters with `reason`."""
 
     def __init__(self, reason: str = "rejected by the task") -> None:

@@ -32,11 +32,25 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def _container_url() -> Iterator[str]:
+    """Start RabbitMQ with testcontainers (needs a Docker engine) for the whole session."""
+    from testcontainers.rabbitmq import RabbitMqContainer
+
+    with RabbitMqContainer("rabbitmq:3.13-management") as container:
+        host = container.get_container_host_ip()
+        port = container.get_exposed_port(5672)
+        yield f"amqp://guest:guest@{host}:{port}/"
+
+
 @pytest.fixture(scope="session")
-def amqp_url() -> str:
+def amqp_url() -> Iterator[str]:
     """The URL of a RabbitMQ that answers; skip (locally) or fail (under CI) when none does."""
     if _broker_answers(BROKER_URL):
-        return BROKER_URL
+        yield BROKER_URL
+        return
+    if os.environ.get("HARE_TESTCONTAINERS"):
+        yield from _container_url()
+        return
     message = f"no RabbitMQ answers at {BROKER_URL} (run scripts/test.sh, which starts one)"
     if os.environ.get("CI"):
         pytest.fail(message + " -- under CI a missing broker is a failure")

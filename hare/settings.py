@@ -1,0 +1,97 @@
+"""Settings: one frozen value, resolved once from arguments and `HARE_*` environment variables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, get_args
+
+from hare.errors import ConfigurationError
+from hare.topology import QueueType, validate_queue_name
+
+__all__ = ("DEFAULT_BROKER_URL", "Settings")
+
+DEFAULT_BROKER_URL = "amqp://guest:guest@localhost:5672/"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything an app needs to know that is not a task.
+
+    Resolution order, highest first: `HARE_*` environment variables (so a deployment can point
+    the same code at another broker), then arguments given to `Hare(...)`, then these defaults.
+    """
+
+    #: `amqp://...`, several separated by `;` (tried in turn), or `memory://` (in-process).
+    broker_url: str = DEFAULT_BROKER_URL
+    #: Where a task without `queue=` goes.
+    default_queue: str = "default"
+    #: Queue type of hare-owned work queues: replicated `quorum`, or `classic`, which is
+    #: declared exactly as Celery declares its queues so both can share them.
+    queue_type: QueueType = "quorum"
+    #: Deliveries of one message before a quorum queue dead-letters it (poison guard).
+    delivery_limit: int = 10
+    #: Serializer for outgoing task messages.
+    serializer: str = "json"
+    #: Serializers (names or content types) a worker accepts; pickle is never implied.
+    accept_content: frozenset[str] = frozenset({"json"})
+    #: Seconds to get a connection before `BrokerUnavailable`.
+    connect_timeout: float = 10.0
+    #: Seconds to wait for a publish confirm before `PublishTimeout`.
+    publish_timeout: float = 30.0
+    #: AMQP heartbeat interval in seconds.
+    heartbeat: int = 30
+
+    def __post_init__(self) -> None:
+        validate_queue_name(self.default_queue)
+        if self.queue_type not in get_args(QueueType):
+            raise ConfigurationError(
+                f"queue_type must be one of {get_args(QueueType)}, not {self.queue_type!r}"
+            )
+        if self.delivery_limit < 1:
+            raise ConfigurationError("delivery_limit must be at least 1")
+        for name in ("connect_timeout", "publish_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{name} must be positive")
+        if not self.accept_content:
+            raise ConfigurationError("accept_content must name at least one serializer")
+
+    @classmethod
+    def resolve(cls, arguments: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
+        """Build settings from `Hare(...)` arguments, overridden by `HARE_<NAME>` variables."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(arguments) - known
+        if unknown:
+            raise ConfigurationError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {k: v for k, v in arguments.items() if v is not None}
+        for name in known:
+            raw = environ.get("HARE_" + name.upper())
+            if raw is not None and raw != "":
+                values[name] = _parse(name, raw)
+        if "accept_content" in values:
+            values["accept_content"] = frozenset(_names(values["accept_content"]))
+        return cls(**values)
+
+    def with_changes(self, **changes: Any) -> Settings:
+        """A copy with some settings changed (validated again)."""
+        return replace(self, **changes)
+
+
+def _names(value: str | Iterable[str]) -> list[str]:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return list(value)
+
+
+def _parse(name: str, raw: str) -> Any:
+    """Turn the text of an environment variable into the setting's type."""
+    try:
+        if name in ("delivery_limit", "heartbeat"):
+            return int(raw)
+        if name in ("connect_timeout", "publish_timeout"):
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"HARE_{name.upper()}={raw!r} is not a number") from exc
+    if name == "accept_content":
+        return _names(raw)
+    return raw

@@ -1,0 +1,113 @@
+"""Task: a function registered with an app, callable locally or sent to a worker."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, final
+
+from hare.errors import ConfigurationError
+from hare.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from hare.app import Hare
+
+__all__ = ("Sent", "Task", "TaskOptions")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskOptions:
+    """How a task is named and routed."""
+
+    name: str
+    #: The queue its messages go to; `None` means the app's default queue.
+    queue: str | None = None
+    retry: RetryPolicy = RetryPolicy()
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What `delay()` returns: the broker has confirmed the message."""
+
+    id: str
+    task: str
+    queue: str
+
+
+@final
+class Task(Generic[P, R]):
+    """A registered task. Call it to run it here; `delay()` to run it on a worker."""
+
+    def __init__(self, app: Hare, fn: Callable[P, R], options: TaskOptions) -> None:
+        self.app = app
+        self.fn = fn
+        self.options = options
+        self.name = options.name
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function here and now (no broker involved), as Celery does."""
+        return self.fn(*args, **kwargs)
+
+    @property
+    def queue(self) -> str:
+        return self.options.queue or self.app.settings.default_queue
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> Sent:
+        """Send a call to a worker from synchronous code; returns once the broker confirmed it."""
+        return self.app.send_task(self.name, args, kwargs, queue=self.queue)
+
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> Sent:
+        """Send a call to a worker from async code; returns once the broker confirmed it."""
+        return await self.app.asend_task(self.name, args, kwargs, queue=self.queue)
+
+    def apply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Sent:
+        """Send a call with options (Celery's signature): queue=, task_id=, headers=, expires=..."""
+        options.setdefault("queue", self.queue)
+        return self.app.send_task(self.name, args, kwargs, **options)
+
+    async def aapply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Sent:
+        """`apply_async` for async code."""
+        options.setdefault("queue", self.queue)
+        return await self.app.asend_task(self.name, args, kwargs, **options)
+
+
+def task_name(fn: Callable[..., Any], app_main: str) -> str:
+    """Celery's default name: `module.function`, with the app's name for `__main__`."""
+    module = fn.__module__
+    if module == "__main__":
+        module = app_main
+    qualname = getattr(fn, "__qualname__", getattr(fn, "__name__", None))
+    if not qualname or "<locals>" in qualname or "<lambda>" in qualname:
+        raise ConfigurationError(
+            f"cannot derive a task name for {fn!r}: define it at module level or pass name="
+        )
+    return f"{module}.{qualname}"
+
+
+def normalise_eta(value: datetime) -> datetime:
+    """Read a naive datetime as UTC, as Celery's worker does."""
+    from datetime import UTC
+
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

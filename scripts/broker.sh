@@ -1,0 +1,51 @@
+# Sourced by the project's scripts: make sure a RabbitMQ answers on 127.0.0.1:5672.
+#
+# Order: one already answering; a locally installed rabbitmq-server, started detached;
+# Debian's rabbitmq-server, installed when running as root; otherwise nothing, and the test
+# suite either uses testcontainers (when a Docker engine answers) or skips the broker tier
+# with a clear message -- except under CI, where a missing broker fails the run.
+
+broker_answers() {
+    (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null
+}
+
+wait_for_broker() {
+    for _ in $(seq 1 90); do
+        broker_answers && return 0
+        sleep 1
+    done
+    return 1
+}
+
+ensure_broker() {
+    if [ -n "${HARE_TEST_BROKER_URL:-}" ]; then
+        echo "broker: using HARE_TEST_BROKER_URL" >&2
+        return 0
+    fi
+    if broker_answers; then
+        echo "broker: RabbitMQ answers on 127.0.0.1:5672" >&2
+        return 0
+    fi
+    if ! command -v rabbitmq-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] \
+        && command -v apt-get >/dev/null 2>&1; then
+        echo "broker: installing Debian's rabbitmq-server" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >&2 && apt-get install -y -qq rabbitmq-server >&2 || true
+    fi
+    if command -v rabbitmq-server >/dev/null 2>&1; then
+        echo "broker: starting rabbitmq-server -detached" >&2
+        rabbitmq-server -detached >&2 || true
+        if wait_for_broker; then
+            return 0
+        fi
+        echo "broker: rabbitmq-server did not answer within 90 s" >&2
+    fi
+    if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+        echo "broker: none local; the tests will start one with testcontainers" >&2
+        export HARE_TESTCONTAINERS=1
+        return 0
+    fi
+    echo "broker: NO RabbitMQ available -- the broker tier will be skipped" \
+         "(and fail, under CI)" >&2
+    return 0
+}

@@ -1,0 +1,74 @@
+"""Fail when the architecture erodes: module size, who imports aiormq, and the pure core.
+
+* no module in `hare` or `hare_compat` over 500 lines;
+* only `hare/transport/amqp.py` imports aiormq or pamqp;
+* `hare` never imports `hare_compat`;
+* the pure core imports neither asyncio, aiormq nor the runtime modules.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_LINES = 500
+PURE_CORE = {
+    "hare/errors.py",
+    "hare/message.py",
+    "hare/codec.py",
+    "hare/protocol.py",
+    "hare/topology.py",
+    "hare/settings.py",
+    "hare/outcome.py",
+    "hare/deadletter.py",
+    "hare/ladder.py",
+    "hare/retry.py",
+    "hare/schedule.py",
+    "hare/transport/base.py",
+    "hare/transport/fieldtable.py",
+}
+RUNTIME = {"asyncio", "aiormq", "pamqp", "hare.app", "hare.worker", "hare.publisher", "anyio"}
+
+
+def imported(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def problems() -> list[str]:
+    found = []
+    for path in sorted([*ROOT.glob("hare/**/*.py"), *ROOT.glob("hare_compat/**/*.py")]):
+        rel = path.relative_to(ROOT).as_posix()
+        lines = len(path.read_text().splitlines())
+        if lines > MAX_LINES:
+            found.append(f"{rel}: {lines} lines (over {MAX_LINES}; split it by concept)")
+        names = imported(path)
+        roots = {name.split(".")[0] for name in names}
+        if roots & {"aiormq", "pamqp"} and rel != "hare/transport/amqp.py":
+            found.append(f"{rel}: imports aiormq/pamqp (only hare/transport/amqp.py may)")
+        if rel.startswith("hare/") and "hare_compat" in roots:
+            found.append(f"{rel}: hare must not import hare_compat")
+        if rel in PURE_CORE:
+            bad = {n for n in names if n in RUNTIME or n.split(".")[0] in RUNTIME}
+            if bad:
+                found.append(f"{rel}: pure core module imports {', '.join(sorted(bad))}")
+    return found
+
+
+def main() -> int:
+    found = problems()
+    for line in found:
+        print(line, file=sys.stderr)
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Run the whole test suite from a fresh checkout: virtualenv, dependencies, a broker, lint,
+# type checks, then pytest. Extra arguments go to pytest (e.g. scripts/test.sh -k ladder).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[dev]'
+
+. scripts/broker.sh
+ensure_broker
+
+echo "== ruff" >&2
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy" >&2
+.venv/bin/mypy
+echo "== module sizes" >&2
+.venv/bin/python scripts/check_layers.py
+echo "== pytest" >&2
+.venv/bin/python -m pytest "$@"
