@@ -14,6 +14,9 @@ from hare.testing import ManualClock
 from hare.transport.base import Delivery, Envelope, Properties, Transport
 
 
+GOOD_BODY = b'[[1, 2], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]'
+
+
 class Ledger:
     """Every execution, by task id: duplicates show, unlike a counter's total."""
 

@@ -11,11 +11,17 @@ from hare import Reject, Retry
 from hare.errors import NotSupportedError
 from hare.testing import ManualClock
 from hare.transport.base import Transport
-from tests.runtime import Ledger, drain, memory_app, publish_raw, running_worker, until
+from tests.runtime import (
+    GOOD_BODY,
+    Ledger,
+    drain,
+    memory_app,
+    publish_raw,
+    running_worker,
+    until,
+)
 
 pytestmark = pytest.mark.anyio
-
-GOOD_BODY = b'[[1, 2], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]'
 
 
 def make_app(clock: ManualClock | None = None):  # type: ignore[no-untyped-def]
