@@ -85,8 +85,10 @@ async def main() -> None:
         await asyncio.sleep(0.05)
     if dead is not None:
         headers = dead.properties.headers
-        say(f"dead letter in hare-demo.default.dead: task={headers.get('task')} "
-              f"reason={headers.get('hare-dead-reason')} detail={headers.get('hare-dead-detail')!r}")
+        say(
+            f"dead letter in hare-demo.default.dead: task={headers.get('task')} "
+            f"reason={headers.get('hare-dead-reason')} detail={headers.get('hare-dead-detail')!r}"
+        )
         await transport.ack(dead)
     worker.stop()
     await running

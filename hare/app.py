@@ -136,9 +136,7 @@ class Hare:
         def register(fn: Callable[P, R]) -> Task[P, R]:
             if queue is not None:
                 validate_queue_name(queue)
-            options = TaskOptions(
-                name=name or task_name(fn, self.main), queue=queue, retry=policy
-            )
+            options = TaskOptions(name=name or task_name(fn, self.main), queue=queue, retry=policy)
             if options.name in self.tasks and self.tasks[options.name].fn is not fn:
                 raise ConfigurationError(f"two different tasks are named {options.name!r}")
             task: Task[P, R] = Task(self, fn, options)

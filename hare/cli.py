@@ -62,10 +62,20 @@ def _parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run tasks from one or more queues")
     worker.add_argument("app", help="MODULE:ATTR of the app, or MODULE holding one app")
     worker.add_argument("-Q", "--queues", help="comma-separated queues (default: the app's)")
-    worker.add_argument("-c", "--concurrency", type=int, default=16,
-                        help="tasks run at once, and the prefetch of each queue (default 16)")
-    worker.add_argument("--loglevel", "-l", default="info",
-                        choices=["debug", "info", "warning", "error"], help="default: info")
+    worker.add_argument(
+        "-c",
+        "--concurrency",
+        type=int,
+        default=16,
+        help="tasks run at once, and the prefetch of each queue (default 16)",
+    )
+    worker.add_argument(
+        "--loglevel",
+        "-l",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="default: info",
+    )
     return parser
 
 
@@ -102,8 +112,9 @@ async def _run_worker(worker: Worker) -> None:
         nonlocal signals
         signals += 1
         if signals == 1:
-            logger.warning("%s received: draining (a second signal stops at once)",
-                           signal.Signals(signum).name)
+            logger.warning(
+                "%s received: draining (a second signal stops at once)", signal.Signals(signum).name
+            )
             worker.stop()
         else:
             logger.warning("second signal: stopping at once")

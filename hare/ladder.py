@@ -122,9 +122,7 @@ def route(seconds: float, queue: str) -> LadderRoute | None:
 
 def destination_binding(queue: str) -> Binding:
     """The binding that lets delayed messages for `queue` out of the ladder into it."""
-    return Binding(
-        exchange=DELIVER_EXCHANGE, destination=queue, routing_key="*." * LEVELS + queue
-    )
+    return Binding(exchange=DELIVER_EXCHANGE, destination=queue, routing_key="*." * LEVELS + queue)
 
 
 def ladder_topology() -> tuple[list[Exchange], list[Queue], list[Binding]]:

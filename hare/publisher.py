@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from hare import ladder, protocol
@@ -31,50 +32,58 @@ class Publisher:
         self.transport = transport
         self._settings = settings
         self._clock = clock
-        self._declared: set[str] = set()
-        self._declaring: dict[str, asyncio.Future[None]] = {}
-        self._ladder_ready = False
-        self._bound: set[str] = set()
+        # Declarations made through this publisher's connection, by key ("queue:<name>",
+        # "ladder", "target:<name>"), and those in progress: concurrent first publishes to
+        # a queue share one declaration instead of each repeating it.
+        self._done: set[str] = set()
+        self._pending: dict[str, asyncio.Future[None]] = {}
 
-    async def ensure_queue(self, queue: str) -> None:
-        """Declare `queue` and `<queue>.dead` once per publisher (concurrent callers share it)."""
-        if queue in self._declared:
+    async def _once(self, key: str, declare: Callable[[], Awaitable[None]]) -> None:
+        if key in self._done:
             return
-        pending = self._declaring.get(queue)
+        pending = self._pending.get(key)
         if pending is not None:
             await asyncio.shield(pending)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._declaring[queue] = future
+        self._pending[key] = future
         try:
+            await declare()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no concurrent caller may be waiting on it
+            raise
+        else:
+            self._done.add(key)
+            future.set_result(None)
+        finally:
+            del self._pending[key]
+
+    async def ensure_queue(self, queue: str) -> None:
+        """Declare `queue` and `<queue>.dead` once per publisher."""
+
+        async def declare() -> None:
             settings = self._settings
             await self.transport.declare_queue(
                 work_queue(queue, settings.queue_type, delivery_limit=settings.delivery_limit)
             )
             await self.transport.declare_queue(dead_letter_queue(queue, settings.queue_type))
-        except BaseException as exc:
-            future.set_exception(exc)
-            # Mark the exception retrieved: a concurrent caller may not be waiting on it.
-            future.exception()
-            raise
-        else:
-            self._declared.add(queue)
-            future.set_result(None)
-        finally:
-            del self._declaring[queue]
+
+        await self._once("queue:" + queue, declare)
 
     async def ensure_ladder(self) -> None:
         """Declare the delay ladder (idempotent on the broker; once per publisher here)."""
-        if self._ladder_ready:
-            return
-        exchanges, queues, bindings = ladder.ladder_topology()
-        for exchange in exchanges:
-            await self.transport.declare_exchange(exchange)
-        for ladder_queue in queues:
-            await self.transport.declare_queue(ladder_queue)
-        for binding in bindings:
-            await self.transport.bind(binding)
-        self._ladder_ready = True
+
+        async def declare() -> None:
+            exchanges, queues, bindings = ladder.ladder_topology()
+            for exchange in exchanges:
+                await self.transport.declare_exchange(exchange)
+            for ladder_queue in queues:
+                await self.transport.declare_queue(ladder_queue)
+            for binding in bindings:
+                await self.transport.bind(binding)
+
+        await self._once("ladder", declare)
 
     async def ensure_delay_target(self, queue: str) -> None:
         """Make sure delayed messages for `queue` can leave the ladder into it.
@@ -82,18 +91,17 @@ class Publisher:
         The producer binds as well as the worker: a delayed message for a queue that no worker
         has declared yet must still arrive (NServiceBus #367 lost such messages).
         """
-        if queue in self._bound:
-            return
-        await self.ensure_ladder()
-        await self.ensure_queue(queue)
-        await self.transport.bind(ladder.destination_binding(queue))
-        self._bound.add(queue)
+
+        async def declare() -> None:
+            await self.ensure_ladder()
+            await self.ensure_queue(queue)
+            await self.transport.bind(ladder.destination_binding(queue))
+
+        await self._once("target:" + queue, declare)
 
     def forget_declarations(self) -> None:
         """Declare again on next use (after a reconnect, or after queues were deleted)."""
-        self._declared.clear()
-        self._bound.clear()
-        self._ladder_ready = False
+        self._done.clear()
 
     async def send(self, queue: str, message: Message) -> None:
         """Publish `message` to `queue` and wait until the broker confirmed it.
@@ -102,21 +110,25 @@ class Publisher:
         ladder; the broker holds it until it is due. Raises `DelayTooLong` beyond the ladder's
         reach, before anything is published.
         """
-        now = self._clock.time()
         route = None
         if message.eta is not None:
-            route = ladder.route(message.eta.timestamp() - now, queue)
+            due = message.eta.timestamp()
             if ETA_HEADER not in message.headers:
-                due = round(message.eta.timestamp() * 1000)
-                message = replace(message, headers={**message.headers, ETA_HEADER: due})
+                message = replace(
+                    message, headers={**message.headers, ETA_HEADER: round(due * 1000)}
+                )
+            if ladder.units_for(due - self._clock.time()) > 0:
+                # Declare first, then compute the route: the first declaration of the ladder
+                # takes a while, and a route computed before it would arrive that much late.
+                await self.ensure_delay_target(queue)
+                route = ladder.route(due - self._clock.time(), queue)
+        now = self._clock.time()
         if route is None:
-            if queue not in self._declared:
+            if "queue:" + queue not in self._done:
                 await self.ensure_queue(queue)
             body, properties = protocol.encode(message, now=now)
             envelope = Envelope(exchange="", routing_key=queue, body=body, properties=properties)
         else:
-            if queue not in self._bound:
-                await self.ensure_delay_target(queue)
             body, properties = protocol.encode(message, now=now)
             # No per-message TTL inside the ladder: a message whose own expiration is shorter
             # than a level's TTL would be dead-lettered to the next level early. The worker

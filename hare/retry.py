@@ -136,6 +136,4 @@ def decide(outcome: Outcome, policy: RetryPolicy, retries: int, rng: Uniform) ->
 
 def _autoretries(policy: RetryPolicy, outcome: Failed) -> bool:
     exc = outcome.exception
-    return isinstance(exc, policy.autoretry_for) and not isinstance(
-        exc, policy.dont_autoretry_for
-    )
+    return isinstance(exc, policy.autoretry_for) and not isinstance(exc, policy.dont_autoretry_for)

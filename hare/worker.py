@@ -165,8 +165,12 @@ class Worker:
             return
         now = self._clock.time()
         if message.expires is not None and message.expires.timestamp() <= now:
-            logger.warning("task %s[%s] expired at %s: discarded", task.name, message.id,
-                           message.expires.isoformat())
+            logger.warning(
+                "task %s[%s] expired at %s: discarded",
+                task.name,
+                message.id,
+                message.expires.isoformat(),
+            )
             await self._transport_of().ack(delivery)
             return
         due = _due(message)
@@ -189,8 +193,12 @@ class Worker:
             await self._dead_letter(delivery, DeadLetter(reason="bad-eta", detail=str(exc)))
             return
         await self._transport_of().ack(delivery)
-        logger.info("task %s[%s] arrived %.1fs early: back through the delay ladder",
-                    task.name, message.id, early)
+        logger.info(
+            "task %s[%s] arrived %.1fs early: back through the delay ladder",
+            task.name,
+            message.id,
+            early,
+        )
 
     async def _execute(self, task: Task[Any, Any], message: Message) -> Outcome:
         try:
@@ -204,8 +212,11 @@ class Worker:
             return Rejected(exc.reason)
         except Retry as exc:
             return RetryRequested(
-                countdown=exc.countdown, eta=exc.eta, exception=exc.exc,
-                traceback=traceback.format_exc(), max_retries=exc.max_retries,
+                countdown=exc.countdown,
+                eta=exc.eta,
+                exception=exc.exc,
+                traceback=traceback.format_exc(),
+                max_retries=exc.max_retries,
             )
         except Exception as exc:
             return Failed(exc, traceback.format_exc())
@@ -262,8 +273,14 @@ class Worker:
             return
         await self._transport_of().ack(delivery)
         cause = outcome.exception if isinstance(outcome, Failed | RetryRequested) else None
-        logger.warning("task %s[%s] retry %d at %s%s", task.name, message.id, again.retries,
-                       eta.isoformat(), f": {cause!r}" if cause is not None else "")
+        logger.warning(
+            "task %s[%s] retry %d at %s%s",
+            task.name,
+            message.id,
+            again.retries,
+            eta.isoformat(),
+            f": {cause!r}" if cause is not None else "",
+        )
 
     async def _dead_letter(self, delivery: Delivery, dead: DeadLetter) -> None:
         """Publish the delivery to `<queue>.dead` with `dead`'s reason, confirmed, then ack."""
@@ -272,9 +289,13 @@ class Worker:
         await transport.publish(envelope)
         await transport.ack(delivery)
         if dead.reason not in ("failed", "rejected"):
+            headers = delivery.properties.headers
             logger.error(
-                "message %s from %s dead-lettered: %s (%s)",
-                delivery.properties.correlation_id or "?", delivery.queue, dead.reason,
+                "message %s[%s] from %s dead-lettered: %s (%s)",
+                headers.get("task", "?"),
+                headers.get("id", "?"),
+                delivery.queue,
+                dead.reason,
                 dead.detail,
             )
 

@@ -13,7 +13,6 @@ from hare import Hare, Worker
 from hare.testing import ManualClock
 from hare.transport.base import Delivery, Envelope, Properties, Transport
 
-
 GOOD_BODY = b'[[1, 2], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]'
 
 
@@ -49,10 +48,10 @@ class Ledger:
         with self._lock:
             return Counter(key for key, _ in self.runs)
 
-    async def wait_for(self, n: int, timeout: float = 10.0) -> None:
-        """Wait until at least `n` runs are recorded (the timeout only guards against hangs)."""
+    async def wait_for(self, n: int, within: float = 10.0) -> None:
+        """Wait until at least `n` runs are recorded (`within` only guards against hangs)."""
         assert self._changed is not None, "call bind() on the loop first"
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while len(self.runs) < n:
                 self._changed.clear()
                 if len(self.runs) >= n:

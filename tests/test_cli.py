@@ -69,7 +69,10 @@ def test_main_exits_2_with_a_message_for_a_bad_module(
 def test_the_installed_command_runs(project: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "hare", "worker", "shop.tasks:missing"],
-        capture_output=True, text=True, timeout=60, cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=project,
     )
     assert result.returncode == EXIT_USAGE
     assert "not a hare app" in result.stderr

@@ -148,8 +148,11 @@ def test_bindings_walk_a_message_through_exactly_its_levels(units: int) -> None:
     visited: list[str] = []
     exchange = route.exchange
     while exchange != ladder.DELIVER_EXCHANGE:
-        targets = [b for b in bindings if b.exchange == exchange and
-                   _topic_matches(b.routing_key, route.routing_key)]
+        targets = [
+            b
+            for b in bindings
+            if b.exchange == exchange and _topic_matches(b.routing_key, route.routing_key)
+        ]
         assert len(targets) == 1
         if targets[0].to_exchange:
             exchange = targets[0].destination

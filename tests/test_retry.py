@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hare.errors import ConfigurationError
-from hare.outcome import Failed, Rejected, RetryRequested, Succeeded
+from hare.outcome import Failed, Outcome, Rejected, RetryRequested, Succeeded
 from hare.retry import Ack, DeadLetterAs, RetryAt, RetryIn, RetryPolicy, backoff, decide
 
 
@@ -34,8 +34,11 @@ policies = st.builds(
 )
 
 
-@given(policy=policies, retries=st.integers(min_value=0, max_value=10_000),
-       fraction=st.floats(min_value=0, max_value=1))
+@given(
+    policy=policies,
+    retries=st.integers(min_value=0, max_value=10_000),
+    fraction=st.floats(min_value=0, max_value=1),
+)
 def test_backoff_stays_within_bounds(policy: RetryPolicy, retries: int, fraction: float) -> None:
     delay = backoff(policy, retries, Fixed(fraction))
     assert delay >= 0
@@ -48,7 +51,8 @@ def test_backoff_stays_within_bounds(policy: RetryPolicy, retries: int, fraction
 @given(policy=policies, retries=st.integers(min_value=0, max_value=2000))
 def test_backoff_without_jitter_never_shrinks(policy: RetryPolicy, retries: int) -> None:
     steady = RetryPolicy(
-        retry_backoff=policy.retry_backoff, retry_backoff_max=policy.retry_backoff_max,
+        retry_backoff=policy.retry_backoff,
+        retry_backoff_max=policy.retry_backoff_max,
         retry_jitter=False,
     )
     rng = random.Random(0)
@@ -58,22 +62,35 @@ def test_backoff_without_jitter_never_shrinks(policy: RetryPolicy, retries: int)
 def test_backoff_matches_celery_formula() -> None:
     policy = RetryPolicy(retry_backoff=2.0, retry_backoff_max=600, retry_jitter=False)
     assert [backoff(policy, n, Fixed(0)) for n in range(10)] == [
-        2, 4, 8, 16, 32, 64, 128, 256, 512, 600
+        2,
+        4,
+        8,
+        16,
+        32,
+        64,
+        128,
+        256,
+        512,
+        600,
     ]
     jittered = RetryPolicy(retry_backoff=True, retry_jitter=True)
     assert backoff(jittered, 4, Fixed(0.5)) == 8.0  # full jitter: uniform over [0, 16]
 
 
-@given(policy=policies, retries=st.integers(min_value=0, max_value=100),
-       asked=st.none() | st.floats(min_value=0, max_value=1e5))
+@given(
+    policy=policies,
+    retries=st.integers(min_value=0, max_value=100),
+    asked=st.none() | st.floats(min_value=0, max_value=1e5),
+)
 def test_never_a_retry_past_max_retries(
     policy: RetryPolicy, retries: int, asked: float | None
 ) -> None:
     autoretrying = RetryPolicy(
-        max_retries=policy.max_retries, retry_backoff=policy.retry_backoff,
+        max_retries=policy.max_retries,
+        retry_backoff=policy.retry_backoff,
         autoretry_for=(ValueError,),
     )
-    outcomes = [Failed(ValueError("x"), "tb"), RetryRequested(countdown=asked)]
+    outcomes: list[Outcome] = [Failed(ValueError("x"), "tb"), RetryRequested(countdown=asked)]
     for outcome in outcomes:
         decision = decide(outcome, autoretrying, retries, Fixed(0.5))
         if autoretrying.max_retries is not None and retries >= autoretrying.max_retries:
@@ -83,8 +100,12 @@ def test_never_a_retry_past_max_retries(
 
 
 def test_decisions_table() -> None:
-    policy = RetryPolicy(max_retries=2, default_retry_delay=10, autoretry_for=(OSError,),
-                         dont_autoretry_for=(FileNotFoundError,))
+    policy = RetryPolicy(
+        max_retries=2,
+        default_retry_delay=10,
+        autoretry_for=(OSError,),
+        dont_autoretry_for=(FileNotFoundError,),
+    )
     rng = Fixed(0)
     assert decide(Succeeded(1), policy, 0, rng) == Ack()
     assert decide(Rejected("no"), policy, 0, rng) == DeadLetterAs("rejected")

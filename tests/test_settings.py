@@ -19,8 +19,11 @@ def test_defaults() -> None:
 def test_environment_overrides_arguments() -> None:
     settings = Settings.resolve(
         {"broker_url": "amqp://a/", "default_queue": "x"},
-        {"HARE_BROKER_URL": "amqp://b/", "HARE_CONNECT_TIMEOUT": "2.5",
-         "HARE_ACCEPT_CONTENT": "json, pickle"},
+        {
+            "HARE_BROKER_URL": "amqp://b/",
+            "HARE_CONNECT_TIMEOUT": "2.5",
+            "HARE_ACCEPT_CONTENT": "json, pickle",
+        },
     )
     assert settings.broker_url == "amqp://b/"
     assert settings.default_queue == "x"
@@ -39,7 +42,7 @@ def test_environment_overrides_arguments() -> None:
         ({"publish_timeout": 0}, {}, "publish_timeout must be positive"),
     ],
 )
-def test_bad_settings_are_refused_clearly(arguments, environ, words) -> None:  # type: ignore[no-untyped-def]
+def test_bad_settings_are_refused_clearly(arguments, environ, words) -> None:
     with pytest.raises(ConfigurationError) as caught:
         Settings.resolve(arguments, environ)
     assert words in str(caught.value)

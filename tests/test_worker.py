@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hare import Reject, Retry
+from hare import Hare, Reject, Retry
 from hare.errors import NotSupportedError
 from hare.testing import ManualClock
-from hare.transport.base import Transport
+from hare.transport.base import Delivery, Transport
 from tests.runtime import (
     GOOD_BODY,
     Ledger,
@@ -24,7 +24,7 @@ from tests.runtime import (
 pytestmark = pytest.mark.anyio
 
 
-def make_app(clock: ManualClock | None = None):  # type: ignore[no-untyped-def]
+def make_app(clock: ManualClock | None = None):
     clock = clock or ManualClock()
     app = memory_app(clock, default_queue="work")
     ledger = Ledger()
@@ -52,7 +52,7 @@ def make_app(clock: ManualClock | None = None):  # type: ignore[no-untyped-def]
     return app, clock, ledger, add, echo
 
 
-async def transport_of(app) -> Transport:  # type: ignore[no-untyped-def]
+async def transport_of(app: Hare) -> Transport:
     return (await app.publisher()).transport
 
 
@@ -77,8 +77,12 @@ async def test_each_kind_of_bad_input_is_dead_lettered_and_a_good_one_still_runs
     ok = {"task": "t.add", "id": "good"}
     bad = [
         ("undecodable", b"not json at all", {"task": "t.add", "id": "1"}, "application/json"),
-        ("content-type-refused", b"\x80\x04K\x01.", {"task": "t.add", "id": "2"},
-         "application/x-python-serialize"),
+        (
+            "content-type-refused",
+            b"\x80\x04K\x01.",
+            {"task": "t.add", "id": "2"},
+            "application/x-python-serialize",
+        ),
         ("missing-header", GOOD_BODY, {"id": "3"}, "application/json"),
         ("missing-header", GOOD_BODY, {"task": "t.add"}, "application/json"),
         ("bad-body", b"[[1, 2], {}]", {"task": "t.add", "id": "5"}, "application/json"),
@@ -86,7 +90,7 @@ async def test_each_kind_of_bad_input_is_dead_lettered_and_a_good_one_still_runs
     ]
     async with running_worker(app):
         transport = await transport_of(app)
-        for n, (reason, body, headers, content_type) in enumerate(bad, start=1):
+        for n, (_reason, body, headers, content_type) in enumerate(bad, start=1):
             await publish_raw(transport, "work", body, headers=headers, content_type=content_type)
             await publish_raw(transport, "work", GOOD_BODY, headers={**ok, "id": f"good{n}"})
             await ledger.wait_for(n)
@@ -110,7 +114,7 @@ async def test_failure_and_reject_are_dead_lettered_with_their_details() -> None
         await ledger.wait_for(2)
         transport = await transport_of(app)
         await until(lambda: False if not ledger.runs else True, clock)
-        dead: list = []
+        dead: list[Delivery] = []
         for _ in range(50):
             dead += await drain(transport, "work.dead")
             if len(dead) == 2:
@@ -179,7 +183,7 @@ async def test_explicit_retry_goes_through_the_ladder_with_celery_semantics() ->
     async with running_worker(app) as worker:
         original = worker._publisher_of().send
 
-        async def spy(queue: str, message):  # type: ignore[no-untyped-def]
+        async def spy(queue: str, message):
             seen.append((message.retries, message.parent_id))
             await original(queue, message)
 
@@ -200,8 +204,13 @@ async def test_autoretry_with_backoff_then_dead_letter_when_exhausted() -> None:
     ledger = Ledger()
     ledger.bind()
 
-    @app.task(name="t.partner", max_retries=2, retry_backoff=2.0, retry_jitter=False,
-              autoretry_for=(ConnectionError,))
+    @app.task(
+        name="t.partner",
+        max_retries=2,
+        retry_backoff=2.0,
+        retry_jitter=False,
+        autoretry_for=(ConnectionError,),
+    )
     async def partner() -> None:
         ledger.record("partner", clock.time())
         raise ConnectionError("partner down")
@@ -236,8 +245,12 @@ async def test_a_message_far_too_early_goes_back_through_the_ladder() -> None:
     eta = datetime.fromtimestamp(clock.time(), UTC) + timedelta(hours=1)
     async with running_worker(app):
         transport = await transport_of(app)
-        await publish_raw(transport, "work", GOOD_BODY,
-                          headers={"task": "t.add", "id": "e1", "eta": eta.isoformat()})
+        await publish_raw(
+            transport,
+            "work",
+            GOOD_BODY,
+            headers={"task": "t.add", "id": "e1", "eta": eta.isoformat()},
+        )
         await clock.yield_control()
         assert await transport.message_count("work") == 0  # acked, not held
         await clock.advance_by(3599)
@@ -272,6 +285,8 @@ async def test_message_on_the_wire_is_celery_protocol_v2() -> None:
     assert headers["task"] == "t.add" and headers["id"] == "my-id"
     assert headers["trace"] == "x" and headers["root_id"] == "my-id"
     assert json.loads(delivery.body) == [
-        [2, 3], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+        [2, 3],
+        {},
+        {"callbacks": None, "errbacks": None, "chain": None, "chord": None},
     ]
     await app.aclose()

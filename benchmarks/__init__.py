@@ -1,0 +1,1 @@
+"""hare's benchmarks: measurements, not tests. `python -m benchmarks --help`."""

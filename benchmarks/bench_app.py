@@ -1,0 +1,36 @@
+"""The app the benchmarks run under `hare worker`: each run appends a fixed-size record.
+
+Record: 16 bytes, two little-endian doubles (intended start, actual start), written with one
+`os.write` to an O_APPEND file, so counting and lateness are exact across threads and
+processes and cost about 2 µs per task. Configured by BENCH_FILE and BENCH_QUEUE.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+
+from hare import Hare
+
+QUEUE = os.environ.get("BENCH_QUEUE", "hare-bench")
+app = Hare("bench", default_queue=QUEUE)
+_out = os.open(os.environ.get("BENCH_FILE", os.devnull), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+_pack = struct.Struct("<dd").pack
+
+
+@app.task(name="bench.noop")
+async def noop(intended: float) -> None:
+    os.write(_out, _pack(intended, time.time()))
+
+
+@app.task(name="bench.noop_sync")
+def noop_sync(intended: float) -> None:
+    os.write(_out, _pack(intended, time.time()))
+
+
+def read_records(path: str) -> list[tuple[float, float]]:
+    """The (intended, actual) pairs written so far."""
+    with open(path, "rb") as file:
+        data = file.read()
+    return [struct.unpack_from("<dd", data, i) for i in range(0, len(data) - len(data) % 16, 16)]

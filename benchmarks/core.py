@@ -1,0 +1,177 @@
+"""Enqueue and drain rate of a no-op task: hare next to a raw aiormq loop, same broker, same run.
+
+    python -m benchmarks core [--n 20000] [--reps 3] [--url amqp://...]
+
+Raw loop (the ceiling, as in shared/peers-bench/raw_aiormq.py): persistent ~100-byte JSON
+bodies published with confirms, 1000 outstanding at a time (`asyncio.gather`); then
+`basic.consume` with prefetch, `json.loads` of each body and one `basic.ack` per message.
+
+hare: `await task.adelay(i)` with the same 1000-wide windows (each call waits for its own
+confirm), then an in-process `Worker` (concurrency = prefetch) running an async no-op task.
+Both use quorum queues. Figures are medians over reps; the ratio is computed pair by pair
+within each rep, so drift of the shared machine cancels out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiormq
+
+from hare import Hare, Worker
+
+WINDOW = 1000
+PREFETCH = 256
+
+
+def raw_body(i: int) -> bytes:
+    return json.dumps(
+        {
+            "task": "bench.noop",
+            "id": f"{i:08d}",
+            "args": [i],
+            "kwargs": {},
+            "eta": None,
+            "retries": 0,
+        }
+    ).encode()
+
+
+async def windows(n: int, send: Callable[[int], Awaitable[Any]]) -> float:
+    started = time.perf_counter()
+    for start in range(0, n, WINDOW):
+        await asyncio.gather(*(send(i) for i in range(start, min(start + WINDOW, n))))
+    return time.perf_counter() - started
+
+
+async def raw_round(url: str, n: int) -> tuple[float, float]:
+    queue = "hare-bench.raw"
+    connection = await aiormq.connect(url)
+    channel = await connection.channel(publisher_confirms=True)
+    await channel.queue_delete(queue)
+    await channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+    properties = aiormq.spec.Basic.Properties(delivery_mode=2, content_type="application/json")
+    bodies = [raw_body(i) for i in range(n)]
+
+    async def publish(i: int) -> None:
+        confirm = await channel.basic_publish(bodies[i], routing_key=queue, properties=properties)
+        if not isinstance(confirm, aiormq.spec.Basic.Ack):
+            raise RuntimeError(f"not confirmed: {confirm!r}")
+
+    enqueue = await windows(n, publish)
+    consumer = await connection.channel()
+    await consumer.basic_qos(prefetch_count=PREFETCH)
+    done = asyncio.Event()
+    got = 0
+
+    async def on_message(message: aiormq.abc.DeliveredMessage) -> None:
+        nonlocal got
+        json.loads(message.body)
+        await message.channel.basic_ack(message.delivery_tag or 0)
+        got += 1
+        if got >= n:
+            done.set()
+
+    started = time.perf_counter()
+    await consumer.basic_consume(queue, on_message)
+    await asyncio.wait_for(done.wait(), 300)
+    drain = time.perf_counter() - started
+    await asyncio.sleep(0.2)
+    await channel.queue_delete(queue)
+    await connection.close()
+    return n / enqueue, n / drain
+
+
+async def hare_round(url: str, n: int) -> tuple[float, float]:
+    queue = "hare-bench.core"
+    app = Hare("bench", broker=url, environ={}, default_queue=queue)
+    done = asyncio.Event()
+    got = 0
+
+    @app.task(name="bench.noop")
+    async def noop(i: int) -> None:
+        nonlocal got
+        got += 1
+        if got >= n:
+            done.set()
+
+    publisher = await app.publisher()
+    await publisher.transport.delete_queue(queue)
+    publisher.forget_declarations()
+    await noop.adelay(-1)  # warm-up: declares the queue
+    got = -1
+    enqueue = await windows(n, noop.adelay)
+    await app.aclose()
+
+    worker = Worker(app, queues=[queue], concurrency=PREFETCH)
+    started = time.perf_counter()
+    running = asyncio.create_task(worker.run())
+    await asyncio.wait_for(done.wait(), 300)
+    drain = time.perf_counter() - started
+    worker.stop()
+    await running
+    cleanup = await app.publisher()
+    await cleanup.transport.delete_queue(queue)
+    await cleanup.transport.delete_queue(queue + ".dead")
+    await app.aclose()
+    return n / enqueue, n / drain
+
+
+def run(url: str, n: int, reps: int) -> dict[str, Any]:
+    rows = []
+    for rep in range(reps):
+        raw = asyncio.run(raw_round(url, n))
+        hare = asyncio.run(hare_round(url, n))
+        rows.append(
+            {
+                "rep": rep,
+                "raw_enqueue": raw[0],
+                "raw_drain": raw[1],
+                "hare_enqueue": hare[0],
+                "hare_drain": hare[1],
+                "enqueue_ratio": hare[0] / raw[0],
+                "drain_ratio": hare[1] / raw[1],
+            }
+        )
+        print(json.dumps({k: round(v, 3) for k, v in rows[-1].items()}), flush=True)
+    keys = [
+        "raw_enqueue",
+        "hare_enqueue",
+        "enqueue_ratio",
+        "raw_drain",
+        "hare_drain",
+        "drain_ratio",
+    ]
+    return {
+        k: (min(r[k] for r in rows), statistics.median(r[k] for r in rows), max(r[k] for r in rows))
+        for k in keys
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks core")
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--url", default="amqp://guest:guest@127.0.0.1:5672/")
+    args = parser.parse_args(argv)
+    summary = run(args.url, args.n, args.reps)
+    print(f"\nN = {args.n}, {args.reps} reps; min / median / max")
+    print("| measure | raw aiormq msg/s | hare msg/s | hare / raw |")
+    print("|---|---|---|---|")
+    for what in ("enqueue", "drain"):
+        raw, hare, ratio = (
+            summary[f"raw_{what}"],
+            summary[f"hare_{what}"],
+            summary[f"{what}_ratio"],
+        )
+        print(
+            f"| {what} | {raw[0]:.0f} / {raw[1]:.0f} / {raw[2]:.0f} | "
+            f"{hare[0]:.0f} / {hare[1]:.0f} / {hare[2]:.0f} | "
+            f"{ratio[0]:.2f} / {ratio[1]:.2f} / {ratio[2]:.2f} |"
+        )
