@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import socket
 import threading
@@ -77,6 +78,7 @@ class Hare:
         self._home: tuple[LoopPortal, Publisher] | None = None
         self._portal_lock = threading.Lock()
         self._content_type = get_serializer(self.settings.serializer).content_type
+        self._hooks: dict[str, list[Callable[[], Any]]] = {"startup": [], "shutdown": []}
 
     def __repr__(self) -> str:
         return f"<Hare {self.main or '?'} broker={_mask(self.settings.broker_url)}>"
@@ -144,6 +146,25 @@ class Hare:
             return task
 
         return register(fn) if fn is not None else register
+
+    # -- worker life cycle -------------------------------------------------------------------
+
+    def on_startup(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        """Run `fn` (sync or async) in each worker before it starts consuming."""
+        self._hooks["startup"].append(fn)
+        return fn
+
+    def on_shutdown(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        """Run `fn` (sync or async) in each worker after it drained, before it disconnects."""
+        self._hooks["shutdown"].append(fn)
+        return fn
+
+    async def run_hooks(self, which: str) -> None:
+        """Run the `startup` or `shutdown` hooks in the order they were registered."""
+        for hook in self._hooks[which]:
+            result = hook()
+            if inspect.isawaitable(result):
+                await result
 
     # -- sending -----------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from hare.app import Hare
@@ -70,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         help="tasks run at once, and the prefetch of each queue (default 16)",
     )
     worker.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        help="seconds running tasks get to finish on SIGTERM before they are requeued (30)",
+    )
+    worker.add_argument(
         "--loglevel",
         "-l",
         default="info",
@@ -89,7 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         app = load_app(args.app)
         queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
-        worker = Worker(app, queues=queues, concurrency=args.concurrency)
+        worker = Worker(
+            app, queues=queues, concurrency=args.concurrency, drain_timeout=args.drain_timeout
+        )
     except ConfigurationError as exc:
         print(f"hare: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -101,7 +110,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HareError as exc:
         print(f"hare: worker failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    _exit_past_stuck_threads(EXIT_OK)
     return EXIT_OK
+
+
+def _exit_past_stuck_threads(code: int) -> None:
+    """Exit now if a sync task still runs in a thread after the drain.
+
+    Its delivery was already requeued; a thread cannot be killed, and the interpreter would
+    otherwise wait for it at exit, hanging the deploy.
+    """
+    stuck = [t for t in threading.enumerate() if t.name.startswith("hare-task") and t.is_alive()]
+    if stuck:
+        logger.warning("exiting with %d sync task(s) still running in threads", len(stuck))
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 async def _run_worker(worker: Worker) -> None:

@@ -58,9 +58,13 @@ class Worker:
         concurrency: int = 16,
         transport: Transport | None = None,
         rng: random.Random | None = None,
+        drain_timeout: float = 30.0,
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
+        if drain_timeout < 0:
+            raise ConfigurationError("drain_timeout must not be negative")
+        self.drain_timeout = drain_timeout
         self.app = app
         self.queues = tuple(dict.fromkeys(queues or (app.settings.default_queue,)))
         self.concurrency = concurrency
@@ -74,7 +78,11 @@ class Worker:
         self._executor: ThreadPoolExecutor | None = None
         self._publisher: Publisher | None = None
         self._consumers: list[Consumer] = []
-        self._active: set[asyncio.Task[Any]] = set()
+        # Handler tasks of unsettled deliveries, and those whose task has started to run:
+        # a drain hands back the ones that have not started and waits for the others.
+        self._active: dict[asyncio.Task[Any], Delivery] = {}
+        self._started: set[asyncio.Task[Any]] = set()
+        self._handing_back = False
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
         self.processed = 0
@@ -92,6 +100,7 @@ class Worker:
             self._slots = asyncio.Semaphore(self.concurrency)
         self.app.bind_loop(asyncio.get_running_loop(), publisher)
         try:
+            await self.app.run_hooks("startup")
             for queue in self.queues:
                 await publisher.ensure_queue(queue)
             for queue in self.queues:
@@ -107,6 +116,7 @@ class Worker:
             self._ready.set()
             await self._stopping.wait()
             await self._drain()
+            await self.app.run_hooks("shutdown")
         finally:
             self.app.unbind_loop()
             await transport.close()
@@ -120,12 +130,46 @@ class Worker:
         """Ask the worker to stop consuming, finish what runs, and return from `run()`."""
         self._stopping.set()
 
+    @property
+    def in_flight(self) -> int:
+        """Deliveries received and not yet settled."""
+        return len(self._active)
+
     async def _drain(self) -> None:
+        """Stop consuming; hand back what has not started; let the rest finish in time."""
         for consumer in self._consumers:
             await consumer.cancel()
-        if self._active:
-            logger.info("waiting for %d running task(s) to finish", len(self._active))
-            await asyncio.gather(*self._active, return_exceptions=True)
+        self._handing_back = True
+        waiting = [task for task in self._active if task not in self._started]
+        for task in waiting:
+            task.cancel()  # its handler rejects the delivery with requeue
+        if waiting:
+            await asyncio.gather(*waiting, return_exceptions=True)
+            logger.warning("drain: handed back %d delivery(ies) that had not started",
+                           len(waiting))
+        running = list(self._active)
+        if not running:
+            logger.info("drain: nothing running")
+            return
+        logger.warning("drain: waiting up to %.0fs for %d running task(s)",
+                       self.drain_timeout, len(running))
+        deadline = asyncio.ensure_future(self._clock.sleep(self.drain_timeout))
+        try:
+            pending = set(running)
+            while pending and not deadline.done():
+                _, pending = await asyncio.wait(
+                    pending | {deadline}, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending.discard(deadline)
+        finally:
+            deadline.cancel()
+        late = [task for task in running if not task.done()]
+        for task in late:
+            task.cancel()  # its handler requeues the delivery: the task did not finish
+        if late:
+            await asyncio.gather(*late, return_exceptions=True)
+        logger.warning("drain: %d finished, %d still running after %.0fs requeued",
+                       len(running) - len(late), len(late), self.drain_timeout)
 
     # -- one delivery ------------------------------------------------------------------------
 
@@ -133,7 +177,7 @@ class Worker:
         """Decode, run and settle one delivery. Never raises into the transport."""
         current = asyncio.current_task()
         if current is not None:
-            self._active.add(current)
+            self._active[current] = delivery
         try:
             if self._slots is None:
                 await self._process(delivery)
@@ -141,14 +185,17 @@ class Worker:
                 async with self._slots:
                     await self._process(delivery)
         except asyncio.CancelledError:
-            raise  # left unacked: the broker redelivers it
+            if self._handing_back:
+                await self._requeue(delivery)
+            raise
         except Exception:
             # A bug in hare or a broker failure while settling: the delivery stays unacked
             # and returns to its queue when the channel closes. Never crash the consumer.
             logger.exception("could not settle a delivery from %s", queue)
         finally:
             if current is not None:
-                self._active.discard(current)
+                self._active.pop(current, None)
+                self._started.discard(current)
 
     async def _process(self, delivery: Delivery) -> None:
         try:
@@ -179,6 +226,9 @@ class Worker:
                 await self._redelay(delivery, task, message, due - now)
                 return
             await self._clock.sleep(due - now)
+        current = asyncio.current_task()
+        if current is not None:
+            self._started.add(current)
         started = self._clock.monotonic()
         outcome = await self._execute(task, message)
         await self._settle(delivery, task, message, outcome, self._clock.monotonic() - started)
@@ -298,6 +348,13 @@ class Worker:
                 dead.reason,
                 dead.detail,
             )
+
+    async def _requeue(self, delivery: Delivery) -> None:
+        """Give a delivery back to its queue (drain); closing the channel would do it too."""
+        try:
+            await asyncio.shield(self._transport_of().reject(delivery, requeue=True))
+        except Exception:
+            logger.exception("could not requeue a delivery; it returns when the channel closes")
 
     def _publisher_of(self) -> Publisher:
         if self._publisher is None:
