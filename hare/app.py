@@ -42,6 +42,8 @@ _SEND_OPTIONS = frozenset(
         "shadow",
         "countdown",
         "eta",
+        "time_limit",
+        "soft_time_limit",
     }
 )
 
@@ -102,6 +104,8 @@ class Hare:
         retry_jitter: bool = True,
         autoretry_for: tuple[type[BaseException], ...] = (),
         dont_autoretry_for: tuple[type[BaseException], ...] = (),
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(
@@ -118,6 +122,8 @@ class Hare:
         retry_jitter: bool = True,
         autoretry_for: tuple[type[BaseException], ...] = (),
         dont_autoretry_for: tuple[type[BaseException], ...] = (),
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task: `@app.task` or `@app.task(queue="emails", ...)`.
 
@@ -138,7 +144,13 @@ class Hare:
         def register(fn: Callable[P, R]) -> Task[P, R]:
             if queue is not None:
                 validate_queue_name(queue)
-            options = TaskOptions(name=name or task_name(fn, self.main), queue=queue, retry=policy)
+            options = TaskOptions(
+                name=name or task_name(fn, self.main),
+                queue=queue,
+                retry=policy,
+                time_limit=_limit("time_limit", time_limit),
+                soft_time_limit=_limit("soft_time_limit", soft_time_limit),
+            )
             if options.name in self.tasks and self.tasks[options.name].fn is not fn:
                 raise ConfigurationError(f"two different tasks are named {options.name!r}")
             task: Task[P, R] = Task(self, fn, options)
@@ -225,6 +237,10 @@ class Hare:
             expires=self._absolute(options.get("expires")),
             root_id=task_id,
             shadow=options.get("shadow"),
+            timelimit=(
+                _limit("time_limit", options.get("time_limit")),
+                _limit("soft_time_limit", options.get("soft_time_limit")),
+            ),
             origin=self.origin,
             ignore_result=options.get("ignore_result", False),
             priority=options.get("priority"),
@@ -322,6 +338,14 @@ class Hare:
         if portal.loop in self._publishers:
             del self._publishers[portal.loop]
             portal.stop(publisher.transport.close())
+
+
+def _limit(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        raise ConfigurationError(f"{name} must be a positive number of seconds, not {value!r}")
+    return value
 
 
 def _mask(url: str) -> str:

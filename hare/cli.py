@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 
 from hare.app import Hare
@@ -110,19 +109,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HareError as exc:
         print(f"hare: worker failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    _exit_past_stuck_threads(EXIT_OK)
+    _exit_past_stuck_threads(worker, EXIT_OK)
     return EXIT_OK
 
 
-def _exit_past_stuck_threads(code: int) -> None:
+def _exit_past_stuck_threads(worker: Worker, code: int) -> None:
     """Exit now if a sync task still runs in a thread after the drain.
 
-    Its delivery was already requeued; a thread cannot be killed, and the interpreter would
-    otherwise wait for it at exit, hanging the deploy.
+    Its delivery was already requeued (or, past its hard time limit, settled); a thread cannot
+    be killed, and the interpreter would otherwise wait for it at exit, hanging the deploy.
     """
-    stuck = [t for t in threading.enumerate() if t.name.startswith("hare-task") and t.is_alive()]
-    if stuck:
-        logger.warning("exiting with %d sync task(s) still running in threads", len(stuck))
+    if worker.busy_threads:
+        logger.warning("exiting with %d sync task(s) still running in threads", worker.busy_threads)
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

@@ -10,6 +10,8 @@ Failures (exceptions hare raises to you)::
     │   ├── MalformedMessage      broken body or headers
     │   └── ContentTypeRefused    a content type outside `accept_content`
     ├── DelayTooLong              a delay beyond what the ladder can carry
+    ├── SoftTimeLimitExceeded     raised inside a task at its soft time limit
+    ├── TimeLimitExceeded         a task was stopped at its hard time limit
     └── BrokerError               the broker did not do what was asked
         ├── BrokerUnavailable     no connection within the deadline
         ├── TopologyMismatch      a queue/exchange exists with other arguments (406)
@@ -43,6 +45,8 @@ __all__ = (
     "PublishError",
     "PublishNacked",
     "PublishTimeout",
+    "SoftTimeLimitExceeded",
+    "TimeLimitExceeded",
     "Reject",
     "Retry",
     "TaskNotRegistered",
@@ -105,6 +109,14 @@ class DelayTooLong(HareError):
         self.seconds = seconds
         self.maximum = maximum
         super().__init__(f"a delay of {seconds:.1f} s exceeds the maximum of {maximum:.1f} s")
+
+
+class SoftTimeLimitExceeded(HareError):
+    """Raised inside a task when it reaches its soft time limit, so it can clean up."""
+
+
+class TimeLimitExceeded(HareError):
+    """A task was stopped at its hard time limit."""
 
 
 class BrokerError(HareError):

@@ -28,6 +28,9 @@ class TaskOptions:
     #: The queue its messages go to; `None` means the app's default queue.
     queue: str | None = None
     retry: RetryPolicy = RetryPolicy()
+    #: Hard and soft time limits in seconds (`None`: none); a call may override them.
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
 
 
 @final

@@ -17,9 +17,7 @@ import asyncio
 import functools
 import logging
 import random
-import traceback
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -28,9 +26,10 @@ from hare import protocol
 from hare.app import Hare
 from hare.codec import accepted_content_types
 from hare.deadletter import DEATH_HEADERS, DeadLetter, dead_letter_envelope, strip_death_headers
-from hare.errors import ConfigurationError, DelayTooLong, MessageError, Reject, Retry
+from hare.errors import ConfigurationError, DelayTooLong, MessageError
+from hare.execution import TaskRunner
 from hare.message import Message
-from hare.outcome import Failed, Outcome, Rejected, RetryRequested, Succeeded
+from hare.outcome import Failed, Outcome, Rejected, RetryRequested
 from hare.publisher import ETA_HEADER, Publisher
 from hare.retry import Ack, DeadLetterAs, RetryAt, RetryIn, decide
 from hare.task import Task
@@ -75,7 +74,7 @@ class Worker:
         # With several queues each consumer may hold `concurrency` deliveries; this bounds
         # how many run. With one queue the prefetch alone bounds it.
         self._slots: asyncio.Semaphore | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._runner: TaskRunner | None = None
         self._publisher: Publisher | None = None
         self._consumers: list[Consumer] = []
         # Handler tasks of unsettled deliveries, and those whose task has started to run:
@@ -95,7 +94,7 @@ class Worker:
         await transport.connect()
         publisher = Publisher(transport, self.app.settings, self._clock)
         self._publisher = publisher
-        self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="hare-task")
+        self._runner = TaskRunner(self.concurrency, self._clock)
         if len(self.queues) > 1:
             self._slots = asyncio.Semaphore(self.concurrency)
         self.app.bind_loop(asyncio.get_running_loop(), publisher)
@@ -120,7 +119,7 @@ class Worker:
         finally:
             self.app.unbind_loop()
             await transport.close()
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._runner.shutdown()
 
     async def wait_ready(self) -> None:
         """Wait until the worker consumes every queue."""
@@ -145,14 +144,14 @@ class Worker:
             task.cancel()  # its handler rejects the delivery with requeue
         if waiting:
             await asyncio.gather(*waiting, return_exceptions=True)
-            logger.warning("drain: handed back %d delivery(ies) that had not started",
-                           len(waiting))
+            logger.warning("drain: handed back %d delivery(ies) that had not started", len(waiting))
         running = list(self._active)
         if not running:
             logger.info("drain: nothing running")
             return
-        logger.warning("drain: waiting up to %.0fs for %d running task(s)",
-                       self.drain_timeout, len(running))
+        logger.warning(
+            "drain: waiting up to %.0fs for %d running task(s)", self.drain_timeout, len(running)
+        )
         deadline = asyncio.ensure_future(self._clock.sleep(self.drain_timeout))
         try:
             pending = set(running)
@@ -168,8 +167,12 @@ class Worker:
             task.cancel()  # its handler requeues the delivery: the task did not finish
         if late:
             await asyncio.gather(*late, return_exceptions=True)
-        logger.warning("drain: %d finished, %d still running after %.0fs requeued",
-                       len(running) - len(late), len(late), self.drain_timeout)
+        logger.warning(
+            "drain: %d finished, %d still running after %.0fs requeued",
+            len(running) - len(late),
+            len(late),
+            self.drain_timeout,
+        )
 
     # -- one delivery ------------------------------------------------------------------------
 
@@ -251,26 +254,16 @@ class Worker:
         )
 
     async def _execute(self, task: Task[Any, Any], message: Message) -> Outcome:
-        try:
-            if task.is_async:
-                value = await task.fn(*message.args, **message.kwargs)
-            else:
-                loop = asyncio.get_running_loop()
-                call = functools.partial(task.fn, *message.args, **message.kwargs)
-                value = await loop.run_in_executor(self._executor, call)
-        except Reject as exc:
-            return Rejected(exc.reason)
-        except Retry as exc:
-            return RetryRequested(
-                countdown=exc.countdown,
-                eta=exc.eta,
-                exception=exc.exc,
-                traceback=traceback.format_exc(),
-                max_retries=exc.max_retries,
-            )
-        except Exception as exc:
-            return Failed(exc, traceback.format_exc())
-        return Succeeded(value)
+        hard, soft = message.timelimit
+        options = task.options
+        return await self._runner_of().run(
+            task.fn,
+            message.args,
+            dict(message.kwargs),
+            is_async=task.is_async,
+            soft=soft if soft is not None else options.soft_time_limit,
+            hard=hard if hard is not None else options.time_limit,
+        )
 
     async def _settle(
         self,
@@ -355,6 +348,16 @@ class Worker:
             await asyncio.shield(self._transport_of().reject(delivery, requeue=True))
         except Exception:
             logger.exception("could not requeue a delivery; it returns when the channel closes")
+
+    @property
+    def busy_threads(self) -> int:
+        """Sync tasks still running in threads (including any past their hard time limit)."""
+        return 0 if self._runner is None else self._runner.busy_threads
+
+    def _runner_of(self) -> TaskRunner:
+        if self._runner is None:
+            raise RuntimeError("the worker is not running")
+        return self._runner
 
     def _publisher_of(self) -> Publisher:
         if self._publisher is None:

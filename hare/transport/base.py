@@ -120,9 +120,7 @@ class Transport(Protocol):
         """
         ...
 
-    async def consume(
-        self, queue: str, handler: DeliveryHandler, *, prefetch: int
-    ) -> Consumer:
+    async def consume(self, queue: str, handler: DeliveryHandler, *, prefetch: int) -> Consumer:
         """Subscribe to `queue`; at most `prefetch` deliveries are unsettled at once."""
         ...
 

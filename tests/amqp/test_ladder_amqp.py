@@ -152,7 +152,7 @@ async def test_a_worker_holds_nothing_while_tasks_wait_in_the_ladder(
             await asyncio.gather(*(later.aapply_async(countdown=3600) for _ in range(200)))
             await asyncio.sleep(0.5)
             assert await transport.message_count(queue) == 0
-            assert worker._active == set()  # nothing received, nothing held unacked
+            assert worker.in_flight == 0  # nothing received, nothing held unacked
             assert worker.processed == 0
     finally:
         await delete_queues((await app.publisher()).transport, queue, queue + DEAD_SUFFIX)

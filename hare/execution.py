@@ -1,0 +1,252 @@
+"""Running a task's function: async on the loop, sync in a bounded thread pool, time-limited.
+
+Time limits follow Celery's meaning: at the soft limit `SoftTimeLimitExceeded` is raised
+*inside* the task, so it can clean up; at the hard limit the task is stopped and fails with
+`TimeLimitExceeded`.
+
+* async tasks: the soft limit is thrown into the coroutine at the `await` it is suspended in;
+  the hard limit cancels it.
+* sync tasks: the soft limit is raised in the running thread (as Celery's prefork pool raises
+  it in the child), delivered when the thread next runs Python bytecode, so not while it is
+  blocked in a C call such as a socket read or `time.sleep`. A thread cannot be killed: at the
+  hard limit the worker stops waiting, fails the task with `TimeLimitExceeded` and discards
+  whatever the thread returns later; the thread stays busy (and counted in `busy_threads`)
+  until the function returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import threading
+import traceback
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from hare.clock import Clock
+from hare.errors import Reject, Retry, SoftTimeLimitExceeded, TimeLimitExceeded
+from hare.outcome import Failed, Outcome, Rejected, RetryRequested, Succeeded
+
+__all__ = ("TaskRunner",)
+
+
+class TaskRunner:
+    """Runs task functions and turns how they ended into an `Outcome`."""
+
+    def __init__(self, threads: int, clock: Clock) -> None:
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="hare-task")
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._busy = 0
+        self.threads = threads
+
+    @property
+    def busy_threads(self) -> int:
+        """Sync tasks running in threads now, including any past their hard limit."""
+        return self._busy
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def run(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        is_async: bool,
+        soft: float | None = None,
+        hard: float | None = None,
+    ) -> Outcome:
+        try:
+            if is_async:
+                value = await self._run_async(fn, args, kwargs, soft, hard)
+            else:
+                value = await self._run_sync(fn, args, kwargs, soft, hard)
+        except Reject as exc:
+            return Rejected(exc.reason)
+        except Retry as exc:
+            return RetryRequested(
+                countdown=exc.countdown,
+                eta=exc.eta,
+                exception=exc.exc,
+                traceback=traceback.format_exc(),
+                max_retries=exc.max_retries,
+            )
+        except Exception as exc:
+            return Failed(exc, traceback.format_exc())
+        return Succeeded(value)
+
+    # -- async -------------------------------------------------------------------------------
+
+    async def _run_async(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        soft: float | None,
+        hard: float | None,
+    ) -> Any:
+        if soft is None and hard is None:
+            return await fn(*args, **kwargs)
+        coro = fn(*args, **kwargs)
+        if not asyncio.iscoroutine(coro):
+            return await coro
+        driver = _Interruptible(coro)
+        inner: asyncio.Task[Any] = asyncio.ensure_future(_await(driver))
+        hard_fired = False
+
+        async def watch() -> None:
+            nonlocal hard_fired
+            waited = 0.0
+            if soft is not None and (hard is None or soft < hard):
+                await self._clock.sleep(soft)
+                waited = soft
+                driver.interrupt(SoftTimeLimitExceeded(f"soft time limit ({soft}s) exceeded"))
+                inner.cancel()
+            if hard is not None:
+                await self._clock.sleep(hard - waited)
+                hard_fired = True
+                inner.cancel()
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            return await asyncio.shield(inner)
+        except asyncio.CancelledError:
+            if hard_fired and inner.cancelled():
+                raise TimeLimitExceeded(f"hard time limit ({hard}s) exceeded") from None
+            inner.cancel()  # we were cancelled (a drain): take the task down with us
+            raise
+        finally:
+            watcher.cancel()
+
+    # -- sync --------------------------------------------------------------------------------
+
+    async def _run_sync(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        soft: float | None,
+        hard: float | None,
+    ) -> Any:
+        call = _ThreadCall(fn, args, kwargs, self)
+        future = asyncio.get_running_loop().run_in_executor(self._executor, call.run)
+        if soft is None and hard is None:
+            return await future
+        waited = 0.0
+        if soft is not None and (hard is None or soft < hard):
+            if await self._wait(future, soft):
+                return future.result()
+            waited = soft
+            call.raise_soft_limit()
+        if hard is None:
+            return await future
+        if await self._wait(future, hard - waited):
+            return future.result()
+        call.abandon()
+        raise TimeLimitExceeded(
+            f"hard time limit ({hard}s) exceeded; the function keeps running in its thread "
+            "(threads cannot be killed) and its result will be discarded"
+        )
+
+    async def _wait(self, future: asyncio.Future[Any], seconds: float) -> bool:
+        """Wait up to `seconds` on the clock; whether `future` finished."""
+        timer = asyncio.ensure_future(self._clock.sleep(seconds))
+        try:
+            await asyncio.wait({future, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+        return future.done()
+
+    def _count(self, delta: int) -> None:
+        with self._lock:
+            self._busy += delta
+
+
+class _ThreadCall:
+    """One sync call in a pool thread, which the loop can interrupt with the soft limit."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        runner: TaskRunner,
+    ) -> None:
+        self._fn, self._args, self._kwargs = fn, args, kwargs
+        self._runner = runner
+        self._lock = threading.Lock()
+        self._thread: int | None = None
+        self._finished = False
+        self.abandoned = False
+
+    def run(self) -> Any:
+        with self._lock:
+            self._thread = threading.get_ident()
+        self._runner._count(1)
+        try:
+            return self._fn(*self._args, **self._kwargs)
+        finally:
+            with self._lock:
+                self._finished = True
+            self._runner._count(-1)
+
+    def raise_soft_limit(self) -> None:
+        """Raise `SoftTimeLimitExceeded` in the thread, if it still runs this call."""
+        with self._lock:
+            if self._thread is None or self._finished:
+                return
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(self._thread), ctypes.py_object(SoftTimeLimitExceeded)
+            )
+
+    def abandon(self) -> None:
+        self.abandoned = True
+
+
+async def _await(driver: _Interruptible) -> Any:
+    return await driver
+
+
+class _Interruptible:
+    """Drives a coroutine like `await` does, and can throw an exception in at its `await`.
+
+    To interrupt, set the exception with `interrupt()` and cancel the task awaiting this
+    driver: the cancellation wakes the task, and the driver throws the chosen exception into
+    the coroutine instead (and withdraws the cancellation with `Task.uncancel`).
+    """
+
+    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._coro = coro
+        self._pending: BaseException | None = None
+
+    def interrupt(self, exc: BaseException) -> None:
+        self._pending = exc
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro = self._coro
+        to_send: Any = None
+        to_throw: BaseException | None = None
+        while True:
+            try:
+                if to_throw is not None:
+                    yielded = coro.throw(to_throw)
+                else:
+                    yielded = coro.send(to_send)
+            except StopIteration as stop:
+                return stop.value
+            to_send, to_throw = None, None
+            try:
+                to_send = yield yielded
+            except asyncio.CancelledError as cancelled:
+                pending, self._pending = self._pending, None
+                task = asyncio.current_task()
+                if pending is not None and task is not None:
+                    task.uncancel()
+                    to_throw = pending
+                else:
+                    to_throw = cancelled
+            except BaseException as exc:  # thrown in by the task: pass it on
+                to_throw = exc
