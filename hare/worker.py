@@ -19,19 +19,18 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from hare import protocol
 from hare.app import Hare
 from hare.codec import accepted_content_types
-from hare.deadletter import DEATH_HEADERS, DeadLetter, dead_letter_envelope, strip_death_headers
-from hare.errors import ConfigurationError, DelayTooLong, MessageError
+from hare.deadletter import DEATH_HEADERS, DeadLetter, strip_death_headers
+from hare.errors import ConfigurationError, MessageError
 from hare.execution import TaskRunner
 from hare.message import Message
-from hare.outcome import Failed, Outcome, Rejected, RetryRequested
+from hare.outcome import Outcome
 from hare.publisher import ETA_HEADER, Publisher
-from hare.retry import Ack, DeadLetterAs, RetryAt, RetryIn, decide
+from hare.settlement import Settlement
 from hare.task import Task
 from hare.transport.base import Consumer, Delivery, Transport
 
@@ -75,13 +74,16 @@ class Worker:
         # how many run. With one queue the prefetch alone bounds it.
         self._slots: asyncio.Semaphore | None = None
         self._runner: TaskRunner | None = None
-        self._publisher: Publisher | None = None
+        self._settlement: Settlement | None = None
         self._consumers: list[Consumer] = []
         # Handler tasks of unsettled deliveries, and those whose task has started to run:
         # a drain hands back the ones that have not started and waits for the others.
         self._active: dict[asyncio.Task[Any], Delivery] = {}
         self._started: set[asyncio.Task[Any]] = set()
         self._handing_back = False
+        # Quorum queues count deliveries themselves (x-delivery-limit); classic ones only say
+        # "redelivered", so the worker keeps the count in a header of its own.
+        self._counts_redeliveries = app.settings.queue_type == "classic"
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
         self.processed = 0
@@ -92,8 +94,11 @@ class Worker:
         """Consume until `stop()` is called, then drain and close."""
         transport = self._transport or self.app.make_transport()
         await transport.connect()
-        publisher = Publisher(transport, self.app.settings, self._clock)
-        self._publisher = publisher
+        app_settings = self.app.settings
+        publisher = Publisher(transport, app_settings, self._clock)
+        self._settlement = Settlement(
+            publisher, self._clock, self._rng, app_settings.delivery_limit
+        )
         self._runner = TaskRunner(self.concurrency, self._clock)
         if len(self.queues) > 1:
             self._slots = asyncio.Semaphore(self.concurrency)
@@ -189,7 +194,7 @@ class Worker:
                     await self._process(delivery)
         except asyncio.CancelledError:
             if self._handing_back:
-                await self._requeue(delivery)
+                await self._settlement_of().requeue(delivery)
             raise
         except Exception:
             # A bug in hare or a broker failure while settling: the delivery stays unacked
@@ -201,17 +206,21 @@ class Worker:
                 self._started.discard(current)
 
     async def _process(self, delivery: Delivery) -> None:
+        settle = self._settlement_of()
+        if delivery.redelivered and self._counts_redeliveries:
+            await settle.count_redelivery(delivery)
+            return
         try:
             message = protocol.decode(delivery.body, delivery.properties, accept=self._accept)
         except MessageError as exc:
-            await self._dead_letter(delivery, DeadLetter(reason=exc.reason, detail=str(exc)))
+            await settle.dead_letter(delivery, DeadLetter(reason=exc.reason, detail=str(exc)))
             return
         if not DEATH_HEADERS.isdisjoint(message.headers):
             message = replace(message, headers=strip_death_headers(message.headers))
         task = self.app.tasks.get(message.task)
         if task is None:
             detail = f"no task named {message.task!r} is registered on this worker"
-            await self._dead_letter(delivery, DeadLetter(reason="unknown-task", detail=detail))
+            await settle.dead_letter(delivery, DeadLetter(reason="unknown-task", detail=detail))
             return
         now = self._clock.time()
         if message.expires is not None and message.expires.timestamp() <= now:
@@ -221,12 +230,12 @@ class Worker:
                 message.id,
                 message.expires.isoformat(),
             )
-            await self._transport_of().ack(delivery)
+            await settle.ack(delivery)
             return
         due = _due(message)
         if due is not None and due > now:
             if due - now > EARLY_TOLERANCE:
-                await self._redelay(delivery, task, message, due - now)
+                await settle.redelay(delivery, message, due - now)
                 return
             await self._clock.sleep(due - now)
         current = asyncio.current_task()
@@ -234,24 +243,8 @@ class Worker:
             self._started.add(current)
         started = self._clock.monotonic()
         outcome = await self._execute(task, message)
-        await self._settle(delivery, task, message, outcome, self._clock.monotonic() - started)
-
-    async def _redelay(
-        self, delivery: Delivery, task: Task[Any, Any], message: Message, early: float
-    ) -> None:
-        """Send an early message back through the ladder (confirmed), then ack it."""
-        try:
-            await self._publisher_of().send(delivery.queue, message)
-        except DelayTooLong as exc:
-            await self._dead_letter(delivery, DeadLetter(reason="bad-eta", detail=str(exc)))
-            return
-        await self._transport_of().ack(delivery)
-        logger.info(
-            "task %s[%s] arrived %.1fs early: back through the delay ladder",
-            task.name,
-            message.id,
-            early,
-        )
+        self.processed += 1
+        await settle.settle(delivery, task, message, outcome, self._clock.monotonic() - started)
 
     async def _execute(self, task: Task[Any, Any], message: Message) -> Outcome:
         hard, soft = message.timelimit
@@ -265,90 +258,6 @@ class Worker:
             hard=hard if hard is not None else options.time_limit,
         )
 
-    async def _settle(
-        self,
-        delivery: Delivery,
-        task: Task[Any, Any],
-        message: Message,
-        outcome: Outcome,
-        runtime: float,
-    ) -> None:
-        decision = decide(outcome, task.options.retry, message.retries, self._rng)
-        self.processed += 1
-        if isinstance(decision, Ack):
-            await self._transport_of().ack(delivery)
-            if logger.isEnabledFor(logging.INFO):
-                logger.info("task %s[%s] succeeded in %.3fs", task.name, message.id, runtime)
-            return
-        if isinstance(decision, RetryIn | RetryAt):
-            await self._retry(delivery, task, message, outcome, decision)
-            return
-        dead = _dead_letter_for(decision, outcome, attempts=message.retries + 1)
-        logger.error("task %s[%s] %s: %s", task.name, message.id, dead.reason, dead.detail)
-        await self._dead_letter(delivery, dead)
-
-    async def _retry(
-        self,
-        delivery: Delivery,
-        task: Task[Any, Any],
-        message: Message,
-        outcome: Outcome,
-        decision: RetryIn | RetryAt,
-    ) -> None:
-        """Publish the next attempt through the ladder (confirmed), then ack this one.
-
-        Celery's semantics: same task id, `retries + 1`, `parent_id` = the task's own id. A
-        crash between the publish and the ack runs one attempt twice, never loses one.
-        """
-        if isinstance(decision, RetryIn):
-            eta = datetime.fromtimestamp(self._clock.time() + decision.seconds, UTC)
-        else:
-            eta = decision.eta
-        headers = {k: v for k, v in message.headers.items() if k != ETA_HEADER}
-        again = replace(
-            message, retries=message.retries + 1, eta=eta, parent_id=message.id, headers=headers
-        )
-        try:
-            await self._publisher_of().send(delivery.queue, again)
-        except DelayTooLong as exc:
-            dead = _dead_letter_for(DeadLetterAs("retry-too-far"), outcome, message.retries + 1)
-            await self._dead_letter(delivery, replace(dead, detail=str(exc)))
-            return
-        await self._transport_of().ack(delivery)
-        cause = outcome.exception if isinstance(outcome, Failed | RetryRequested) else None
-        logger.warning(
-            "task %s[%s] retry %d at %s%s",
-            task.name,
-            message.id,
-            again.retries,
-            eta.isoformat(),
-            f": {cause!r}" if cause is not None else "",
-        )
-
-    async def _dead_letter(self, delivery: Delivery, dead: DeadLetter) -> None:
-        """Publish the delivery to `<queue>.dead` with `dead`'s reason, confirmed, then ack."""
-        transport = self._transport_of()
-        envelope = dead_letter_envelope(delivery, dead, now=self._clock.time())
-        await transport.publish(envelope)
-        await transport.ack(delivery)
-        if dead.reason not in ("failed", "rejected"):
-            headers = delivery.properties.headers
-            logger.error(
-                "message %s[%s] from %s dead-lettered: %s (%s)",
-                headers.get("task", "?"),
-                headers.get("id", "?"),
-                delivery.queue,
-                dead.reason,
-                dead.detail,
-            )
-
-    async def _requeue(self, delivery: Delivery) -> None:
-        """Give a delivery back to its queue (drain); closing the channel would do it too."""
-        try:
-            await asyncio.shield(self._transport_of().reject(delivery, requeue=True))
-        except Exception:
-            logger.exception("could not requeue a delivery; it returns when the channel closes")
-
     @property
     def busy_threads(self) -> int:
         """Sync tasks still running in threads (including any past their hard time limit)."""
@@ -359,13 +268,10 @@ class Worker:
             raise RuntimeError("the worker is not running")
         return self._runner
 
-    def _publisher_of(self) -> Publisher:
-        if self._publisher is None:
+    def _settlement_of(self) -> Settlement:
+        if self._settlement is None:
             raise RuntimeError("the worker is not running")
-        return self._publisher
-
-    def _transport_of(self) -> Transport:
-        return self._publisher_of().transport
+        return self._settlement
 
 
 def _due(message: Message) -> float | None:
@@ -374,23 +280,3 @@ def _due(message: Message) -> float | None:
     if isinstance(millis, int) and not isinstance(millis, bool):
         return millis / 1000
     return None if message.eta is None else message.eta.timestamp()
-
-
-def _dead_letter_for(decision: DeadLetterAs, outcome: Outcome, attempts: int) -> DeadLetter:
-    if isinstance(outcome, Rejected):
-        return DeadLetter(reason=decision.reason, detail=outcome.reason, attempts=attempts)
-    exc = outcome.exception if isinstance(outcome, Failed | RetryRequested) else None
-    trace = outcome.traceback if isinstance(outcome, Failed | RetryRequested) else None
-    return DeadLetter(
-        reason=decision.reason,
-        detail=str(exc) if exc is not None else "",
-        exception_type=_qualname(exc) if exc is not None else None,
-        traceback=trace,
-        attempts=attempts,
-    )
-
-
-def _qualname(exc: BaseException) -> str:
-    kind = type(exc)
-    module = kind.__module__
-    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"

@@ -139,3 +139,40 @@ async def test_startup_and_shutdown_hooks_run_in_order() -> None:
     worker.stop()
     await running
     assert calls == ["startup-sync", "startup-async", "shutdown"]
+
+
+async def test_a_message_that_never_completes_is_dead_lettered_after_the_delivery_limit() -> None:
+    """Classic queue: each worker dies holding it (here: a drain with no time to finish)."""
+    clock = ManualClock()
+    app = memory_app(clock, default_queue="work", queue_type="classic", delivery_limit=3)
+    ledger = Ledger()
+    ledger.bind()
+    never = asyncio.Event()
+
+    @app.task(name="t.poison")
+    async def poison() -> None:
+        ledger.record("started")
+        await never.wait()
+
+    await poison.adelay()
+    for attempt in range(1, 4):  # three runs, each ended by the worker going away
+        worker, running = await start(app, drain_timeout=0)
+        await ledger.wait_for(attempt)
+        worker.stop()
+        await running
+    worker, running = await start(app)  # the fourth delivery is not run
+    transport = await transport_of(app)
+    for _ in range(50):
+        if await transport.message_count("work.dead"):
+            break
+        await clock.yield_control()
+    worker.stop()
+    await running
+    transport = await transport_of(app)
+    dead = await transport.get("work.dead")
+    assert dead is not None
+    assert dead.properties.headers["hare-dead-reason"] == "delivery-limit"
+    assert dead.properties.headers["hare-redeliveries"] == 2
+    assert ledger.counts() == {"started": 3}
+    assert await transport.message_count("work") == 0
+    await app.aclose()

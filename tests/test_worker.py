@@ -180,14 +180,15 @@ async def test_explicit_retry_goes_through_the_ladder_with_celery_semantics() ->
         if attempt < 5:
             raise Retry(countdown=10)
 
-    async with running_worker(app) as worker:
-        original = worker._publisher_of().send
+    async with running_worker(app):
+        publisher = await app.publisher()  # on the worker's loop: the worker's own
+        original = publisher.send
 
         async def spy(queue: str, message):
             seen.append((message.retries, message.parent_id))
             await original(queue, message)
 
-        worker._publisher_of().send = spy  # type: ignore[method-assign]
+        publisher.send = spy  # type: ignore[method-assign]
         sent = await flaky.adelay()
         await ledger.wait_for(1)
         for n in range(2, 7):

@@ -1,0 +1,198 @@
+"""Settling deliveries: ack, retry through the ladder, send back early, dead-letter, requeue.
+
+Every path that removes a delivery from its queue first makes sure the message lives on
+elsewhere (a retry, a re-delayed copy, a dead letter, a counted redelivery) and waits for the
+broker's confirm of that publish; only then does it ack. A crash in between duplicates, never
+loses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from hare.clock import Clock
+from hare.deadletter import DeadLetter, dead_letter_envelope
+from hare.errors import DelayTooLong
+from hare.message import Message
+from hare.outcome import Failed, Outcome, Rejected, RetryRequested
+from hare.publisher import ETA_HEADER, Publisher
+from hare.retry import Ack, DeadLetterAs, RetryAt, RetryIn, decide
+from hare.task import Task
+from hare.transport.base import Delivery, Envelope
+
+__all__ = ("REDELIVERIES_HEADER", "Settlement")
+
+logger = logging.getLogger("hare.worker")
+
+#: How often a message came back to a classic queue unsettled (see `count_redelivery`).
+REDELIVERIES_HEADER = "hare-redeliveries"
+
+
+class Settlement:
+    """Settles the deliveries of one worker connection."""
+
+    def __init__(
+        self, publisher: Publisher, clock: Clock, rng: random.Random, delivery_limit: int
+    ) -> None:
+        self._publisher = publisher
+        self._transport = publisher.transport
+        self._clock = clock
+        self._rng = rng
+        self._delivery_limit = delivery_limit
+
+    async def ack(self, delivery: Delivery) -> None:
+        await self._transport.ack(delivery)
+
+    async def settle(
+        self,
+        delivery: Delivery,
+        task: Task[Any, Any],
+        message: Message,
+        outcome: Outcome,
+        runtime: float,
+    ) -> None:
+        """Settle a delivery whose task ran, by the task's retry policy."""
+        decision = decide(outcome, task.options.retry, message.retries, self._rng)
+        if isinstance(decision, Ack):
+            await self._transport.ack(delivery)
+            if logger.isEnabledFor(logging.INFO):
+                logger.info("task %s[%s] succeeded in %.3fs", task.name, message.id, runtime)
+            return
+        if isinstance(decision, RetryIn | RetryAt):
+            await self._retry(delivery, task, message, outcome, decision)
+            return
+        dead = _dead_letter_for(decision, outcome, attempts=message.retries + 1)
+        logger.error("task %s[%s] %s: %s", task.name, message.id, dead.reason, dead.detail)
+        await self.dead_letter(delivery, dead)
+
+    async def _retry(
+        self,
+        delivery: Delivery,
+        task: Task[Any, Any],
+        message: Message,
+        outcome: Outcome,
+        decision: RetryIn | RetryAt,
+    ) -> None:
+        """Publish the next attempt through the ladder (confirmed), then ack this one.
+
+        Celery's semantics: same task id, `retries + 1`, `parent_id` = the task's own id.
+        """
+        if isinstance(decision, RetryIn):
+            eta = datetime.fromtimestamp(self._clock.time() + decision.seconds, UTC)
+        else:
+            eta = decision.eta
+        headers = {k: v for k, v in message.headers.items() if k != ETA_HEADER}
+        again = replace(
+            message, retries=message.retries + 1, eta=eta, parent_id=message.id, headers=headers
+        )
+        try:
+            await self._publisher.send(delivery.queue, again)
+        except DelayTooLong as exc:
+            dead = _dead_letter_for(DeadLetterAs("retry-too-far"), outcome, message.retries + 1)
+            await self.dead_letter(delivery, replace(dead, detail=str(exc)))
+            return
+        await self._transport.ack(delivery)
+        cause = outcome.exception if isinstance(outcome, Failed | RetryRequested) else None
+        logger.warning(
+            "task %s[%s] retry %d at %s%s",
+            task.name,
+            message.id,
+            again.retries,
+            eta.isoformat(),
+            f": {cause!r}" if cause is not None else "",
+        )
+
+    async def redelay(self, delivery: Delivery, message: Message, early: float) -> None:
+        """Send a message that arrived early back through the ladder (confirmed), then ack."""
+        try:
+            await self._publisher.send(delivery.queue, message)
+        except DelayTooLong as exc:
+            await self.dead_letter(delivery, DeadLetter(reason="bad-eta", detail=str(exc)))
+            return
+        await self._transport.ack(delivery)
+        logger.info(
+            "task %s[%s] arrived %.1fs early: back through the delay ladder",
+            message.task,
+            message.id,
+            early,
+        )
+
+    async def count_redelivery(self, delivery: Delivery) -> None:
+        """A classic-queue delivery came back unsettled: count it, or give up on it.
+
+        A message whose worker died while running it (segfault, OOM kill) comes back with
+        `redelivered` set and would otherwise crash every worker that takes it, forever. It is
+        republished to the tail with `hare-redeliveries` + 1 (confirmed), then acked; once it
+        ran `delivery_limit` times it is dead-lettered instead.
+        """
+        headers = delivery.properties.headers
+        count = headers.get(REDELIVERIES_HEADER, 0)
+        count = (count if isinstance(count, int) else 0) + 1
+        limit = self._delivery_limit
+        if count >= limit:
+            detail = (
+                f"delivered {count + 1} times without being settled (limit {limit}): "
+                "does it kill the worker that runs it?"
+            )
+            await self.dead_letter(delivery, DeadLetter(reason="delivery-limit", detail=detail))
+            return
+        again = replace(delivery.properties, headers={**headers, REDELIVERIES_HEADER: count})
+        await self._transport.publish(
+            Envelope(exchange="", routing_key=delivery.queue, body=delivery.body, properties=again)
+        )
+        await self._transport.ack(delivery)
+        logger.warning(
+            "message %s[%s] redelivered (%d of %d): requeued at the tail",
+            headers.get("task", "?"),
+            headers.get("id", "?"),
+            count,
+            limit,
+        )
+
+    async def dead_letter(self, delivery: Delivery, dead: DeadLetter) -> None:
+        """Publish the delivery to `<queue>.dead` with `dead`'s reason, confirmed, then ack."""
+        envelope = dead_letter_envelope(delivery, dead, now=self._clock.time())
+        await self._transport.publish(envelope)
+        await self._transport.ack(delivery)
+        if dead.reason not in ("failed", "rejected"):
+            headers = delivery.properties.headers
+            logger.error(
+                "message %s[%s] from %s dead-lettered: %s (%s)",
+                headers.get("task", "?"),
+                headers.get("id", "?"),
+                delivery.queue,
+                dead.reason,
+                dead.detail,
+            )
+
+    async def requeue(self, delivery: Delivery) -> None:
+        """Give a delivery back to its queue (drain); closing the channel would do it too."""
+        try:
+            await asyncio.shield(self._transport.reject(delivery, requeue=True))
+        except Exception:
+            logger.exception("could not requeue a delivery; it returns when the channel closes")
+
+
+def _dead_letter_for(decision: DeadLetterAs, outcome: Outcome, attempts: int) -> DeadLetter:
+    if isinstance(outcome, Rejected):
+        return DeadLetter(reason=decision.reason, detail=outcome.reason, attempts=attempts)
+    exc = outcome.exception if isinstance(outcome, Failed | RetryRequested) else None
+    trace = outcome.traceback if isinstance(outcome, Failed | RetryRequested) else None
+    return DeadLetter(
+        reason=decision.reason,
+        detail=str(exc) if exc is not None else "",
+        exception_type=_qualname(exc) if exc is not None else None,
+        traceback=trace,
+        attempts=attempts,
+    )
+
+
+def _qualname(exc: BaseException) -> str:
+    kind = type(exc)
+    module = kind.__module__
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
