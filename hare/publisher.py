@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from hare import ladder, protocol
 from hare.clock import Clock
+from hare.errors import BrokerUnavailable
 from hare.message import Message
+from hare.reconnect import backoff_delay, reconnect
 from hare.settings import Settings
 from hare.topology import dead_letter_queue, work_queue
 from hare.transport.base import Envelope, Transport
@@ -37,6 +40,7 @@ class Publisher:
         # a queue share one declaration instead of each repeating it.
         self._done: set[str] = set()
         self._pending: dict[str, asyncio.Future[None]] = {}
+        self._rng = random.Random()
 
     async def _once(self, key: str, declare: Callable[[], Awaitable[None]]) -> None:
         if key in self._done:
@@ -109,7 +113,42 @@ class Publisher:
         A message with an `eta` at least one ladder unit ahead travels through the delay
         ladder; the broker holds it until it is due. Raises `DelayTooLong` beyond the ladder's
         reach, before anything is published.
+
+        Through a lost connection it reconnects and publishes again, for up to
+        `publish_timeout` seconds, then raises `BrokerUnavailable`. A publish that was sent but
+        not confirmed when the connection died is sent again: a duplicate is possible, a loss
+        is not.
         """
+        deadline: float | None = None
+        attempt = 0
+        while True:
+            try:
+                if not self.transport.is_connected:
+                    if deadline is None:
+                        deadline = self._clock.monotonic() + self._settings.publish_timeout
+                    await reconnect(
+                        self.transport,
+                        clock=self._clock,
+                        rng=self._rng,
+                        deadline=deadline,
+                        what=f"publish to {queue!r}",
+                    )
+                    self.forget_declarations()
+                await self._send_once(queue, message)
+                return
+            except BrokerUnavailable as exc:
+                now = self._clock.monotonic()
+                if deadline is None:
+                    deadline = now + self._settings.publish_timeout
+                if now >= deadline:
+                    raise BrokerUnavailable(
+                        f"publish to {queue!r} not confirmed within "
+                        f"{self._settings.publish_timeout}s: {exc}"
+                    ) from exc
+                await self._clock.sleep(min(backoff_delay(attempt, self._rng), deadline - now))
+                attempt += 1
+
+    async def _send_once(self, queue: str, message: Message) -> None:
         route = None
         if message.eta is not None:
             due = message.eta.timestamp()

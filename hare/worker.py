@@ -17,7 +17,7 @@ import asyncio
 import functools
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -25,11 +25,12 @@ from hare import protocol
 from hare.app import Hare
 from hare.codec import accepted_content_types
 from hare.deadletter import DEATH_HEADERS, DeadLetter, strip_death_headers
-from hare.errors import ConfigurationError, MessageError
+from hare.errors import BrokerUnavailable, ConfigurationError, HareError, MessageError
 from hare.execution import TaskRunner
 from hare.message import Message
 from hare.outcome import Outcome
 from hare.publisher import ETA_HEADER, Publisher
+from hare.reconnect import reconnect
 from hare.settlement import Settlement
 from hare.task import Task
 from hare.transport.base import Consumer, Delivery, Transport
@@ -81,6 +82,10 @@ class Worker:
         self._active: dict[asyncio.Task[Any], Delivery] = {}
         self._started: set[asyncio.Task[Any]] = set()
         self._handing_back = False
+        #: starting, consuming, reconnecting, draining or stopped: for health probes.
+        self.state = "starting"
+        #: Monotonic time the connection was lost, while reconnecting.
+        self.disconnected_since: float | None = None
         # Quorum queues count deliveries themselves (x-delivery-limit); classic ones only say
         # "redelivered", so the worker keeps the count in a header of its own.
         self._counts_redeliveries = app.settings.queue_type == "classic"
@@ -105,26 +110,76 @@ class Worker:
         self.app.bind_loop(asyncio.get_running_loop(), publisher)
         try:
             await self.app.run_hooks("startup")
-            for queue in self.queues:
-                await publisher.ensure_queue(queue)
-            for queue in self.queues:
-                handler = functools.partial(self._handle, queue)
-                consumer = await transport.consume(queue, handler, prefetch=self.concurrency)
-                self._consumers.append(consumer)
+            await self._subscribe(transport, publisher)
             logger.info(
                 "worker ready: queues %s, concurrency %d, tasks %s",
                 ",".join(self.queues),
                 self.concurrency,
                 ", ".join(sorted(self.app.tasks)) or "(none)",
             )
-            self._ready.set()
-            await self._stopping.wait()
+            await self._serve(transport, publisher)
+            self.state = "draining"
             await self._drain()
             await self.app.run_hooks("shutdown")
         finally:
+            self.state = "stopped"
             self.app.unbind_loop()
             await transport.close()
             self._runner.shutdown()
+
+    async def _subscribe(self, transport: Transport, publisher: Publisher) -> None:
+        """Declare the queues and consume them."""
+        for queue in self.queues:
+            await publisher.ensure_queue(queue)
+        for queue in self.queues:
+            handler = functools.partial(self._handle, queue)
+            consumer = await transport.consume(queue, handler, prefetch=self.concurrency)
+            self._consumers.append(consumer)
+        self.state = "consuming"
+        self.disconnected_since = None
+        self._ready.set()
+
+    async def _serve(self, transport: Transport, publisher: Publisher) -> None:
+        """Consume until `stop()`; through lost connections, reconnect and consume again."""
+        while not self._stopping.is_set():
+            if await self._first(transport.connection_lost.wait()) is None:
+                return  # stop() was called
+            self._ready.clear()
+            self._consumers.clear()
+            self.state = "reconnecting"
+            self.disconnected_since = self._clock.monotonic()
+            logger.warning(
+                "lost the broker connection; %d unsettled delivery(ies) will be redelivered",
+                self.in_flight,
+            )
+            back = reconnect(transport, clock=self._clock, rng=self._rng, what="worker")
+            if await self._first(back) is None:
+                return
+            publisher.forget_declarations()
+            try:
+                await self._subscribe(transport, publisher)
+            except BrokerUnavailable as exc:
+                logger.warning("lost the connection again while subscribing: %s", exc)
+                transport.connection_lost.set()
+                continue
+            lost_for = self._clock.monotonic() - (self.disconnected_since or 0.0)
+            logger.warning("consuming again after %.1fs without a connection", lost_for)
+
+    async def _first(self, work: Coroutine[Any, Any, Any]) -> bool | None:
+        """Run `work` until it finishes (True) or `stop()` is called first (None)."""
+        job = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({job, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not job.done():
+                job.cancel()
+                await asyncio.gather(job, return_exceptions=True)
+        if not job.done() or job.cancelled():
+            return None
+        job.result()
+        return True
 
     async def wait_ready(self) -> None:
         """Wait until the worker consumes every queue."""
@@ -142,7 +197,10 @@ class Worker:
     async def _drain(self) -> None:
         """Stop consuming; hand back what has not started; let the rest finish in time."""
         for consumer in self._consumers:
-            await consumer.cancel()
+            try:
+                await consumer.cancel()
+            except HareError as exc:  # a dead connection delivers nothing more anyway
+                logger.warning("could not cancel the consumer of %s: %s", consumer.queue, exc)
         self._handing_back = True
         waiting = [task for task in self._active if task not in self._started]
         for task in waiting:

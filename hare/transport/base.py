@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hare.topology import Binding, Exchange, Queue
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = (
     "Consumer",
@@ -81,7 +84,14 @@ class Consumer(Protocol):
 
 
 class Transport(Protocol):
-    """What hare needs from a broker. Every publish is confirmed before it returns."""
+    """What hare needs from a broker. Every publish is confirmed before it returns.
+
+    A transport reports a lost connection and does not repair it: `connection_lost` is set
+    when the connection closes other than by `close()`, and `connect()` opens it again. The
+    runtime owns reconnecting, re-declaring and re-consuming (`hare.reconnect`).
+    """
+
+    connection_lost: asyncio.Event
 
     async def connect(self) -> None:
         """Open the connection; raise `BrokerUnavailable` if it cannot be had in time."""

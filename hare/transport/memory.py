@@ -103,6 +103,8 @@ class MemoryTransport:
         self._unsettled: dict[int, _Lease] = {}
         self._consumers: list[MemoryConsumer] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Set when the connection was lost other than by `close()` (see `sever`).
+        self.connection_lost = asyncio.Event()
 
     @property
     def broker(self) -> MemoryBroker:
@@ -134,9 +136,21 @@ class MemoryTransport:
         """Open the connection; a no-op when it is open."""
         if self._connected:
             return
+        if self._broker.refusing:
+            raise BrokerUnavailable("the memory broker refuses connections (it is 'down')")
         self._broker.attach()
         self._connected = True
         self._tags = itertools.count(1)
+        self.connection_lost.clear()
+
+    async def sever(self) -> None:
+        """Lose the connection as a broker restart would: like `close`, but reported as a loss.
+
+        For tests of reconnection: unsettled deliveries go back to their queues, consumers stop,
+        `connection_lost` is set, and `connect()` opens the connection again.
+        """
+        await self.close()
+        self.connection_lost.set()
 
     async def close(self) -> None:
         """Close: cancel consumers and their running handlers, requeue what is unsettled.

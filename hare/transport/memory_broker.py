@@ -75,6 +75,8 @@ class MemoryBroker:
         }
         self._queues: dict[str, MemoryQueue] = {}
         self._connections = 0
+        #: For tests: while true, every `connect()` fails as if the broker were down.
+        self.refusing = False
         self._timer: asyncio.Task[None] | None = None
         self._timer_deadline: int | None = None
         self._wake: asyncio.Future[None] | None = None
