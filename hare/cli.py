@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 from hare.app import Hare
 from hare.errors import BrokerUnavailable, ConfigurationError, HareError
+from hare.health import Health, HealthServer, worker_health, write_status
+from hare.supervisor import STATUS_ENV, Supervisor, child_command
 from hare.worker import Worker
 
 __all__ = ("load_app", "main")
@@ -70,6 +72,17 @@ def _parser() -> argparse.ArgumentParser:
         help="tasks run at once, and the prefetch of each queue (default 16)",
     )
     worker.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="independent worker processes, supervised and restarted if they die (default 1)",
+    )
+    worker.add_argument(
+        "--health-port",
+        type=int,
+        help="serve /livez and /readyz on this port (for Kubernetes probes)",
+    )
+    worker.add_argument(
         "--drain-timeout",
         type=float,
         default=30.0,
@@ -92,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=getattr(logging, args.loglevel.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.processes < 1:
+        print("hare: --processes must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
     try:
         app = load_app(args.app)
         queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
@@ -101,8 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"hare: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.processes > 1:
+        command = child_command(sys.argv[1:] if argv is None else list(argv))
+        return asyncio.run(Supervisor(command, args.processes, health_port=args.health_port).run())
     try:
-        asyncio.run(_run_worker(worker))
+        asyncio.run(_run_worker(worker, args.health_port))
     except BrokerUnavailable as exc:
         print(f"hare: {exc}", file=sys.stderr)
         return EXIT_BROKER
@@ -127,8 +146,12 @@ def _exit_past_stuck_threads(worker: Worker, code: int) -> None:
         os._exit(code)
 
 
-async def _run_worker(worker: Worker) -> None:
+async def _run_worker(worker: Worker, health_port: int | None) -> None:
     loop = asyncio.get_running_loop()
+    status_file = os.environ.get(STATUS_ENV)
+    if status_file:  # a child of `--processes`: report to the supervisor
+        worker.on_state_change.append(lambda w: write_status(status_file, _health(w)))
+    server = HealthServer(health_port, lambda: _health(worker)) if health_port else None
     signals = 0
 
     def on_signal(signum: int) -> None:
@@ -145,7 +168,19 @@ async def _run_worker(worker: Worker) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    await worker.run()
+    if server is not None:
+        await server.start()
+    try:
+        await worker.run()
+    finally:
+        if server is not None:
+            await server.close()
+
+
+def _health(worker: Worker) -> Health:
+    since = worker.disconnected_since
+    now = worker.app.clock.monotonic()
+    return worker_health(worker.state, None if since is None else now - since)
 
 
 if __name__ == "__main__":  # pragma: no cover

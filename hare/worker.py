@@ -17,7 +17,7 @@ import asyncio
 import functools
 import logging
 import random
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -84,6 +84,8 @@ class Worker:
         self._handing_back = False
         #: starting, consuming, reconnecting, draining or stopped: for health probes.
         self.state = "starting"
+        #: Called with the worker after every change of `state`.
+        self.on_state_change: list[Callable[[Worker], None]] = []
         #: Monotonic time the connection was lost, while reconnecting.
         self.disconnected_since: float | None = None
         # Quorum queues count deliveries themselves (x-delivery-limit); classic ones only say
@@ -118,11 +120,11 @@ class Worker:
                 ", ".join(sorted(self.app.tasks)) or "(none)",
             )
             await self._serve(transport, publisher)
-            self.state = "draining"
+            self._set_state("draining")
             await self._drain()
             await self.app.run_hooks("shutdown")
         finally:
-            self.state = "stopped"
+            self._set_state("stopped")
             self.app.unbind_loop()
             await transport.close()
             self._runner.shutdown()
@@ -135,8 +137,8 @@ class Worker:
             handler = functools.partial(self._handle, queue)
             consumer = await transport.consume(queue, handler, prefetch=self.concurrency)
             self._consumers.append(consumer)
-        self.state = "consuming"
         self.disconnected_since = None
+        self._set_state("consuming")
         self._ready.set()
 
     async def _serve(self, transport: Transport, publisher: Publisher) -> None:
@@ -146,8 +148,8 @@ class Worker:
                 return  # stop() was called
             self._ready.clear()
             self._consumers.clear()
-            self.state = "reconnecting"
-            self.disconnected_since = self._clock.monotonic()
+            lost_at = self.disconnected_since = self._clock.monotonic()
+            self._set_state("reconnecting")
             logger.warning(
                 "lost the broker connection; %d unsettled delivery(ies) will be redelivered",
                 self.in_flight,
@@ -162,7 +164,7 @@ class Worker:
                 logger.warning("lost the connection again while subscribing: %s", exc)
                 transport.connection_lost.set()
                 continue
-            lost_for = self._clock.monotonic() - (self.disconnected_since or 0.0)
+            lost_for = self._clock.monotonic() - lost_at
             logger.warning("consuming again after %.1fs without a connection", lost_for)
 
     async def _first(self, work: Coroutine[Any, Any, Any]) -> bool | None:
@@ -180,6 +182,14 @@ class Worker:
             return None
         job.result()
         return True
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        for listener in self.on_state_change:
+            try:
+                listener(self)
+            except Exception:
+                logger.exception("a state-change listener failed")
 
     async def wait_ready(self) -> None:
         """Wait until the worker consumes every queue."""
