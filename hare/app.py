@@ -10,7 +10,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from hare.clock import Clock, SystemClock
 from hare.codec import get_serializer
@@ -106,6 +106,7 @@ class Hare:
         dont_autoretry_for: tuple[type[BaseException], ...] = (),
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
+        isolation: Literal["thread", "process"] = "thread",
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(
@@ -124,6 +125,7 @@ class Hare:
         dont_autoretry_for: tuple[type[BaseException], ...] = (),
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
+        isolation: Literal["thread", "process"] = "thread",
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task: `@app.task` or `@app.task(queue="emails", ...)`.
 
@@ -150,7 +152,17 @@ class Hare:
                 retry=policy,
                 time_limit=_limit("time_limit", time_limit),
                 soft_time_limit=_limit("soft_time_limit", soft_time_limit),
+                isolation=isolation,
             )
+            if isolation not in ("thread", "process"):
+                raise ConfigurationError(
+                    f"isolation must be 'thread' or 'process', not {isolation!r}"
+                )
+            if isolation == "process" and inspect.iscoroutinefunction(fn):
+                raise ConfigurationError(
+                    f"task {options.name}: isolation='process' is for sync functions; an async "
+                    "task is cancelled at its hard time limit already"
+                )
             if options.name in self.tasks and self.tasks[options.name].fn is not fn:
                 raise ConfigurationError(f"two different tasks are named {options.name!r}")
             task: Task[P, R] = Task(self, fn, options)

@@ -26,6 +26,7 @@ from typing import Any
 
 from hare.clock import Clock
 from hare.errors import Reject, Retry, SoftTimeLimitExceeded, TimeLimitExceeded
+from hare.isolation import run_in_process
 from hare.outcome import Failed, Outcome, Rejected, RetryRequested, Succeeded
 
 __all__ = ("TaskRunner",)
@@ -58,10 +59,15 @@ class TaskRunner:
         is_async: bool,
         soft: float | None = None,
         hard: float | None = None,
+        isolated: bool = False,
     ) -> Outcome:
         try:
             if is_async:
                 value = await self._run_async(fn, args, kwargs, soft, hard)
+            elif isolated:
+                value = await run_in_process(
+                    fn, args, kwargs, clock=self._clock, soft=soft, hard=hard
+                )
             else:
                 value = await self._run_sync(fn, args, kwargs, soft, hard)
         except Reject as exc:

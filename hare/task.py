@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, final
 
 from hare.errors import ConfigurationError
 from hare.retry import RetryPolicy
@@ -31,6 +31,9 @@ class TaskOptions:
     #: Hard and soft time limits in seconds (`None`: none); a call may override them.
     time_limit: float | None = None
     soft_time_limit: float | None = None
+    #: "thread" (sync tasks in the worker's thread pool) or "process" (each call in a process
+    #: of its own, which a hard time limit can kill; see `hare.isolation`).
+    isolation: Literal["thread", "process"] = "thread"
 
 
 @final

@@ -322,6 +322,7 @@ class Worker:
             message.args,
             dict(message.kwargs),
             is_async=task.is_async,
+            isolated=options.isolation == "process",
             soft=soft if soft is not None else options.soft_time_limit,
             hard=hard if hard is not None else options.time_limit,
         )

@@ -1,0 +1,164 @@
+"""Running a sync task in a process of its own: for tasks that need a hard kill.
+
+`@app.task(isolation="process")` runs each call in a fresh `spawn`ed process. What that buys:
+
+* the hard time limit really stops the task (the process is killed), unlike a thread;
+* the soft limit arrives as a signal that raises `SoftTimeLimitExceeded` in the task, as in
+  Celery's prefork pool;
+* a crash of the task (segfault, `os._exit`, the OOM killer) fails that task, with the signal
+  named, instead of taking the worker down with it.
+
+What it costs: a new interpreter per call (tens of milliseconds), and arguments and results
+must pickle. The function is imported in the child by module and name, so it must be defined
+at module level (which a task is anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import multiprocessing
+import os
+import signal
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from hare.clock import Clock
+from hare.errors import HareError, SoftTimeLimitExceeded, TimeLimitExceeded
+
+__all__ = ("TaskProcessDied", "run_in_process")
+
+_SOFT_SIGNAL = signal.SIGUSR1
+
+
+class TaskProcessDied(HareError):
+    """The process running an isolated task died before it returned."""
+
+
+async def run_in_process(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    clock: Clock,
+    soft: float | None,
+    hard: float | None,
+) -> Any:
+    """Call `fn(*args, **kwargs)` in a new process; raise what it raised, or return its value."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_child,
+        args=(sender, fn.__module__, fn.__qualname__, args, kwargs),
+        daemon=True,
+        name=f"hare-isolated-{fn.__qualname__}",
+    )
+    process.start()
+    sender.close()
+    inbox = _inbox(receiver)
+    try:
+        # The limits count from when the child is ready to take the soft-limit signal: before
+        # its handler is installed, SIGUSR1 would simply kill it.
+        if await inbox.get() is None:
+            raise TaskProcessDied(
+                f"the task's process died while starting: {_exit_reason(process.exitcode)}"
+            )
+        reply = asyncio.ensure_future(inbox.get())
+        waited = 0.0
+        if soft is not None and (hard is None or soft < hard):
+            if not await _within(reply, soft, clock):
+                _signal(process.pid, _SOFT_SIGNAL)
+                waited = soft
+        if hard is not None and not await _within(reply, hard - waited, clock):
+            process.kill()
+            raise TimeLimitExceeded(f"hard time limit ({hard}s) exceeded: its process was killed")
+        message = await reply
+        if message is None:
+            await asyncio.to_thread(process.join, 5)
+    finally:
+        asyncio.get_running_loop().remove_reader(receiver.fileno())
+        receiver.close()
+        if process.is_alive():
+            process.kill()
+        await asyncio.to_thread(process.join, 5)
+    if message is None:
+        raise TaskProcessDied(f"the task's process died with {_exit_reason(process.exitcode)}")
+    kind, payload, trace = message
+    if kind == "ok":
+        return payload
+    if isinstance(payload, BaseException):
+        payload.add_note(f"raised in the task's own process:\n{trace}")
+        raise payload
+    raise HareError(f"the isolated task raised {payload} (not picklable):\n{trace}")
+
+
+def _inbox(receiver: Connection) -> asyncio.Queue[Any]:
+    """The child's messages as they arrive; `None` once the pipe closed (it exited or died)."""
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[Any] = asyncio.Queue()
+
+    def readable() -> None:
+        try:
+            inbox.put_nowait(receiver.recv())
+        except (EOFError, OSError):
+            loop.remove_reader(receiver.fileno())
+            inbox.put_nowait(None)
+
+    loop.add_reader(receiver.fileno(), readable)
+    return inbox
+
+
+async def _within(future: asyncio.Future[Any], seconds: float, clock: Clock) -> bool:
+    timer = asyncio.ensure_future(clock.sleep(seconds))
+    try:
+        await asyncio.wait({future, timer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        timer.cancel()
+    return future.done()
+
+
+def _signal(pid: int | None, signum: int) -> None:
+    if pid is not None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+def _child(
+    sender: Connection,
+    module: str,
+    qualname: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:  # pragma: no cover - runs in the child process
+    def soft_limit(signum: int, frame: object) -> None:
+        raise SoftTimeLimitExceeded("soft time limit exceeded")
+
+    signal.signal(_SOFT_SIGNAL, soft_limit)
+    sender.send(("ready", None, None))
+    target: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    fn = getattr(target, "fn", target)  # a registered Task wraps the function
+    try:
+        sender.send(("ok", fn(*args, **kwargs), None))
+    except BaseException as exc:
+        trace = traceback.format_exc()
+        try:
+            sender.send(("error", exc, trace))
+        except Exception:
+            sender.send(("error", repr(exc), trace))
+    finally:
+        sender.close()

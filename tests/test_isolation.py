@@ -1,0 +1,84 @@
+"""Sync tasks in a process of their own: results, errors, limits, crashes.
+
+A child process starts in real time; the limits are driven by a manual clock once the runner
+has armed its timer (waited for with a bounded poll, never a fixed sleep).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import pytest
+
+from hare.errors import ConfigurationError
+from hare.execution import TaskRunner
+from hare.isolation import TaskProcessDied
+from hare.outcome import Failed, Outcome, Succeeded
+from hare.testing import ManualClock
+from tests.apps import isolated_app
+
+pytestmark = pytest.mark.anyio
+
+
+async def run(task: Any, *args: Any, clock: ManualClock | None = None, **limits: float) -> Outcome:
+    runner = TaskRunner(2, clock or ManualClock())
+    try:
+        return await runner.run(task.fn, args, {}, is_async=False, isolated=True, **limits)
+    finally:
+        runner.shutdown()
+
+
+async def armed(clock: ManualClock) -> None:
+    async with asyncio.timeout(60):
+        while clock.pending == 0:
+            await asyncio.sleep(0.01)
+
+
+async def test_returns_the_value_from_another_process() -> None:
+    assert await run(isolated_app.add, 2, 3) == Succeeded(5)
+    outcome = await run(isolated_app.pid)
+    assert isinstance(outcome, Succeeded) and outcome.value != os.getpid()
+
+
+async def test_an_exception_comes_back_with_the_childs_traceback() -> None:
+    outcome = await run(isolated_app.boom)
+    assert isinstance(outcome, Failed)
+    assert isinstance(outcome.exception, ValueError)
+    assert "kaboom in the child" in outcome.traceback
+    assert "raised in the task's own process" in outcome.traceback
+
+
+async def test_soft_limit_is_raised_inside_the_process() -> None:
+    clock = ManualClock()
+    running = asyncio.ensure_future(run(isolated_app.crunch, clock=clock, soft=5, hard=60))
+    await armed(clock)
+    await clock.advance_by(5.1)
+    assert await asyncio.wait_for(running, 60) == Succeeded("cleaned up")
+
+
+async def test_hard_limit_kills_the_process() -> None:
+    clock = ManualClock()
+    running = asyncio.ensure_future(run(isolated_app.hang, clock=clock, soft=1, hard=3))
+    await armed(clock)
+    await clock.advance_by(1.1)  # sleeping in C: the soft limit cannot land
+    await armed(clock)
+    await clock.advance_by(2)
+    outcome = await asyncio.wait_for(running, 60)
+    assert isinstance(outcome, Failed)
+    assert "its process was killed" in str(outcome.exception)
+
+
+async def test_a_crash_fails_the_task_not_the_worker() -> None:
+    outcome = await run(isolated_app.segfault)
+    assert isinstance(outcome, Failed)
+    assert isinstance(outcome.exception, TaskProcessDied)
+    assert "SIGSEGV" in str(outcome.exception)
+
+
+def test_process_isolation_is_for_sync_tasks() -> None:
+    with pytest.raises(ConfigurationError, match="is for sync functions"):
+
+        @isolated_app.app.task(name="iso.async", isolation="process")
+        async def nope() -> None: ...
