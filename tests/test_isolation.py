@@ -31,8 +31,9 @@ async def run(task: Any, *args: Any, clock: ManualClock | None = None, **limits:
 
 
 async def armed(clock: ManualClock) -> None:
+    """Wait (bounded) until the runner armed a timer: it does so once the child is ready."""
     async with asyncio.timeout(60):
-        while clock.pending == 0:
+        while clock.pending == 0:  # noqa: ASYNC110 - set on a child process's schedule
             await asyncio.sleep(0.01)
 
 
