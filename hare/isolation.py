@@ -59,13 +59,19 @@ async def run_in_process(
     sender.close()
     inbox = _inbox(receiver)
     try:
-        # The limits count from when the child is ready to take the soft-limit signal: before
-        # its handler is installed, SIGUSR1 would simply kill it.
-        if await inbox.get() is None:
+        # The limits count from when the child is about to call the function, with its
+        # soft-limit handler installed (before that, SIGUSR1 would simply kill it).
+        first = await inbox.get()
+        if first is None:
+            await asyncio.to_thread(process.join, 5)
             raise TaskProcessDied(
                 f"the task's process died while starting: {_exit_reason(process.exitcode)}"
             )
-        reply = asyncio.ensure_future(inbox.get())
+        if first[0] == "error":  # the import failed
+            reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            reply.set_result(first)
+        else:
+            reply = asyncio.ensure_future(inbox.get())
         waited = 0.0
         if soft is not None and (hard is None or soft < hard):
             if not await _within(reply, soft, clock):
@@ -147,12 +153,14 @@ def _child(
         raise SoftTimeLimitExceeded("soft time limit exceeded")
 
     signal.signal(_SOFT_SIGNAL, soft_limit)
-    sender.send(("ready", None, None))
-    target: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        target = getattr(target, part)
-    fn = getattr(target, "fn", target)  # a registered Task wraps the function
     try:
+        target: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+        fn = getattr(target, "fn", target)  # a registered Task wraps the function
+        # Only now do the limits start: they are about the function, not the interpreter's
+        # start-up and imports.
+        sender.send(("ready", None, None))
         sender.send(("ok", fn(*args, **kwargs), None))
     except BaseException as exc:
         trace = traceback.format_exc()

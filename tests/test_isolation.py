@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +29,13 @@ async def run(task: Any, *args: Any, clock: ManualClock | None = None, **limits:
         return await runner.run(task.fn, args, {}, is_async=False, isolated=True, **limits)
     finally:
         runner.shutdown()
+
+
+async def started(marker: Path) -> None:
+    """Wait (bounded) until the task in the child entered its try block."""
+    async with asyncio.timeout(60):
+        while not os.path.exists(marker):  # noqa: ASYNC110, ASYNC240 - set by a child process
+            await asyncio.sleep(0.01)
 
 
 async def armed(clock: ManualClock) -> None:
@@ -51,19 +59,29 @@ async def test_an_exception_comes_back_with_the_childs_traceback() -> None:
     assert "raised in the task's own process" in outcome.traceback
 
 
-async def test_soft_limit_is_raised_inside_the_process() -> None:
+async def test_soft_limit_is_raised_inside_the_process(tmp_path: Path) -> None:
     clock = ManualClock()
-    running = asyncio.ensure_future(run(isolated_app.crunch, clock=clock, soft=5, hard=60))
+    marker = tmp_path / "in-try"
+    running = asyncio.ensure_future(
+        run(isolated_app.crunch, str(marker), clock=clock, soft=5, hard=60)
+    )
+    await started(marker)
     await armed(clock)
     await clock.advance_by(5.1)
     assert await asyncio.wait_for(running, 60) == Succeeded("cleaned up")
 
 
-async def test_hard_limit_kills_the_process() -> None:
+async def test_hard_limit_kills_a_process_that_ignores_the_soft_limit(tmp_path: Path) -> None:
     clock = ManualClock()
-    running = asyncio.ensure_future(run(isolated_app.hang, clock=clock, soft=1, hard=3))
+    marker = tmp_path / "in-try"
+    running = asyncio.ensure_future(
+        run(isolated_app.stubborn, str(marker), clock=clock, soft=1, hard=3)
+    )
+    await started(marker)
     await armed(clock)
-    await clock.advance_by(1.1)  # sleeping in C: the soft limit cannot land
+    marker.unlink()
+    await clock.advance_by(1.1)  # the soft limit lands; the task swallows it
+    await started(marker)
     await armed(clock)
     await clock.advance_by(2)
     outcome = await asyncio.wait_for(running, 60)

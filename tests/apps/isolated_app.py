@@ -28,17 +28,23 @@ def boom() -> None:
 
 
 @app.task(name="iso.crunch", isolation="process")
-def crunch() -> str:
+def crunch(marker: str) -> str:
     try:
+        open(marker, "w").close()  # tell the test the try block is running
         while True:
             sum(range(1000))
     except SoftTimeLimitExceeded:
         return "cleaned up"
 
 
-@app.task(name="iso.hang", isolation="process")
-def hang() -> None:
-    time.sleep(3600)  # blocked in C: deaf to the soft limit, killed at the hard one
+@app.task(name="iso.stubborn", isolation="process")
+def stubborn(marker: str) -> None:
+    while True:  # swallows the soft limit: only the hard one stops it
+        try:
+            open(marker, "w").close()
+            time.sleep(3600)
+        except SoftTimeLimitExceeded:
+            continue
 
 
 @app.task(name="iso.segfault", isolation="process")
