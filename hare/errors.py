@@ -6,6 +6,7 @@ Failures (exceptions hare raises to you)::
     ├── ConfigurationError        a setting, app path or task option is wrong
     │   └── NotSupportedError     an option hare cannot honour (never silently ignored)
     ├── TaskNotRegistered         a task name the app does not know (calling side)
+    ├── FieldTableError           a header value an AMQP field table cannot carry
     ├── MessageError              a message that cannot be turned into a task call
     │   ├── MalformedMessage      broken body or headers
     │   └── ContentTypeRefused    a content type outside `accept_content`
@@ -37,6 +38,7 @@ __all__ = (
     "ConfigurationError",
     "ContentTypeRefused",
     "DelayTooLong",
+    "FieldTableError",
     "HareError",
     "MalformedMessage",
     "MessageError",
@@ -78,6 +80,18 @@ class TaskNotRegistered(HareError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"no task named {name!r} is registered")
+
+
+class FieldTableError(HareError, TypeError):
+    """A header value (or key) that an AMQP field table cannot carry.
+
+    `path` locates it, e.g. ``timelimit[1]`` or ``stamps.owner``.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"header {path or '<table>'}: {reason}")
 
 
 class MessageError(HareError):

@@ -1,0 +1,22 @@
+"""The transport contract on a real RabbitMQ."""
+
+from __future__ import annotations
+
+import pytest
+
+from hare.transport.amqp import AmqpTransport
+from hare.transport.base import Transport
+from tests.transport.contract import TransportContract, TransportFactory
+
+pytestmark = pytest.mark.amqp
+
+
+class TestAmqpTransport(TransportContract):
+    @pytest.fixture
+    def transport_factory(self, amqp_url: str) -> TransportFactory:
+        async def connect() -> Transport:
+            transport = AmqpTransport(amqp_url, connect_timeout=5, publish_timeout=10)
+            await transport.connect()
+            return transport
+
+        return connect
