@@ -6,23 +6,26 @@ import asyncio
 import inspect
 import os
 import socket
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from hare.clock import Clock, SystemClock
 from hare.codec import get_serializer
-from hare.errors import ConfigurationError, NotSupportedError, TaskNotRegistered
+from hare.connections import Connections, mask_url
+from hare.errors import ConfigurationError, NotSupportedError
 from hare.message import Message
-from hare.portal import LoopPortal
+from hare.periodic import Periodic
 from hare.publisher import Publisher
 from hare.retry import RetryPolicy
 from hare.settings import Settings
 from hare.task import Sent, Task, TaskOptions, normalise_eta, task_name
 from hare.topology import validate_queue_name
 from hare.transport.base import Transport
+
+if TYPE_CHECKING:
+    from hare.schedule import Schedule
 
 __all__ = ("Hare",)
 
@@ -75,15 +78,13 @@ class Hare:
         self.clock: Clock = clock or SystemClock()
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.origin = f"gen{os.getpid()}@{socket.gethostname()}"
-        self._memory_broker: Any = None
-        self._publishers: dict[asyncio.AbstractEventLoop, Publisher] = {}
-        self._home: tuple[LoopPortal, Publisher] | None = None
-        self._portal_lock = threading.Lock()
+        self.connections = Connections(self.settings, self.clock, f"{main or 'app'} {self.origin}")
         self._content_type = get_serializer(self.settings.serializer).content_type
         self._hooks: dict[str, list[Callable[[], Any]]] = {"startup": [], "shutdown": []}
+        self.periodics: dict[str, Periodic] = {}
 
     def __repr__(self) -> str:
-        return f"<Hare {self.main or '?'} broker={_mask(self.settings.broker_url)}>"
+        return f"<Hare {self.main or '?'} broker={mask_url(self.settings.broker_url)}>"
 
     # -- registering tasks -------------------------------------------------------------------
 
@@ -171,6 +172,75 @@ class Hare:
 
         return register(fn) if fn is not None else register
 
+    # -- periodic tasks ----------------------------------------------------------------------
+
+    def periodic(
+        self,
+        schedule: Schedule,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        overlap: bool = True,
+        catch_up: bool = False,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]:
+        """Register a task that runs on `schedule` (`every(...)`, `cron(...)`); no beat needed.
+
+        `overlap=False` does not start an occurrence while the previous run still runs;
+        `catch_up=True` runs the last occurrence missed while no worker ran (else skipped).
+        """
+
+        def register(fn: Callable[P, R]) -> Task[P, R]:
+            task = self.task(name=name, queue=queue)(fn)
+            self.add_periodic(
+                task.name,
+                schedule,
+                task=task,
+                args=args,
+                kwargs=kwargs,
+                queue=queue,
+                overlap=overlap,
+                catch_up=catch_up,
+            )
+            return task
+
+        return register
+
+    def add_periodic(
+        self,
+        name: str,
+        schedule: Schedule,
+        *,
+        task: Task[Any, Any] | str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        queue: str | None = None,
+        overlap: bool = True,
+        catch_up: bool = False,
+    ) -> None:
+        """Add a schedule programmatically, as Celery's `add_periodic_task`."""
+        if not name or any(c in name for c in "\x00\n"):
+            raise ConfigurationError(f"bad schedule name {name!r}")
+        if not hasattr(schedule, "next_after") or not hasattr(schedule, "canonical"):
+            raise ConfigurationError(f"{schedule!r} is not a schedule: use every(...) or cron(...)")
+        task_name = task if isinstance(task, str) else task.name
+        known = self.tasks.get(task_name)
+        target = queue or (known.queue if known else self.settings.default_queue)
+        validate_queue_name(target)
+        if name in self.periodics:
+            raise ConfigurationError(f"two schedules are named {name!r}")
+        self.periodics[name] = Periodic(
+            name=name,
+            schedule=schedule,
+            task=task_name,
+            queue=target,
+            args=tuple(args),
+            kwargs=dict(kwargs or {}),
+            overlap=overlap,
+            catch_up=catch_up,
+        )
+
     # -- worker life cycle -------------------------------------------------------------------
 
     def on_startup(self, fn: Callable[[], Any]) -> Callable[[], Any]:
@@ -201,7 +271,7 @@ class Hare:
     ) -> Sent:
         """Send a task by name from synchronous code, without importing it."""
         queue, message = self.build_message(name, args, kwargs, options)
-        portal, publisher = self._home_portal()
+        portal, publisher = self.connections.home_portal()
         portal.call(publisher.send(queue, message))
         return Sent(id=message.id, task=name, queue=queue)
 
@@ -268,88 +338,30 @@ class Hare:
         seconds = when.total_seconds() if isinstance(when, timedelta) else float(when)
         return datetime.fromtimestamp(self.clock.time() + seconds, UTC)
 
-    # -- connections -------------------------------------------------------------------------
+    # -- connections (see hare.connections) -------------------------------------------------
 
     def make_transport(self) -> Transport:
         """A new, unconnected transport for the configured broker."""
-        url = self.settings.broker_url
-        if url.startswith("memory://"):
-            from hare.transport.memory import MemoryBroker, MemoryTransport
-
-            if self._memory_broker is None:
-                self._memory_broker = MemoryBroker()
-            return MemoryTransport(self._memory_broker, clock=self.clock)
-        if url.startswith(("amqp://", "amqps://")):
-            from hare.transport.amqp import AmqpTransport
-
-            return AmqpTransport(
-                [part.strip() for part in url.split(";") if part.strip()],
-                connect_timeout=self.settings.connect_timeout,
-                publish_timeout=self.settings.publish_timeout,
-                heartbeat=self.settings.heartbeat,
-                name=f"hare {self.main} {self.origin}",
-            )
-        raise ConfigurationError(f"unsupported broker URL {_mask(url)!r} (amqp://, memory://)")
+        return self.connections.make_transport()
 
     async def publisher(self) -> Publisher:
         """The publisher for the running event loop, connected on first use."""
-        loop = asyncio.get_running_loop()
-        if self._home is not None and self._home[0].loop is loop:
-            return self._home[1]
-        publisher = self._publishers.get(loop)
-        if publisher is None:
-            transport = self.make_transport()
-            await transport.connect()
-            publisher = self._publishers.setdefault(
-                loop, Publisher(transport, self.settings, self.clock)
-            )
-            if publisher.transport is not transport:
-                await transport.close()
-        return publisher
+        return await self.connections.publisher()
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop, publisher: Publisher) -> None:
         """Make a running worker's loop and connection serve `delay()` calls of this process."""
-        self._home = (LoopPortal(loop, None), publisher)
+        self.connections.bind_loop(loop, publisher)
 
     def unbind_loop(self) -> None:
-        self._home = None
-
-    def _home_portal(self) -> tuple[LoopPortal, Publisher]:
-        home = self._home
-        if home is not None and home[0].is_usable:
-            return home
-        with self._portal_lock:
-            home = self._home
-            if home is not None and home[0].is_usable:
-                return home
-            portal = LoopPortal.start(self.main or "app")
-
-            async def connect() -> Publisher:
-                return await self.publisher()
-
-            try:
-                publisher = portal.call(connect())
-            except BaseException:
-                portal.stop()
-                raise
-            self._home = (portal, publisher)
-            return self._home
+        self.connections.unbind_loop()
 
     async def aclose(self) -> None:
         """Close the connections this app opened on the running loop."""
-        publisher = self._publishers.pop(asyncio.get_running_loop(), None)
-        if publisher is not None:
-            await publisher.transport.close()
+        await self.connections.aclose()
 
     def close(self) -> None:
         """Close the private publishing loop that `delay()` started, if any."""
-        home, self._home = self._home, None
-        if home is None:
-            return
-        portal, publisher = home
-        if portal.loop in self._publishers:
-            del self._publishers[portal.loop]
-            portal.stop(publisher.transport.close())
+        self.connections.close()
 
 
 def _limit(name: str, value: float | None) -> float | None:
@@ -358,25 +370,3 @@ def _limit(name: str, value: float | None) -> float | None:
     if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
         raise ConfigurationError(f"{name} must be a positive number of seconds, not {value!r}")
     return value
-
-
-def _mask(url: str) -> str:
-    """The URL with any password replaced, for messages and logs."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = []
-    for one in url.split(";"):
-        split = urlsplit(one.strip())
-        if split.password:
-            netloc = split.netloc.replace(":" + split.password + "@", ":***@", 1)
-            one = urlunsplit(split._replace(netloc=netloc))
-        parts.append(one)
-    return ";".join(parts)
-
-
-def lookup_task(app: Hare, name: str) -> Task[Any, Any]:
-    """The task registered under `name`, or `TaskNotRegistered`."""
-    try:
-        return app.tasks[name]
-    except KeyError:
-        raise TaskNotRegistered(name) from None

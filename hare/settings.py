@@ -41,6 +41,11 @@ class Settings:
     publish_timeout: float = 30.0
     #: AMQP heartbeat interval in seconds.
     heartbeat: int = 30
+    #: The deployment's generation (e.g. a release number): a periodic schedule whose spec
+    #: changed replaces the pending tick of an older generation's.
+    generation: int = 0
+    #: Seconds between a worker's checks that every schedule has its pending tick.
+    watchdog_interval: float = 60.0
 
     def __post_init__(self) -> None:
         validate_queue_name(self.default_queue)
@@ -50,7 +55,7 @@ class Settings:
             )
         if self.delivery_limit < 1:
             raise ConfigurationError("delivery_limit must be at least 1")
-        for name in ("connect_timeout", "publish_timeout"):
+        for name in ("connect_timeout", "publish_timeout", "watchdog_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
         if not self.accept_content:
@@ -86,9 +91,9 @@ def _names(value: str | Iterable[str]) -> list[str]:
 def _parse(name: str, raw: str) -> Any:
     """Turn the text of an environment variable into the setting's type."""
     try:
-        if name in ("delivery_limit", "heartbeat"):
+        if name in ("delivery_limit", "heartbeat", "generation"):
             return int(raw)
-        if name in ("connect_timeout", "publish_timeout"):
+        if name in ("connect_timeout", "publish_timeout", "watchdog_interval"):
             return float(raw)
     except ValueError as exc:
         raise ConfigurationError(f"HARE_{name.upper()}={raw!r} is not a number") from exc

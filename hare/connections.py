@@ -1,0 +1,125 @@
+"""An app's connections: one publishing connection per event loop, and the sync bridge.
+
+* `publisher()` gives async code a connection on its own loop, opened on first use.
+* A running worker binds its loop and connection (`bind_loop`), so `delay()` from the worker's
+  sync tasks and `await adelay()` from its async tasks publish through the worker's connection.
+* `home_portal()` serves sync `delay()`: the worker's loop when one runs in this process, else
+  a private loop in a daemon thread, started on first use and shared by every thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from urllib.parse import urlsplit, urlunsplit
+
+from hare.clock import Clock
+from hare.errors import ConfigurationError
+from hare.portal import LoopPortal
+from hare.publisher import Publisher
+from hare.settings import Settings
+from hare.transport.base import Transport
+
+__all__ = ("Connections", "mask_url")
+
+
+class Connections:
+    """The connections one app opens, by event loop."""
+
+    def __init__(self, settings: Settings, clock: Clock, name: str) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._name = name
+        self._memory_broker: object | None = None
+        self._publishers: dict[asyncio.AbstractEventLoop, Publisher] = {}
+        self._home: tuple[LoopPortal, Publisher] | None = None
+        self._portal_lock = threading.Lock()
+
+    def make_transport(self) -> Transport:
+        """A new, unconnected transport for the configured broker."""
+        url = self._settings.broker_url
+        if url.startswith("memory://"):
+            from hare.transport.memory import MemoryBroker, MemoryTransport
+
+            if not isinstance(self._memory_broker, MemoryBroker):
+                self._memory_broker = MemoryBroker()
+            return MemoryTransport(self._memory_broker, clock=self._clock)
+        if url.startswith(("amqp://", "amqps://")):
+            from hare.transport.amqp import AmqpTransport
+
+            return AmqpTransport(
+                [part.strip() for part in url.split(";") if part.strip()],
+                connect_timeout=self._settings.connect_timeout,
+                publish_timeout=self._settings.publish_timeout,
+                heartbeat=self._settings.heartbeat,
+                name=f"hare {self._name}",
+            )
+        raise ConfigurationError(f"unsupported broker URL {mask_url(url)!r} (amqp://, memory://)")
+
+    async def publisher(self) -> Publisher:
+        """The publisher for the running event loop, connected on first use."""
+        loop = asyncio.get_running_loop()
+        if self._home is not None and self._home[0].loop is loop:
+            return self._home[1]
+        publisher = self._publishers.get(loop)
+        if publisher is None:
+            transport = self.make_transport()
+            await transport.connect()
+            publisher = self._publishers.setdefault(
+                loop, Publisher(transport, self._settings, self._clock)
+            )
+            if publisher.transport is not transport:
+                await transport.close()
+        return publisher
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop, publisher: Publisher) -> None:
+        self._home = (LoopPortal(loop, None), publisher)
+
+    def unbind_loop(self) -> None:
+        self._home = None
+
+    def home_portal(self) -> tuple[LoopPortal, Publisher]:
+        """The loop and publisher that serve sync `delay()` calls, started if need be."""
+        home = self._home
+        if home is not None and home[0].is_usable:
+            return home
+        with self._portal_lock:
+            home = self._home
+            if home is not None and home[0].is_usable:
+                return home
+            portal = LoopPortal.start(self._name)
+            try:
+                publisher = portal.call(self.publisher())
+            except BaseException:
+                portal.stop()
+                raise
+            self._home = (portal, publisher)
+            return self._home
+
+    async def aclose(self) -> None:
+        """Close the connection opened on the running loop."""
+        publisher = self._publishers.pop(asyncio.get_running_loop(), None)
+        if publisher is not None:
+            await publisher.transport.close()
+
+    def close(self) -> None:
+        """Close the private publishing loop that `delay()` started, if any."""
+        home, self._home = self._home, None
+        if home is None:
+            return
+        portal, publisher = home
+        if portal.loop in self._publishers:
+            del self._publishers[portal.loop]
+            portal.stop(publisher.transport.close())
+
+
+def mask_url(url: str) -> str:
+    """The URL (or `;`-joined URLs) with any password replaced, for messages and logs."""
+    parts = []
+    for one in url.split(";"):
+        split = urlsplit(one.strip())
+        if split.password:
+            netloc = split.netloc.replace(":" + split.password + "@", ":***@", 1)
+            one = urlunsplit(split._replace(netloc=netloc))
+        parts.append(one)
+    return ";".join(parts)
