@@ -29,6 +29,7 @@ from hare.errors import BrokerUnavailable, ConfigurationError, HareError, Messag
 from hare.execution import TaskRunner
 from hare.message import Message
 from hare.outcome import Outcome
+from hare.periodic import PERIODIC_HEADER, Scheduler
 from hare.publisher import ETA_HEADER, Publisher
 from hare.reconnect import reconnect
 from hare.settlement import Settlement
@@ -58,12 +59,17 @@ class Worker:
         transport: Transport | None = None,
         rng: random.Random | None = None,
         drain_timeout: float = 30.0,
+        schedules: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
         if drain_timeout < 0:
             raise ConfigurationError("drain_timeout must not be negative")
         self.drain_timeout = drain_timeout
+        #: Whether this worker keeps the app's periodic schedules going (all workers do, by
+        #: default: no process is special).
+        self.runs_schedules = schedules and bool(app.periodics)
+        self._scheduler: Scheduler | None = None
         self.app = app
         self.queues = tuple(dict.fromkeys(queues or (app.settings.default_queue,)))
         self.concurrency = concurrency
@@ -107,6 +113,16 @@ class Worker:
             publisher, self._clock, self._rng, app_settings.delivery_limit
         )
         self._runner = TaskRunner(self.concurrency, self._clock)
+        if self.runs_schedules:
+            self._scheduler = Scheduler(
+                self.app.main or "app",
+                self.app.periodics,
+                publisher,
+                clock=self._clock,
+                rng=self._rng,
+                generation=app_settings.generation,
+                watchdog=app_settings.watchdog_interval,
+            )
         if len(self.queues) > 1:
             self._slots = asyncio.Semaphore(self.concurrency)
         self.app.bind_loop(asyncio.get_running_loop(), publisher)
@@ -119,7 +135,14 @@ class Worker:
                 self.concurrency,
                 ", ".join(sorted(self.app.tasks)) or "(none)",
             )
-            await self._serve(transport, publisher)
+            watchdog = (
+                asyncio.ensure_future(self._scheduler.run_watchdog()) if self._scheduler else None
+            )
+            try:
+                await self._serve(transport, publisher)
+            finally:
+                if watchdog is not None:
+                    watchdog.cancel()
             self._set_state("draining")
             await self._drain()
             await self.app.run_hooks("shutdown")
@@ -137,6 +160,8 @@ class Worker:
             handler = functools.partial(self._handle, queue)
             consumer = await transport.consume(queue, handler, prefetch=self.concurrency)
             self._consumers.append(consumer)
+        if self._scheduler is not None:
+            self._consumers.append(await self._scheduler.subscribe())
         self.disconnected_since = None
         self._set_state("consuming")
         self._ready.set()
@@ -182,6 +207,23 @@ class Worker:
             return None
         job.result()
         return True
+
+    async def _release(self, periodic: object) -> None:
+        """A run of a periodic task settled: an `overlap=False` schedule may go on."""
+        if not (isinstance(periodic, list) and len(periodic) == 2):
+            return
+        name, occurrence = periodic
+        entry = self.app.periodics.get(name) if isinstance(name, str) else None
+        if entry is None or entry.overlap or self._scheduler is None:
+            return
+        try:
+            await self._scheduler.release(name, int(occurrence))
+        except Exception:
+            logger.exception(
+                "schedule %s: could not offer the next tick after a run; the "
+                "watchdog or the lease will",
+                name,
+            )
 
     def _set_state(self, state: str) -> None:
         self.state = state
@@ -313,6 +355,9 @@ class Worker:
         outcome = await self._execute(task, message)
         self.processed += 1
         await settle.settle(delivery, task, message, outcome, self._clock.monotonic() - started)
+        periodic = message.headers.get(PERIODIC_HEADER)
+        if periodic is not None and self._scheduler is not None:
+            await self._release(periodic)
 
     async def _execute(self, task: Task[Any, Any], message: Message) -> Outcome:
         hard, soft = message.timelimit
