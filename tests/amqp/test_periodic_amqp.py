@@ -1,0 +1,64 @@
+"""Periodic ticks on a real RabbitMQ: the broker, not the pods, keeps one tick per schedule."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import pytest
+
+from hare.clock import SystemClock
+from hare.periodic import Periodic, Scheduler
+from hare.publisher import Publisher
+from hare.schedule import every
+from hare.settings import Settings
+from hare.ticks import slot_name, slot_queue, tick_queue_name
+from hare.transport.amqp import AmqpTransport
+
+pytestmark = [pytest.mark.amqp, pytest.mark.anyio]
+
+
+async def test_eight_pods_starting_at_once_leave_exactly_one_pending_tick(
+    amqp_url: str, unique: str
+) -> None:
+    app = f"boot{unique}"
+    entry = Periodic(name="sched", schedule=every(minutes=1), task="t.x", queue="unused")
+    settings = Settings.resolve({"broker_url": amqp_url}, {})
+    pods = [AmqpTransport(amqp_url, name=f"pod{i}") for i in range(8)]
+    schedulers = [
+        Scheduler(
+            app,
+            {"sched": entry},
+            Publisher(pod, settings, SystemClock()),
+            clock=SystemClock(),
+            rng=random.Random(i),
+        )
+        for i, pod in enumerate(pods)
+    ]
+    for pod in pods:
+        await pod.connect()
+    admin = pods[0]
+    depths = []
+    try:
+        await admin.declare_queue(slot_queue(app, "sched"))
+        for _ in range(20):
+            await admin.purge(slot_name(app, "sched"))
+            go = asyncio.Event()
+
+            async def offer(scheduler: Scheduler, go: asyncio.Event = go) -> bool:
+                await go.wait()  # every pod offers its bootstrap tick at the same instant
+                return await scheduler.offer(scheduler.tick_for(entry, time.time() + 2))
+
+            racing = [asyncio.ensure_future(offer(s)) for s in schedulers]
+            await asyncio.sleep(0.05)
+            go.set()
+            accepted = await asyncio.gather(*racing)
+            assert accepted.count(True) == 1
+            depths.append(await admin.message_count(slot_name(app, "sched")))
+        assert depths == [1] * 20
+    finally:
+        await admin.delete_queue(slot_name(app, "sched"))
+        await admin.delete_queue(tick_queue_name(app))
+        for pod in pods:
+            await pod.close()
