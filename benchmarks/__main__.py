@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import core, delays
+from benchmarks import core, delays, periodic
 
-BENCHMARKS = {"core": core.main, "delays": delays.main}
+BENCHMARKS = {"core": core.main, "delays": delays.main, "periodic": periodic.main}
 
 
 def main() -> None:

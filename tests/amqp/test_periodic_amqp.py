@@ -62,3 +62,32 @@ async def test_eight_pods_starting_at_once_leave_exactly_one_pending_tick(
         await admin.delete_queue(tick_queue_name(app))
         for pod in pods:
             await pod.close()
+
+
+@pytest.mark.slow
+@pytest.mark.fault
+async def test_a_fleet_with_a_skewed_clock_and_killed_pods_fires_each_second_once(
+    amqp_url: str,
+) -> None:
+    """Four `hare worker` processes of a 1 s schedule, one clock 300 ms ahead; one pod is
+    SIGKILLed, one SIGTERMed, two new ones start. No occurrence runs twice or is missed."""
+    from benchmarks.periodic import run_fleet
+
+    result = await asyncio.to_thread(run_fleet, amqp_url, seconds=12, pods=4, skew=0.3, chaos=True)
+    app = result["app"]
+    transport = AmqpTransport(amqp_url)
+    await transport.connect()
+    try:
+        for queue in (
+            slot_name(app, "bench.second"),
+            tick_queue_name(app),
+            app + ".work",
+            app + ".work.dead",
+        ):
+            await transport.delete_queue(queue)
+    finally:
+        await transport.close()
+    assert result["duplicates"] == 0, result
+    assert result["missed"] == [], result
+    assert result["occurrences"] >= 9, result
+    assert result["exit_codes"][1:] == [0] * (len(result["exit_codes"]) - 1), result

@@ -1,0 +1,46 @@
+"""The app of the periodic fleet benchmark: a 1 s schedule whose runs append their start time.
+
+BENCH_FILE: where runs are recorded (8-byte doubles, one os.write each); BENCH_CLOCK_SKEW:
+seconds this pod's wall clock is off (e.g. 0.3), to model pods whose clocks disagree;
+BENCH_APP: the app's name (so runs never share ticks with another run's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+import time
+
+from hare import Hare
+from hare.schedule import every
+
+
+class SkewedClock:
+    """The system clock, with the wall clock moved by a fixed offset."""
+
+    def __init__(self, skew: float) -> None:
+        self.skew = skew
+
+    def time(self) -> float:
+        return time.time() + self.skew
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+app = Hare(
+    os.environ.get("BENCH_APP", "bench-periodic"),
+    clock=SkewedClock(float(os.environ.get("BENCH_CLOCK_SKEW", "0"))),
+    default_queue=os.environ.get("BENCH_APP", "bench-periodic") + ".work",
+    watchdog_interval=float(os.environ.get("BENCH_WATCHDOG", "5")),
+)
+_out = os.open(os.environ.get("BENCH_FILE", os.devnull), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+
+
+@app.periodic(every(seconds=1), name="bench.second")
+async def second() -> None:
+    os.write(_out, struct.pack("<d", time.time()))  # the real time, whatever this pod believes
