@@ -136,10 +136,11 @@ class Settlement:
         limit = self._delivery_limit
         if count >= limit:
             detail = (
-                f"delivered {count + 1} times without being settled (limit {limit}): "
-                "does it kill the worker that runs it?"
+                f"its worker went away while running it {count} times (delivery_limit "
+                f"{limit}): does it kill the process that runs it?"
             )
-            await self.dead_letter(delivery, DeadLetter(reason="delivery-limit", detail=detail))
+            dead = DeadLetter(reason="delivery-limit", detail=detail, attempts=count)
+            await self.dead_letter(delivery, dead)
             return
         again = replace(delivery.properties, headers={**headers, REDELIVERIES_HEADER: count})
         await self._transport.publish(

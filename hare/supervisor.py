@@ -101,7 +101,8 @@ class Supervisor:
                 return code
             child.down_since = loop.time()
             ran = loop.time() - child.started_at
-            pause = FIRST_PAUSE if ran >= STABLE_AFTER else min(MAX_PAUSE, pause * 2)
+            if ran >= STABLE_AFTER:
+                pause = FIRST_PAUSE  # it had been fine for a while: restart quickly
             child.restarts += 1
             logger.error(
                 "worker process %d (pid %d) exited with %s after %.1fs; restarting in "
@@ -118,6 +119,7 @@ class Supervisor:
             except FileNotFoundError:
                 pass
             await asyncio.sleep(pause)
+            pause = min(MAX_PAUSE, pause * 2)  # crashing again soon waits longer
             if self._stopping:
                 return 0
 

@@ -25,7 +25,13 @@ from hare import protocol
 from hare.app import Hare
 from hare.codec import accepted_content_types
 from hare.deadletter import DEATH_HEADERS, DeadLetter, strip_death_headers
-from hare.errors import BrokerUnavailable, ConfigurationError, HareError, MessageError
+from hare.errors import (
+    BrokerError,
+    BrokerUnavailable,
+    ConfigurationError,
+    HareError,
+    MessageError,
+)
 from hare.execution import TaskRunner
 from hare.message import Message
 from hare.outcome import Outcome
@@ -292,6 +298,17 @@ class Worker:
     # -- one delivery ------------------------------------------------------------------------
 
     async def _handle(self, queue: str, delivery: Delivery) -> None:
+        """The transport's entry point for a delivery.
+
+        The work runs in a task of its own, shielded: when a connection dies, aiormq cancels
+        the tasks running its consumer callbacks, which would cut a running task off at
+        whatever `await` it was in. Shielded, the task finishes; its ack then fails and the
+        broker redelivers the message (at-least-once), but nothing is left half done. Drains
+        still cancel the inner task directly (it is the one in `_active`).
+        """
+        await asyncio.shield(self._handle_delivery(queue, delivery))
+
+    async def _handle_delivery(self, queue: str, delivery: Delivery) -> None:
         """Decode, run and settle one delivery. Never raises into the transport."""
         current = asyncio.current_task()
         if current is not None:
@@ -306,9 +323,14 @@ class Worker:
             if self._handing_back:
                 await self._settlement_of().requeue(delivery)
             raise
+        except BrokerError as exc:
+            # Typically the connection died while the task ran: the broker redelivers it.
+            logger.warning(
+                "could not settle a delivery from %s (%s); the broker redelivers it", queue, exc
+            )
         except Exception:
-            # A bug in hare or a broker failure while settling: the delivery stays unacked
-            # and returns to its queue when the channel closes. Never crash the consumer.
+            # A bug in hare: the delivery stays unacked and returns to its queue when the
+            # channel closes. Never crash the consumer.
             logger.exception("could not settle a delivery from %s", queue)
         finally:
             if current is not None:
