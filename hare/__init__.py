@@ -7,8 +7,12 @@ Layout (imports point down only):
   (sync `delay()`), `worker`.
 * the seam: `transport.base.Transport`, implemented by `transport.amqp` (the only module that
   imports aiormq) and `transport.memory` (in-process, for tests).
+* runtime, continued: `settlement` (ack, retry, dead-letter), `execution` and `isolation`
+  (running functions, time limits), `reconnect`, `periodic` (beat-less schedules), `health`,
+  `supervisor` (`--processes`), `dlq` (dead-letter tools).
 * pure core, no I/O and no clock: `settings`, `message`, `codec`, `protocol` (Celery protocol
-  v2), `topology`, `deadletter`, `outcome`, `errors`.
+  v2), `topology`, `ladder` (delays), `retry`, `ticks`, `schedule` and `crontab`, `deadletter`,
+  `outcome`, `errors`.
 """
 
 from hare.app import Hare as Hare
@@ -21,7 +25,11 @@ from hare.errors import NotSupportedError as NotSupportedError
 from hare.errors import PublishError as PublishError
 from hare.errors import Reject as Reject
 from hare.errors import Retry as Retry
+from hare.errors import SoftTimeLimitExceeded as SoftTimeLimitExceeded
 from hare.errors import TaskNotRegistered as TaskNotRegistered
+from hare.errors import TimeLimitExceeded as TimeLimitExceeded
+from hare.schedule import cron as cron
+from hare.schedule import every as every
 from hare.task import Sent as Sent
 from hare.task import Task as Task
 from hare.worker import Worker as Worker
@@ -40,7 +48,12 @@ __all__ = (
     "Reject",
     "Retry",
     "Sent",
+    "SoftTimeLimitExceeded",
     "Task",
+    "TaskNotRegistered",
+    "TimeLimitExceeded",
     "Worker",
     "__version__",
+    "cron",
+    "every",
 )

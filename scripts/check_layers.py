@@ -27,6 +27,8 @@ PURE_CORE = {
     "hare/ladder.py",
     "hare/retry.py",
     "hare/schedule.py",
+    "hare/crontab.py",
+    "hare/ticks.py",
     "hare/transport/base.py",
 }
 PAMQP_ALLOWED = {"hare/transport/amqp.py", "hare/transport/fieldtable.py"}
