@@ -95,12 +95,26 @@ def _parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="default: info",
     )
+    from hare.dlq_cli import add_dlq_parser  # here: hare.dlq_cli imports this module
+
+    add_dlq_parser(commands)
+    from hare.schedules_cli import add_schedules_parser
+
+    add_schedules_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hare` command."""
     args = _parser().parse_args(argv)
+    if args.command == "dlq":
+        from hare.dlq_cli import run_dlq
+
+        return run_dlq(args)
+    if args.command == "schedules":
+        from hare.schedules_cli import run_schedules
+
+        return run_schedules(args)
     logging.basicConfig(
         level=getattr(logging, args.loglevel.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

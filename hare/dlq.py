@@ -1,0 +1,264 @@
+"""Dead letters: browse, replay and purge `<queue>.dead` without holding it in memory.
+
+A browse reads `message_count` once, takes that many messages with basic.get on a transport of
+its own, and leaves unsettled what it does not ack; closing the transport hands those back. A
+classic queue (dead-letter queues always are) puts them back where they were, so a browse
+changes neither content nor order. Rejecting with requeue one by one would not do: a requeued
+message is the next one `get` returns. A replay acks a dead letter only once the broker has
+confirmed its republished copy. Nothing here prints; `hare.dlq_cli` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass, replace
+
+from hare import ladder
+from hare.app import Hare
+from hare.codec import accepted_content_types
+from hare.dlq_rows import REPLAYS_HEADER as REPLAYS_HEADER
+from hare.dlq_rows import DeadLetterDetail as DeadLetterDetail
+from hare.dlq_rows import DeadLetterRow as DeadLetterRow
+from hare.dlq_rows import Selector as Selector
+from hare.dlq_rows import dead_at, read_detail, read_row, replay_headers, replay_message
+from hare.dlq_rows import dead_queue_name as dead_queue_name
+from hare.dlq_rows import work_queue_name as work_queue_name
+from hare.errors import BrokerError, ConfigurationError, HareError
+from hare.message import Message
+from hare.publisher import Publisher
+from hare.transport.base import Delivery, Envelope, Transport
+
+__all__ = (
+    "REPLAYS_HEADER",
+    "DeadLetterDetail",
+    "DeadLetterRow",
+    "Progress",
+    "PurgeSummary",
+    "QueueNotFound",
+    "ReplaySummary",
+    "Selector",
+    "dead_queue_name",
+    "find",
+    "list_dead_letters",
+    "purge",
+    "replay",
+    "work_queue_name",
+)
+
+#: Publishes awaiting their confirm at once in a replay (one at a time is a round trip each).
+_REPLAY_WINDOW = 64
+
+#: Called with (messages examined, messages in the queue when the browse started).
+Progress = Callable[[int, int], None]
+
+
+class QueueNotFound(HareError):
+    """The dead-letter queue does not exist on the broker."""
+
+    def __init__(self, queue: str) -> None:
+        super().__init__(f"no queue {queue!r} on the broker")
+        self.queue = queue
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplaySummary:
+    """What a replay did; every selected dead letter not replayed is still in its queue."""
+
+    examined: int
+    replayed: int
+    expired: int  # selected, but past their `expires`: a worker would discard them unrun
+    missing: frozenset[str]  # ids asked for and not found
+    error: HareError | None  # what stopped the replay
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PurgeSummary:
+    """What a purge did: dead letters dropped, and those left in place."""
+
+    purged: int
+    kept: int
+
+
+@asynccontextmanager
+async def _connected(app: Hare) -> AsyncIterator[Transport]:
+    transport = app.make_transport()
+    await transport.connect()
+    try:
+        yield transport
+    finally:
+        await transport.close()  # every delivery left unsettled goes back, in place
+
+
+async def _browse(
+    transport: Transport, dead_queue: str, progress: Progress | None
+) -> AsyncGenerator[tuple[int, Delivery]]:
+    """Take each message that was in `dead_queue` at the start once, unsettled."""
+    total = await _count(transport, dead_queue)
+    for position in range(1, total + 1):
+        delivery = await transport.get(dead_queue)
+        if delivery is None:  # someone else took the rest
+            break
+        yield position, delivery
+        if progress is not None:
+            progress(position, total)
+
+
+async def _count(transport: Transport, dead_queue: str) -> int:
+    try:
+        return await transport.message_count(dead_queue)
+    except BrokerError as exc:
+        if "NOT_FOUND" in str(exc):
+            raise QueueNotFound(dead_queue) from exc
+        raise
+
+
+async def _rows(
+    app: Hare, queue: str, progress: Progress | None
+) -> AsyncGenerator[tuple[DeadLetterRow, Delivery]]:
+    accept = accepted_content_types(app.settings.accept_content)
+    async with (
+        _connected(app) as transport,
+        aclosing(_browse(transport, dead_queue_name(queue), progress)) as browse,
+    ):
+        async for position, delivery in browse:
+            yield read_row(position, delivery, accept), delivery
+
+
+async def list_dead_letters(
+    app: Hare, queue: str, *, progress: Progress | None = None
+) -> AsyncGenerator[DeadLetterRow]:
+    """Yield a row for each dead letter of `queue`, leaving every one in place.
+
+    Close it with `contextlib.aclosing` when stopping early. Raises `QueueNotFound`.
+    """
+    async with aclosing(_rows(app, queue, progress)) as rows:
+        async for row, _ in rows:
+            yield row
+
+
+async def find(app: Hare, queue: str, name: str) -> DeadLetterDetail | None:
+    """The first dead letter of `queue` that `name` identifies (`DeadLetterRow.is_named`)."""
+    found = None
+    async with aclosing(_rows(app, queue, None)) as rows:
+        async for row, delivery in rows:
+            if row.is_named(name):
+                found = row, delivery
+                break
+    if found is None:
+        return None
+    row, delivery = found
+    return read_detail(row, delivery, accepted_content_types(app.settings.accept_content))
+
+
+async def replay(
+    app: Hare,
+    queue: str,
+    selector: Selector,
+    *,
+    countdown: float | None = None,
+    progress: Progress | None = None,
+) -> ReplaySummary:
+    """Send the selected dead letters of `queue` back to their work queue as fresh tasks.
+
+    Each is rebuilt without its dead-letter headers, with `retries` 0 and `hare-replays` one
+    up, published (through the delay ladder with `countdown`), confirmed, and only then acked.
+    A failure stops the replay; whatever was not replayed stays in place.
+    """
+    if countdown is not None and not 0 <= countdown <= ladder.MAX_DELAY_SECONDS:
+        raise ConfigurationError(f"countdown must be 0 to {ladder.MAX_DELAY_SECONDS:.0f}s")
+    accept = accepted_content_types(app.settings.accept_content)
+    wanted, examined, expired, replayed = set(selector.ids), 0, 0, 0
+    failures: list[HareError] = []
+    window = asyncio.Semaphore(_REPLAY_WINDOW)
+
+    async def send(delivery: Delivery, target: str, message: Message | None) -> None:
+        nonlocal replayed
+        try:
+            if message is None:
+                await _republish_raw(publisher, delivery, target, countdown)
+            else:
+                await publisher.send(target, message)
+            await transport.ack(delivery)
+            replayed += 1
+        except HareError as exc:  # left unsettled: it goes back when the transport closes
+            failures.append(exc)
+        finally:
+            window.release()
+
+    dead_queue = dead_queue_name(queue)
+    async with _connected(app) as transport:
+        await _count(transport, dead_queue)  # QueueNotFound here, not inside the task group
+        publisher = Publisher(transport, app.settings, app.clock)
+        async with (
+            aclosing(_browse(transport, dead_queue, progress)) as browse,
+            asyncio.TaskGroup() as group,
+        ):
+            try:
+                async for position, delivery in browse:
+                    examined = position
+                    row = read_row(position, delivery, accept)
+                    if not selector.matches(row):
+                        continue
+                    wanted.difference_update((row.id, row.correlation_id, f"#{position}"))
+                    message = replay_message(delivery, accept, countdown, app.clock.time())
+                    if message is not None and message.expires is not None:
+                        if message.expires.timestamp() <= app.clock.time():
+                            expired += 1  # a worker would discard it unrun: leave it here
+                            continue
+                    await window.acquire()
+                    if failures:
+                        break
+                    group.create_task(send(delivery, row.queue, message))
+            except HareError as exc:  # e.g. the connection is gone: stop, report what was done
+                failures.append(exc)
+    error = failures[0] if failures else None
+    return ReplaySummary(
+        examined=examined,
+        replayed=replayed,
+        expired=expired,
+        missing=frozenset(wanted),
+        error=error,
+    )
+
+
+async def _republish_raw(
+    publisher: Publisher, delivery: Delivery, target: str, countdown: float | None
+) -> None:
+    """Publish a body that cannot be decoded as it is, minus the dead-letter headers."""
+    properties = replace(delivery.properties, headers=replay_headers(delivery.properties.headers))
+    route = None if countdown is None else ladder.route(countdown, target)
+    if route is None:
+        await publisher.ensure_queue(target)
+    else:
+        await publisher.ensure_delay_target(target)
+    exchange, routing_key = ("", target) if route is None else (route.exchange, route.routing_key)
+    envelope = Envelope(
+        exchange=exchange, routing_key=routing_key, body=delivery.body, properties=properties
+    )
+    await publisher.transport.publish(envelope)
+
+
+async def purge(
+    app: Hare, queue: str, *, older_than: float | None = None, progress: Progress | None = None
+) -> PurgeSummary:
+    """Drop the dead letters of `queue`, or with `older_than` (seconds) only those dead longer.
+
+    A dead letter with no time of death is kept.
+    """
+    dead_queue, purged, kept = dead_queue_name(queue), 0, 0
+    async with _connected(app) as transport:
+        if older_than is None:
+            await _count(transport, dead_queue)  # QueueNotFound rather than a bare 404
+            return PurgeSummary(purged=await transport.purge(dead_queue), kept=0)
+        cutoff = app.clock.time() - older_than
+        async with aclosing(_browse(transport, dead_queue, progress)) as browse:
+            async for _, delivery in browse:
+                died = dead_at(delivery.properties.headers)
+                if died is not None and died.timestamp() < cutoff:
+                    await transport.ack(delivery)
+                    purged += 1
+                else:
+                    kept += 1
+    return PurgeSummary(purged=purged, kept=kept)
