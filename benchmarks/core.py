@@ -50,17 +50,44 @@ async def windows(n: int, send: Callable[[int], Awaitable[Any]]) -> float:
     return time.perf_counter() - started
 
 
-async def raw_round(url: str, n: int) -> tuple[float, float]:
+def celery_message(i: int) -> tuple[bytes, dict[str, Any]]:
+    """The body and headers hare publishes for `noop(i)` (Celery protocol v2)."""
+    from hare import protocol
+    from hare.message import Message
+
+    message = Message(
+        id=f"{i:08d}-0000-4000-8000-000000000000",
+        task="bench.noop",
+        args=(i,),
+        origin="gen1@bench",
+    )
+    body, properties = protocol.encode(message, now=0.0)
+    return body, dict(properties.headers)
+
+
+async def raw_round(url: str, n: int, *, celery: bool = False) -> tuple[float, float]:
+    """The raw loop; with `celery`, publishing hare's exact message (headers and all), its
+    header table encoded by pamqp per publish as any aiormq user's would be."""
     queue = "hare-bench.raw"
     connection = await aiormq.connect(url)
     channel = await connection.channel(publisher_confirms=True)
     await channel.queue_delete(queue)
     await channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
-    properties = aiormq.spec.Basic.Properties(delivery_mode=2, content_type="application/json")
-    bodies = [raw_body(i) for i in range(n)]
+    plain = aiormq.spec.Basic.Properties(delivery_mode=2, content_type="application/json")
+    messages = [celery_message(i) if celery else (raw_body(i), None) for i in range(n)]
 
     async def publish(i: int) -> None:
-        confirm = await channel.basic_publish(bodies[i], routing_key=queue, properties=properties)
+        body, headers = messages[i]
+        properties = plain
+        if headers is not None:
+            properties = aiormq.spec.Basic.Properties(
+                delivery_mode=2,
+                content_type="application/json",
+                content_encoding="utf-8",
+                correlation_id=str(headers["id"]),
+                headers=headers,
+            )
+        confirm = await channel.basic_publish(body, routing_key=queue, properties=properties)
         if not isinstance(confirm, aiormq.spec.Basic.Ack):
             raise RuntimeError(f"not confirmed: {confirm!r}")
 
@@ -79,9 +106,10 @@ async def raw_round(url: str, n: int) -> tuple[float, float]:
             done.set()
 
     started = time.perf_counter()
-    await consumer.basic_consume(queue, on_message)
+    ok = await consumer.basic_consume(queue, on_message)
     await asyncio.wait_for(done.wait(), 300)
     drain = time.perf_counter() - started
+    await consumer.basic_cancel(ok.consumer_tag or "")
     await asyncio.sleep(0.2)
     await channel.queue_delete(queue)
     await connection.close()
@@ -127,27 +155,25 @@ def run(url: str, n: int, reps: int) -> dict[str, Any]:
     rows = []
     for rep in range(reps):
         raw = asyncio.run(raw_round(url, n))
+        same = asyncio.run(raw_round(url, n, celery=True))
         hare = asyncio.run(hare_round(url, n))
         rows.append(
             {
                 "rep": rep,
                 "raw_enqueue": raw[0],
                 "raw_drain": raw[1],
+                "same_enqueue": same[0],
+                "same_drain": same[1],
                 "hare_enqueue": hare[0],
                 "hare_drain": hare[1],
                 "enqueue_ratio": hare[0] / raw[0],
                 "drain_ratio": hare[1] / raw[1],
+                "enqueue_ratio_same": hare[0] / same[0],
+                "drain_ratio_same": hare[1] / same[1],
             }
         )
         print(json.dumps({k: round(v, 3) for k, v in rows[-1].items()}), flush=True)
-    keys = [
-        "raw_enqueue",
-        "hare_enqueue",
-        "enqueue_ratio",
-        "raw_drain",
-        "hare_drain",
-        "drain_ratio",
-    ]
+    keys = [k for k in rows[0] if k != "rep"]
     return {
         k: (min(r[k] for r in rows), statistics.median(r[k] for r in rows), max(r[k] for r in rows))
         for k in keys
@@ -161,17 +187,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--url", default="amqp://guest:guest@127.0.0.1:5672/")
     args = parser.parse_args(argv)
     summary = run(args.url, args.n, args.reps)
+
+    def spread(key: str, digits: int = 0) -> str:
+        low, mid, high = summary[key]
+        return f"{low:.{digits}f} / {mid:.{digits}f} / {high:.{digits}f}"
+
     print(f"\nN = {args.n}, {args.reps} reps; min / median / max")
-    print("| measure | raw aiormq msg/s | hare msg/s | hare / raw |")
-    print("|---|---|---|---|")
+    print(
+        "| measure | raw aiormq, plain body | raw aiormq, hare's message | hare "
+        "| hare / raw plain | hare / raw same message |"
+    )
+    print("|---|---|---|---|---|---|")
     for what in ("enqueue", "drain"):
-        raw, hare, ratio = (
-            summary[f"raw_{what}"],
-            summary[f"hare_{what}"],
-            summary[f"{what}_ratio"],
-        )
         print(
-            f"| {what} | {raw[0]:.0f} / {raw[1]:.0f} / {raw[2]:.0f} | "
-            f"{hare[0]:.0f} / {hare[1]:.0f} / {hare[2]:.0f} | "
-            f"{ratio[0]:.2f} / {ratio[1]:.2f} / {ratio[2]:.2f} |"
+            f"| {what} msg/s | {spread('raw_' + what)} | {spread('same_' + what)} | "
+            f"{spread('hare_' + what)} | {spread(what + '_ratio', 2)} | "
+            f"{spread(what + '_ratio_same', 2)} |"
         )
