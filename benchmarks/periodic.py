@@ -32,7 +32,16 @@ from benchmarks import broker
 ROOT = broker.ROOT
 
 
-def start_pod(url: str, app: str, ledger: str, skew: float) -> subprocess.Popen[str]:
+def start_pod(
+    url: str,
+    app: str,
+    ledger: str,
+    skew: float,
+    *,
+    interval: float = 1,
+    generation: int = 0,
+    watchdog: float = 5,
+) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "HARE_BROKER_URL": url,
@@ -40,6 +49,9 @@ def start_pod(url: str, app: str, ledger: str, skew: float) -> subprocess.Popen[
         "BENCH_FILE": ledger,
         "BENCH_CLOCK_SKEW": str(skew),
         "PYTHONPATH": str(ROOT),
+        "BENCH_INTERVAL": str(interval),
+        "HARE_GENERATION": str(generation),
+        "BENCH_WATCHDOG": str(watchdog),
     }
     return subprocess.Popen(
         [
@@ -109,6 +121,40 @@ def run_fleet(url: str, *, seconds: float, pods: int, skew: float, chaos: bool) 
         ),
         "lateness_min_ms": round(lateness_ms[0], 1),
         "exit_codes": codes,
+    }
+
+
+def run_deploy(
+    url: str, *, old_pods: int = 3, before: float = 8, after: float = 24, watchdog: float = 3
+) -> dict[str, Any]:
+    """Old pods run a 2 s schedule (generation 1); a new pod with a 3 s one (generation 2)
+    joins while they keep running. Returns the run times relative to the new pod's start."""
+    app = "bench-deploy-" + uuid.uuid4().hex[:6]
+    handle, ledger = tempfile.mkstemp(prefix="hare-deploy-", suffix=".bin")
+    os.close(handle)
+    pods = [
+        start_pod(url, app, ledger, 0.0, interval=2, generation=1, watchdog=watchdog)
+        for _ in range(old_pods)
+    ]
+    try:
+        time.sleep(before)
+        switched = time.time()
+        pods.append(start_pod(url, app, ledger, 0.0, interval=3, generation=2, watchdog=watchdog))
+        time.sleep(after)
+    finally:
+        for pod in pods:
+            pod.send_signal(signal.SIGTERM)
+        codes = [pod.wait(60) for pod in pods]
+    with open(ledger, "rb") as file:
+        data = file.read()
+    os.unlink(ledger)
+    runs = [struct.unpack_from("<d", data, i)[0] for i in range(0, len(data) - len(data) % 8, 8)]
+    return {
+        "app": app,
+        "switched": switched,
+        "watchdog": watchdog,
+        "exit_codes": codes,
+        "runs": [round(t, 3) for t in sorted(runs)],
     }
 
 

@@ -2,7 +2,8 @@
 
 BENCH_FILE: where runs are recorded (8-byte doubles, one os.write each); BENCH_CLOCK_SKEW:
 seconds this pod's wall clock is off (e.g. 0.3), to model pods whose clocks disagree;
-BENCH_APP: the app's name (so runs never share ticks with another run's).
+BENCH_APP: the app's name (so runs never share ticks with another run's); BENCH_INTERVAL: the
+schedule's period in seconds (default 1); HARE_GENERATION: the deploy's generation.
 """
 
 from __future__ import annotations
@@ -41,6 +42,6 @@ app = Hare(
 _out = os.open(os.environ.get("BENCH_FILE", os.devnull), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 
 
-@app.periodic(every(seconds=1), name="bench.second")
+@app.periodic(every(seconds=float(os.environ.get("BENCH_INTERVAL", "1"))), name="bench.second")
 async def second() -> None:
     os.write(_out, struct.pack("<d", time.time()))  # the real time, whatever this pod believes

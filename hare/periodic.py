@@ -61,6 +61,10 @@ class Periodic:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     overlap: bool = True
     catch_up: bool = False
+    #: The deploy generation this definition comes from; `None`: this process's own. A pod
+    #: that carries on a newer deploy's schedule from its tick keeps that tick's generation,
+    #: or its own watchdog would later see "same generation, other spec" and revert it.
+    generation: int | None = None
 
 
 class Scheduler:
@@ -86,6 +90,9 @@ class Scheduler:
         self.generation = generation
         self.watchdog = watchdog
         self.offers = self.accepted = 0
+        # Schedules whose pending tick could not be checked (an occurrence was about to fire),
+        # with how long to wait before checking again.
+        self._deferred: dict[str, float] = {}
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -98,9 +105,17 @@ class Scheduler:
         return await self._transport.consume(tick_queue_name(self.app), self.on_tick, prefetch=8)
 
     async def run_watchdog(self) -> None:
-        """Every `watchdog` seconds (jittered by ±20%), offer every schedule's tick again."""
+        """Every `watchdog` seconds (jittered by ±20%), offer every schedule's tick again.
+
+        A check that had to be put off because an occurrence was about to fire is retried
+        just after it, not a whole period later: a deploy takes over within one period.
+        """
         while True:
-            await self._clock.sleep(self.watchdog * self._rng.uniform(0.8, 1.2))
+            pause = self.watchdog * self._rng.uniform(0.8, 1.2)
+            if self._deferred:
+                pause = min(pause, max(self._deferred.values()) + 0.1)
+                self._deferred.clear()
+            await self._clock.sleep(pause)
             try:
                 await self.maintain_all()
             except Exception:
@@ -122,7 +137,7 @@ class Scheduler:
             occurrence_ms=round(occurrence.timestamp() * 1000),
             spec=entry.schedule.canonical,
             spec_hash=entry.schedule.spec_hash,
-            generation=self.generation,
+            generation=self.generation if entry.generation is None else entry.generation,
             task=entry.task,
             queue=entry.queue,
             args=entry.args,
@@ -169,6 +184,7 @@ class Scheduler:
         # after, and the imminent one would be skipped.
         upcoming = self.tick_for(entry, now).occurrence_ms / 1000
         if upcoming - now < guard:
+            self._deferred[entry.name] = upcoming - now + guard
             return
         await self._peek_and_settle(entry, mine)
 
@@ -283,6 +299,7 @@ class Scheduler:
             args=tick.args,
             kwargs=tick.kwargs,
             overlap=entry.overlap if entry else True,
+            generation=tick.generation,
         )
 
     async def release(self, schedule: str, occurrence_ms: int) -> None:

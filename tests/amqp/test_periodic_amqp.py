@@ -91,3 +91,35 @@ async def test_a_fleet_with_a_skewed_clock_and_killed_pods_fires_each_second_onc
     assert result["missed"] == [], result
     assert result["occurrences"] >= 9, result
     assert result["exit_codes"][1:] == [0] * (len(result["exit_codes"]) - 1), result
+
+
+@pytest.mark.slow
+@pytest.mark.fault
+async def test_a_deploy_that_changes_the_interval_takes_over_within_one_watchdog_period(
+    amqp_url: str,
+) -> None:
+    """Three pods of the old version (every 2 s) keep running while a pod of the new version
+    (every 3 s, a higher generation) starts: within one watchdog period plus one occurrence,
+    only the new spec fires, even though the old pods handle some of its ticks."""
+    from benchmarks.periodic import run_deploy
+
+    result = await asyncio.to_thread(run_deploy, amqp_url, watchdog=3)
+    app = result["app"]
+    transport = AmqpTransport(amqp_url)
+    await transport.connect()
+    try:
+        for queue in (
+            slot_name(app, "bench.second"),
+            tick_queue_name(app),
+            app + ".work",
+            app + ".work.dead",
+        ):
+            await transport.delete_queue(queue)
+    finally:
+        await transport.close()
+    settled = result["switched"] + 1.2 * result["watchdog"] + 3 + 0.5
+    seconds = sorted({round(t) for t in result["runs"] if t > settled})
+    assert len(seconds) >= 2, result
+    assert all(s % 3 == 0 for s in seconds), result  # every 3 s spec, on its anchored instants
+    assert all(b - a == 3 for a, b in zip(seconds, seconds[1:], strict=False)), result
+    assert result["exit_codes"] == [0] * len(result["exit_codes"]), result
