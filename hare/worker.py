@@ -113,6 +113,7 @@ class Worker:
         """Consume until `stop()` is called, then drain and close."""
         transport = self._transport or self.app.make_transport()
         await transport.connect()
+        transport.connection_lost.clear()  # from here on, a loss is this worker's to handle
         app_settings = self.app.settings
         publisher = Publisher(transport, app_settings, self._clock)
         self._settlement = Settlement(
@@ -177,6 +178,9 @@ class Worker:
         while not self._stopping.is_set():
             if await self._first(transport.connection_lost.wait()) is None:
                 return  # stop() was called
+            # Cleared before reconnecting: a loss during the reconnect or the re-subscribe
+            # sets it again and is handled on the next turn, never missed.
+            transport.connection_lost.clear()
             self._ready.clear()
             self._consumers.clear()
             lost_at = self.disconnected_since = self._clock.monotonic()

@@ -138,3 +138,16 @@ async def test_publish_during_a_long_outage_raises_at_the_deadline() -> None:
     await clock.advance_by(2)
     with pytest.raises(BrokerUnavailable, match="no broker connection after"):
         await sending
+
+
+async def test_a_reconnect_by_someone_else_does_not_hide_the_loss() -> None:
+    """A publish may reconnect the connection a worker consumes on; the worker must still
+    learn that its consumers are gone, so the loss stays reported until the owner clears it."""
+    app = memory_app(ManualClock(), default_queue="work")
+    transport = flaky(app)
+    await transport.connect()
+    await transport.sever()
+    await transport.connect()  # e.g. a publish of a retry reconnected it
+    assert transport.is_connected
+    assert transport.connection_lost.is_set()
+    await transport.close()

@@ -130,8 +130,10 @@ class AmqpTransport:
     the connection name shown in the management UI.
 
     A lost connection is reported, not repaired: `connection_lost` (an `asyncio.Event`) is set
-    when the connection closes other than by `close()`, and `close_reason` says why. The owner
-    reconnects: `connect()` again, declare `declared` again and restart `consumers`.
+    when the connection closes other than by `close()`, and `close_reason` says why. It stays
+    set until the owner clears it (a reconnect by someone else must not hide the loss from
+    the owner). The owner reconnects: `connect()` again, declare `declared` again and restart
+    `consumers`.
     """
 
     def __init__(
@@ -212,7 +214,6 @@ class AmqpTransport:
 
     def _adopt(self, connection: aiormq.Connection) -> None:
         self._connection = connection
-        self.connection_lost.clear()
         self.close_reason = None
         self._channels.clear()
 

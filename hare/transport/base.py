@@ -87,8 +87,10 @@ class Transport(Protocol):
     """What hare needs from a broker. Every publish is confirmed before it returns.
 
     A transport reports a lost connection and does not repair it: `connection_lost` is set
-    when the connection closes other than by `close()`, and `connect()` opens it again. The
-    runtime owns reconnecting, re-declaring and re-consuming (`hare.reconnect`).
+    when the connection closes other than by `close()`, and stays set until its owner clears
+    it; `connect()` opens the connection again. The runtime owns reconnecting, re-declaring and
+    re-consuming (`hare.reconnect`). A publish may reconnect the connection a worker consumes
+    on: the flag staying set is how the worker still learns its consumers are gone.
     """
 
     connection_lost: asyncio.Event

@@ -141,7 +141,6 @@ class MemoryTransport:
         self._broker.attach()
         self._connected = True
         self._tags = itertools.count(1)
-        self.connection_lost.clear()
 
     async def sever(self) -> None:
         """Lose the connection as a broker restart would: like `close`, but reported as a loss.

@@ -490,8 +490,11 @@ async def test_lost_connection_is_reported(
     assert transport.consumers == (consumer,)  # kept, for a supervisor to start again
     with pytest.raises(BrokerUnavailable):
         await transport.publish(envelope(names("q")))
-    await transport.connect()  # the owner reconnects; the declared topology is remembered
-    assert not transport.connection_lost.is_set()
+    await transport.connect()  # reconnected; the declared topology is remembered
+    # The loss stays reported until the owner clears it: whoever reconnected (a publish,
+    # say) must not hide from a worker that its consumers are gone.
+    assert transport.connection_lost.is_set()
+    transport.connection_lost.clear()
     assert [q.name for q in transport.declared if isinstance(q, Queue)] == [names("q")]
     await transport.publish(envelope(names("q")))
     again = await transport.consume(consumer.queue, consumer.handler, prefetch=consumer.prefetch)
