@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from hare.clock import Clock, SystemClock
 from hare.codec import get_serializer
-from hare.connections import Connections, mask_url
+from hare.connections import Connections
 from hare.errors import ConfigurationError, NotSupportedError
 from hare.message import Message
 from hare.periodic import Periodic
 from hare.publisher import Publisher
 from hare.retry import RetryPolicy
-from hare.settings import Settings
+from hare.settings import Settings, mask_url
 from hare.task import Sent, Task, TaskOptions, normalise_eta, task_name
 from hare.topology import validate_queue_name
 from hare.transport.base import Transport

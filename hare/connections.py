@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from urllib.parse import urlsplit, urlunsplit
 
 from hare.clock import Clock
 from hare.errors import ConfigurationError
 from hare.portal import LoopPortal
 from hare.publisher import Publisher
-from hare.settings import Settings
+from hare.settings import Settings, mask_url
 from hare.transport.base import Transport
 
-__all__ = ("Connections", "mask_url")
+__all__ = ("Connections",)
 
 
 class Connections:
@@ -111,15 +110,3 @@ class Connections:
         if portal.loop in self._publishers:
             del self._publishers[portal.loop]
             portal.stop(publisher.transport.close())
-
-
-def mask_url(url: str) -> str:
-    """The URL (or `;`-joined URLs) with any password replaced, for messages and logs."""
-    parts = []
-    for one in url.split(";"):
-        split = urlsplit(one.strip())
-        if split.password:
-            netloc = split.netloc.replace(":" + split.password + "@", ":***@", 1)
-            one = urlunsplit(split._replace(netloc=netloc))
-        parts.append(one)
-    return ";".join(parts)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, get_args
+from urllib.parse import urlsplit, urlunsplit
 
 from hare.errors import ConfigurationError
 from hare.topology import QueueType, validate_queue_name
 
-__all__ = ("DEFAULT_BROKER_URL", "Settings")
+__all__ = ("DEFAULT_BROKER_URL", "Settings", "mask_url")
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@localhost:5672/"
 
@@ -100,3 +101,19 @@ def _parse(name: str, raw: str) -> Any:
     if name == "accept_content":
         return _names(raw)
     return raw
+
+
+def mask_url(url: str) -> str:
+    """The broker URL (or `;`-joined URLs) with any password replaced, for messages and logs.
+
+    >>> mask_url("amqp://u:pw@h:5672/v;amqp://h2/")
+    'amqp://u:***@h:5672/v;amqp://h2/'
+    """
+    masked = []
+    for one in url.split(";"):
+        parts = urlsplit(one.strip())
+        if parts.password is not None:
+            host = parts.netloc.rpartition("@")[2]  # a password may itself contain '@'
+            one = urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+        masked.append(one)
+    return ";".join(masked)

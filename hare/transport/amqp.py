@@ -27,6 +27,7 @@ from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from pamqp import commands as spec
 
 from hare import errors
+from hare.settings import mask_url
 from hare.topology import Binding, Exchange, Queue
 from hare.transport.base import Delivery, DeliveryHandler, Envelope
 from hare.transport.fieldtable import AmqpProperties, hare_properties
@@ -70,15 +71,6 @@ def _delivery(queue: str, message: DeliveredMessage) -> Delivery:
         redelivered=frame.redelivered,
         handle=message.channel,
     )
-
-
-def mask_url(url: str) -> str:
-    """`url` with its password replaced by ``***``, fit for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def _with_query(url: str, options: Mapping[str, str]) -> str:
