@@ -16,6 +16,23 @@ from hare.transport.base import Delivery, Envelope, Properties, Transport
 GOOD_BODY = b'[[1, 2], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]'
 
 
+#: One message of each kind a worker must dead-letter rather than run, with the reason it
+#: must give: (reason, body, headers, content type). A task named `t.add` exists; `t.nope` not.
+BAD_INPUTS: list[tuple[str, bytes, dict[str, Any], str]] = [
+    ("undecodable", b"not json at all", {"task": "t.add", "id": "1"}, "application/json"),
+    (
+        "content-type-refused",
+        b"\x80\x04K\x01.",
+        {"task": "t.add", "id": "2"},
+        "application/x-python-serialize",
+    ),
+    ("missing-header", GOOD_BODY, {"id": "3"}, "application/json"),
+    ("missing-header", GOOD_BODY, {"task": "t.add"}, "application/json"),
+    ("bad-body", b"[[1, 2], {}]", {"task": "t.add", "id": "5"}, "application/json"),
+    ("unknown-task", GOOD_BODY, {"task": "t.nope", "id": "6"}, "application/json"),
+]
+
+
 class Ledger:
     """Every execution, by task id: duplicates show, unlike a counter's total."""
 

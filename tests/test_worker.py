@@ -12,6 +12,7 @@ from hare.errors import NotSupportedError
 from hare.testing import ManualClock
 from hare.transport.base import Delivery, Transport
 from tests.runtime import (
+    BAD_INPUTS,
     GOOD_BODY,
     Ledger,
     drain,
@@ -75,19 +76,7 @@ async def test_each_kind_of_bad_input_is_dead_lettered_and_a_good_one_still_runs
     app, clock, ledger, add, echo = make_app()
     ledger.bind()
     ok = {"task": "t.add", "id": "good"}
-    bad = [
-        ("undecodable", b"not json at all", {"task": "t.add", "id": "1"}, "application/json"),
-        (
-            "content-type-refused",
-            b"\x80\x04K\x01.",
-            {"task": "t.add", "id": "2"},
-            "application/x-python-serialize",
-        ),
-        ("missing-header", GOOD_BODY, {"id": "3"}, "application/json"),
-        ("missing-header", GOOD_BODY, {"task": "t.add"}, "application/json"),
-        ("bad-body", b"[[1, 2], {}]", {"task": "t.add", "id": "5"}, "application/json"),
-        ("unknown-task", GOOD_BODY, {"task": "t.nope", "id": "6"}, "application/json"),
-    ]
+    bad = BAD_INPUTS
     async with running_worker(app):
         transport = await transport_of(app)
         for n, (_reason, body, headers, content_type) in enumerate(bad, start=1):

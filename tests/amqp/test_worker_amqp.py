@@ -16,7 +16,7 @@ from hare import Reject
 from hare.topology import DEAD_SUFFIX
 from hare.transport.base import Delivery, Transport
 from tests.amqp.helpers import amqp_app, delete_queues, eventually, take_all
-from tests.runtime import GOOD_BODY, Ledger, publish_raw, running_worker
+from tests.runtime import BAD_INPUTS, GOOD_BODY, Ledger, publish_raw, running_worker
 
 pytestmark = [pytest.mark.amqp, pytest.mark.anyio]
 
@@ -110,19 +110,7 @@ async def test_bad_inputs_are_dead_lettered_and_good_ones_still_run(
     def boom() -> None:
         raise KeyError("missing")
 
-    bad = [
-        ("undecodable", b"{not json", {"task": "t.add", "id": "1"}, "application/json"),
-        (
-            "content-type-refused",
-            b"\x80\x04K\x01.",
-            {"task": "t.add", "id": "2"},
-            "application/x-python-serialize",
-        ),
-        ("missing-header", GOOD_BODY, {"id": "3"}, "application/json"),
-        ("missing-header", GOOD_BODY, {"task": "t.add"}, "application/json"),
-        ("bad-body", b"[[1, 2], {}]", {"task": "t.add", "id": "5"}, "application/json"),
-        ("unknown-task", GOOD_BODY, {"task": "t.nope", "id": "6"}, "application/json"),
-    ]
+    bad = BAD_INPUTS
     try:
         async with running_worker(app, queues=[queue]):
             transport = (await app.publisher()).transport
