@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, final
 
 from hare.errors import ConfigurationError
@@ -114,6 +114,4 @@ def task_name(fn: Callable[..., Any], app_main: str) -> str:
 
 def normalise_eta(value: datetime) -> datetime:
     """Read a naive datetime as UTC, as Celery's worker does."""
-    from datetime import UTC
-
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
