@@ -15,9 +15,10 @@ from hare.clock import Clock, SystemClock
 from hare.codec import get_serializer
 from hare.connections import Connections
 from hare.errors import ConfigurationError, NotSupportedError
-from hare.message import Message
+from hare.message import Embed, Message
 from hare.periodic import Periodic
 from hare.publisher import Publisher
+from hare.results import Results
 from hare.retry import RetryPolicy
 from hare.settings import Settings, mask_url
 from hare.task import Sent, Task, TaskOptions, normalise_eta, task_name
@@ -47,6 +48,16 @@ _SEND_OPTIONS = frozenset(
         "eta",
         "time_limit",
         "soft_time_limit",
+        # Workflows (see hare.canvas): signatures as Celery's JSON dicts.
+        "link",
+        "link_error",
+        "chain",
+        "chord",
+        "group_id",
+        "group_index",
+        "root_id",
+        "parent_id",
+        "reply_to",
     }
 )
 
@@ -82,6 +93,10 @@ class Hare:
         self._content_type = get_serializer(self.settings.serializer).content_type
         self._hooks: dict[str, list[Callable[[], Any]]] = {"startup": [], "shutdown": []}
         self.periodics: dict[str, Periodic] = {}
+        #: Where results go (`result_backend`); `None` when results are off.
+        self.results: Results | None = (
+            Results(self.settings, self.connections) if self.settings.result_backend else None
+        )
 
     def __repr__(self) -> str:
         return f"<Hare {self.main or '?'} broker={mask_url(self.settings.broker_url)}>"
@@ -310,6 +325,9 @@ class Hare:
         queue = options.get("queue") or (task.queue if task else self.settings.default_queue)
         validate_queue_name(queue)
         task_id = options.get("task_id") or str(uuid.uuid4())
+        reply_to = options.get("reply_to")
+        if reply_to is None and self.results is not None:
+            reply_to = self.results.reply_to
         return queue, Message(
             id=task_id,
             task=name,
@@ -317,7 +335,13 @@ class Hare:
             kwargs=dict(kwargs or {}),
             eta=self._absolute(countdown if countdown is not None else eta),
             expires=self._absolute(options.get("expires")),
-            root_id=task_id,
+            root_id=options.get("root_id") or task_id,
+            parent_id=options.get("parent_id"),
+            group=options.get("group_id"),
+            group_index=options.get("group_index"),
+            embed=_embed(options),
+            reply_to=reply_to,
+            correlation_id=task_id,
             shadow=options.get("shadow"),
             timelimit=(
                 _limit("time_limit", options.get("time_limit")),
@@ -362,6 +386,28 @@ class Hare:
     def close(self) -> None:
         """Close the private publishing loop that `delay()` started, if any."""
         self.connections.close()
+
+
+def _signatures(value: Any, option: str) -> tuple[Mapping[str, Any], ...] | None:
+    if value is None:
+        return None
+    many = value if isinstance(value, list | tuple) else [value]
+    for one in many:
+        if not isinstance(one, Mapping) or not isinstance(one.get("task"), str):
+            raise ConfigurationError(f"{option}= takes signatures (dicts with a 'task' name)")
+    return tuple(dict(one) for one in many)
+
+
+def _embed(options: Mapping[str, Any]) -> Embed:
+    chord = options.get("chord")
+    if chord is not None and not isinstance(chord, Mapping):
+        raise ConfigurationError("chord= takes the chord body's signature")
+    return Embed(
+        callbacks=_signatures(options.get("link"), "link"),
+        errbacks=_signatures(options.get("link_error"), "link_error"),
+        chain=_signatures(options.get("chain"), "chain"),
+        chord=dict(chord) if chord is not None else None,
+    )
 
 
 def _limit(name: str, value: float | None) -> float | None:

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from hare.app import Hare
 from hare.errors import BrokerUnavailable, ConfigurationError, HareError
@@ -28,8 +29,40 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BROKER = 0, 1, 2, 3
 logger = logging.getLogger("hare.cli")
 
 
+def as_hare(obj: object) -> Hare | None:
+    """`obj` as a hare app: a `Hare`, or an object that makes one (`obj.__hare_app__()`).
+
+    The second form is how other front ends (hare_compat's `Celery`) hand the CLI the app
+    they configured, without hare knowing them.
+    """
+    if isinstance(obj, Hare):
+        return obj
+    make = getattr(type(obj), "__hare_app__", None)
+    if make is None:
+        return None
+    app = make(obj)
+    if not isinstance(app, Hare):
+        raise ConfigurationError(f"{type(obj).__name__}.__hare_app__() did not return a hare app")
+    return app
+
+
+def worker_defaults(obj: object) -> dict[str, Any]:
+    """Worker options an app object proposes (`obj.worker_options()`): concurrency, queues."""
+    propose = getattr(type(obj), "worker_options", None)
+    return dict(propose(obj)) if propose is not None else {}
+
+
 def load_app(path: str) -> Hare:
     """Import `module:attr` (or `module` holding exactly one app) and return the app."""
+    return as_hare(load_object(path)) or _not_an_app(path)
+
+
+def _not_an_app(path: str) -> Hare:
+    raise ConfigurationError(f"{path} is not a hare app")
+
+
+def load_object(path: str) -> object:
+    """Import `module:attr` (or `module` holding exactly one app) and return that object."""
     module_name, _, attr = path.partition(":")
     if not module_name:
         raise ConfigurationError(f"{path!r} is not MODULE or MODULE:ATTR")
@@ -46,11 +79,15 @@ def load_app(path: str) -> Hare:
         raise
     if attr:
         app = getattr(module, attr, None)
-        if not isinstance(app, Hare):
-            found = "nothing" if app is None else type(app).__name__
-            raise ConfigurationError(f"{module_name}:{attr} is {found}, not a hare app")
-        return app
-    apps = {id(v): v for v in vars(module).values() if isinstance(v, Hare)}
+        if isinstance(app, Hare) or hasattr(type(app), "__hare_app__"):
+            return app
+        found = "nothing" if app is None else type(app).__name__
+        raise ConfigurationError(f"{module_name}:{attr} is {found}, not a hare app")
+    apps = {
+        id(v): v
+        for v in vars(module).values()
+        if isinstance(v, Hare) or hasattr(type(v), "__hare_app__")
+    }
     if len(apps) != 1:
         raise ConfigurationError(
             f"module {module_name!r} holds {len(apps)} hare apps; name one as {module_name}:ATTR"
@@ -68,8 +105,8 @@ def _parser() -> argparse.ArgumentParser:
         "-c",
         "--concurrency",
         type=int,
-        default=16,
-        help="tasks run at once, and the prefetch of each queue (default 16)",
+        default=None,
+        help="tasks run at once, and the prefetch of each queue (default: the app's, else 16)",
     )
     worker.add_argument(
         "--processes",
@@ -123,10 +160,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("hare: --processes must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     try:
-        app = load_app(args.app)
+        obj = load_object(args.app)
+        app = as_hare(obj) or _not_an_app(args.app)
+        defaults = worker_defaults(obj)
         queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
         worker = Worker(
-            app, queues=queues, concurrency=args.concurrency, drain_timeout=args.drain_timeout
+            app,
+            queues=queues or defaults.get("queues"),
+            concurrency=args.concurrency or defaults.get("concurrency", 16),
+            drain_timeout=args.drain_timeout,
         )
     except ConfigurationError as exc:
         print(f"hare: {exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ Failures (exceptions hare raises to you)::
     ├── DelayTooLong              a delay beyond what the ladder can carry
     ├── SoftTimeLimitExceeded     raised inside a task at its soft time limit
     ├── TimeLimitExceeded         a task was stopped at its hard time limit
+    ├── TaskRevoked               a task was revoked, expired, or terminated
     └── BrokerError               the broker did not do what was asked
         ├── BrokerUnavailable     no connection within the deadline
         ├── TopologyMismatch      a queue/exchange exists with other arguments (406)
@@ -25,12 +26,15 @@ Control signals (exceptions a task raises to tell the worker what to do)::
 
     TaskSignal
     ├── Retry     run me again later
-    └── Reject    fail for good, no retry: straight to the dead letters
+    ├── Reject    fail for good, no retry: straight to the dead letters
+    └── Ignore    forget this message: ack it, record no result, run nothing after it
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 __all__ = (
     "BrokerError",
@@ -40,6 +44,7 @@ __all__ = (
     "DelayTooLong",
     "FieldTableError",
     "HareError",
+    "Ignore",
     "MalformedMessage",
     "MessageError",
     "MessageReturned",
@@ -52,6 +57,7 @@ __all__ = (
     "Reject",
     "Retry",
     "TaskNotRegistered",
+    "TaskRevoked",
     "TaskSignal",
     "TopologyMismatch",
 )
@@ -133,6 +139,10 @@ class TimeLimitExceeded(HareError):
     """A task was stopped at its hard time limit."""
 
 
+class TaskRevoked(HareError):
+    """The task was revoked (`revoke`), expired before it ran, or was terminated while running."""
+
+
 class BrokerError(HareError):
     """The broker did not do what was asked."""
 
@@ -186,6 +196,8 @@ class Retry(TaskSignal):
         eta: datetime | None = None,
         exc: BaseException | None = None,
         max_retries: int | None = None,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         if countdown is not None and eta is not None:
             raise ConfigurationError("Retry takes countdown= or eta=, not both")
@@ -193,6 +205,10 @@ class Retry(TaskSignal):
         self.eta = eta
         self.exc = exc
         self.max_retries = max_retries
+        #: The next attempt's arguments, when they differ from this one's (Celery's
+        #: `self.retry(args=, kwargs=)`); `None` keeps them.
+        self.args_override = tuple(args) if args is not None else None
+        self.kwargs_override = dict(kwargs) if kwargs is not None else None
         when = f"in {countdown}s" if countdown is not None else (f"at {eta}" if eta else "")
         super().__init__(f"Retry {when}".strip() + (f": {exc!r}" if exc else ""))
 
@@ -203,3 +219,7 @@ class Reject(TaskSignal):
     def __init__(self, reason: str = "rejected by the task") -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class Ignore(TaskSignal):
+    """Forget this message: the worker acks it, stores no result and runs no callbacks."""

@@ -25,11 +25,18 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hare.clock import Clock
-from hare.errors import Reject, Retry, SoftTimeLimitExceeded, TimeLimitExceeded
+from hare.errors import SoftTimeLimitExceeded, TimeLimitExceeded
 from hare.isolation import run_in_process
-from hare.outcome import Failed, Outcome, Rejected, RetryRequested, Succeeded
+from hare.outcome import Outcome, Succeeded, outcome_of
 
-__all__ = ("TaskRunner",)
+__all__ = ("TaskRunner", "raise_in_thread")
+
+
+def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
+    """Raise `exc_type` in the thread `thread_id` when it next runs Python bytecode."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(exc_type)
+    )
 
 
 class TaskRunner:
@@ -70,18 +77,8 @@ class TaskRunner:
                 )
             else:
                 value = await self._run_sync(fn, args, kwargs, soft, hard)
-        except Reject as exc:
-            return Rejected(exc.reason)
-        except Retry as exc:
-            return RetryRequested(
-                countdown=exc.countdown,
-                eta=exc.eta,
-                exception=exc.exc,
-                traceback=traceback.format_exc(),
-                max_retries=exc.max_retries,
-            )
         except Exception as exc:
-            return Failed(exc, traceback.format_exc())
+            return outcome_of(exc, traceback.format_exc())
         return Succeeded(value)
 
     # -- async -------------------------------------------------------------------------------
@@ -204,9 +201,7 @@ class _ThreadCall:
         with self._lock:
             if self._thread is None or self._finished:
                 return
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(self._thread), ctypes.py_object(SoftTimeLimitExceeded)
-            )
+            raise_in_thread(self._thread, SoftTimeLimitExceeded)
 
     def abandon(self) -> None:
         self.abandoned = True

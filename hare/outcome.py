@@ -6,7 +6,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ("Failed", "Outcome", "Rejected", "RetryRequested", "Succeeded")
+from hare.errors import Ignore, Reject, Retry
+
+__all__ = (
+    "Failed",
+    "Ignored",
+    "Outcome",
+    "Rejected",
+    "RetryRequested",
+    "Succeeded",
+    "outcome_of",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +50,33 @@ class RetryRequested:
     exception: BaseException | None = None
     traceback: str | None = None
     max_retries: int | None = None
+    #: The next attempt's arguments, when the task asked for different ones.
+    args: tuple[Any, ...] | None = None
+    kwargs: dict[str, Any] | None = None
 
 
-Outcome = Succeeded | Failed | Rejected | RetryRequested
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """The task raised `Ignore`: ack, record nothing."""
+
+
+Outcome = Succeeded | Failed | Rejected | RetryRequested | Ignored
+
+
+def outcome_of(exc: Exception, traceback: str) -> Outcome:
+    """What a task that raised `exc` (with `traceback` formatted) asks the worker to do."""
+    if isinstance(exc, Reject):
+        return Rejected(exc.reason)
+    if isinstance(exc, Ignore):
+        return Ignored()
+    if isinstance(exc, Retry):
+        return RetryRequested(
+            countdown=exc.countdown,
+            eta=exc.eta,
+            exception=exc.exc,
+            traceback=traceback,
+            max_retries=exc.max_retries,
+            args=exc.args_override,
+            kwargs=exc.kwargs_override,
+        )
+    return Failed(exc, traceback)

@@ -20,6 +20,8 @@ _FIELDS = frozenset(
     "lang task id shadow eta expires group group_index retries timelimit root_id parent_id"
     " argsrepr kwargsrepr origin ignore_result".split()
 )
+#: The protocol v2 header names (a message's own `headers` may not use them).
+HEADER_FIELDS = _FIELDS
 # Celery 5.3+ headers with no `Message` field. At their defaults they are dropped on decode and
 # written back by encode; any other value stays in `Message.headers`, so a republish (retry,
 # chain step) keeps it.

@@ -6,8 +6,9 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
-from hare import ladder, protocol
+from hare import ladder, protocol, signals
 from hare.clock import Clock
 from hare.errors import BrokerUnavailable
 from hare.message import Message
@@ -119,6 +120,8 @@ class Publisher:
         not confirmed when the connection died is sent again: a duplicate is possible, a loss
         is not.
         """
+        if signals.before_task_publish.receivers:
+            message = _announce(queue, message)
         deadline: float | None = None
         attempt = 0
         while True:
@@ -135,6 +138,14 @@ class Publisher:
                     )
                     self.forget_declarations()
                 await self._send_once(queue, message)
+                if signals.after_task_publish.receivers:
+                    signals.after_task_publish.send(
+                        sender=message.task,
+                        body=(list(message.args), dict(message.kwargs), message.embed),
+                        exchange="",
+                        routing_key=queue,
+                        headers={"task": message.task, "id": message.id, **message.headers},
+                    )
                 return
             except BrokerUnavailable as exc:
                 now = self._clock.monotonic()
@@ -181,3 +192,28 @@ class Publisher:
                 properties=properties,
             )
         await self.transport.publish(envelope)
+
+
+def _announce(queue: str, message: Message) -> Message:
+    """Send `before_task_publish`; keep the headers its receivers added (e.g. tracing ids)."""
+    headers: dict[str, Any] = {
+        "task": message.task,
+        "id": message.id,
+        "retries": message.retries,
+        "root_id": message.root_id,
+        "parent_id": message.parent_id,
+        "eta": None if message.eta is None else message.eta.isoformat(),
+        **message.headers,
+    }
+    signals.before_task_publish.send(
+        sender=message.task,
+        body=(list(message.args), dict(message.kwargs), message.embed),
+        exchange="",
+        routing_key=queue,
+        headers=headers,
+        properties={"correlation_id": message.id, "reply_to": message.reply_to},
+        declare=[],
+        retry_policy=None,
+    )
+    added = {k: v for k, v in headers.items() if k not in protocol.HEADER_FIELDS}
+    return message if added == message.headers else replace(message, headers=added)

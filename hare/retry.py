@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Protocol
 
 from hare.errors import ConfigurationError
-from hare.outcome import Failed, Outcome, Rejected, RetryRequested, Succeeded
+from hare.outcome import Failed, Ignored, Outcome, Rejected, RetryRequested, Succeeded
 
 __all__ = (
     "Ack",
@@ -114,7 +114,7 @@ def backoff(policy: RetryPolicy, retries: int, rng: Uniform) -> float:
 
 def decide(outcome: Outcome, policy: RetryPolicy, retries: int, rng: Uniform) -> Decision:
     """How to settle a delivery whose task ran `retries` retries ago and ended in `outcome`."""
-    if isinstance(outcome, Succeeded):
+    if isinstance(outcome, Succeeded | Ignored):
         return Ack()
     if isinstance(outcome, Rejected):
         return DeadLetterAs("rejected")

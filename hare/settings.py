@@ -47,6 +47,12 @@ class Settings:
     generation: int = 0
     #: Seconds between a worker's checks that every schedule has its pending tick.
     watchdog_interval: float = 60.0
+    #: Where task results go: `None` (results off), `rpc://` (replies to the caller's own
+    #: queue, Celery's rpc format), `redis://host:port/db` (a shared store any process can
+    #: read, Celery's Redis key format) or `memory://` (in-process, for tests).
+    result_backend: str | None = None
+    #: Seconds a stored result (and an idle rpc reply queue) is kept.
+    result_expires: float = 86400.0
 
     def __post_init__(self) -> None:
         validate_queue_name(self.default_queue)
@@ -56,7 +62,7 @@ class Settings:
             )
         if self.delivery_limit < 1:
             raise ConfigurationError("delivery_limit must be at least 1")
-        for name in ("connect_timeout", "publish_timeout", "watchdog_interval"):
+        for name in ("connect_timeout", "publish_timeout", "watchdog_interval", "result_expires"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
         if not self.accept_content:
@@ -94,7 +100,7 @@ def _parse(name: str, raw: str) -> Any:
     try:
         if name in ("delivery_limit", "heartbeat", "generation"):
             return int(raw)
-        if name in ("connect_timeout", "publish_timeout", "watchdog_interval"):
+        if name in ("connect_timeout", "publish_timeout", "watchdog_interval", "result_expires"):
             return float(raw)
     except ValueError as exc:
         raise ConfigurationError(f"HARE_{name.upper()}={raw!r} is not a number") from exc

@@ -21,7 +21,7 @@ from hare.errors import DelayTooLong
 from hare.message import Message
 from hare.outcome import Failed, Outcome, Rejected, RetryRequested
 from hare.publisher import ETA_HEADER, Publisher
-from hare.retry import Ack, DeadLetterAs, RetryAt, RetryIn, decide
+from hare.retry import Ack, DeadLetterAs, Decision, RetryAt, RetryIn, decide
 from hare.task import Task
 from hare.transport.base import Delivery, Envelope
 
@@ -55,9 +55,12 @@ class Settlement:
         message: Message,
         outcome: Outcome,
         runtime: float,
+        *,
+        decision: Decision | None = None,
     ) -> None:
-        """Settle a delivery whose task ran, by the task's retry policy."""
-        decision = decide(outcome, task.options.retry, message.retries, self._rng)
+        """Settle a delivery whose task ran, by `decision` or else the task's retry policy."""
+        if decision is None:
+            decision = decide(outcome, task.options.retry, message.retries, self._rng)
         if isinstance(decision, Ack):
             await self._transport.ack(delivery)
             if logger.isEnabledFor(logging.INFO):
@@ -90,6 +93,11 @@ class Settlement:
         again = replace(
             message, retries=message.retries + 1, eta=eta, parent_id=message.id, headers=headers
         )
+        if isinstance(outcome, RetryRequested):
+            if outcome.args is not None:
+                again = replace(again, args=outcome.args, argsrepr=None)
+            if outcome.kwargs is not None:
+                again = replace(again, kwargs=outcome.kwargs, kwargsrepr=None)
         try:
             await self._publisher.send(delivery.queue, again)
         except DelayTooLong as exc:

@@ -58,6 +58,8 @@ class Task(Generic[P, R]):
         self.is_async = inspect.iscoroutinefunction(fn)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
+        #: What signals name as their `sender` (hare_compat sets its Celery-style task here).
+        self.sender: Any = self
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"

@@ -16,41 +16,32 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import random
+import socket
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import replace
 from typing import Any
 
-from hare import protocol
+from hare import signals
 from hare.app import Hare
 from hare.codec import accepted_content_types
-from hare.deadletter import DEATH_HEADERS, DeadLetter, strip_death_headers
 from hare.errors import (
     BrokerError,
     BrokerUnavailable,
     ConfigurationError,
     HareError,
-    MessageError,
 )
 from hare.execution import TaskRunner
-from hare.message import Message
-from hare.outcome import Outcome
 from hare.periodic import PERIODIC_HEADER, Scheduler
-from hare.publisher import ETA_HEADER, Publisher
+from hare.processing import Processor
+from hare.publisher import Publisher
 from hare.reconnect import reconnect
 from hare.settlement import Settlement
-from hare.task import Task
 from hare.transport.base import Consumer, Delivery, Transport
 
 __all__ = ("Worker",)
 
 logger = logging.getLogger("hare.worker")
-
-#: A message due further ahead than this goes back through the delay ladder instead of
-#: waiting in the worker (a producer's clock ahead of ours, a Celery producer that put an ETA
-#: straight on the queue). Anything closer is waited out here, so a worker never holds a
-#: delayed message for much longer than one ladder unit in normal operation.
-EARLY_TOLERANCE = 1.0
 
 
 class Worker:
@@ -66,6 +57,7 @@ class Worker:
         rng: random.Random | None = None,
         drain_timeout: float = 30.0,
         schedules: bool = True,
+        nodename: str | None = None,
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
@@ -105,12 +97,15 @@ class Worker:
         self._counts_redeliveries = app.settings.queue_type == "classic"
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
-        self.processed = 0
+        self._processor: Processor | None = None
+        #: This worker's name in `inspect` replies and in `request.hostname`.
+        self.nodename = nodename or f"hare.{os.getpid()}@{socket.gethostname()}"
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Consume until `stop()` is called, then drain and close."""
+        signals.worker_init.send(sender=self)
         transport = self._transport or self.app.make_transport()
         await transport.connect()
         transport.connection_lost.clear()  # from here on, a loss is this worker's to handle
@@ -120,6 +115,17 @@ class Worker:
             publisher, self._clock, self._rng, app_settings.delivery_limit
         )
         self._runner = TaskRunner(self.concurrency, self._clock)
+        self._processor = Processor(
+            self.app,
+            self._settlement,
+            self._runner,
+            clock=self._clock,
+            rng=self._rng,
+            nodename=self.nodename,
+            accept=self._accept,
+            counts_redeliveries=self._counts_redeliveries,
+            on_start=self._mark_started,
+        )
         if self.runs_schedules:
             self._scheduler = Scheduler(
                 self.app.main or "app",
@@ -134,8 +140,12 @@ class Worker:
             self._slots = asyncio.Semaphore(self.concurrency)
         self.app.bind_loop(asyncio.get_running_loop(), publisher)
         try:
+            # Tasks run in this process (threads), so it is also the "process init" of Celery's
+            # prefork children: per-process set-up (DB engines, SDK clients) goes here.
+            signals.worker_process_init.send(sender=self)
             await self.app.run_hooks("startup")
             await self._subscribe(transport, publisher)
+            signals.worker_ready.send(sender=self)
             logger.info(
                 "worker ready: queues %s, concurrency %d, tasks %s",
                 ",".join(self.queues),
@@ -151,8 +161,12 @@ class Worker:
                 if watchdog is not None:
                     watchdog.cancel()
             self._set_state("draining")
+            signals.worker_shutting_down.send(
+                sender=self.nodename, sig="SIGTERM", how="Warm", exitcode=0
+            )
             await self._drain()
             await self.app.run_hooks("shutdown")
+            signals.worker_shutdown.send(sender=self)
         finally:
             self._set_state("stopped")
             self.app.unbind_loop()
@@ -342,81 +356,34 @@ class Worker:
             logger.exception("could not settle a delivery from %s", queue)
 
     async def _process(self, delivery: Delivery) -> None:
-        settle = self._settlement_of()
-        if delivery.redelivered and self._counts_redeliveries:
-            await settle.count_redelivery(delivery)
+        message = await self._processor_of().process(delivery)
+        if message is None:
             return
-        try:
-            message = protocol.decode(delivery.body, delivery.properties, accept=self._accept)
-        except MessageError as exc:
-            await settle.dead_letter(delivery, DeadLetter(reason=exc.reason, detail=str(exc)))
-            return
-        if not DEATH_HEADERS.isdisjoint(message.headers):
-            message = replace(message, headers=strip_death_headers(message.headers))
-        task = self.app.tasks.get(message.task)
-        if task is None:
-            detail = f"no task named {message.task!r} is registered on this worker"
-            await settle.dead_letter(delivery, DeadLetter(reason="unknown-task", detail=detail))
-            return
-        now = self._clock.time()
-        if message.expires is not None and message.expires.timestamp() <= now:
-            logger.warning(
-                "task %s[%s] expired at %s: discarded",
-                task.name,
-                message.id,
-                message.expires.isoformat(),
-            )
-            await settle.ack(delivery)
-            return
-        due = _due(message)
-        if due is not None and due > now:
-            if due - now > EARLY_TOLERANCE:
-                await settle.redelay(delivery, message, due - now)
-                return
-            await self._clock.sleep(due - now)
-        current = asyncio.current_task()
-        if current is not None:
-            self._started.add(current)
-        started = self._clock.monotonic()
-        outcome = await self._execute(task, message)
-        self.processed += 1
-        await settle.settle(delivery, task, message, outcome, self._clock.monotonic() - started)
         periodic = message.headers.get(PERIODIC_HEADER)
         if periodic is not None and self._scheduler is not None:
             await self._release(periodic)
 
-    async def _execute(self, task: Task[Any, Any], message: Message) -> Outcome:
-        hard, soft = message.timelimit
-        options = task.options
-        return await self._runner_of().run(
-            task.fn,
-            message.args,
-            dict(message.kwargs),
-            is_async=task.is_async,
-            isolated=options.isolation == "process",
-            soft=soft if soft is not None else options.soft_time_limit,
-            hard=hard if hard is not None else options.time_limit,
-        )
+    def _mark_started(self) -> None:
+        current = asyncio.current_task()
+        if current is not None:
+            self._started.add(current)
 
     @property
     def busy_threads(self) -> int:
         """Sync tasks still running in threads (including any past their hard time limit)."""
         return 0 if self._runner is None else self._runner.busy_threads
 
-    def _runner_of(self) -> TaskRunner:
-        if self._runner is None:
+    @property
+    def processed(self) -> int:
+        """Tasks this worker ran (whatever their outcome)."""
+        return 0 if self._processor is None else self._processor.processed
+
+    def _processor_of(self) -> Processor:
+        if self._processor is None:
             raise RuntimeError("the worker is not running")
-        return self._runner
+        return self._processor
 
     def _settlement_of(self) -> Settlement:
         if self._settlement is None:
             raise RuntimeError("the worker is not running")
         return self._settlement
-
-
-def _due(message: Message) -> float | None:
-    """When `message` is due, in epoch seconds; `None` when it is due at once."""
-    millis = message.headers.get(ETA_HEADER)
-    if isinstance(millis, int) and not isinstance(millis, bool):
-        return millis / 1000
-    return None if message.eta is None else message.eta.timestamp()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hare import Hare, Reject, Retry
-from hare.errors import NotSupportedError
+from hare.errors import ConfigurationError, NotSupportedError
 from hare.testing import ManualClock
 from hare.transport.base import Delivery, Transport
 from tests.runtime import (
@@ -261,8 +261,14 @@ async def test_a_delay_beyond_the_ladder_is_refused_at_publish() -> None:
 async def test_unknown_options_are_named_errors() -> None:
     app, _, _, add, _ = make_app()
     with pytest.raises(NotSupportedError) as caught:
+        await add.aapply_async((1, 2), exchange="x")
+    assert caught.value.option == "exchange"
+
+
+async def test_a_link_that_is_not_a_signature_is_a_clear_error() -> None:
+    app, _, _, add, _ = make_app()
+    with pytest.raises(ConfigurationError, match="link= takes signatures"):
         await add.aapply_async((1, 2), link="x")
-    assert caught.value.option == "link"
 
 
 async def test_message_on_the_wire_is_celery_protocol_v2() -> None:

@@ -1,0 +1,58 @@
+"""The running task's context: which message it came from, readable from inside the task.
+
+The worker sets it around each call, on the loop for async tasks and in the pool thread for
+sync ones (the context is copied into the thread), so `current()` answers in either. Eager
+calls (`Task.apply`, hare_compat's `task_always_eager`) set one with `is_eager=True`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from hare.message import Message
+
+__all__ = ("TaskContext", "current", "running")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskContext:
+    """One run of a task: its message and where it was delivered."""
+
+    message: Message
+    #: The queue the message was consumed from (`None` for an eager call).
+    queue: str | None = None
+    #: The worker's node name, `gen<pid>@<host>`.
+    hostname: str | None = None
+    #: Celery's `request.delivery_info`: exchange, routing_key, priority, redelivered.
+    delivery_info: Mapping[str, Any] = field(default_factory=dict)
+    is_eager: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.message.id
+
+    @property
+    def retries(self) -> int:
+        return self.message.retries
+
+
+_current: ContextVar[TaskContext | None] = ContextVar("hare_task_context", default=None)
+
+
+def current() -> TaskContext | None:
+    """The context of the task running in this thread or coroutine; `None` outside tasks."""
+    return _current.get()
+
+
+@contextmanager
+def running(context: TaskContext) -> Iterator[TaskContext]:
+    """Make `context` current for the duration of the block."""
+    token = _current.set(context)
+    try:
+        yield context
+    finally:
+        _current.reset(token)

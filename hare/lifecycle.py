@@ -1,0 +1,186 @@
+"""One call of a task as a worker makes it: its context and the signals around it.
+
+Signals go out in Celery's order, in the context that runs the task (the loop for async tasks,
+the pool thread for sync ones, so thread-local set-up in `task_prerun` is seen by the task):
+`task_prerun`, the function, then `task_success`, `task_retry` or `task_failure`, then
+`task_postrun`. A sync task past its hard time limit, an async task cancelled at it, and a
+task run in a process of its own (`isolation="process"`) are finished from the loop instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from hare import signals
+from hare.context import TaskContext, running
+from hare.errors import TaskRevoked
+from hare.execution import raise_in_thread
+from hare.outcome import Failed, Ignored, Outcome, Rejected, RetryRequested, Succeeded, outcome_of
+
+if TYPE_CHECKING:
+    from hare.task import Task
+
+__all__ = ("ExceptionInfo", "TaskCall")
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionInfo:
+    """What Celery's `einfo` argument carries: the exception and its formatted traceback."""
+
+    exception: BaseException
+    traceback: str
+
+    @property
+    def type(self) -> type[BaseException]:
+        return type(self.exception)
+
+    def __str__(self) -> str:
+        return self.traceback
+
+
+class TaskCall:
+    """Runs one call with its context and signals; `finish` settles the signals exactly once.
+
+    `is_retry(outcome)` says whether the worker will run the task again (a `Retry`, or an
+    exception the task's policy retries), which decides between `task_retry` and
+    `task_failure`.
+    """
+
+    def __init__(
+        self,
+        task: Task[Any, Any],
+        context: TaskContext,
+        is_retry: Callable[[Outcome], bool],
+    ) -> None:
+        self.task = task
+        self.context = context
+        self._is_retry = is_retry
+        self.finished = False
+        self.sender = task.sender
+        #: The signal named by a revoke with terminate=True, once one arrived.
+        self.terminating: str | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._thread: int | None = None
+
+    def terminate(self, signal: str) -> bool:
+        """Stop the call with `TaskRevoked`; whether it could be reached."""
+        if self.finished or self.terminating is not None:
+            return False
+        self.terminating = signal
+        if self._task is not None:
+            self._task.cancel()
+            return True
+        if self._thread is not None:
+            raise_in_thread(self._thread, TaskRevoked)
+            return True
+        return False
+
+    def wrap(self) -> Callable[..., Any]:
+        """The function the runner calls in place of the task's own."""
+        fn = self.task.fn
+        if self.task.is_async:
+
+            @functools.wraps(fn)
+            async def call_async(*args: Any, **kwargs: Any) -> Any:
+                with running(self.context):
+                    self._task = asyncio.current_task()
+                    self.start()
+                    try:
+                        try:
+                            value = await fn(*args, **kwargs)
+                        except asyncio.CancelledError:
+                            if self.terminating is None or self._task is None:
+                                raise
+                            self._task.uncancel()
+                            raise TaskRevoked(f"terminated ({self.terminating})") from None
+                    except Exception as exc:
+                        self.finish(outcome_of(exc, traceback.format_exc()))
+                        raise
+                    self.finish(Succeeded(value))
+                    return value
+
+            return call_async
+
+        @functools.wraps(fn)
+        def call_sync(*args: Any, **kwargs: Any) -> Any:
+            with running(self.context):
+                self._thread = threading.get_ident()
+                self.start()
+                try:
+                    value = fn(*args, **kwargs)
+                except Exception as exc:
+                    self.finish(outcome_of(exc, traceback.format_exc()))
+                    raise
+                self.finish(Succeeded(value))
+                return value
+
+        return call_sync
+
+    def start(self) -> None:
+        message = self.context.message
+        signals.task_prerun.send(
+            sender=self.sender,
+            task_id=message.id,
+            task=self.sender,
+            args=list(message.args),
+            kwargs=dict(message.kwargs),
+        )
+
+    def finish(self, outcome: Outcome) -> None:
+        """Send the signals for how the call ended (once; later calls do nothing)."""
+        if self.finished:
+            return
+        self.finished = True
+        message = self.context.message
+        sender = self.sender
+        retval: Any = None
+        if isinstance(outcome, Succeeded):
+            state, retval = "SUCCESS", outcome.value
+            signals.task_success.send(sender=sender, result=outcome.value)
+        elif isinstance(outcome, Failed | RetryRequested) and self._is_retry(outcome):
+            state = "RETRY"
+            exc = outcome.exception
+            retval = exc
+            signals.task_retry.send(
+                sender=sender,
+                request=self.context,
+                reason=exc,
+                einfo=_einfo(exc, outcome.traceback),
+            )
+        elif isinstance(outcome, Failed | RetryRequested):
+            state = "FAILURE"
+            exc = outcome.exception
+            retval = exc
+            signals.task_failure.send(
+                sender=sender,
+                task_id=message.id,
+                exception=exc,
+                args=list(message.args),
+                kwargs=dict(message.kwargs),
+                traceback=outcome.traceback,
+                einfo=_einfo(exc, outcome.traceback),
+            )
+        elif isinstance(outcome, Rejected):
+            state = "REJECTED"
+        else:
+            assert isinstance(outcome, Ignored)
+            state = "IGNORED"
+        signals.task_postrun.send(
+            sender=sender,
+            task_id=message.id,
+            task=sender,
+            args=list(message.args),
+            kwargs=dict(message.kwargs),
+            retval=retval,
+            state=state,
+        )
+
+
+def _einfo(exc: BaseException | None, trace: str | None) -> ExceptionInfo | None:
+    return None if exc is None else ExceptionInfo(exc, trace or "")

@@ -1,0 +1,266 @@
+"""Processing one delivery: decode, check, run, record the result, follow up, settle.
+
+The worker owns consuming, drain and reconnects (`hare.worker`); this module owns what happens
+to one message once it arrived. Order for a task that ran: the result is stored and the
+messages that follow it (callbacks, the next step of a chain, errbacks, a chord's body) are
+published and confirmed before the delivery is acked, so a crash in between runs the task
+again rather than losing what follows it (at-least-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from hare import protocol
+from hare.app import Hare
+from hare.clock import Clock
+from hare.context import TaskContext
+from hare.deadletter import DEATH_HEADERS, DeadLetter, strip_death_headers
+from hare.errors import MessageError, Reject, Retry, TaskRevoked
+from hare.execution import TaskRunner
+from hare.lifecycle import TaskCall
+from hare.message import Message
+from hare.outcome import Ignored, Outcome, Rejected, RetryRequested, Succeeded
+from hare.publisher import ETA_HEADER
+from hare.result import FAILURE, RETRY, REVOKED, SUCCESS, TaskResult
+from hare.retry import Decision, RetryAt, RetryIn, decide
+from hare.settlement import Settlement
+from hare.task import Task
+from hare.transport.base import Delivery
+
+__all__ = ("EARLY_TOLERANCE", "Processor", "Running")
+
+logger = logging.getLogger("hare.worker")
+
+#: A message due further ahead than this goes back through the delay ladder instead of
+#: waiting in the worker (a producer's clock ahead of ours, a Celery producer that put an ETA
+#: straight on the queue). Anything closer is waited out here, so a worker never holds a
+#: delayed message for much longer than one ladder unit in normal operation.
+EARLY_TOLERANCE = 1.0
+
+# Deciding whether an outcome means "run again" does not depend on the jitter drawn.
+_KIND_RNG = random.Random(0)
+
+
+@dataclass(slots=True, kw_only=True)
+class Running:
+    """A task that has started, for `inspect active` and for revocation with terminate."""
+
+    message: Message
+    task: Task[Any, Any]
+    queue: str
+    delivery: Delivery
+    started: float
+    handler: asyncio.Task[Any] | None
+    call: TaskCall
+    terminated: list[str] = field(default_factory=list)
+
+
+class Processor:
+    """Processes the deliveries of one worker."""
+
+    def __init__(
+        self,
+        app: Hare,
+        settlement: Settlement,
+        runner: TaskRunner,
+        *,
+        clock: Clock,
+        rng: random.Random,
+        nodename: str,
+        accept: frozenset[str],
+        counts_redeliveries: bool,
+        on_start: Callable[[], None],
+        is_revoked: Callable[[str], bool] = lambda task_id: False,
+    ) -> None:
+        self.app = app
+        self.settlement = settlement
+        self.runner = runner
+        self.nodename = nodename
+        self._clock = clock
+        self._rng = rng
+        self._accept = accept
+        self._counts_redeliveries = counts_redeliveries
+        self._on_start = on_start
+        self.is_revoked = is_revoked
+        #: Tasks running now, by task id.
+        self.running: dict[str, Running] = {}
+        self.processed = 0
+        #: Runs per task name, for `inspect stats`.
+        self.totals: dict[str, int] = {}
+
+    async def process(self, delivery: Delivery) -> Message | None:
+        """Process one delivery; return its message when its task ran."""
+        settle = self.settlement
+        if delivery.redelivered and self._counts_redeliveries:
+            await settle.count_redelivery(delivery)
+            return None
+        try:
+            message = protocol.decode(delivery.body, delivery.properties, accept=self._accept)
+        except MessageError as exc:
+            await settle.dead_letter(delivery, DeadLetter(reason=exc.reason, detail=str(exc)))
+            return None
+        if not DEATH_HEADERS.isdisjoint(message.headers):
+            message = replace(message, headers=strip_death_headers(message.headers))
+        task = self.app.tasks.get(message.task)
+        if task is None:
+            detail = f"no task named {message.task!r} is registered on this worker"
+            await settle.dead_letter(delivery, DeadLetter(reason="unknown-task", detail=detail))
+            return None
+        now = self._clock.time()
+        if self.is_revoked(message.id):
+            logger.warning("task %s[%s] revoked: discarded", task.name, message.id)
+            await self._store(message, REVOKED, TaskRevoked("revoked"))
+            await settle.ack(delivery)
+            return None
+        if message.expires is not None and message.expires.timestamp() <= now:
+            logger.warning(
+                "task %s[%s] expired at %s: discarded",
+                task.name,
+                message.id,
+                message.expires.isoformat(),
+            )
+            await self._store(message, REVOKED, TaskRevoked("expired"))
+            await settle.ack(delivery)
+            return None
+        due = _due(message)
+        if due is not None and due > now:
+            if due - now > EARLY_TOLERANCE:
+                await settle.redelay(delivery, message, due - now)
+                return None
+            await self._clock.sleep(due - now)
+        self._on_start()
+        started = self._clock.monotonic()
+        outcome = await self._execute(task, message, delivery)
+        self.processed += 1
+        self.totals[task.name] = self.totals.get(task.name, 0) + 1
+        decision = decide(outcome, task.options.retry, message.retries, self._rng)
+        await self._record(task, message, outcome, decision)
+        await settle.settle(
+            delivery, task, message, outcome, self._clock.monotonic() - started, decision=decision
+        )
+        return message
+
+    async def _execute(self, task: Task[Any, Any], message: Message, delivery: Delivery) -> Outcome:
+        hard, soft = message.timelimit
+        options = task.options
+        context = TaskContext(
+            message=message,
+            queue=delivery.queue,
+            hostname=self.nodename,
+            delivery_info={
+                "exchange": delivery.exchange,
+                "routing_key": delivery.routing_key,
+                "priority": delivery.properties.priority,
+                "redelivered": delivery.redelivered,
+            },
+        )
+        call = TaskCall(task, context, lambda outcome: self._is_retry(task, message, outcome))
+        isolated = options.isolation == "process"
+        running = Running(
+            message=message,
+            task=task,
+            queue=delivery.queue,
+            delivery=delivery,
+            started=self._clock.time(),
+            handler=asyncio.current_task(),
+            call=call,
+        )
+        self.running[message.id] = running
+        try:
+            if isolated:
+                call.start()
+            outcome = await self.runner.run(
+                task.fn if isolated else call.wrap(),
+                message.args,
+                dict(message.kwargs),
+                is_async=task.is_async,
+                isolated=isolated,
+                soft=soft if soft is not None else options.soft_time_limit,
+                hard=hard if hard is not None else options.time_limit,
+            )
+        finally:
+            del self.running[message.id]
+        call.finish(outcome)  # a no-op unless the call could not finish itself
+        return outcome
+
+    def _is_retry(self, task: Task[Any, Any], message: Message, outcome: Outcome) -> bool:
+        decision = decide(outcome, task.options.retry, message.retries, _KIND_RNG)
+        return isinstance(decision, RetryIn | RetryAt)
+
+    async def _record(
+        self, task: Task[Any, Any], message: Message, outcome: Outcome, decision: Decision
+    ) -> None:
+        """Store the result the outcome means, when results are on and wanted."""
+        if isinstance(outcome, Ignored):
+            return
+        if isinstance(outcome, Succeeded):
+            if not message.ignore_result:
+                await self._store(message, SUCCESS, outcome.value)
+            return
+        if isinstance(outcome, Rejected):
+            await self._store(message, FAILURE, _rejection(outcome))
+            return
+        exc = outcome.exception
+        trace = outcome.traceback
+        state = RETRY if isinstance(decision, RetryIn | RetryAt) else FAILURE
+        if isinstance(outcome, RetryRequested) and exc is None:
+            exc = _retry_exc(outcome)
+        await self._store(message, state, exc, trace)
+
+    async def _store(
+        self, message: Message, state: str, value: Any, trace: str | None = None
+    ) -> None:
+        results = self.app.results
+        if results is None:
+            return
+        result = TaskResult(
+            task_id=message.id,
+            state=state,
+            value=value,
+            traceback=trace,
+            date_done=datetime.fromtimestamp(self._clock.time(), UTC),
+            group_id=message.group,
+            parent_id=message.parent_id,
+        )
+        try:
+            await results.store(result, message)
+        except Exception:
+            logger.exception(
+                "task %s[%s]: could not store its %s result", message.task, message.id, state
+            )
+
+    def terminate(self, task_id: str, signal: str = "SIGTERM") -> bool:
+        """Stop a running task (revoke with terminate=True); whether it was running here.
+
+        An async task gets `TaskRevoked` at the `await` it waits in; a sync task gets it in its
+        thread when it next runs Python code (not inside a blocking C call); a task in a
+        process of its own is not stopped (it finishes, and its result is recorded).
+        """
+        running = self.running.get(task_id)
+        if running is None:
+            return False
+        running.terminated.append(signal)
+        return running.call.terminate(signal)
+
+
+def _rejection(outcome: Rejected) -> Exception:
+    return Reject(outcome.reason)
+
+
+def _retry_exc(outcome: RetryRequested) -> Exception:
+    return Retry(outcome.countdown, eta=outcome.eta)
+
+
+def _due(message: Message) -> float | None:
+    """When `message` is due, in epoch seconds; `None` when it is due at once."""
+    millis = message.headers.get(ETA_HEADER)
+    if isinstance(millis, int) and not isinstance(millis, bool):
+        return millis / 1000
+    return None if message.eta is None else message.eta.timestamp()

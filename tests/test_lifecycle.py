@@ -1,0 +1,218 @@
+"""A task's context and signals as the worker runs it; Ignore, retry overrides, terminate."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from hare import context, signals
+from hare.errors import Ignore, Retry, TaskRevoked
+from hare.testing import ManualClock
+from tests.runtime import Ledger, drain, memory_app, running_worker, until
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def heard() -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """Every task signal sent while the test runs, in order."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    watched = [
+        signals.task_prerun,
+        signals.task_success,
+        signals.task_failure,
+        signals.task_retry,
+        signals.task_postrun,
+        signals.worker_ready,
+        signals.worker_shutdown,
+    ]
+    receivers = []
+    for signal in watched:
+
+        def receiver(signal: signals.Signal, sender: Any = None, **named: Any) -> None:
+            events.append((signal.name, {"sender": sender, **named}))
+
+        signal.connect(receiver)
+        receivers.append((signal, receiver))
+    yield events
+    for signal, receiver in receivers:
+        assert signal.disconnect(receiver)
+
+
+async def test_signals_go_out_in_celerys_order_around_a_task(heard: list[Any]) -> None:
+    app = memory_app(default_queue="q")
+    ledger = Ledger()
+    ledger.bind()
+
+    @app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        ledger.record("add", threading.get_ident())
+        return x + y
+
+    prerun_threads: list[int] = []
+    signals.task_prerun.connect(
+        lambda sender=None, **_: prerun_threads.append(threading.get_ident()), dispatch_uid="t"
+    )
+    try:
+        async with running_worker(app):
+            sent = await add.adelay(2, 3)
+            await ledger.wait_for(1)
+            await until(lambda: any(name == "task_postrun" for name, _ in heard), app.clock)  # type: ignore[arg-type]
+    finally:
+        signals.task_prerun.disconnect(dispatch_uid="t")
+    names = [name for name, _ in heard]
+    assert names == [
+        "worker_ready",
+        "task_prerun",
+        "task_success",
+        "task_postrun",
+        "worker_shutdown",
+    ]
+    prerun, success, postrun = heard[1][1], heard[2][1], heard[3][1]
+    assert prerun["task_id"] == sent.id and prerun["sender"] is add and prerun["args"] == [2, 3]
+    assert success["result"] == 5
+    assert postrun["state"] == "SUCCESS" and postrun["retval"] == 5
+    # prerun ran in the thread that ran the task (thread-local set-up is seen by the task)
+    assert prerun_threads == [ledger.runs[0][1]]
+
+
+async def test_retry_then_final_failure_signals(heard: list[Any]) -> None:
+    clock = ManualClock()
+    app = memory_app(clock, default_queue="q")
+
+    @app.task(
+        name="t.flaky",
+        max_retries=1,
+        autoretry_for=(ValueError,),
+        retry_jitter=False,
+        default_retry_delay=0,
+    )
+    async def flaky() -> None:
+        raise ValueError("nope")
+
+    async with running_worker(app):
+        await flaky.adelay()
+        await until(lambda: sum(1 for n, _ in heard if n == "task_postrun") >= 1, clock)
+        clock.advance(1)
+        await until(lambda: sum(1 for n, _ in heard if n == "task_postrun") >= 2, clock)
+    names = [name for name, _ in heard if name.startswith("task_")]
+    assert names == [
+        "task_prerun",
+        "task_retry",
+        "task_postrun",
+        "task_prerun",
+        "task_failure",
+        "task_postrun",
+    ]
+    failure = next(named for name, named in heard if name == "task_failure")
+    assert isinstance(failure["exception"], ValueError)
+    assert "ValueError: nope" in failure["traceback"]
+    retry = next(named for name, named in heard if name == "task_retry")
+    assert retry["request"].retries == 0 and isinstance(retry["reason"], ValueError)
+
+
+async def test_the_context_describes_the_running_message() -> None:
+    app = memory_app(default_queue="q")
+    seen: list[context.TaskContext | None] = []
+
+    @app.task(name="t.sync")
+    def sync_task() -> None:
+        seen.append(context.current())
+
+    @app.task(name="t.async")
+    async def async_task() -> None:
+        seen.append(context.current())
+
+    async with running_worker(app) as worker:
+        a = await sync_task.adelay()
+        b = await async_task.adelay()
+        await until(lambda: len(seen) == 2, app.clock)  # type: ignore[arg-type]
+    assert context.current() is None
+    by_id = {ctx.id: ctx for ctx in seen if ctx is not None}
+    assert set(by_id) == {a.id, b.id}
+    for ctx in by_id.values():
+        assert ctx.queue == "q" and ctx.hostname == worker.nodename and not ctx.is_eager
+        assert ctx.delivery_info["routing_key"] == "q" and ctx.retries == 0
+
+
+async def test_ignore_acks_and_leaves_no_dead_letter() -> None:
+    app = memory_app(default_queue="q")
+    ledger = Ledger()
+    ledger.bind()
+
+    @app.task(name="t.ignored")
+    async def ignored() -> None:
+        ledger.record("ran")
+        raise Ignore()
+
+    async with running_worker(app) as worker:
+        await ignored.adelay()
+        await ledger.wait_for(1)
+        await until(lambda: worker.in_flight == 0, app.clock)  # type: ignore[arg-type]
+        transport = (await app.publisher()).transport
+        assert await transport.message_count("q") == 0
+        assert await drain(transport, "q.dead") == []
+
+
+async def test_retry_can_change_the_next_attempts_arguments() -> None:
+    clock = ManualClock()
+    app = memory_app(clock, default_queue="q")
+    calls: list[tuple[int, str]] = []
+
+    @app.task(name="t.step")
+    async def step(n: int, label: str = "first") -> None:
+        calls.append((n, label))
+        if n == 0:
+            raise Retry(countdown=0, args=(1,), kwargs={"label": "second"})
+
+    async with running_worker(app):
+        await step.adelay(0)
+        await until(lambda: len(calls) == 2, clock)
+    assert calls == [(0, "first"), (1, "second")]
+
+
+async def test_terminate_stops_a_running_async_task_with_task_revoked(heard: list[Any]) -> None:
+    app = memory_app(default_queue="q")
+    started = asyncio.Event()
+
+    @app.task(name="t.forever")
+    async def forever() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    async with running_worker(app) as worker:
+        sent = await forever.adelay()
+        await asyncio.wait_for(started.wait(), 10)
+        assert worker._processor_of().terminate(sent.id)
+        await until(lambda: worker.in_flight == 0, app.clock)  # type: ignore[arg-type]
+        transport = (await app.publisher()).transport
+        dead = await drain(transport, "q.dead")
+    failure = next(named for name, named in heard if name == "task_failure")
+    assert isinstance(failure["exception"], TaskRevoked)
+    assert [d.properties.headers["id"] for d in dead] == [sent.id]
+
+
+async def test_before_task_publish_receivers_can_add_headers() -> None:
+    app = memory_app(default_queue="q")
+
+    @app.task(name="t.noop")
+    async def noop() -> None:
+        return None
+
+    def inject(sender: Any = None, headers: dict[str, Any] | None = None, **_: Any) -> None:
+        assert headers is not None and headers["task"] == "t.noop"
+        headers["traceparent"] = "00-abc-def-01"
+
+    signals.before_task_publish.connect(inject)
+    try:
+        await noop.adelay()
+    finally:
+        signals.before_task_publish.disconnect(inject)
+    transport = (await app.publisher()).transport
+    [delivery] = await drain(transport, "q")
+    assert delivery.properties.headers["traceparent"] == "00-abc-def-01"
+    assert delivery.properties.headers["task"] == "t.noop"
