@@ -42,6 +42,7 @@ class Publisher:
         self._done: set[str] = set()
         self._pending: dict[str, asyncio.Future[None]] = {}
         self._rng = random.Random()
+        self._through_ladder = settings.delays == "ladder"
 
     async def _once(self, key: str, declare: Callable[[], Awaitable[None]]) -> None:
         if key in self._done:
@@ -167,7 +168,7 @@ class Publisher:
                 message = replace(
                     message, headers={**message.headers, ETA_HEADER: round(due * 1000)}
                 )
-            if ladder.units_for(due - self._clock.time()) > 0:
+            if self._through_ladder and ladder.units_for(due - self._clock.time()) > 0:
                 # Declare first, then compute the route: the first declaration of the ladder
                 # takes a while, and a route computed before it would arrive that much late.
                 await self.ensure_delay_target(queue)

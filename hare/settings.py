@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 from hare.errors import ConfigurationError
@@ -53,6 +53,10 @@ class Settings:
     result_backend: str | None = None
     #: Seconds a stored result (and an idle rpc reply queue) is kept.
     result_expires: float = 86400.0
+    #: How a delayed task (countdown=, eta=, a retry) travels: "ladder" parks it in the broker
+    #: until due; "eta-header" publishes it at once with only its `eta` header, as Celery does,
+    #: for queues served by Celery workers that should hold it themselves.
+    delays: Literal["ladder", "eta-header"] = "ladder"
 
     def __post_init__(self) -> None:
         validate_queue_name(self.default_queue)
@@ -65,6 +69,10 @@ class Settings:
         for name in ("connect_timeout", "publish_timeout", "watchdog_interval", "result_expires"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
+        if self.delays not in ("ladder", "eta-header"):
+            raise ConfigurationError(
+                f"delays must be 'ladder' or 'eta-header', not {self.delays!r}"
+            )
         if not self.accept_content:
             raise ConfigurationError("accept_content must name at least one serializer")
 

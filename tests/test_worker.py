@@ -286,3 +286,19 @@ async def test_message_on_the_wire_is_celery_protocol_v2() -> None:
         {"callbacks": None, "errbacks": None, "chain": None, "chord": None},
     ]
     await app.aclose()
+
+
+async def test_eta_header_delays_publish_at_once_with_celerys_eta_header() -> None:
+    clock = ManualClock()
+    app = memory_app(clock, default_queue="work", delays="eta-header")
+
+    @app.task(name="t.later")
+    async def later() -> None:
+        return None
+
+    await later.aapply_async(countdown=3600)
+    transport = await transport_of(app)
+    delivery = await transport.get("work")
+    assert delivery is not None, "published straight to the queue, not into the ladder"
+    eta = datetime.fromisoformat(delivery.properties.headers["eta"])
+    assert eta == datetime.fromtimestamp(clock.time() + 3600, UTC)
