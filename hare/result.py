@@ -83,6 +83,9 @@ class ResultTimeout(HareError, TimeoutError):
         self.timeout = timeout
         super().__init__(f"no result for task {task_id} within {timeout:g}s")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.task_id, self.timeout))
+
 
 class ResultsDisabled(ConfigurationError):
     """A result was asked for, but the app stores none."""

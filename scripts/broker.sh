@@ -49,3 +49,51 @@ ensure_broker() {
          "(and fail, under CI)" >&2
     return 0
 }
+
+# Make sure a Redis answers on 127.0.0.1:6379, for the redis:// result backend tests.
+#
+# Order: HARE_TEST_REDIS_URL (used as given); one already answering; a locally installed
+# redis-server, started daemonized on 127.0.0.1 without persistence; Debian's redis-server,
+# installed when running as root; otherwise nothing, and the Redis tests skip with a clear
+# message -- except under CI, where a missing Redis fails them.
+
+redis_answers() {
+    (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null
+}
+
+wait_for_redis() {
+    for _ in $(seq 1 30); do
+        redis_answers && return 0
+        sleep 1
+    done
+    return 1
+}
+
+ensure_redis() {
+    if [ -n "${HARE_TEST_REDIS_URL:-}" ]; then
+        echo "redis: using HARE_TEST_REDIS_URL" >&2
+        return 0
+    fi
+    if redis_answers; then
+        echo "redis: Redis answers on 127.0.0.1:6379" >&2
+        return 0
+    fi
+    if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] \
+        && command -v apt-get >/dev/null 2>&1; then
+        echo "redis: installing Debian's redis-server" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >&2 && apt-get install -y -qq redis-server >&2 || true
+    fi
+    if command -v redis-server >/dev/null 2>&1; then
+        echo "redis: starting redis-server --daemonize yes" >&2
+        redis-server --daemonize yes --bind 127.0.0.1 --port 6379 \
+            --save '' --appendonly no >&2 || true
+        if wait_for_redis; then
+            return 0
+        fi
+        echo "redis: redis-server did not answer within 30 s" >&2
+    fi
+    echo "redis: NO Redis available -- the Redis result tests will be skipped" \
+         "(and fail, under CI)" >&2
+    return 0
+}

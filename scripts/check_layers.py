@@ -30,6 +30,15 @@ PURE_CORE = {
     "hare/crontab.py",
     "hare/ticks.py",
     "hare/transport/base.py",
+    "hare/result.py",
+    "hare/backends/celery_format.py",
+    "hare/backends/redis_chord.py",
+    "hare/canvas.py",
+    "hare/canvas_plan.py",
+    "hare/canvas_sig.py",
+    "hare/canvas_message.py",
+    "hare/pidbox.py",
+    "hare/revocation.py",
 }
 PAMQP_ALLOWED = {"hare/transport/amqp.py", "hare/transport/fieldtable.py"}
 RUNTIME = {"asyncio", "aiormq", "pamqp", "hare.app", "hare.worker", "hare.publisher", "anyio"}

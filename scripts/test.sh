@@ -20,6 +20,7 @@ export HARE_PYAMQP_PATH="$PWD/.pyamqp"
 
 . scripts/broker.sh
 ensure_broker
+ensure_redis
 
 echo "== ruff" >&2
 .venv/bin/ruff check .
