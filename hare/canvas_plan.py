@@ -1,0 +1,418 @@
+"""Celery 5.7's canvas dispatch, ported to signature dicts: what applying one sends.
+
+A faithful port of the parts of `celery/canvas.py` that run when a signature is applied:
+`Signature.apply_async`/`freeze`, `_chain.run`/`prepare_steps`/`freeze`,
+`group.apply_async`/`_prepared`/`_apply_tasks`/`_freeze_group_tasks`, and
+`_chord.apply_async`/`run`/`freeze`. A hare worker continuing a workflow and hare_compat
+starting one both go through it, so both put on the wire what Celery would. The method
+names follow Celery's so the two read side by side. Pure: ids and time come from the `Env`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from hare.canvas_message import Env, Outgoing, task_message
+from hare.canvas_sig import (
+    CHAIN,
+    CHAIN_RUN_OPTIONS,
+    CHORD,
+    GROUP,
+    IMMUTABLE_OPTIONS,
+    S,
+    add_body_callbacks,
+    body_options,
+    chain_steps,
+    chord_of,
+    clone,
+    descend,
+    from_dict,
+    is_chain_led_by_task,
+    is_empty_group,
+    kind,
+    link_errbacks,
+    list_option,
+    maybe_list,
+    maybe_unroll_group,
+    merge,
+    new_group,
+    strip_chord_header_links,
+    tasks_of,
+    unroll_body,
+    unroll_chords,
+)
+from hare.errors import ConfigurationError
+
+__all__ = ("GroupRef", "Planner", "Ref")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRef:
+    """The result of a group: its id and its members' results, in order."""
+
+    id: str
+    results: tuple[Ref, ...]
+
+
+#: What applying a signature returns: a task id, or a group's ids.
+Ref: TypeAlias = "str | GroupRef"
+
+
+def _ref_id(ref: Ref) -> str:
+    return ref if isinstance(ref, str) else ref.id
+
+
+class Planner:
+    """Applies signatures like Celery's canvas; collects what to publish instead of sending.
+
+    `publish` lists the messages in the order Celery sends them; `chord_sizes` the
+    `(group_id, size)` pairs Celery's `backend.set_chord_size` records (before the header's
+    last message: record them before publishing any).
+    """
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.publish: list[Outgoing] = []
+        self.chord_sizes: list[tuple[str, int]] = []
+
+    def apply(
+        self, sig: S, args: Any = (), kwargs: Any = None, options: S | None = None
+    ) -> Ref | None:
+        """`sig.apply_async(args, kwargs, **options)`."""
+        found = kind(sig)
+        options = dict(options or {})
+        if found == CHAIN:
+            merged = dict(sig["options"], **options) if options else dict(sig["options"])
+            return self._run_chain(sig, args, kwargs or [], merged)
+        if found == GROUP:
+            return self._apply_group(sig, args, kwargs, options)
+        if found == CHORD:
+            return self._apply_chord(sig, args, kwargs, options)
+        options = {k: v for k, v in options.items() if v is not None}
+        if args or kwargs or options:
+            new_args, new_kwargs, new_options = merge(sig, args, kwargs, options)
+        else:
+            new_args, new_kwargs, new_options = sig["args"], sig["kwargs"], sig["options"]
+        queue, message = task_message(sig["task"], new_args, new_kwargs, new_options, self.env)
+        self.publish.append((queue, message))
+        return message.id
+
+    # -- freeze: assign ids before sending --------------------------------------------------
+
+    def freeze(
+        self,
+        sig: S,
+        _id: str | None = None,
+        group_id: str | None = None,
+        chord: S | None = None,
+        root_id: str | None = None,
+        parent_id: str | None = None,
+        group_index: int | None = None,
+    ) -> Ref:
+        found = kind(sig)
+        if found == CHAIN:
+            last = {"group_id": group_id, "chord": chord, "group_index": group_index}
+            _, results = self._prepare_steps(
+                sig, sig["args"], sig["kwargs"], root_id, None, _id, last, clone_steps=False
+            )
+            if not results:
+                raise ConfigurationError("an empty chain has no result to freeze")
+            return results[0]
+        if found == GROUP:
+            return self._freeze_group_tasks(sig, group_id, chord, root_id, parent_id, group_index)
+        if found == CHORD:
+            return self._freeze_chord(sig, _id, group_id, chord, root_id, parent_id, group_index)
+        opts = sig["options"]
+        if "task_id" not in opts:
+            opts["task_id"] = _id or self.env.new_id()
+        if root_id:
+            opts["root_id"] = root_id
+        if parent_id:
+            opts["parent_id"] = parent_id
+        if "reply_to" not in opts and self.env.reply_to is not None:
+            opts["reply_to"] = self.env.reply_to
+        if group_id and "group_id" not in opts:
+            opts["group_id"] = group_id
+        if chord:
+            opts["chord"] = chord
+        if group_index is not None:
+            opts["group_index"] = group_index
+        return opts["task_id"]  # type: ignore[no-any-return]
+
+    # -- chain ------------------------------------------------------------------------------
+
+    def _run_chain(self, chain: S, args: Any, kwargs: Any, options: S) -> Ref | None:
+        named = {key: options.pop(key, None) for key in CHAIN_RUN_OPTIONS}
+        if args and not chain["immutable"]:
+            args = tuple(args) + tuple(chain["args"])
+        else:
+            args = chain["args"]
+        last = {k: named[k] for k in ("group_id", "chord", "group_index")}
+        tasks, results = self._prepare_steps(
+            chain, args, kwargs, named["root_id"], named["link_error"], named["task_id"], last
+        )
+        if not results:
+            return None
+        if named["link"]:
+            list_option(tasks[0], "link").extend(maybe_list(named["link"]))
+        first = tasks.pop()
+        if "chain" not in options:
+            options["chain"] = tasks
+        elif tasks is not None:
+            options["chain"] = list(options["chain"]) + tasks
+        applied = self.apply(first, (), None, options)
+        return applied if not tasks else results[0]
+
+    def _prepare_steps(
+        self,
+        chain: S,
+        args: Any,
+        kwargs: Any,
+        root_id: str | None,
+        errbacks: Any,
+        last_task_id: str | None,
+        last: Mapping[str, Any],
+        clone_steps: bool = True,
+    ) -> tuple[list[S], list[Ref]]:
+        """`_chain.prepare_steps`: freeze the steps last-first (the last one with `last`'s
+        group_id, chord and group_index); a group followed by a step becomes a chord.
+        Returns the steps and their results, both last-first."""
+        steps = chain_steps(tasks_of(chain), clone_steps)
+        prev_task: S | None = None
+        prev_res: Ref | None = None
+        out_tasks: list[S] = []
+        results: list[Ref] = []
+        while steps:
+            task = steps.pop()
+            is_first_task, is_last_task = not steps, not results
+            if kind(task) == GROUP:
+                task = maybe_unroll_group(task)
+                if is_empty_group(task) and (steps or prev_task):
+                    continue
+            if clone_steps and kind(task) == CHORD and is_chain_led_by_task(task["kwargs"]["body"]):
+                steps.extend(unroll_body(task))
+                continue
+            if clone_steps:
+                task = clone(task, args, kwargs) if is_first_task else clone(task)
+            elif is_first_task:
+                task["args"] = tuple(args) + tuple(task["args"])
+            if kind(task) == CHAIN:
+                steps.extend(tasks_of(task))
+                continue
+            if kind(task) == GROUP and prev_task:
+                out_tasks.pop()
+                results.pop()
+                body_id = prev_res if isinstance(prev_res, str) else None
+                task = chord_of(task, prev_task, body_id, root_id)
+                prev_task = out_tasks[-1] if out_tasks else None
+            if is_last_task:
+                res = self.freeze(task, last_task_id, root_id=root_id, **last)
+            else:
+                res = self.freeze(task, root_id=root_id)
+            link_errbacks(task, errbacks)
+            out_tasks.append(task)
+            results.append(res)
+            prev_task = task
+            # A chord's result here is its header group's (Celery walks up to it).
+            prev_res = None if kind(task) == CHORD else res
+        chain["options"]["task_id"] = _ref_id(results[0]) if results else last_task_id
+        if clone_steps:
+            for task in out_tasks:
+                strip_chord_header_links(task)
+        return out_tasks, results
+
+    # -- group ------------------------------------------------------------------------------
+
+    def _apply_group(self, group: S, args: Any, kwargs: Any, options: S) -> Ref:
+        for key in ("add_to_parent", "producer"):
+            options.pop(key, None)
+        if options.pop("link", None) is not None:
+            raise ConfigurationError("a group takes no link=: use a chord")
+        if options.pop("link_error", None) is not None:
+            raise ConfigurationError("a group takes no link_error=: link it to each task")
+        if not tasks_of(group):
+            return self.freeze(group)
+        own = group["options"]
+        options = {
+            **own,
+            **{k: v for k, v in options.items() if k not in IMMUTABLE_OPTIONS or k not in own},
+        }
+        group_id = options.pop("task_id") if "task_id" in options else self.env.new_id()
+        options["group_id"] = group_id
+        prepared = list(self._prepared(tasks_of(group), group_id, options.get("root_id")))
+        chord = options.pop("chord", None)
+        options.pop("group_index", None)
+        results = tuple(self._apply_tasks(prepared, chord, args, kwargs, options))
+        if len(results) == 1 and isinstance(results[0], GroupRef):
+            return results[0]
+        return GroupRef(group_id, results)
+
+    def _prepared(
+        self, tasks: list[S], group_id: str, root_id: str | None
+    ) -> Iterator[tuple[S, Ref, str]]:
+        """The group's tasks, copied and frozen; nested groups flattened (their indexes
+        restart at 0, as in Celery)."""
+        for index, task in enumerate(tasks):
+            task = clone(task)
+            if kind(task) == GROUP:
+                yield from self._prepared(tasks_of(task), group_id, root_id)
+            elif kind(task) == CHAIN and not tasks_of(task):
+                continue
+            else:
+                ref = self.freeze(task, group_id=group_id, root_id=root_id, group_index=index)
+                yield task, ref, group_id
+
+    def _apply_tasks(
+        self, prepared: list[tuple[S, Ref, str]], chord: Any, args: Any, kwargs: Any, options: S
+    ) -> Iterator[Ref]:
+        size = 0
+        for position, (sig, ref, group_id) in enumerate(prepared):
+            chord_obj = chord if chord is not None else sig["options"].get("chord")
+            size += descend(sig)
+            if chord_obj is not None and position == len(prepared) - 1:
+                self.chord_sizes.append((group_id, size))
+            self.apply(sig, args, kwargs, {**options, "add_to_parent": False, "chord": chord_obj})
+            yield ref
+
+    def _freeze_group_tasks(
+        self,
+        group: S,
+        group_id: str | None,
+        chord: S | None,
+        root_id: str | None,
+        parent_id: str | None,
+        group_index: int | None,
+    ) -> GroupRef:
+        opts = group["options"]
+        if "task_id" not in opts:
+            opts["task_id"] = self.env.new_id()
+        if group_id:
+            opts["group_id"] = group_id
+        if chord:
+            opts["chord"] = chord
+        if group_index is not None:
+            opts["group_index"] = group_index
+        root_id = opts.setdefault("root_id", root_id)
+        parent_id = opts.setdefault("parent_id", parent_id)
+        stack = deque(tasks_of(group))
+        new_tasks: list[S] = []
+        results: list[Ref] = []
+        while stack:
+            task = clone(stack.popleft())
+            if kind(task) == GROUP:
+                stack.extendleft(tasks_of(task))
+            elif kind(task) != CHAIN or tasks_of(task):
+                new_tasks.append(task)
+                results.append(
+                    self.freeze(
+                        task,
+                        group_id=group_id,
+                        chord=chord,
+                        root_id=root_id,
+                        parent_id=parent_id,
+                        group_index=len(results),
+                    )
+                )
+        group["kwargs"]["tasks"] = new_tasks
+        return GroupRef(opts["task_id"], tuple(results))
+
+    # -- chord ------------------------------------------------------------------------------
+
+    def _freeze_chord(
+        self,
+        chord: S,
+        _id: str | None,
+        group_id: str | None,
+        chord_body: S | None,
+        root_id: str | None,
+        parent_id: str | None,
+        group_index: int | None,
+    ) -> Ref:
+        header = chord["kwargs"]["header"]
+        if isinstance(header, list):
+            header = chord["kwargs"]["header"] = new_group(header)
+        body = chord["kwargs"]["body"]
+        header_ref = self._freeze_group_tasks(header, None, body, root_id, parent_id, None)
+        chord["options"]["task_id"] = header["options"]["task_id"]
+        if body is None:
+            return header_ref
+        return self.freeze(
+            body, _id, root_id=root_id, chord=chord_body, group_id=group_id, group_index=group_index
+        )
+
+    def _apply_chord(self, chord: S, args: Any, kwargs: Any, options: S) -> Ref:
+        task_id = options.pop("task_id", None)
+        for key in ("producer", "publisher", "connection", "router", "result_cls"):
+            options.pop(key, None)
+        args = (
+            tuple(args) + tuple(chord["args"]) if args and not chord["immutable"] else chord["args"]
+        )
+        kwargs = dict(kwargs or {})
+        body = kwargs.pop("body", None) or chord["kwargs"]["body"]
+        if body is None:
+            raise ConfigurationError(f"a chord needs a body: {chord['kwargs']['header']!r:.80}")
+        kwargs = dict(chord["kwargs"].get("kwargs") or {}, **kwargs)
+        # countdown/eta delay the header (not the body); links go onto the body.
+        header_delay = {
+            k: options.pop(k) for k in ("countdown", "eta") if options.get(k) is not None
+        }
+        callbacks = {k: options.pop(k) for k in ("link", "link_error") if k in options}
+        body = clone(from_dict(body), **body_options(options))
+        header = chord["kwargs"]["header"]
+        if isinstance(header, dict):
+            header = clone(header)
+        else:
+            gid = chord["options"].get("task_id") or self.env.new_id()
+            header = new_group(list(header), {"task_id": gid})
+        merged = dict(chord["options"], **options, **callbacks)
+        merged.pop("countdown", None)
+        merged.pop("eta", None)
+        option_task_id = merged.pop("task_id", None)
+        if task_id is None:
+            task_id = option_task_id
+        return self._run_chord(chord, header, body, args, task_id, kwargs, header_delay, merged)
+
+    def _run_chord(
+        self,
+        chord: S,
+        header: S,
+        body: S,
+        partial_args: Any,
+        task_id: str | None,
+        kwargs: Any,
+        header_delay: S,
+        options: S,
+    ) -> Ref:
+        for key in ("app", "interval", "countdown", "max_retries", "eager"):
+            options.pop(key, None)
+        group_id = header["options"].get("task_id") or self.env.new_id()
+        root_id = body["options"].get("root_id")
+        options = dict(chord["options"], **options)
+        for key in ("countdown", "eta"):
+            if key not in header_delay and options.get(key) is not None:
+                header_delay[key] = options[key]
+            options.pop(key, None)
+        if options:
+            options.pop("task_id", None)
+            body = add_body_callbacks(body, options)
+            body["options"].update(body_options(options))
+        if kind(body) == CHAIN:
+            unroll_chords(body)
+        body_ref = self.freeze(
+            body, task_id or self.env.new_id(), group_id=group_id, root_id=root_id
+        )
+        strip_chord_header_links(body)
+        for key in ("chain", "chord", "task_id"):
+            options.pop(key, None)
+        header["options"]["task_id"] = group_id
+        self._freeze_group_tasks(header, group_id, body, root_id, None, None)
+        if tasks_of(header):
+            self._apply_group(
+                header, partial_args, kwargs, {**options, **header_delay, "task_id": group_id}
+            )
+        else:
+            self.apply(body, ([],))
+        return body_ref
