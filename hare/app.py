@@ -18,6 +18,7 @@ from hare.errors import ConfigurationError, NotSupportedError
 from hare.message import Embed, Message
 from hare.periodic import Periodic
 from hare.publisher import Publisher
+from hare.result import ResultsDisabled
 from hare.results import Results
 from hare.retry import RetryPolicy
 from hare.settings import Settings, mask_url
@@ -26,6 +27,7 @@ from hare.topology import validate_queue_name
 from hare.transport.base import Transport
 
 if TYPE_CHECKING:
+    from hare.canvas import Plan
     from hare.schedule import Schedule
 
 __all__ = ("Hare",)
@@ -93,9 +95,13 @@ class Hare:
         self._content_type = get_serializer(self.settings.serializer).content_type
         self._hooks: dict[str, list[Callable[[], Any]]] = {"startup": [], "shutdown": []}
         self.periodics: dict[str, Periodic] = {}
+        #: Asked first for the queue of a task sent without `queue=` (see `route`).
+        self.router: Callable[[str], str | None] | None = None
         #: Where results go (`result_backend`); `None` when results are off.
         self.results: Results | None = (
-            Results(self.settings, self.connections) if self.settings.result_backend else None
+            Results(self.settings, self.connections, self.clock)
+            if self.settings.result_backend
+            else None
         )
 
     def __repr__(self) -> str:
@@ -233,8 +239,12 @@ class Hare:
         queue: str | None = None,
         overlap: bool = True,
         catch_up: bool = False,
+        expires: float | None = None,
     ) -> None:
-        """Add a schedule programmatically, as Celery's `add_periodic_task`."""
+        """Add a schedule programmatically, as Celery's `add_periodic_task`.
+
+        `expires`: seconds after its occurrence a run is dropped if it has not started.
+        """
         if not name or any(c in name for c in "\x00\n"):
             raise ConfigurationError(f"bad schedule name {name!r}")
         if not hasattr(schedule, "next_after") or not hasattr(schedule, "canonical"):
@@ -254,6 +264,7 @@ class Hare:
             kwargs=dict(kwargs or {}),
             overlap=overlap,
             catch_up=catch_up,
+            expires=_limit("expires", expires),
         )
 
     # -- worker life cycle -------------------------------------------------------------------
@@ -287,8 +298,8 @@ class Hare:
         """Send a task by name from synchronous code, without importing it."""
         queue, message = self.build_message(name, args, kwargs, options)
         portal, publisher = self.connections.home_portal()
-        portal.call(publisher.send(queue, message))
-        return Sent(id=message.id, task=name, queue=queue)
+        portal.call(self._publish(publisher, queue, message))
+        return Sent(id=message.id, task=name, queue=queue, app=self)
 
     async def asend_task(
         self,
@@ -299,9 +310,31 @@ class Hare:
     ) -> Sent:
         """Send a task by name from async code."""
         queue, message = self.build_message(name, args, kwargs, options)
-        publisher = await self.publisher()
+        await self._publish(await self.publisher(), queue, message)
+        return Sent(id=message.id, task=name, queue=queue, app=self)
+
+    async def _publish(self, publisher: Publisher, queue: str, message: Message) -> None:
+        if self.results is not None:
+            await self.results.prepare(message)  # rpc: the reply queue exists and is consumed
         await publisher.send(queue, message)
-        return Sent(id=message.id, task=name, queue=queue)
+
+    def send_plan(self, plan: Plan) -> None:
+        """Send a workflow from sync code (see `hare.canvas`): chord sizes, then each message."""
+        portal, publisher = self.connections.home_portal()
+        portal.call(self._send_plan(publisher, plan))
+
+    async def asend_plan(self, plan: Plan) -> None:
+        """`send_plan` for async code."""
+        await self._send_plan(await self.publisher(), plan)
+
+    async def _send_plan(self, publisher: Publisher, plan: Plan) -> None:
+        if plan.chord_sizes:
+            if self.results is None:
+                raise ResultsDisabled("chord")
+            for group_id, size in plan.chord_sizes:
+                await self.results.set_chord_size(group_id, size)
+        for queue, message in plan.publish:
+            await self._publish(publisher, queue or self.route(message.task), message)
 
     def build_message(
         self,
@@ -321,8 +354,7 @@ class Hare:
             raise TypeError(f"args must be a list or tuple, not {type(args).__name__}")
         if kwargs is not None and not isinstance(kwargs, Mapping):
             raise TypeError(f"kwargs must be a mapping, not {type(kwargs).__name__}")
-        task = self.tasks.get(name)
-        queue = options.get("queue") or (task.queue if task else self.settings.default_queue)
+        queue = options.get("queue") or self.route(name)
         validate_queue_name(queue)
         task_id = options.get("task_id") or str(uuid.uuid4())
         reply_to = options.get("reply_to")
@@ -354,6 +386,24 @@ class Hare:
             content_type=self._content_type,
         )
 
+    @property
+    def content_type(self) -> str:
+        """The content type of the messages this app sends (its serializer's)."""
+        return self._content_type
+
+    def route(self, name: str) -> str:
+        """The queue a call of task `name` goes to when the caller names none.
+
+        `router` (set by a front end such as hare_compat, for Celery's `task_routes`) is
+        asked first, then the task's own `queue=`, then the app's default queue.
+        """
+        if self.router is not None:
+            queue = self.router(name)
+            if queue:
+                return queue
+        task = self.tasks.get(name)
+        return task.queue if task is not None else self.settings.default_queue
+
     def _absolute(self, when: float | datetime | timedelta | None) -> datetime | None:
         if when is None:
             return None
@@ -381,10 +431,14 @@ class Hare:
 
     async def aclose(self) -> None:
         """Close the connections this app opened on the running loop."""
+        if self.results is not None:
+            await self.results.aclose()
         await self.connections.aclose()
 
     def close(self) -> None:
         """Close the private publishing loop that `delay()` started, if any."""
+        if self.results is not None:
+            self.results.close()
         self.connections.close()
 
 

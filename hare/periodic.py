@@ -61,6 +61,9 @@ class Periodic:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     overlap: bool = True
     catch_up: bool = False
+    #: Seconds after its occurrence a run is discarded if no worker started it (Celery beat's
+    #: `options={"expires": ...}`); `None`: never.
+    expires: float | None = None
     #: The deploy generation this definition comes from; `None`: this process's own. A pod
     #: that carries on a newer deploy's schedule from its tick keeps that tick's generation,
     #: or its own watchdog would later see "same generation, other spec" and revert it.
@@ -269,6 +272,11 @@ class Scheduler:
             args=entry.args,
             kwargs=dict(entry.kwargs),
             root_id=task_id,
+            expires=(
+                None
+                if entry.expires is None
+                else datetime.fromtimestamp(tick.occurrence_ms / 1000 + entry.expires, UTC)
+            ),
             headers={PERIODIC_HEADER: [tick.schedule, tick.occurrence_ms]},
         )
         await self._publisher.send(entry.queue, message)

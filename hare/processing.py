@@ -22,8 +22,9 @@ from hare.app import Hare
 from hare.clock import Clock
 from hare.context import TaskContext
 from hare.deadletter import DEATH_HEADERS, DeadLetter, strip_death_headers
-from hare.errors import MessageError, Reject, Retry, TaskRevoked
+from hare.errors import ConfigurationError, MessageError, Reject, Retry, TaskRevoked
 from hare.execution import TaskRunner
+from hare.followups import FollowUps, has_follow_ups
 from hare.lifecycle import TaskCall
 from hare.message import Message
 from hare.outcome import Ignored, Outcome, Rejected, RetryRequested, Succeeded
@@ -77,8 +78,10 @@ class Processor:
         accept: frozenset[str],
         counts_redeliveries: bool,
         on_start: Callable[[], None],
+        follow_ups: FollowUps,
         is_revoked: Callable[[str], bool] = lambda task_id: False,
     ) -> None:
+        self.follow_ups = follow_ups
         self.app = app
         self.settlement = settlement
         self.runner = runner
@@ -137,17 +140,26 @@ class Processor:
             await self._clock.sleep(due - now)
         self._on_start()
         started = self._clock.monotonic()
-        outcome = await self._execute(task, message, delivery)
+        outcome, context = await self._execute(task, message, delivery)
         self.processed += 1
         self.totals[task.name] = self.totals.get(task.name, 0) + 1
         decision = decide(outcome, task.options.retry, message.retries, self._rng)
-        await self._record(task, message, outcome, decision)
+        try:
+            await self._record(message, outcome, decision, context)
+        except ConfigurationError as exc:
+            # A workflow hare cannot continue (e.g. a canvas kind it does not support): the
+            # task ran, what follows it cannot be sent. Kept where an operator sees it.
+            detail = f"the task ran, but what follows it cannot be sent: {exc}"
+            await settle.dead_letter(delivery, DeadLetter(reason="workflow-error", detail=detail))
+            return message
         await settle.settle(
             delivery, task, message, outcome, self._clock.monotonic() - started, decision=decision
         )
         return message
 
-    async def _execute(self, task: Task[Any, Any], message: Message, delivery: Delivery) -> Outcome:
+    async def _execute(
+        self, task: Task[Any, Any], message: Message, delivery: Delivery
+    ) -> tuple[Outcome, TaskContext]:
         hard, soft = message.timelimit
         options = task.options
         context = TaskContext(
@@ -188,31 +200,44 @@ class Processor:
         finally:
             del self.running[message.id]
         call.finish(outcome)  # a no-op unless the call could not finish itself
-        return outcome
+        return outcome, context
 
     def _is_retry(self, task: Task[Any, Any], message: Message, outcome: Outcome) -> bool:
         decision = decide(outcome, task.options.retry, message.retries, _KIND_RNG)
         return isinstance(decision, RetryIn | RetryAt)
 
     async def _record(
-        self, task: Task[Any, Any], message: Message, outcome: Outcome, decision: Decision
+        self, message: Message, outcome: Outcome, decision: Decision, context: TaskContext
     ) -> None:
-        """Store the result the outcome means, when results are on and wanted."""
+        """Store the result the outcome means (when results are on), and send what follows.
+
+        Celery's order: after a success, callbacks and the chain's next step go out before
+        the result is stored; after a final failure, the result is stored, then errbacks.
+        """
         if isinstance(outcome, Ignored):
             return
+        follow = has_follow_ups(message)
         if isinstance(outcome, Succeeded):
+            if follow:
+                await self.follow_ups.after_success(message, outcome.value)
             if not message.ignore_result:
                 await self._store(message, SUCCESS, outcome.value)
+            if follow:
+                await self.follow_ups.chord_part_succeeded(message, outcome.value)
             return
         if isinstance(outcome, Rejected):
             await self._store(message, FAILURE, _rejection(outcome))
             return
         exc = outcome.exception
         trace = outcome.traceback
-        state = RETRY if isinstance(decision, RetryIn | RetryAt) else FAILURE
         if isinstance(outcome, RetryRequested) and exc is None:
             exc = _retry_exc(outcome)
-        await self._store(message, state, exc, trace)
+        if isinstance(decision, RetryIn | RetryAt):
+            await self._store(message, RETRY, exc, trace)
+            return
+        await self._store(message, FAILURE, exc, trace)
+        if follow and exc is not None:
+            await self.follow_ups.after_failure(message, exc, trace, context)
 
     async def _store(
         self, message: Message, state: str, value: Any, trace: str | None = None
@@ -260,7 +285,16 @@ def _retry_exc(outcome: RetryRequested) -> Exception:
 
 def _due(message: Message) -> float | None:
     """When `message` is due, in epoch seconds; `None` when it is due at once."""
+    if message.eta is None:
+        return None
+    due = message.eta.timestamp()
+    # `hare-eta` is exact where the ISO header may be rounded; but a Celery retry copies the
+    # request's headers, so a stale one may sit beside a newer `eta`: the `eta` decides.
     millis = message.headers.get(ETA_HEADER)
-    if isinstance(millis, int) and not isinstance(millis, bool):
+    if (
+        isinstance(millis, int)
+        and not isinstance(millis, bool)
+        and abs(millis / 1000 - due) < 0.001
+    ):
         return millis / 1000
-    return None if message.eta is None else message.eta.timestamp()
+    return due

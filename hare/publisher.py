@@ -109,7 +109,7 @@ class Publisher:
         """Declare again on next use (after a reconnect, or after queues were deleted)."""
         self._done.clear()
 
-    async def send(self, queue: str, message: Message) -> None:
+    async def send(self, queue: str, message: Message, *, via_ladder: bool | None = None) -> None:
         """Publish `message` to `queue` and wait until the broker confirmed it.
 
         A message with an `eta` at least one ladder unit ahead travels through the delay
@@ -120,6 +120,9 @@ class Publisher:
         `publish_timeout` seconds, then raises `BrokerUnavailable`. A publish that was sent but
         not confirmed when the connection died is sent again: a duplicate is possible, a loss
         is not.
+
+        `via_ladder` overrides the `delays` setting for this message: a worker sending back a
+        message that came early, or a retry, parks it in the ladder, or it would spin on it.
         """
         if signals.before_task_publish.receivers:
             message = _announce(queue, message)
@@ -138,7 +141,7 @@ class Publisher:
                         what=f"publish to {queue!r}",
                     )
                     self.forget_declarations()
-                await self._send_once(queue, message)
+                await self._send_once(queue, message, via_ladder)
                 if signals.after_task_publish.receivers:
                     signals.after_task_publish.send(
                         sender=message.task,
@@ -160,15 +163,15 @@ class Publisher:
                 await self._clock.sleep(min(backoff_delay(attempt, self._rng), deadline - now))
                 attempt += 1
 
-    async def _send_once(self, queue: str, message: Message) -> None:
+    async def _send_once(self, queue: str, message: Message, via_ladder: bool | None) -> None:
         route = None
         if message.eta is not None:
             due = message.eta.timestamp()
-            if ETA_HEADER not in message.headers:
-                message = replace(
-                    message, headers={**message.headers, ETA_HEADER: round(due * 1000)}
-                )
-            if self._through_ladder and ladder.units_for(due - self._clock.time()) > 0:
+            millis = round(due * 1000)
+            if message.headers.get(ETA_HEADER) != millis:
+                message = replace(message, headers={**message.headers, ETA_HEADER: millis})
+            through_ladder = self._through_ladder if via_ladder is None else via_ladder
+            if through_ladder and ladder.units_for(due - self._clock.time()) > 0:
                 # Declare first, then compute the route: the first declaration of the ladder
                 # takes a while, and a route computed before it would arrive that much late.
                 await self.ensure_delay_target(queue)

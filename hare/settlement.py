@@ -99,7 +99,7 @@ class Settlement:
             if outcome.kwargs is not None:
                 again = replace(again, kwargs=outcome.kwargs, kwargsrepr=None)
         try:
-            await self._publisher.send(delivery.queue, again)
+            await self._publisher.send(delivery.queue, again, via_ladder=True)
         except DelayTooLong as exc:
             dead = _dead_letter_for(DeadLetterAs("retry-too-far"), outcome, message.retries + 1)
             await self.dead_letter(delivery, replace(dead, detail=str(exc)))
@@ -118,7 +118,7 @@ class Settlement:
     async def redelay(self, delivery: Delivery, message: Message, early: float) -> None:
         """Send a message that arrived early back through the ladder (confirmed), then ack."""
         try:
-            await self._publisher.send(delivery.queue, message)
+            await self._publisher.send(delivery.queue, message, via_ladder=True)
         except DelayTooLong as exc:
             await self.dead_letter(delivery, DeadLetter(reason="bad-eta", detail=str(exc)))
             return

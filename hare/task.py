@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, final
 
+from hare.asyncresult import AsyncResult
 from hare.errors import ConfigurationError
 from hare.retry import RetryPolicy
 
@@ -37,13 +38,20 @@ class TaskOptions:
 
 
 @final
-@dataclass(frozen=True, slots=True)
-class Sent:
-    """What `delay()` returns: the broker has confirmed the message."""
+class Sent(AsyncResult):
+    """What `delay()` returns: the broker has confirmed the message.
 
-    id: str
-    task: str
-    queue: str
+    It is also the handle on the task's result (`.get(timeout=)`, `await sent`, `.state`)
+    when the app has a `result_backend`; without one those raise `ResultsDisabled`.
+    """
+
+    def __init__(self, *, id: str, task: str, queue: str, app: Hare) -> None:
+        super().__init__(id, app)
+        self.task = task
+        self.queue = queue
+
+    def __repr__(self) -> str:
+        return f"<Sent {self.task}[{self.id}] to {self.queue}>"
 
 
 @final

@@ -173,9 +173,9 @@ async def test_explicit_retry_goes_through_the_ladder_with_celery_semantics() ->
         publisher = await app.publisher()  # on the worker's loop: the worker's own
         original = publisher.send
 
-        async def spy(queue: str, message):
+        async def spy(queue: str, message, **options):
             seen.append((message.retries, message.parent_id))
-            await original(queue, message)
+            await original(queue, message, **options)
 
         publisher.send = spy  # type: ignore[method-assign]
         sent = await flaky.adelay()
