@@ -1,25 +1,45 @@
-"""hare_compat: Celery's import paths over hare.
+"""hare_compat: Celery's API over hare, so a Celery project migrates by changing imports.
 
-Not built yet (it is the next piece of work after the core, delays, deploys and periodic
-tasks). Until then every name raises `NotSupportedError` saying so, rather than half-working:
-
-    >>> from hare_compat import Celery
-    Traceback (most recent call last):
-    ...
-    hare.errors.NotSupportedError: hare_compat.Celery is not supported: ...
+Replace `celery` with `hare_compat` in the import lines (`from hare_compat import Celery,
+shared_task`, `from hare_compat.schedules import crontab`, ...) and start
+`hare worker proj.celery:app` instead of `celery -A proj worker`. What maps onto what, and
+what behaves differently, is in docs/migrating-from-celery.md.
 """
 
 from __future__ import annotations
 
-from hare.errors import NotSupportedError
+from typing import Any, cast
 
-__all__: tuple[str, ...] = ()
+from hare_compat._state import current_app as current_app
+from hare_compat._state import current_task as current_task
+from hare_compat._state import get_current_app
+from hare_compat.app import shared_task as shared_task
+from hare_compat.app.base import Celery as Celery
+from hare_compat.app.task import Task as Task
+from hare_compat.canvas import Signature as Signature
+from hare_compat.canvas import chain as chain
+from hare_compat.canvas import chord as chord
+from hare_compat.canvas import group as group
+from hare_compat.canvas import maybe_signature as maybe_signature
+from hare_compat.canvas import set_default_app_resolver
+from hare_compat.canvas import signature as signature
+from hare_compat.utils import uuid as uuid
 
+__all__ = (
+    "Celery",
+    "Signature",
+    "Task",
+    "chain",
+    "chord",
+    "current_app",
+    "current_task",
+    "group",
+    "maybe_signature",
+    "shared_task",
+    "signature",
+    "uuid",
+)
 
-def __getattr__(name: str) -> object:
-    if name.startswith("__"):
-        raise AttributeError(name)
-    raise NotSupportedError(
-        f"hare_compat.{name}",
-        "the Celery compatibility layer is not built yet; use hare's own API (hare.Hare)",
-    )
+# A signature made without an app (`signature("tasks.add")`) sends through the current app.
+# (cast: CanvasApp declares `tasks` settable; the app's registry is a read-only property.)
+set_default_app_resolver(cast(Any, get_current_app))

@@ -54,16 +54,19 @@ async def test_signals_go_out_in_celerys_order_around_a_task(heard: list[Any]) -
         return x + y
 
     prerun_threads: list[int] = []
+    finished = threading.Event()  # postrun is sent from the task's thread
     signals.task_prerun.connect(
         lambda sender=None, **_: prerun_threads.append(threading.get_ident()), dispatch_uid="t"
     )
+    signals.task_postrun.connect(lambda sender=None, **_: finished.set(), dispatch_uid="t")
     try:
         async with running_worker(app):
             sent = await add.adelay(2, 3)
             await ledger.wait_for(1)
-            await until(lambda: any(name == "task_postrun" for name, _ in heard), app.clock)  # type: ignore[arg-type]
+            assert await asyncio.to_thread(finished.wait, 10)
     finally:
         signals.task_prerun.disconnect(dispatch_uid="t")
+        signals.task_postrun.disconnect(dispatch_uid="t")
     names = [name for name, _ in heard]
     assert names == [
         "worker_ready",

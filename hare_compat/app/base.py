@@ -1,0 +1,412 @@
+"""`Celery`: Celery's application object over a `hare.Hare`.
+
+A project keeps its `proj/celery.py` (`Celery(...)`, `config_from_object`, `autodiscover_tasks`)
+and starts `hare worker proj.celery:app`. The app reads its settings lazily (see
+`hare_compat.app.conf`), registers tasks as Celery does (`@app.task` is lazy until the app
+finalizes; tasks are shared with every app), routes and sends through the hare app built
+from the settings on first use (`app.hare`), and turns `beat_schedule` into hare's
+beat-less periodic tasks when a worker loads it (`__hare_app__`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, overload
+from zoneinfo import ZoneInfo
+
+from hare.app import Hare
+from hare.errors import ConfigurationError, NotSupportedError
+from hare_compat import _state, signals
+from hare_compat.app import beat, djangofixup, loader
+from hare_compat.app.conf import Settings
+from hare_compat.app.mapping import hare_settings
+from hare_compat.app.publishing import Publishing
+from hare_compat.app.registry import Promise, TaskRegistry
+from hare_compat.app.routes import declared_queues
+from hare_compat.utils.local import Proxy
+
+if TYPE_CHECKING:
+    from hare_compat.app.task import Task as TaskType
+
+__all__ = ("Celery",)
+
+
+class Celery(Publishing):
+    """Celery's app: settings, tasks, routing, sending; `app.hare` is the hare app behind it."""
+
+    def __init__(
+        self,
+        main: str | None = None,
+        loader: Any = None,
+        backend: str | None = None,
+        amqp: Any = None,
+        events: Any = None,
+        log: Any = None,
+        control: Any = None,
+        set_as_current: bool = True,
+        tasks: Any = None,
+        broker: str | Sequence[str] | None = None,
+        include: Sequence[str] | None = None,
+        changes: Mapping[str, Any] | None = None,
+        config_source: object = None,
+        fixups: Iterable[str] | None = None,
+        task_cls: type[TaskType] | str | None = None,
+        autofinalize: bool = True,
+        namespace: str | None = None,
+        strict_typing: bool = True,
+        **settings: Any,
+    ) -> None:
+        machinery = {"loader": loader, "amqp": amqp, "events": events, "log": log}
+        machinery |= {"control": control, "tasks": tasks}
+        for option, value in machinery.items():
+            if value is not None:
+                raise NotSupportedError(f"Celery({option}=)", "hare has no pluggable machinery")
+        self.main = main
+        self.autofinalize = autofinalize
+        self.strict_typing = strict_typing
+        self.set_as_current = set_as_current
+        preconf = dict(changes or {})
+        auto = {"broker_url": broker, "result_backend": backend, "include": include, **settings}
+        preconf |= {key: value for key, value in auto.items() if value is not None}
+        self._conf = Settings(preconf, auto=set(auto), on_load=self._load_config)
+        if config_source is not None:
+            self._conf.set_source(config_source, namespace=namespace, silent=False)
+        elif namespace:
+            self._conf.set_source(None, namespace=namespace, silent=False)
+        self._task_cls = task_cls
+        self._tasks = TaskRegistry()
+        self._pending: deque[Promise] = deque()
+        self._discoveries: list[tuple[Any, str | None]] = []
+        self._pending_periodic: list[tuple[str, dict[str, Any]]] = []
+        self.configured = False
+        self.finalized = False
+        self._lock = threading.RLock()
+        self._hare: Hare | None = None
+        self._serving = False
+        self._periodics: set[str] = set()
+        self._django = fixups is None and djangofixup.uses_django()
+        self.on_configure = signals.Signal("app.on_configure")
+        self.on_after_configure = signals.Signal("app.on_after_configure")
+        self.on_after_finalize = signals.Signal("app.on_after_finalize")
+        self.on_after_fork = signals.NeverSent(
+            "app.on_after_fork", "hare's worker processes are started afresh, never forked"
+        )
+        if set_as_current:
+            self.set_current()
+        if self._django and _state.default_app is None:
+            self.set_default()
+        _state.register_app(self)
+
+    def __repr__(self) -> str:
+        return f"<Celery {self.main or '__main__'} at {id(self):#x}>"
+
+    def set_current(self) -> None:
+        """Make this the current app of this thread."""
+        _state.set_current_app(self)
+
+    def set_default(self) -> None:
+        """Make this the app `current_app` falls back on in every thread."""
+        _state.set_default_app(self)
+
+    def close(self) -> None:
+        """Close the hare app's connections (if it was built)."""
+        if self._hare is not None:
+            self._hare.close()
+        _state.deregister_app(self)
+
+    def __enter__(self) -> Celery:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- configuration -----------------------------------------------------------------------
+
+    @property
+    def conf(self) -> Settings:
+        """The settings (read from the config source on first access)."""
+        return self._conf
+
+    @property
+    def namespace(self) -> str | None:
+        return self._conf.namespace
+
+    def config_from_object(
+        self, obj: object, silent: bool = False, force: bool = False, namespace: str | None = None
+    ) -> None:
+        """Read settings from a module, class, object or `"module:attr"` path (lazily)."""
+        self._conf.set_source(obj, namespace=namespace, silent=silent)
+        if force:
+            self._conf.load()
+
+    def config_from_envvar(
+        self, variable_name: str, silent: bool = False, force: bool = False
+    ) -> bool:
+        """Read settings from the module named by environment variable `variable_name`."""
+        module_name = os.environ.get(variable_name)
+        if not module_name:
+            if silent:
+                return False
+            raise ConfigurationError(f"environment variable {variable_name} is not set")
+        self.config_from_object(module_name, silent=silent, force=force)
+        return True
+
+    def _load_config(self) -> None:
+        self.on_configure.send(sender=self)
+        self._conf.validate()
+        self.configured = True
+        while self._pending_periodic:
+            key, entry = self._pending_periodic.pop(0)
+            self._conf.beat_schedule[key] = entry
+        self.on_after_configure.send(sender=self, source=self._conf)
+
+    @property
+    def timezone_name(self) -> str:
+        """The zone crontab schedules run in (`timezone`, else UTC when `enable_utc`)."""
+        return beat.zone_name(self.conf.timezone, bool(self.conf.enable_utc))
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone_name)
+
+    def now(self) -> datetime:
+        """The current time in the app's timezone."""
+        return datetime.now(self.timezone)
+
+    def uses_utc_timezone(self) -> bool:
+        return self.timezone_name == "UTC"
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    @cached_property
+    def Task(self) -> type[TaskType]:
+        """The app's base task class (assignable: `app.Task = MyTask`)."""
+        from hare_compat.app.task import Task
+
+        base: Any = self._task_cls or Task
+        if isinstance(base, str):
+            base = loader.symbol_by_name(base)
+        return type("Task", (base,), {"_app": self, "abstract": True, "__module__": __name__})
+
+    def gen_task_name(self, name: str, module: str) -> str:
+        """Celery's task name: `module.name`, with the app's main name for `__main__`."""
+        if module == "__main__" and self.main:
+            module = self.main
+        return ".".join(part for part in (module, name) if part)
+
+    @overload
+    def task(self, fun: Callable[..., Any], /) -> TaskType: ...
+
+    @overload
+    def task(self, /, **opts: Any) -> Callable[[Callable[..., Any]], TaskType]: ...
+
+    def task(self, /, *args: Any, **opts: Any) -> Any:
+        """`@app.task` or `@app.task(bind=True, ...)`: a task, lazily created like Celery's."""
+
+        def create(
+            shared: bool = True, filter: Any = None, lazy: bool = True, **options: Any
+        ) -> Any:
+            def decorate(fun: Callable[..., Any]) -> Any:
+                if shared:
+                    _state.connect_on_app_finalize(lambda app: app._task_from_fun(fun, **options))
+                if not lazy or self.finalized:
+                    task: Any = self._task_from_fun(fun, **options)
+                else:
+                    promise = Promise(lambda: self._task_from_fun(fun, **options))
+                    self._pending.append(promise)
+                    task = Proxy(promise.evaluate)
+                return filter(task) if filter is not None else task
+
+            return decorate
+
+        if len(args) == 1:
+            if callable(args[0]):
+                return create(**opts)(args[0])
+            raise TypeError("argument 1 to @task() must be a callable")
+        if args:
+            raise TypeError(f"@task() takes exactly 1 argument ({len(args) + len(opts)} given)")
+        return create(**opts)
+
+    def _task_from_fun(self, fun: Callable[..., Any], **options: Any) -> TaskType:
+        from hare_compat.app.task import task_from_function
+
+        with self._lock:
+            task = task_from_function(self, fun, **options)
+            if self._serving:
+                task.bind_hare(self.hare)
+            return task
+
+    def register_task(self, task: Any, **options: Any) -> Any:
+        """Register a class-based task instance (Celery's `app.register_task`)."""
+        from hare_compat.app.autoretry import add_autoretry_behaviour
+
+        if not task.name:
+            task_cls = type(task)
+            task.name = self.gen_task_name(task_cls.__name__, task_cls.__module__)
+        add_autoretry_behaviour(task, **options)
+        self.tasks[task.name] = task
+        task._app = self
+        task.bind(self)
+        if self._serving:
+            task.bind_hare(self.hare)
+        return task
+
+    @property
+    def tasks(self) -> TaskRegistry:
+        """The registered tasks by name (finalizes the app, as Celery's)."""
+        self.finalize(auto=True)
+        return self._tasks
+
+    def finalize(self, auto: bool = False) -> None:
+        """Create the pending and shared tasks (once)."""
+        with self._lock:
+            if self.finalized:
+                return
+            if auto and not self.autofinalize:
+                raise RuntimeError("Contract breach: app not finalized")
+            self.finalized = True
+            _state.announce_app_finalized(self)
+            while self._pending:
+                self._pending.popleft().evaluate()
+            self.on_after_finalize.send(sender=self)
+
+    def autodiscover_tasks(
+        self,
+        packages: Iterable[str] | Callable[[], Iterable[str]] | None = None,
+        related_name: str | None = "tasks",
+        force: bool = False,
+    ) -> None:
+        """Import `<package>.tasks` of each package (Django: of INSTALLED_APPS) when the worker
+        loads the app; `force=True` imports them now."""
+        if force:
+            self._discover(packages, related_name)
+        else:
+            self._discoveries.append((packages, related_name))
+
+    def _discover(self, packages: Any, related_name: str | None) -> None:
+        if packages is None:
+            packages = djangofixup.packages() if self._django else []
+        loader.discover(packages, related_name)
+
+    def import_default_modules(self) -> None:
+        """What Celery's worker imports at start: autodiscovery, then `imports`, `include`."""
+        if self._django:
+            djangofixup.setup()
+        for _, answer in signals.import_modules.send(sender=self):
+            if isinstance(answer, Exception):
+                raise answer
+        while self._discoveries:
+            self._discover(*self._discoveries.pop(0))
+        loader.import_modules(self.conf.imports or ())
+        loader.import_modules(self.conf.include or ())
+
+    # -- the hare app ------------------------------------------------------------------------
+
+    @property
+    def hare(self) -> Hare:
+        """The hare app for these settings, built on first use."""
+        with self._lock:
+            if self._hare is None:
+                hare = Hare(self.main or "", **hare_settings(self.conf))
+                # Messages hare sends without a queue (chain steps, callbacks, retries of
+                # unknown tasks) are routed by `task_routes`, as Celery routes them.
+                hare.router = lambda name: self.router.route({}, name)["queue"]
+                self._hare = hare
+            return self._hare
+
+    def __hare_app__(self) -> Hare:
+        """What `hare worker proj.celery:app` runs: tasks imported and bound, schedules added."""
+        self.conf.load()
+        node = f"hare.{os.getpid()}@{socket.gethostname()}"
+        signals.celeryd_init.send(sender=node, instance=None, conf=self.conf, options={})
+        self.import_default_modules()
+        self.finalize()
+        hare = self.hare
+        with self._lock:
+            self._serving = True
+            for task in list(self._tasks.values()):
+                task.bind_hare(hare)
+            self._add_periodics()
+        if self._django:
+            djangofixup.connect_worker()
+        signals.celeryd_after_setup.send(sender=node, instance=None, conf=self.conf)
+        return hare
+
+    def worker_options(self) -> dict[str, Any]:
+        """Settings `hare worker` uses when its command line does not say: `concurrency`
+        (`worker_concurrency`, if set) and `queues` (`task_queues`, else the default queue)."""
+        conf = self.conf
+        options: dict[str, Any] = {
+            "queues": list(declared_queues(conf.task_queues)) or [conf.task_default_queue]
+        }
+        concurrency = conf.worker_concurrency
+        if isinstance(concurrency, int) and not isinstance(concurrency, bool) and concurrency > 0:
+            options["concurrency"] = concurrency
+        elif concurrency is not None:
+            raise ConfigurationError(f"setting worker_concurrency={concurrency!r}: give a number")
+        return options
+
+    @property
+    def control(self) -> Any:
+        """Remote control and inspection (`hare.control`)."""
+        return importlib.import_module("hare.control").Control(self.hare)
+
+    # -- periodic tasks ----------------------------------------------------------------------
+
+    def add_periodic_task(
+        self,
+        schedule: Any,
+        sig: Any,
+        args: Any = (),
+        kwargs: Any = (),
+        name: str | None = None,
+        **opts: Any,
+    ) -> str:
+        """Add a `beat_schedule` entry for `sig` (a signature or a task) every `schedule`."""
+        key, entry = beat.signature_entry(sig, args, kwargs, name, opts)
+        entry["schedule"] = schedule
+        with self._lock:
+            if not self.configured:
+                self._pending_periodic.append((key, entry))
+                return key
+            self.conf.beat_schedule[key] = entry
+            if self._serving:
+                self._add_periodics()
+        return key
+
+    def _add_periodics(self) -> None:
+        hare = self.hare
+        for key, spec in dict(self.conf.beat_schedule).items():
+            if key in self._periodics:
+                continue
+            entry = beat.periodic(
+                key, spec, zone=lambda: self.timezone_name, route=self._route_queue
+            )
+            beat.register(hare, entry)
+            self._periodics.add(key)
+
+    def _route_queue(self, task: str, options: dict[str, Any]) -> str:
+        queue: str = self.router.route(options, task)["queue"]
+        return queue
+
+    # -- Celery's other entry points ---------------------------------------------------------
+
+    @property
+    def current_task(self) -> Any:
+        """The task running in this thread or coroutine, or `None`."""
+        return _state.get_current_task()
+
+    current_worker_task = current_task
+
+    def start(self, argv: Any = None) -> None:
+        raise NotSupportedError("Celery.start()", "run `hare worker module:app` instead")
+
+    def worker_main(self, argv: Any = None) -> None:
+        raise NotSupportedError("Celery.worker_main()", "run `hare worker module:app` instead")

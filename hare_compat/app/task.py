@@ -1,0 +1,478 @@
+"""Celery's `Task` over hare: the base class, `self.request`, `retry`, calling, eager mode.
+
+`@app.task` makes a subclass of the app's `Task` per function (Celery's way), whose single
+instance is the task: `run` is the function, `self.request` the running call. On the worker
+the hare task registered for it runs `hare_compat.app.trace.make_entry`'s wrapper, which
+builds the request from hare's context, runs the hooks and turns `Retry` / `Reject` /
+`Ignore` into hare's signals. `async def` tasks work alike: their wrapper is a coroutine
+function, so hare's worker runs them on its loop.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from hare.codec import get_serializer
+from hare.errors import NotSupportedError
+from hare_compat.app import calling, eager
+from hare_compat.app.request import Context, current_request, pop_request, push_request
+from hare_compat.app.task_options import check_values
+from hare_compat.app.trace import make_entry
+from hare_compat.exceptions import (
+    ImproperlyConfigured,
+    MaxRetriesExceededError,
+    OperationalError,
+    Retry,
+)
+from hare_compat.ratelimit import RateLimiter, parse_rate
+
+if TYPE_CHECKING:
+    from hare.app import Hare
+    from hare.task import Task as HareTask
+    from hare_compat.result import AsyncResult as _AsyncResult
+    from hare_compat.result import EagerResult
+
+__all__ = ("Context", "Task", "task_from_function")
+
+#: Celery's `from_config`: task attribute -> the setting that gives its default.
+_FROM_CONFIG = (
+    ("serializer", "task_serializer"),
+    ("rate_limit", "task_default_rate_limit"),
+    ("priority", "task_default_priority"),
+    ("time_limit", "task_time_limit"),
+    ("soft_time_limit", "task_soft_time_limit"),
+    ("track_started", "task_track_started"),
+    ("acks_late", "task_acks_late"),
+    ("ignore_result", "task_ignore_result"),
+)
+
+
+def conf_get(app: Any, name: str, default: Any = None) -> Any:
+    """A Celery setting of `app`, or `default` when the app has no such setting."""
+    try:
+        value = app.conf[name]
+    except (KeyError, LookupError, AttributeError, TypeError):
+        return default
+    return default if value is None else value
+
+
+class Task:
+    """Celery's task base class: subclass it (`base=`, `app.Task`) to add hooks or defaults."""
+
+    MaxRetriesExceededError = MaxRetriesExceededError
+    OperationalError = OperationalError
+
+    _app: Any = None
+    name: str | None = None
+    typing: bool | None = None
+    max_retries: int | None = 3
+    default_retry_delay: float = 3 * 60
+    rate_limit: str | float | None = None
+    ignore_result: bool | None = None
+    trail = True
+    send_events = True
+    store_errors_even_if_ignored: bool | None = None
+    serializer: str | None = None
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    track_started: bool | None = None
+    acks_late: bool | None = None
+    acks_on_failure_or_timeout: bool | None = None
+    reject_on_worker_lost: bool | None = None
+    throws: tuple[type[BaseException], ...] = ()
+    expires: float | datetime | None = None
+    priority: int | None = None
+    queue: str | None = None
+    resultrepr_maxsize = 1024
+    autoretry_for: tuple[type[BaseException], ...] = ()
+    dont_autoretry_for: tuple[type[BaseException], ...] = ()
+    retry_kwargs: Mapping[str, Any] = {}
+    retry_backoff: bool | float = False
+    retry_backoff_max: int = 600
+    retry_jitter: bool = True
+    abstract = True
+    from_config = _FROM_CONFIG
+    __bound__ = False
+    _default_request: Context | None = None
+    _hare_task: HareTask[Any, Any] | None = None
+    _entry: Callable[..., Any] | None = None
+    #: Set by `bind_hare` when the task has a `rate_limit` (per worker process).
+    _rate_limiter: RateLimiter | None = None
+
+    @classmethod
+    def __class_getitem__(cls, item: Any) -> types.GenericAlias:
+        return types.GenericAlias(cls, item)
+
+    # -- binding ----------------------------------------------------------------------------
+
+    @classmethod
+    def bind(cls, app: Any) -> Any:
+        """Bind the class to `app`: defaults from its settings (Celery's `Task.bind`)."""
+        if "__bound__" not in cls.__dict__:  # checked once per class, before the defaults
+            check_values(_explicit(cls), cls.name or cls.__qualname__)
+        cls.__bound__ = True
+        cls._app = app
+        if cls.typing is None:
+            cls.typing = bool(getattr(app, "strict_typing", True))
+        for attr, setting in cls.from_config:
+            if getattr(cls, attr, None) is None:
+                setattr(cls, attr, conf_get(app, setting))
+        cls.on_bound(app)
+        return app
+
+    @classmethod
+    def on_bound(cls, app: Any) -> None:
+        """Called when the class is bound to an app (override to act on it)."""
+
+    @classmethod
+    def _get_app(cls) -> Any:
+        if cls._app is None:
+            raise ImproperlyConfigured(
+                f"task {cls.name or cls.__name__} is not bound to an app: create it with "
+                "@app.task / @shared_task, or register it with app.register_task"
+            )
+        return cls._app
+
+    @property
+    def app(self) -> Any:
+        return self._get_app()
+
+    def bind_hare(self, hare_app: Hare) -> None:
+        """Register this task's worker entry with the finalized hare app (once per app).
+
+        The hare task never retries by itself (`max_retries=None`, no `autoretry_for`): the
+        compat layer alone decides, through `self.retry`.
+        """
+        if self._hare_task is not None and self._hare_task.app is hare_app:
+            return
+        name = self.name
+        if not name:
+            raise ImproperlyConfigured(f"task class {type(self).__name__} has no name")
+        wanted = self.serializer or hare_app.settings.serializer
+        if get_serializer(wanted) is not get_serializer(hare_app.settings.serializer):
+            raise NotSupportedError(
+                f"serializer={wanted!r} on task {name}",
+                f"hare uses the app's serializer ({hare_app.settings.serializer!r}) for every "
+                "task: set task_serializer instead",
+            )
+        if self._entry is None:
+            self._entry = make_entry(self)
+        hare_task = hare_app.task(
+            name=name,
+            queue=self.queue if isinstance(self.queue, str) else None,
+            max_retries=None,
+            autoretry_for=(),
+            retry_jitter=False,
+            time_limit=self.time_limit or None,
+            soft_time_limit=self.soft_time_limit or None,
+        )(self._entry)
+        hare_task.sender = self
+        self._hare_task = hare_task
+        if parse_rate(self.rate_limit) > 0:
+            assert self.rate_limit is not None
+            self._rate_limiter = RateLimiter(self.rate_limit, hare_app.clock)
+
+    # -- calling here -----------------------------------------------------------------------
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the task here, now (`request.called_directly` stays True)."""
+        if inspect.iscoroutinefunction(self.run):
+            return self._call_async(args, kwargs)
+        self.push_request(args=args, kwargs=kwargs)
+        try:
+            return self.run(*args, **kwargs)
+        finally:
+            self.pop_request()
+
+    async def _call_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        self.push_request(args=args, kwargs=kwargs)
+        try:
+            return await self.run(*args, **kwargs)
+        finally:
+            self.pop_request()
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """The body of the task executed by workers."""
+        raise NotImplementedError("Tasks must define the run method.")
+
+    # -- the request ------------------------------------------------------------------------
+
+    @property
+    def request(self) -> Context:
+        """The running call's `Context` (a default one outside any call)."""
+        request = current_request(self)
+        if request is not None:
+            return request
+        if self._default_request is None:
+            self._default_request = Context()
+        return self._default_request
+
+    def push_request(self, *args: Any, **kwargs: Any) -> None:
+        push_request(self, Context(*args, **{**self.request.__dict__, **kwargs}))
+
+    def pop_request(self) -> None:
+        pop_request(self)
+
+    def add_trail(self, result: Any) -> Any:
+        """Record `result` as a child of the running call (`request.children`)."""
+        if self.trail:
+            self.request.children.append(result)
+        return result
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def delay(self, *args: Any, **kwargs: Any) -> _AsyncResult:
+        """Send the task to a worker: `apply_async(args, kwargs)`."""
+        return self.apply_async(args, kwargs)
+
+    async def adelay(self, *args: Any, **kwargs: Any) -> _AsyncResult:
+        """`delay` for async code (hare's addition)."""
+        return await self.aapply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        task_id: str | None = None,
+        producer: Any = None,
+        link: Any = None,
+        link_error: Any = None,
+        shadow: str | None = None,
+        **options: Any,
+    ) -> _AsyncResult:
+        """Send the task (or run it here with `task_always_eager`); Celery's options."""
+        options = calling.send_options(self, args, kwargs, producer, shadow, options)
+        app = self._get_app()
+        if conf_get(app, "task_always_eager", False):
+            args, kwargs = calling.eager_arguments(self, args, kwargs)
+            return self.apply(
+                args, kwargs, task_id=task_id or str(uuid.uuid4()), link=link,
+                link_error=link_error, **options,
+            )  # fmt: skip
+        result: _AsyncResult = app.send_task(
+            self.name, args, kwargs, task_id=task_id, link=link, link_error=link_error,
+            task_type=self, **options,
+        )  # fmt: skip
+        return result
+
+    async def aapply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        task_id: str | None = None,
+        producer: Any = None,
+        link: Any = None,
+        link_error: Any = None,
+        shadow: str | None = None,
+        **options: Any,
+    ) -> _AsyncResult:
+        """`apply_async` for async code (hare's addition)."""
+        options = calling.send_options(self, args, kwargs, producer, shadow, options)
+        app = self._get_app()
+        if conf_get(app, "task_always_eager", False):
+            args, kwargs = calling.eager_arguments(self, args, kwargs)
+            return await self.aapply(
+                args, kwargs, task_id=task_id or str(uuid.uuid4()), link=link,
+                link_error=link_error, **options,
+            )  # fmt: skip
+        result: _AsyncResult = await app.asend_task(
+            self.name, args, kwargs, task_id=task_id, link=link, link_error=link_error,
+            task_type=self, **options,
+        )  # fmt: skip
+        return result
+
+    def shadow_name(self, args: Any, kwargs: Any, options: Any) -> str | None:
+        """Override to name the task differently in worker logs and monitoring."""
+        return None
+
+    # -- eager ------------------------------------------------------------------------------
+
+    def apply(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        link: Any = None,
+        link_error: Any = None,
+        task_id: str | None = None,
+        retries: int | None = None,
+        throw: bool | None = None,
+        logfile: str | None = None,
+        loglevel: int | None = None,
+        headers: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> EagerResult:
+        """Run the task here, blocking, as a worker would; an `EagerResult`.
+
+        `throw` (default `task_eager_propagates`) re-raises the task's exception. An async
+        task is run to completion with `asyncio.run`; inside a running loop use `aapply`.
+        """
+        call = eager.EagerCall(
+            self, args, kwargs, link=link, link_error=link_error, task_id=task_id,
+            retries=retries, throw=throw, logfile=logfile, loglevel=loglevel, headers=headers,
+            options=options,
+        )  # fmt: skip
+        return call.run()
+
+    async def aapply(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        link: Any = None,
+        link_error: Any = None,
+        task_id: str | None = None,
+        retries: int | None = None,
+        throw: bool | None = None,
+        logfile: str | None = None,
+        loglevel: int | None = None,
+        headers: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> EagerResult:
+        """`apply` for async code: an async task runs on the running loop."""
+        call = eager.EagerCall(
+            self, args, kwargs, link=link, link_error=link_error, task_id=task_id,
+            retries=retries, throw=throw, logfile=logfile, loglevel=loglevel, headers=headers,
+            options=options,
+        )  # fmt: skip
+        return await call.arun()
+
+    # -- retrying ---------------------------------------------------------------------------
+
+    def retry(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        exc: BaseException | None = None,
+        throw: bool = True,
+        eta: datetime | None = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Retry:
+        """Retry the task: raise `Retry` (the worker sends it again), Celery 5.7's semantics.
+
+        Past `max_retries` (the task's, or this call's) `exc` is re-raised, else
+        `MaxRetriesExceededError`. Called directly (not by a worker or `apply`), the current
+        exception (or `exc`) is re-raised.
+        """
+        return calling.retry(self, args, kwargs, exc, throw, eta, countdown, max_retries, options)
+
+    # -- results and signatures ---------------------------------------------------------------
+
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> _AsyncResult:
+        from hare_compat.result import AsyncResult
+
+        return AsyncResult(task_id, app=self._get_app(), task_name=self.name, **kwargs)
+
+    def update_state(
+        self,
+        task_id: str | None = None,
+        state: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record a state (e.g. a custom `PROGRESS`) with `meta` for `task_id` (default: this
+        call's). A no-op when the app stores no results, as with Celery's disabled backend."""
+        eager.update_state(self, task_id, state, meta, kwargs)
+
+    async def aupdate_state(
+        self,
+        task_id: str | None = None,
+        state: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        """`update_state` for async code (hare's addition)."""
+        await eager.aupdate_state(self, task_id, state, meta)
+
+    def signature(self, args: Any = None, *starargs: Any, **starkwargs: Any) -> Any:
+        """A signature of this task (`hare_compat.canvas.signature`)."""
+        signature = _canvas("signature")
+        starkwargs.setdefault("app", self._get_app())
+        return signature(self, args, *starargs, **starkwargs)
+
+    subtask = signature
+
+    def s(self, *args: Any, **kwargs: Any) -> Any:
+        """A signature: `add.s(2, 2)`."""
+        return self.signature(args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Any:
+        """An immutable signature (the previous task's result is not prepended)."""
+        return self.signature(args, kwargs, immutable=True)
+
+    def chunks(self, it: Any, n: int) -> Any:
+        return _canvas("chunks")(self.s(), it, n, app=self._get_app())
+
+    def map(self, it: Any) -> Any:
+        return _canvas("xmap")(self.s(), it, app=self._get_app())
+
+    def starmap(self, it: Any) -> Any:
+        return _canvas("xstarmap")(self.s(), it, app=self._get_app())
+
+    def send_event(self, type_: str, **fields: Any) -> NoReturn:
+        raise NotSupportedError("Task.send_event", "hare sends no custom events")
+
+    def replace(self, sig: Any) -> NoReturn:
+        raise NotSupportedError("Task.replace", "hare_compat cannot replace a running task")
+
+    def add_to_chord(self, sig: Any, lazy: bool = False) -> NoReturn:
+        raise NotSupportedError("Task.add_to_chord", "hare_compat cannot grow a running chord")
+
+    # -- handlers (override in a subclass) ----------------------------------------------------
+
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> Any:
+        """Called before the task starts (on the worker, after `task_prerun`).
+
+        Handlers may be `async def` in an async task: they are awaited."""
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> Any:
+        """Called when the task returned."""
+
+    def on_retry(self, exc: Any, task_id: str, args: Any, kwargs: Any, einfo: Any) -> Any:
+        """Called when the task is to be retried."""
+
+    def on_failure(self, exc: Any, task_id: str, args: Any, kwargs: Any, einfo: Any) -> Any:
+        """Called when the task failed."""
+
+    def after_return(
+        self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> Any:
+        """Called after the task returned or failed (not after a retry)."""
+
+    def __repr__(self) -> str:
+        main = getattr(self._app, "main", None) if self._app is not None else None
+        return f"<@task: {self.name} of {main or '__main__'}>"
+
+    @property
+    def __name__(self) -> str:
+        name: str = getattr(type(self), "__name__")  # noqa: B009 -- this property shadows it
+        return name
+
+
+def _explicit(cls: type[Task]) -> dict[str, Any]:
+    """The attributes set on `cls` or its bases below hare_compat's `Task`."""
+    values: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is Task or not issubclass(klass, Task):
+            continue
+        values.update((k, v) for k, v in vars(klass).items() if not k.startswith("__"))
+    return values
+
+
+def _canvas(name: str) -> Any:
+    try:
+        from hare_compat import canvas
+    except ImportError as exc:
+        raise NotSupportedError(f"Task.{name}", "hare_compat.canvas is not available") from exc
+    found = getattr(canvas, name, None)
+    if found is None:
+        raise NotSupportedError(f"hare_compat.canvas.{name}", "not provided by hare_compat")
+    return found
+
+
+# Celery's `task_from_fun` lives beside its class; re-exported here for `hare_compat.app.task`.
+from hare_compat.app.factory import task_from_function as task_from_function  # noqa: E402

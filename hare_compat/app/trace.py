@@ -1,0 +1,355 @@
+"""Running a compat task the way Celery's tracer does: request, hooks, predicates, signals.
+
+One traced call is a generator (`Tracer.steps`) that yields whatever must be awaited (an
+async task's coroutine, an async hook, a rate-limit wait); `drive` runs it for a sync task,
+`adrive` for an async one, so the rules live in one place.
+
+Order (Celery's `build_tracer`): `before_start`, the task (`__call__` when overridden, else
+`run`), then `on_success`, `on_retry` or `on_failure`, then `after_return` (not after a
+retry, a `Reject` or an `Ignore`). In a worker, hare sends `task_prerun` before and
+`task_success` / `task_retry` / `task_failure` / `task_postrun` after this wrapper; in eager
+mode (`apply`) there is no worker, so the tracer sends them, in Celery's order.
+
+In a worker the outcome becomes one of hare's control signals: a `Retry` becomes
+`hare.errors.Retry` (the worker republishes the task, same id, `retries + 1`), `Reject`
+becomes `hare.errors.Reject` (dead-lettered), `Ignore` is `hare.errors.Ignore` (acked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+import traceback
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import hare_compat.states as states
+from hare import signals
+from hare.context import current
+from hare.errors import Ignore as HareIgnore
+from hare.errors import Reject as HareReject
+from hare.errors import Retry as HareRetry
+from hare.lifecycle import ExceptionInfo
+from hare.task import normalise_eta
+from hare_compat.app.request import (
+    PENDING_UPDATES,
+    Context,
+    from_hare,
+    pop_request,
+    push_request,
+)
+from hare_compat.exceptions import Reject, Retry
+
+if TYPE_CHECKING:
+    from hare_compat.app.task import Task
+
+__all__ = ("EagerOutcome", "Tracer", "adrive", "drive", "has_custom", "make_entry")
+
+logger = logging.getLogger("hare_compat.task")
+
+#: States after which `after_return` is not called (Celery's IGNORE_STATES).
+_NO_AFTER_RETURN = frozenset({states.IGNORED, states.RETRY, states.REJECTED})
+
+Steps = Generator[Any, Any, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class EagerOutcome:
+    """How an eager call ended: Celery's state, the value or exception, the traceback."""
+
+    state: str
+    retval: Any
+    traceback: str | None = None
+
+
+def has_custom(task: Task, attr: str) -> bool:
+    """Whether `task`'s class overrides `attr` of hare_compat's base `Task`."""
+    from hare_compat.app.task import Task
+
+    for klass in type(task).__mro__:
+        if klass is Task or klass is object:
+            return False
+        if attr in klass.__dict__:
+            return True
+    return False
+
+
+def is_async_task(task: Task) -> bool:
+    """Whether running `task` means awaiting: its `run` (or overridden `__call__`) is async."""
+    if has_custom(task, "__call__") and inspect.iscoroutinefunction(type(task).__call__):
+        return True
+    return inspect.iscoroutinefunction(getattr(task, "_orig_run", task.run))
+
+
+class Tracer:
+    """One traced call of `task` with `request`; see the module docstring."""
+
+    def __init__(
+        self,
+        task: Task,
+        request: Context,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        *,
+        eager: bool,
+        propagate: bool = False,
+        is_async: bool = False,
+    ) -> None:
+        self.task = task
+        self.request = request
+        self.args = args
+        self.kwargs = kwargs
+        self.eager = eager
+        self.propagate = propagate
+        self.is_async = is_async
+        self.fun: Callable[..., Any] = task if has_custom(task, "__call__") else task.run
+        self.started = time.monotonic()
+
+    def steps(self) -> Steps:
+        """The call, as a generator of what to await; returns the value (worker) or an
+        `EagerOutcome` (eager)."""
+        task, request, args, kwargs = self.task, self.request, self.args, self.kwargs
+        task_id = request.id
+        push_request(task, request)
+        state: str | None = None
+        retval: Any = None
+        try:
+            if self.eager:
+                signals.task_prerun.send(
+                    sender=task, task_id=task_id, task=task, args=args, kwargs=kwargs
+                )
+            else:
+                yield from self._wait_turn()
+            tb: str | None = None
+            try:
+                yield from self._call(task.before_start, task_id, args, kwargs)
+                retval = yield from _awaited(self.fun(*args, **kwargs))
+            except BaseException as exc:
+                if isinstance(exc, Exception):
+                    yield from self._flush_updates()
+                state, tb = yield from self._on_exception(exc)
+                retval = exc
+            else:
+                yield from self._flush_updates()
+                state = states.SUCCESS
+                yield from self._on_success(retval)
+            if state not in _NO_AFTER_RETURN:
+                yield from self._hook("after_return", state, retval, task_id, args, kwargs, None)
+            if not self.eager:
+                if state == states.FAILURE:
+                    raise retval
+                return retval
+            return EagerOutcome(state, retval, tb)
+        finally:
+            if self.eager:
+                signals.task_postrun.send(
+                    sender=task,
+                    task_id=task_id,
+                    task=task,
+                    args=args,
+                    kwargs=kwargs,
+                    retval=retval,
+                    state=state,
+                )
+            pop_request(task)
+
+    def _wait_turn(self) -> Steps:
+        limiter = self.task._rate_limiter
+        if limiter is None:
+            return
+        if self.is_async:
+            yield limiter.wait_async()
+        else:
+            limiter.wait_sync()
+
+    def _flush_updates(self) -> Steps:
+        """Let the `update_state` stores this call started on the loop finish first."""
+        job = PENDING_UPDATES.get(self.request.id or "")
+        if job is not None and self.is_async:
+            yield asyncio.gather(job, return_exceptions=True)
+
+    def _on_success(self, retval: Any) -> Steps:
+        task = self.task
+        if self.eager:
+            from hare_compat.app.eager import dispatch_callbacks
+
+            dispatch_callbacks(task, self.request, retval)
+        yield from self._hook("on_success", retval, self.request.id, self.args, self.kwargs)
+        if self.eager:
+            runtime = time.monotonic() - self.started
+            signals.task_success.send(sender=task, result=retval, runtime=runtime)
+
+    def _on_exception(self, exc: BaseException) -> Generator[Any, Any, tuple[str, str | None]]:
+        """Run the hooks for `exc`; raise what the worker must see, or return the eager
+        state and traceback."""
+        task, request = self.task, self.request
+        if isinstance(exc, HareIgnore):  # hare_compat's Ignore is one too
+            if self.eager:
+                return states.IGNORED, None
+            raise exc
+        if isinstance(exc, Reject | HareReject):
+            if self.eager:
+                logger.warning("Task %s[%s] %r", task.name, request.id, exc)
+                return states.REJECTED, None
+            raise _hare_reject(exc) from exc
+        if not isinstance(exc, Exception):
+            raise exc  # cancellation, KeyboardInterrupt, SystemExit: not the task's outcome
+        if self.eager and self.propagate:
+            raise exc
+        trace = "".join(traceback.format_exception(exc))
+        einfo = ExceptionInfo(exc, trace)
+        args, kwargs = request.args, request.kwargs
+        if isinstance(exc, Retry | HareRetry):
+            yield from self._hook("on_retry", exc.exc, request.id, args, kwargs, einfo)
+            if not self.eager:
+                raise _hare_retry(task, exc) from exc
+            signals.task_retry.send(sender=task, request=request, reason=exc, einfo=einfo)
+            logger.info("Task %s[%s] retry: %s", task.name, request.id, exc)
+            return states.RETRY, trace
+        yield from self._hook("on_failure", exc, request.id, args, kwargs, einfo)
+        if self.eager:
+            signals.task_failure.send(
+                sender=task,
+                task_id=request.id,
+                exception=exc,
+                args=args,
+                kwargs=kwargs,
+                traceback=exc.__traceback__,
+                einfo=einfo,
+            )
+            expected = bool(task.throws) and isinstance(exc, tuple(task.throws))
+            logger.log(
+                logging.INFO if expected else logging.ERROR,
+                "Task %s[%s] raised %s: %r",
+                task.name,
+                request.id,
+                "expected" if expected else "unexpected",
+                exc,
+            )
+        return states.FAILURE, trace
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Steps:
+        return (yield from _awaited(fn(*args)))
+
+    def _hook(self, name: str, *args: Any) -> Steps:
+        """Call the handler `name`; in a worker its errors are logged (the outcome stands),
+        in eager mode they are raised, as in Celery. `Reject` always propagates."""
+        try:
+            yield from _awaited(getattr(self.task, name)(*args))
+        except (Reject, HareReject):
+            raise
+        except Exception as exc:
+            if self.eager:
+                raise
+            logger.exception(
+                "Task %s[%s] %s handler raised: %r", self.task.name, self.request.id, name, exc
+            )
+
+
+def _awaited(value: Any) -> Steps:
+    """`yield` `value` to the driver to await when it is awaitable; its result."""
+    if inspect.isawaitable(value):
+        value = yield value
+    return value
+
+
+def _hare_retry(task: Task, exc: Retry | HareRetry) -> HareRetry:
+    """The hare signal for a retry: hare's own passes as it is."""
+    if isinstance(exc, HareRetry):
+        return exc
+    when = exc.when
+    eta, countdown = None, None
+    if isinstance(when, datetime):
+        eta = normalise_eta(when)
+    else:
+        countdown = float(when if when is not None else task.default_retry_delay or 0)
+    if when is None and exc.retries is None:
+        # A `Retry` raised by hand, not by `self.retry()`: Celery would leave the task in
+        # RETRY forever; hare runs it again after `default_retry_delay`.
+        logger.warning(
+            "Task %s[%s]: Retry raised without self.retry(); retrying in %ss",
+            task.name,
+            task.request.id,
+            countdown,
+        )
+    return HareRetry(countdown, eta=eta, exc=exc.exc, args=exc.retry_args, kwargs=exc.retry_kwargs)
+
+
+def _hare_reject(exc: Reject | HareReject) -> HareReject | HareRetry:
+    if isinstance(exc, HareReject):
+        return exc
+    if exc.requeue:
+        return HareRetry(0.0)  # see hare_compat.exceptions: a requeue is an immediate retry
+    return HareReject(str(exc.reason) if exc.reason is not None else "rejected by the task")
+
+
+# -- drivers ----------------------------------------------------------------------------------
+
+
+def drive(steps: Steps) -> Any:
+    """Run a tracer's steps for a sync task; anything awaitable is an error in the task."""
+    throw: BaseException | None = None
+    while True:
+        try:
+            step = steps.send(None) if throw is None else steps.throw(throw)
+        except StopIteration as stop:
+            return stop.value
+        if inspect.iscoroutine(step):
+            step.close()
+        throw = TypeError(
+            f"{step!r} was returned where a value was expected: a sync task cannot await; "
+            "make the task (and its handlers) all `async def` or all plain `def`"
+        )
+
+
+async def adrive(steps: Steps) -> Any:
+    """Run a tracer's steps for an async task, awaiting what it yields."""
+    value: Any = None
+    throw: BaseException | None = None
+    while True:
+        try:
+            step = steps.send(value) if throw is None else steps.throw(throw)
+        except StopIteration as stop:
+            return stop.value
+        value, throw = None, None
+        try:
+            value = await step
+        except BaseException as exc:  # into the generator: it decides (and re-raises)
+            throw = exc
+
+
+def make_entry(task: Task) -> Callable[..., Any]:
+    """The function hare's worker runs for `task`: a coroutine function when the task is async.
+
+    Outside a worker (no hare context) it is a plain call of the task.
+    """
+    source = getattr(task, "_decorated_fun", None) or type(task)
+    if is_async_task(task):
+
+        async def entry_async(*args: Any, **kwargs: Any) -> Any:
+            context = current()
+            if context is None:
+                return await task(*args, **kwargs)
+            tracer = Tracer(task, from_hare(context), args, kwargs, eager=False, is_async=True)
+            return await adrive(tracer.steps())
+
+        entry: Callable[..., Any] = entry_async
+    else:
+
+        def entry_sync(*args: Any, **kwargs: Any) -> Any:
+            context = current()
+            if context is None:
+                return task(*args, **kwargs)
+            tracer = Tracer(task, from_hare(context), args, kwargs, eager=False)
+            return drive(tracer.steps())
+
+        entry = entry_sync
+    entry.__name__ = getattr(source, "__name__", "task")
+    entry.__qualname__ = getattr(source, "__qualname__", entry.__name__)
+    entry.__module__ = getattr(source, "__module__", __name__)
+    entry.__doc__ = getattr(source, "__doc__", None)
+    return entry

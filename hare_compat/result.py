@@ -1,0 +1,427 @@
+"""Celery's result handles (`celery.result`): `AsyncResult`, `EagerResult`, `GroupResult`.
+
+`AsyncResult` is Celery's API over hare's `hare.asyncresult.AsyncResult` (which reads the app's
+`result_backend`): `state`/`status`, `result`/`info`, `traceback`, `ready()`, `get()`,
+`await result` (hare's addition), `forget()`, `revoke()`. `EagerResult` is what `apply()` and
+`task_always_eager` return: already evaluated, nothing stored. `GroupResult` is the canvas's
+(`hare_compat.canvas_result`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from datetime import datetime
+from typing import Any, NoReturn
+
+import hare_compat.states as states
+from hare.asyncresult import AsyncResult as HareAsyncResult
+from hare.context import current
+from hare.errors import NotSupportedError
+from hare.result import ResultTimeout
+from hare_compat.canvas_result import GroupResult as GroupResult
+from hare_compat.exceptions import TaskRevokedError, TimeoutError
+
+__all__ = (
+    "AsyncResult",
+    "EagerResult",
+    "GroupResult",
+    "ResultBase",
+    "result_from_tuple",
+)
+
+E_WOULDBLOCK = (
+    "Never call result.get() within a task!\n"
+    "See https://docs.celeryq.dev/en/latest/userguide/tasks.html"
+    "#avoid-launching-synchronous-subtasks"
+)
+
+
+def _current_app() -> Any:
+    from hare_compat._state import get_current_app
+
+    return get_current_app()
+
+
+def assert_will_not_block() -> None:
+    """Celery's guard: waiting for a result inside a task running on a worker deadlocks."""
+    context = current()
+    if context is not None and not context.is_eager:
+        raise RuntimeError(E_WOULDBLOCK)
+
+
+class ResultBase:
+    """Base class for results."""
+
+    #: The parent result, when part of a chain.
+    parent: Any = None
+
+
+class AsyncResult(ResultBase):
+    """The state and result of the task with id `id`, read through the app's result backend."""
+
+    TimeoutError = TimeoutError
+
+    def __init__(
+        self,
+        id: str,
+        backend: Any = None,
+        task_name: str | None = None,
+        app: Any = None,
+        parent: Any = None,
+    ) -> None:
+        if id is None:
+            raise ValueError(f"AsyncResult requires valid id, not {type(id)}")
+        self.app = app if app is not None else _current_app()
+        self.id = id
+        self.parent = parent
+        self.task_name = task_name
+        self._backend = backend
+        self._ignored = False
+        self._handle: HareAsyncResult | None = None
+
+    @property
+    def handle(self) -> HareAsyncResult:
+        """hare's handle on this result (made on first use: it needs the finalized app)."""
+        if self._handle is None:
+            self._handle = HareAsyncResult(self.id, self.app.hare)
+        return self._handle
+
+    @property
+    def backend(self) -> Any:
+        if self._backend is not None:
+            return self._backend
+        return getattr(self.app, "backend", None) or self.app.hare.results
+
+    @property
+    def task_id(self) -> str:
+        return self.id
+
+    @property
+    def ignored(self) -> bool:
+        """If True, task result retrieval is disabled."""
+        return self._ignored
+
+    @ignored.setter
+    def ignored(self, value: bool) -> None:
+        self._ignored = value
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """PENDING (unknown), STARTED, RETRY, FAILURE, SUCCESS, REVOKED, or a custom state."""
+        return self.handle.state
+
+    status = state
+
+    @property
+    def result(self) -> Any:
+        """The return value, the exception (failure), or the meta of a custom state."""
+        return self.handle.result
+
+    info = result
+
+    @property
+    def traceback(self) -> str | None:
+        return self.handle.traceback
+
+    @property
+    def date_done(self) -> datetime | None:
+        return self.handle.date_done
+
+    def ready(self) -> bool:
+        """Whether the task finished: SUCCESS, FAILURE or REVOKED."""
+        return self.handle.ready()
+
+    def successful(self) -> bool:
+        return self.handle.successful()
+
+    def failed(self) -> bool:
+        return self.handle.failed()
+
+    def exists(self) -> bool:
+        """Whether the backend holds a result for this id (PENDING says nothing about it)."""
+        return self._lookup() is not None
+
+    def _lookup(self) -> Any:
+        results = self.app.hare.results
+        return None if results is None else results.lookup(self.id)
+
+    def _extra(self, key: str) -> Any:
+        found = self._lookup()
+        return None if found is None else found.extra.get(key)
+
+    @property
+    def name(self) -> Any:
+        return self._extra("name") or self.task_name
+
+    @property
+    def args(self) -> Any:
+        return self._extra("args")
+
+    @property
+    def kwargs(self) -> Any:
+        return self._extra("kwargs")
+
+    @property
+    def worker(self) -> Any:
+        return self._extra("worker")
+
+    @property
+    def retries(self) -> Any:
+        return self._extra("retries")
+
+    @property
+    def queue(self) -> Any:
+        return self._extra("queue")
+
+    @property
+    def children(self) -> list[Any] | None:
+        found = self._lookup()
+        if found is None or not found.children:
+            return None
+        return [result_from_tuple(child, self.app) for child in found.children]
+
+    # -- waiting ----------------------------------------------------------------------------
+
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float = 0.5,
+        no_ack: bool = True,
+        follow_parents: bool = True,
+        callback: Callable[..., Any] | None = None,
+        on_message: Callable[..., Any] | None = None,
+        on_interval: Callable[..., Any] | None = None,
+        disable_sync_subtasks: bool = True,
+        EXCEPTION_STATES: frozenset[str] = states.EXCEPTION_STATES,
+        PROPAGATE_STATES: frozenset[str] = states.PROPAGATE_STATES,
+    ) -> Any:
+        """Wait for the task and return its value; re-raise its exception when `propagate`.
+
+        `interval` and `no_ack` are accepted (hare waits on the backend, without polling);
+        `TimeoutError` after `timeout` seconds.
+        """
+        for option, value in (("callback", callback), ("on_message", on_message)):
+            if value is not None:
+                raise NotSupportedError(f"AsyncResult.get({option}=)", "hare has no such hook")
+        if on_interval is not None:
+            raise NotSupportedError("AsyncResult.get(on_interval=)", "hare does not poll")
+        if self.ignored:
+            return None
+        if disable_sync_subtasks:
+            assert_will_not_block()
+        if follow_parents and self.parent is not None:
+            self.parent.get(timeout=timeout, propagate=propagate)
+        try:
+            return self.handle.get(timeout=timeout, propagate=propagate)
+        except ResultTimeout as exc:
+            raise TimeoutError("The operation timed out.") from exc
+
+    wait = get
+
+    async def aget(self, timeout: float | None = None, propagate: bool = True) -> Any:  # noqa: ASYNC109 - Celery's API
+        """`get` for async code: waits without blocking the event loop (hare's addition)."""
+        if self.ignored:
+            return None
+        try:
+            return await self.handle.aget(timeout=timeout, propagate=propagate)
+        except ResultTimeout as exc:
+            raise TimeoutError("The operation timed out.") from exc
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self.aget().__await__()
+
+    def maybe_throw(
+        self, propagate: bool = True, callback: Callable[..., Any] | None = None
+    ) -> Any:
+        value = self.result
+        if propagate and self.state in states.PROPAGATE_STATES and isinstance(value, Exception):
+            raise value
+        if callback is not None:
+            callback(self.id, value)
+        return value
+
+    maybe_reraise = maybe_throw
+
+    def then(self, callback: Any, on_error: Any = None, weak: bool = False) -> NoReturn:
+        raise NotSupportedError("AsyncResult.then", "await the result instead (`await result`)")
+
+    # -- acting on the task -------------------------------------------------------------------
+
+    def forget(self) -> None:
+        """Forget the result of this task and its parents."""
+        if self.parent is not None:
+            self.parent.forget()
+        self.handle.forget()
+
+    def revoke(
+        self,
+        connection: Any = None,
+        terminate: bool = False,
+        signal: str | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> Any:
+        """Ask every worker to discard this task (and, with `terminate`, stop it if running)."""
+        if connection is not None:
+            raise NotSupportedError("revoke(connection=)", "hare uses the app's connection")
+        return self.app.control.revoke(
+            self.id, terminate=terminate, signal=signal, reply=wait, timeout=timeout
+        )
+
+    # -- identity ---------------------------------------------------------------------------
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        parent = self.parent
+        return (self.id, parent and parent.as_tuple()), None
+
+    def as_list(self) -> list[str]:
+        """This task's id and its parents'."""
+        ids = [self.id]
+        if self.parent is not None:
+            ids.extend(self.parent.as_list())
+        return ids
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.id}>"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, AsyncResult):
+            return other.id == self.id
+        if isinstance(other, str):
+            return other == self.id
+        return NotImplemented
+
+    def __copy__(self) -> AsyncResult:
+        return type(self)(self.id, self._backend, self.task_name, self.app, self.parent)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.id, None, self.task_name, None, self.parent)
+
+
+class EagerResult(AsyncResult):
+    """The result of a task run here (`apply()`, `task_always_eager`): already known."""
+
+    def __init__(
+        self,
+        id: str,
+        ret_value: Any,
+        state: str,
+        traceback: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.id = id
+        self.app = None
+        self.parent = None
+        self.task_name = name
+        self._backend = None
+        self._ignored = False
+        self._handle = None
+        self._result = ret_value
+        self._state = state
+        self._traceback = traceback
+        self._name = name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.id, self._result, self._state, self._traceback, self._name)
+
+    def __copy__(self) -> EagerResult:
+        return EagerResult(self.id, self._result, self._state, self._traceback, self._name)
+
+    def __repr__(self) -> str:
+        return f"<EagerResult: {self.id}>"
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    status = state
+
+    @property
+    def result(self) -> Any:
+        return self._result
+
+    info = result
+
+    @property
+    def traceback(self) -> str | None:
+        return self._traceback
+
+    @property
+    def name(self) -> Any:
+        return self._name
+
+    @property
+    def date_done(self) -> datetime | None:
+        return None
+
+    @property
+    def children(self) -> list[Any] | None:
+        return None
+
+    def ready(self) -> bool:
+        return True
+
+    def successful(self) -> bool:
+        return self._state == states.SUCCESS
+
+    def failed(self) -> bool:
+        return self._state == states.FAILURE
+
+    def exists(self) -> bool:
+        return True
+
+    def get(  # type: ignore[override]
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        disable_sync_subtasks: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        """The value; for FAILURE and REVOKED the exception, raised when `propagate`."""
+        if self.successful():
+            return self.result
+        if self._state in states.PROPAGATE_STATES:
+            if propagate:
+                value = self.result
+                raise value if isinstance(value, Exception) else Exception(value)
+            return self.result
+        return None
+
+    wait = get  # type: ignore[assignment]
+
+    async def aget(self, timeout: float | None = None, propagate: bool = True) -> Any:  # noqa: ASYNC109 - Celery's API
+        return self.get(timeout=timeout, propagate=propagate)
+
+    def forget(self) -> None:
+        """Nothing is stored for an eager result."""
+
+    def revoke(self, *args: Any, **kwargs: Any) -> None:
+        """Mark the result REVOKED: its value becomes `TaskRevokedError` (Celery 5.7)."""
+        self._state = states.REVOKED
+        self._result = TaskRevokedError("revoked")
+        self._traceback = None
+
+
+def result_from_tuple(r: Any, app: Any = None) -> Any:
+    """A result from its tuple form `((id, parent), children)` (how children are stored)."""
+    if isinstance(r, ResultBase):
+        return r
+    app = app if app is not None else _current_app()
+    res, nodes = r
+    task_id, parent = res if isinstance(res, list | tuple) else (res, None)
+    if parent:
+        parent = result_from_tuple(parent, app)
+    if nodes is not None:
+        return app.GroupResult(
+            task_id, [result_from_tuple(child, app) for child in nodes], parent=parent
+        )
+    return AsyncResult(task_id, app=app, parent=parent)

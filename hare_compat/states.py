@@ -1,0 +1,79 @@
+"""Celery's task states (`celery.states`): the names, the sets and their precedence.
+
+The strings are the ones hare stores and Celery's result backends use, so results written by
+either side read the same.
+"""
+
+from __future__ import annotations
+
+from hare.result import EXCEPTION_STATES as EXCEPTION_STATES
+from hare.result import FAILURE as FAILURE
+from hare.result import PENDING as PENDING
+from hare.result import PROPAGATE_STATES as PROPAGATE_STATES
+from hare.result import READY_STATES as READY_STATES
+from hare.result import RETRY as RETRY
+from hare.result import REVOKED as REVOKED
+from hare.result import STARTED as STARTED
+from hare.result import SUCCESS as SUCCESS
+
+__all__ = (
+    "ALL_STATES",
+    "EXCEPTION_STATES",
+    "FAILURE",
+    "IGNORED",
+    "PENDING",
+    "PROPAGATE_STATES",
+    "READY_STATES",
+    "RECEIVED",
+    "REJECTED",
+    "RETRY",
+    "REVOKED",
+    "STARTED",
+    "SUCCESS",
+    "UNREADY_STATES",
+    "precedence",
+    "state",
+)
+
+RECEIVED = "RECEIVED"
+REJECTED = "REJECTED"
+IGNORED = "IGNORED"
+
+UNREADY_STATES = frozenset({PENDING, RECEIVED, STARTED, REJECTED, RETRY})
+ALL_STATES = frozenset({PENDING, RECEIVED, STARTED, SUCCESS, FAILURE, RETRY, REVOKED})
+
+PRECEDENCE: list[str | None] = [
+    SUCCESS,
+    FAILURE,
+    None,
+    REVOKED,
+    STARTED,
+    RECEIVED,
+    REJECTED,
+    RETRY,
+    PENDING,
+]
+PRECEDENCE_LOOKUP = {name: index for index, name in enumerate(PRECEDENCE)}
+NONE_PRECEDENCE = PRECEDENCE_LOOKUP[None]
+
+
+def precedence(state: str) -> int:
+    """The precedence index of `state`: lower means higher precedence; custom states rank
+    between FAILURE and REVOKED."""
+    return PRECEDENCE_LOOKUP.get(state, NONE_PRECEDENCE)
+
+
+class state(str):
+    """A state that compares by precedence: `state(PENDING) < state(SUCCESS)`."""
+
+    def __gt__(self, other: str) -> bool:
+        return precedence(self) < precedence(other)
+
+    def __ge__(self, other: str) -> bool:
+        return precedence(self) <= precedence(other)
+
+    def __lt__(self, other: str) -> bool:
+        return precedence(self) > precedence(other)
+
+    def __le__(self, other: str) -> bool:
+        return precedence(self) >= precedence(other)
