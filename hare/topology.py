@@ -6,11 +6,13 @@ that every process of a fleet declares the same objects with the same arguments.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
-from hare.errors import ConfigurationError
+from hare.errors import ConfigurationError, NotSupportedError
 
 __all__ = (
     "DEAD_SUFFIX",
@@ -18,6 +20,7 @@ __all__ = (
     "Exchange",
     "Queue",
     "QueueType",
+    "consumer_arguments",
     "dead_letter_queue",
     "validate_queue_name",
     "work_queue",
@@ -65,6 +68,35 @@ class Binding:
     routing_key: str
     to_exchange: bool = False
     arguments: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: `x-stream-offset` as an interval back from now ("1D", "12h"), as RabbitMQ spells it.
+_INTERVAL = re.compile(r"[0-9]+[YMDhms]")
+
+
+def consumer_arguments(arguments: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Check the arguments of a basic.consume; return them as a plain dict.
+
+    hare knows one: `x-stream-offset`, where a stream consumer starts: "first", "last",
+    "next", an offset (int >= 0), a `datetime`, or an interval such as "1D". Anything else
+    is refused here, before RabbitMQ sees it: it closes the whole connection (INTERNAL_ERROR)
+    over an offset it cannot read, such as 1.5 or "bogus" (measured on 3.10.8).
+    """
+    checked = dict(arguments or {})
+    for key, value in checked.items():
+        if key != "x-stream-offset":
+            raise NotSupportedError(f"consumer argument {key!r}", "hare knows x-stream-offset")
+        if value in ("first", "last", "next") or isinstance(value, datetime):
+            continue
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            continue
+        if isinstance(value, str) and _INTERVAL.fullmatch(value):
+            continue
+        raise ConfigurationError(
+            f"x-stream-offset must be 'first', 'last', 'next', an offset >= 0, a datetime or "
+            f"an interval such as '1D', not {value!r}"
+        )
+    return checked
 
 
 def validate_queue_name(name: str) -> str:

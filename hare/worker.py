@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import os
 import random
@@ -25,6 +26,7 @@ from typing import Any
 from hare import signals
 from hare.app import Hare
 from hare.codec import accepted_content_types
+from hare.control_server import ControlServer
 from hare.errors import (
     BrokerError,
     BrokerUnavailable,
@@ -32,12 +34,16 @@ from hare.errors import (
     HareError,
 )
 from hare.execution import TaskRunner
+from hare.followups import FollowUps
 from hare.periodic import PERIODIC_HEADER, Scheduler
 from hare.processing import Processor
 from hare.publisher import Publisher
 from hare.reconnect import reconnect
+from hare.revocations import Revocations
+from hare.settings import mask_url
 from hare.settlement import Settlement
 from hare.transport.base import Consumer, Delivery, Transport
+from hare.worker_view import WorkerView
 
 __all__ = ("Worker",)
 
@@ -98,8 +104,10 @@ class Worker:
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
         self._processor: Processor | None = None
+        self._revocations: Revocations | None = None
+        self._control: ControlServer | None = None
         #: This worker's name in `inspect` replies and in `request.hostname`.
-        self.nodename = nodename or f"hare.{os.getpid()}@{socket.gethostname()}"
+        self.nodename = nodename or _default_nodename()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -125,6 +133,18 @@ class Worker:
             accept=self._accept,
             counts_redeliveries=self._counts_redeliveries,
             on_start=self._mark_started,
+            follow_ups=FollowUps(self.app, publisher, self._clock),
+        )
+        view = WorkerView(
+            self._processor,
+            queues=self.queues,
+            concurrency=self.concurrency,
+            broker=mask_url(app_settings.broker_url),
+        )
+        self._revocations = Revocations(clock=self._clock, terminate=view.terminate)
+        self._processor.is_revoked = self._revocations.is_revoked
+        self._control = ControlServer(
+            view, self._revocations, nodename=self.nodename, clock=self._clock
         )
         if self.runs_schedules:
             self._scheduler = Scheduler(
@@ -170,11 +190,21 @@ class Worker:
         finally:
             self._set_state("stopped")
             self.app.unbind_loop()
+            for part in (self._control, self._revocations):
+                if part is not None:
+                    try:
+                        await part.close()
+                    except HareError as exc:
+                        logger.warning("could not close remote control cleanly: %s", exc)
             await transport.close()
             self._runner.shutdown()
 
     async def _subscribe(self, transport: Transport, publisher: Publisher) -> None:
-        """Declare the queues and consume them."""
+        """Declare the queues and consume them, revocations first: a task revoked before
+        this worker started is known before any task arrives."""
+        if self._revocations is not None and self._control is not None:
+            await self._revocations.subscribe(transport)
+            await self._control.subscribe(transport)
         for queue in self.queues:
             await publisher.ensure_queue(queue)
         for queue in self.queues:
@@ -387,3 +417,13 @@ class Worker:
         if self._settlement is None:
             raise RuntimeError("the worker is not running")
         return self._settlement
+
+
+_workers_started = itertools.count()
+
+
+def _default_nodename() -> str:
+    """`hare.<pid>@<host>`, unique among the workers of this process (tests run several)."""
+    n = next(_workers_started)
+    suffix = f"-{n}" if n else ""
+    return f"hare.{os.getpid()}{suffix}@{socket.gethostname()}"

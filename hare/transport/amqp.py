@@ -28,7 +28,7 @@ from pamqp import commands as spec
 
 from hare import errors
 from hare.settings import mask_url
-from hare.topology import Binding, Exchange, Queue
+from hare.topology import Binding, Exchange, Queue, consumer_arguments
 from hare.transport.base import Delivery, DeliveryHandler, Envelope
 from hare.transport.fieldtable import AmqpProperties, hare_properties
 
@@ -84,7 +84,7 @@ def _with_query(url: str, options: Mapping[str, str]) -> str:
 @dataclass(eq=False)
 class AmqpConsumer:
     """A subscription to one queue on a channel of its own, which outlives `cancel` so that
-    deliveries already received can still be settled; it closes with the transport."""
+    deliveries already received can still be settled; it closes with `close` or the transport."""
 
     queue: str
     handler: DeliveryHandler
@@ -92,6 +92,7 @@ class AmqpConsumer:
     channel: Channel
     consumer_tag: str
     transport: AmqpTransport = field(repr=False)
+    arguments: Mapping[str, Any] = field(default_factory=dict)
     cancelled: bool = False  # by `cancel`: a reconnect must not start it again
 
     @property
@@ -109,6 +110,13 @@ class AmqpConsumer:
         except _AIORMQ_ERRORS as exc:
             subject = f"cancel of the consumer of queue {self.queue!r}"
             raise self.transport._error(exc, "consume", subject) from exc
+
+    async def close(self) -> None:
+        """Close its channel: RabbitMQ cancels it and requeues what it has not settled."""
+        self.cancelled = True
+        with contextlib.suppress(*_AIORMQ_ERRORS, RuntimeError):
+            async with asyncio.timeout(self.transport._timeout):
+                await self.channel.close()
 
 
 @final
@@ -301,6 +309,7 @@ class AmqpTransport:
         self._declared.pop(("queue", name), None)
 
     async def purge(self, queue: str) -> int:
+        self._refuse_stream(queue, "queue.purge")
         ok = await self._call("declare", f"queue {queue!r}", lambda ch: ch.queue_purge(queue))
         return ok.message_count or 0
 
@@ -308,6 +317,14 @@ class AmqpTransport:
         declare = lambda ch: ch.queue_declare(queue, passive=True)  # noqa: E731
         ok = await self._call("declare", f"queue {queue!r}", declare)
         return ok.message_count or 0
+
+    def _refuse_stream(self, queue: str, method: str) -> None:
+        # RabbitMQ answers with connection.close 540 NOT_IMPLEMENTED: refuse it beforehand.
+        declared = self._declared.get(("queue", queue))
+        if isinstance(declared, Queue) and declared.arguments.get("x-queue-type") == "stream":
+            raise errors.NotSupportedError(
+                f"{method} on stream {queue!r}", "use a consumer; ack, never reject"
+            )
 
     async def _call(
         self, job: Job, what: str, call: Callable[[Channel], Awaitable[T]], op: Operation = "queue"
@@ -369,12 +386,20 @@ class AmqpTransport:
 
     # -- consume, get, settle ----------------------------------------------------------------
 
-    async def consume(self, queue: str, handler: DeliveryHandler, *, prefetch: int) -> AmqpConsumer:
+    async def consume(
+        self,
+        queue: str,
+        handler: DeliveryHandler,
+        *,
+        prefetch: int,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> AmqpConsumer:
         """Subscribe on a channel of its own with basic.qos(prefetch); aiormq runs `handler` in
         a task per delivery. An exception from `handler` is logged, the delivery left unsettled."""
         if not 1 <= prefetch <= _MAX_PREFETCH:
             detail = f"prefetch must be within 1..{_MAX_PREFETCH}, not {prefetch}"
             raise errors.ConfigurationError(detail)
+        checked = consumer_arguments(arguments)
 
         async def on_message(message: DeliveredMessage) -> None:
             try:
@@ -386,7 +411,7 @@ class AmqpTransport:
         try:
             async with asyncio.timeout(self._timeout):
                 await channel.basic_qos(prefetch_count=prefetch)
-                ok = await channel.basic_consume(queue, on_message)
+                ok = await channel.basic_consume(queue, on_message, arguments=checked)
         except BaseException as exc:
             with contextlib.suppress(*_AIORMQ_ERRORS, RuntimeError):
                 async with asyncio.timeout(self._timeout):
@@ -395,11 +420,12 @@ class AmqpTransport:
                 raise self._error(exc, "consume", f"queue {queue!r}") from exc
             raise
         tag = cast(str, ok.consumer_tag)
-        consumer = AmqpConsumer(queue, handler, prefetch, channel, tag, self)
+        consumer = AmqpConsumer(queue, handler, prefetch, channel, tag, self, checked)
         self._consumers.append(consumer)
         return consumer
 
     async def get(self, queue: str) -> Delivery | None:
+        self._refuse_stream(queue, "basic.get")
         message = await self._call("get", f"queue {queue!r}", lambda ch: ch.basic_get(queue), "get")
         if isinstance(message.delivery, spec.Basic.GetEmpty):
             return None
@@ -415,6 +441,7 @@ class AmqpTransport:
             raise self._error(exc, "settle", f"ack of {_where(delivery)}") from exc
 
     async def reject(self, delivery: Delivery, *, requeue: bool) -> None:
+        self._refuse_stream(delivery.queue, "basic.reject")
         try:
             await _channel_of(delivery).basic_reject(delivery.delivery_tag, requeue=requeue)
         except _AIORMQ_ERRORS as exc:

@@ -82,6 +82,11 @@ class Consumer(Protocol):
         """Stop receiving new deliveries (basic.cancel); unsettled ones stay unsettled."""
         ...
 
+    async def close(self) -> None:
+        """Cancel and let go of it: its unsettled deliveries go back to the queue, and what it
+        holds at the broker (an AMQP channel) is released. Never raises."""
+        ...
+
 
 class Transport(Protocol):
     """What hare needs from a broker. Every publish is confirmed before it returns.
@@ -132,8 +137,21 @@ class Transport(Protocol):
         """
         ...
 
-    async def consume(self, queue: str, handler: DeliveryHandler, *, prefetch: int) -> Consumer:
-        """Subscribe to `queue`; at most `prefetch` deliveries are unsettled at once."""
+    async def consume(
+        self,
+        queue: str,
+        handler: DeliveryHandler,
+        *,
+        prefetch: int,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> Consumer:
+        """Subscribe to `queue`; at most `prefetch` deliveries are unsettled at once.
+
+        `arguments` are basic.consume's (`hare.topology.consumer_arguments` says which): a
+        stream consumer gives `x-stream-offset`. A stream needs a prefetch of at least 1, and
+        its acks and rejects only give credit back; every delivery from a stream carries its
+        offset in the `x-stream-offset` header.
+        """
         ...
 
     async def ack(self, delivery: Delivery) -> None:
@@ -145,11 +163,14 @@ class Transport(Protocol):
         ...
 
     async def get(self, queue: str) -> Delivery | None:
-        """Fetch one message without a consumer (basic.get); `None` when the queue is empty."""
+        """Fetch one message without a consumer (basic.get); `None` when the queue is empty.
+
+        `NotSupportedError` on a stream (that this transport declared): RabbitMQ would close
+        the connection."""
         ...
 
     async def purge(self, queue: str) -> int:
-        """Drop every ready message in `queue`; return how many."""
+        """Drop every ready message in `queue`; return how many (streams: as `get`)."""
         ...
 
     async def message_count(self, queue: str) -> int:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import final
+from typing import Any, final
 
 from hare.clock import Clock
-from hare.errors import BrokerError, BrokerUnavailable, ConfigurationError
-from hare.topology import Binding, Exchange, Queue
+from hare.errors import BrokerError, BrokerUnavailable, ConfigurationError, NotSupportedError
+from hare.topology import Binding, Exchange, Queue, consumer_arguments
 from hare.transport.base import Delivery, DeliveryHandler, Envelope
 from hare.transport.memory_broker import MemoryBroker
 from hare.transport.memory_queue import MemoryQueue, StoredMessage, copy_headers
@@ -77,6 +78,11 @@ class MemoryConsumer:
     async def cancel(self) -> None:
         """Stop new deliveries (basic.cancel); unsettled ones stay unsettled."""
         self._stop()
+
+    async def close(self) -> None:
+        """Cancel, and requeue its unsettled deliveries as a closed AMQP channel does."""
+        self._stop()
+        self._transport._requeue_leases(self)
 
     def _stop(self) -> None:
         if self.active:
@@ -206,7 +212,12 @@ class MemoryTransport:
         self._broker.publish(envelope, mandatory=mandatory)
 
     async def consume(
-        self, queue: str, handler: DeliveryHandler, *, prefetch: int
+        self,
+        queue: str,
+        handler: DeliveryHandler,
+        *,
+        prefetch: int,
+        arguments: Mapping[str, Any] | None = None,
     ) -> MemoryConsumer:
         """Subscribe; each delivery runs `handler` in its own task, as aiormq does."""
         self._ensure_connected()
@@ -214,9 +225,10 @@ class MemoryTransport:
             raise ConfigurationError(
                 f"prefetch must be 0 (no limit) to {_MAX_PREFETCH}, not {prefetch}"
             )
+        checked = consumer_arguments(arguments)
         state = self._broker.open_queue(queue, self)
         consumer = MemoryConsumer(self, state, handler, prefetch)
-        state.subscribe(consumer)
+        self._broker.subscribe(state, consumer, checked, prefetch)
         self._consumers.append(consumer)
         self._broker.dispatch(state)
         return consumer
@@ -237,6 +249,9 @@ class MemoryTransport:
         self._broker.settle(lease.queue, lease.message, "ack")
 
     async def reject(self, delivery: Delivery, *, requeue: bool) -> None:
+        if self._broker.is_stream(delivery.queue):
+            # RabbitMQ closes the connection (540 NOT_IMPLEMENTED); refused beforehand.
+            raise NotSupportedError(f"basic.reject on stream {delivery.queue!r}", "ack it")
         lease = self._take(delivery)
         self._broker.settle(lease.queue, lease.message, "requeue" if requeue else "reject")
 
@@ -253,6 +268,13 @@ class MemoryTransport:
     def _ensure_connected(self) -> None:
         if not self._connected:
             raise BrokerUnavailable("the memory transport is not connected (call connect())")
+
+    def _requeue_leases(self, consumer: MemoryConsumer) -> None:
+        for lease in sorted(self._unsettled.values(), key=lambda lease: lease.tag):
+            if lease.consumer is consumer:
+                del self._unsettled[lease.tag]
+                consumer.unsettled -= 1
+                self._broker.settle(lease.queue, lease.message, "requeue")
 
     def _take(self, delivery: Delivery) -> _Lease:
         self._ensure_connected()
@@ -297,6 +319,8 @@ class MemoryTransport:
             # Quorum queues count returns in x-delivery-count: basic.get always shows it,
             # a consumer only once it is above 0 (measured on 3.10.8).
             headers["x-delivery-count"] = message.returns
+        if lease.queue.settings.stream:
+            headers["x-stream-offset"] = message.seq
         return Delivery(
             queue=lease.queue.name,
             body=message.body,

@@ -8,7 +8,6 @@ tags and consumer tasks. The semantics are RabbitMQ 3.10's, cited where they are
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from hare.errors import (
     BrokerError,
     ConfigurationError,
     MessageReturned,
+    NotSupportedError,
     PublishError,
     PublishNacked,
 )
@@ -33,6 +33,8 @@ from hare.transport.memory_queue import (
     dead_letter_properties,
     is_dead_letter_cycle,
 )
+from hare.transport.memory_stream import StreamQueue
+from hare.transport.memory_timer import DeadlineTimer, now_ms
 from hare.transport.memory_topology import (
     ExchangeRoutes,
     check_exchange_equivalence,
@@ -77,9 +79,7 @@ class MemoryBroker:
         self._connections = 0
         #: For tests: while true, every `connect()` fails as if the broker were down.
         self.refusing = False
-        self._timer: asyncio.Task[None] | None = None
-        self._timer_deadline: int | None = None
-        self._wake: asyncio.Future[None] | None = None
+        self._timer = DeadlineTimer(lambda: self.clock, self._next_deadline, self._fire)
 
     # -- introspection, for tests -----------------------------------------------------------
 
@@ -106,7 +106,13 @@ class MemoryBroker:
         """Ready messages in `queue`, as a passive declare reports them."""
         state = self._queue(queue)
         self._expire(state)
+        if isinstance(state, StreamQueue):
+            state.retain(self.now_ms())
         return len(state.ready)
+
+    def is_stream(self, queue: str) -> bool:
+        """Whether `queue` exists and is a stream."""
+        return isinstance(self._queues.get(queue), StreamQueue)
 
     def unsettled_count(self, queue: str) -> int:
         """Messages of `queue` delivered and neither acked nor rejected yet."""
@@ -124,64 +130,33 @@ class MemoryBroker:
     def attach(self) -> None:
         """A transport connected: run the expiry timer while any is."""
         self._connections += 1
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().create_task(self._run_timer())
+        self._timer.start()
 
     async def detach(self) -> None:
         """A transport closed: stop the timer after the last one."""
         self._connections -= 1
-        if self._connections > 0 or self._timer is None:
-            return
-        timer, self._timer = self._timer, None
-        timer.cancel()
-        await asyncio.wait({timer})
-        if not timer.cancelled():
-            timer.result()  # the timer died of an error: surface it rather than lose it
+        if self._connections <= 0:
+            await self._timer.stop()
 
     def now_ms(self) -> int:
-        # Whole milliseconds, as RabbitMQ keeps expiry; integer maths keeps a ManualClock's
-        # deadlines exact (0.1 + 0.2 s never lands a hair short of 300 ms).
-        return round(self.clock.monotonic() * 1000)
+        return now_ms(self.clock)
 
-    async def _run_timer(self) -> None:
-        # Sleep until the earliest deadline at any queue's head; a new earlier head wakes it.
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                now = self.now_ms()
-                for queue in list(self._queues.values()):
-                    deadline = queue.head_deadline()
-                    if deadline is not None and deadline <= now and not queue.deleted:
-                        self._expire(queue, now)
-                deadlines = [
-                    d for q in self._queues.values() if (d := q.head_deadline()) is not None
-                ]
-                self._timer_deadline = min(deadlines) if deadlines else None
-                self._wake = wake = loop.create_future()
-                if self._timer_deadline is None:
-                    await wake
-                    continue
-                delay = max(0, self._timer_deadline - self.now_ms()) / 1000
-                sleeper = loop.create_task(self.clock.sleep(delay))
-                try:
-                    await asyncio.wait({sleeper, wake}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    sleeper.cancel()
-                    await asyncio.wait({sleeper})
-                if not sleeper.cancelled() and sleeper.exception() is not None:
-                    sleeper.result()  # the clock failed: let the timer fail loudly
-        finally:
-            if self._wake is not None:
-                self._wake.cancel()
-            self._wake = None
-            self._timer_deadline = None
+    def _next_deadline(self) -> int | None:
+        deadlines = [d for q in self._queues.values() if (d := q.deadline()) is not None]
+        return min(deadlines) if deadlines else None
+
+    def _fire(self, now: int) -> None:
+        """Expire what is due: messages at queue heads, and queues unused for `x-expires`."""
+        for queue in list(self._queues.values()):
+            deadline = queue.head_deadline()
+            if deadline is not None and deadline <= now and not queue.deleted:
+                self._expire(queue, now)
+            idle = queue.idle_deadline()
+            if idle is not None and idle <= now and not queue.deleted:
+                self._remove_queue(queue)
 
     def _head_changed(self, queue: MemoryQueue) -> None:
-        deadline = queue.head_deadline()
-        if deadline is None or self._wake is None or self._wake.done():
-            return
-        if self._timer_deadline is None or deadline < self._timer_deadline:
-            self._wake.set_result(None)
+        self._timer.poke(queue.deadline())
 
     # -- declarations -------------------------------------------------------------------------
 
@@ -209,13 +184,25 @@ class MemoryBroker:
         if existing is not None:
             self._check_owner(existing, owner)
             check_queue_equivalence(existing.spec, queue)
+            self._used(existing)
             return
         if queue.name.startswith("amq."):
             raise BrokerError(
                 f"ACCESS_REFUSED - queue name {queue.name!r} contains reserved prefix 'amq.*'"
             )
         settings = queue_settings(queue)
-        self._queues[queue.name] = MemoryQueue(queue, settings, owner if queue.exclusive else None)
+        if settings.stream:
+            self._queues[queue.name] = StreamQueue(queue, settings)
+        else:
+            self._queues[queue.name] = MemoryQueue(
+                queue, settings, owner if queue.exclusive else None
+            )
+        self._used(self._queues[queue.name])
+
+    def _used(self, queue: MemoryQueue) -> None:
+        """The queue was used (declared, read with get, left by its last consumer)."""
+        queue.last_used_ms = self.now_ms()
+        self._head_changed(queue)
 
     def bind(self, binding: Binding) -> None:
         if binding.exchange == "":
@@ -371,25 +358,45 @@ class MemoryBroker:
         self._check_owner(queue, owner)
         return queue
 
+    def subscribe(
+        self, queue: MemoryQueue, who: Subscriber, args: Mapping[str, Any], prefetch: int
+    ) -> None:
+        """Add a consumer (`args` checked by `hare.topology.consumer_arguments`)."""
+        offset = args.get("x-stream-offset")
+        if not isinstance(queue, StreamQueue):
+            if offset is not None:
+                raise BrokerError(
+                    f"PRECONDITION_FAILED - invalid arg 'x-stream-offset' for queue {queue.name!r}"
+                )
+            queue.subscribe(who)
+            return
+        if prefetch == 0:
+            raise BrokerError(
+                f"PRECONDITION_FAILED - consumer prefetch count is not set for {queue.name!r}"
+            )
+        queue.retain(self.now_ms())
+        queue.subscribe(who, offset)
+
     def unsubscribe(self, queue: MemoryQueue, subscriber: Subscriber) -> None:
         queue.unsubscribe(subscriber)
+        if not queue.subscribers:
+            self._used(queue)
         # An auto-delete queue goes when its last consumer does (it must have had one).
         if queue.spec.auto_delete and queue.had_subscribers and not queue.subscribers:
             if not queue.deleted:
                 self._remove_queue(queue)
 
     def dispatch(self, queue: MemoryQueue, *, fresh: bool = False) -> None:
-        """Hand ready messages to consumers with room, in round-robin order."""
+        """Hand ready messages to consumers with room."""
         if not fresh:
             self._expire(queue)
-        while queue.ready and (subscriber := queue.next_subscriber()) is not None:
-            message = queue.take()
-            queue.unsettled += 1
-            subscriber.deliver(queue, message)
+        queue.dispatch()
         self._head_changed(queue)
 
     def get(self, queue_name: str, owner: object) -> tuple[MemoryQueue, StoredMessage] | None:
         queue = self.open_queue(queue_name, owner)
+        _refuse_stream(queue, "basic.get")
+        self._used(queue)
         self._expire(queue)
         if not queue.ready:
             return None
@@ -403,7 +410,9 @@ class MemoryBroker:
         queue.unsettled -= 1
         if queue.deleted:
             return  # RabbitMQ ignores settling a message whose queue is gone
-        if outcome == "reject":
+        if queue.settings.stream:
+            pass  # a stream keeps every message: a settle only gives the consumer credit
+        elif outcome == "reject":
             self._dead_letter(queue, message, "rejected")
         elif outcome == "requeue":
             self._return(queue, message)
@@ -421,6 +430,7 @@ class MemoryBroker:
 
     def purge(self, queue_name: str, owner: object) -> int:
         queue = self.open_queue(queue_name, owner)
+        _refuse_stream(queue, "queue.purge")
         self._expire(queue)
         return queue.purge()
 
@@ -474,3 +484,9 @@ class MemoryBroker:
             raise BrokerError(
                 f"RESOURCE_LOCKED - cannot obtain exclusive access to locked queue {queue.name!r}"
             )
+
+
+def _refuse_stream(queue: MemoryQueue, method: str) -> None:
+    # RabbitMQ closes the whole connection (540 NOT_IMPLEMENTED); hare refuses beforehand.
+    if queue.settings.stream:
+        raise NotSupportedError(f"{method} on stream {queue.name!r}", "use a consumer")

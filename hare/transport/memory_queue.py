@@ -42,7 +42,10 @@ class StoredMessage:
     routing_key: str
     #: The message's own `expiration`, parsed; the queue's TTL is applied on arrival.
     ttl_ms: int | None = None
+    #: Publish order in the queue; in a stream, the message's offset.
     seq: int = 0
+    #: When it reached the queue (ms on the broker's clock).
+    arrived_ms: int = 0
     expires_at_ms: int | None = None
     redelivered: bool = False
     #: How many times the message came back unsettled (a quorum queue's delivery count).
@@ -79,6 +82,9 @@ class MemoryQueue:
         self.subscribers: list[Subscriber] = []
         self.had_subscribers = False
         self.deleted = False
+        #: Last time it was declared, read with basic.get or left by its last consumer: an
+        #: `x-expires` queue is deleted once it has been unused for that long.
+        self.last_used_ms = 0
         self._seqs = itertools.count(1)
         self._turn = 0
 
@@ -89,6 +95,18 @@ class MemoryQueue:
     def head_deadline(self) -> int | None:
         """When the message at the head expires (ms on the broker's clock), if it does."""
         return self.ready[0].expires_at_ms if self.ready else None
+
+    def idle_deadline(self) -> int | None:
+        """When the queue is deleted for being unused (`x-expires`), if it is unused now."""
+        expires = self.settings.expires_ms
+        if expires is None or self.subscribers:
+            return None
+        return self.last_used_ms + expires
+
+    def deadline(self) -> int | None:
+        """The earliest time the broker's timer must look at this queue."""
+        times = [t for t in (self.head_deadline(), self.idle_deadline()) if t is not None]
+        return min(times) if times else None
 
     def refuses(self, message: StoredMessage) -> bool:
         """Whether `reject-publish` turns `message` away: only ready messages count.
@@ -110,6 +128,7 @@ class MemoryQueue:
     def append(self, message: StoredMessage, now_ms: int) -> None:
         """Take a newly routed message at the tail; its TTL starts now."""
         message.seq = next(self._seqs)
+        message.arrived_ms = now_ms
         # The lower of the queue's x-message-ttl and the message's expiration wins (docs: ttl).
         ttls = [t for t in (self.settings.message_ttl_ms, message.ttl_ms) if t is not None]
         message.expires_at_ms = now_ms + min(ttls) if ttls else None
@@ -170,7 +189,16 @@ class MemoryQueue:
         self.ready_bytes = 0
         return count
 
-    def subscribe(self, subscriber: Subscriber) -> None:
+    def dispatch(self) -> None:
+        """Hand ready messages to consumers with room, in round-robin order."""
+        while self.ready and (subscriber := self.next_subscriber()) is not None:
+            message = self.take()
+            self.unsettled += 1
+            subscriber.deliver(self, message)
+
+    def subscribe(self, subscriber: Subscriber, offset: object = None) -> None:
+        """Add a consumer (`offset` is for streams; the broker checked it is `None` here)."""
+        del offset
         self.subscribers.append(subscriber)
         self.had_subscribers = True
 

@@ -56,14 +56,35 @@ _COMPARED_QUEUE_ARGS = frozenset(
         "x-max-age",
         "x-initial-cluster-size",
         "x-queue-leader-locator",
+        "x-stream-max-segment-size-bytes",
     }
 )
 _COMPARED_QUORUM_ARGS = frozenset({"x-delivery-limit", "x-dead-letter-strategy"})
 #: Arguments whose behaviour the memory broker does not reproduce: refused, never ignored.
 _UNSUPPORTED_ARGS = {
     "x-max-priority": "the memory transport keeps queues FIFO, without priorities",
-    "x-expires": "the memory transport never deletes an idle queue",
 }
+#: What a stream's declaration may carry here: its retention by age, and arguments that only
+#: place or size its storage on RabbitMQ (compared on redeclare, without effect in memory).
+_STREAM_ARGS = frozenset(
+    {
+        "x-queue-type",
+        "x-max-age",
+        "x-stream-max-segment-size-bytes",
+        "x-initial-cluster-size",
+        "x-queue-leader-locator",
+    }
+)
+#: `x-max-age` units (RabbitMQ's `rabbit_amqqueue:check_max_age/1`), in milliseconds.
+_AGE_UNITS = {
+    "Y": 365 * 86_400_000,
+    "M": 30 * 86_400_000,
+    "D": 86_400_000,
+    "h": 3_600_000,
+    "m": 60_000,
+    "s": 1000,
+}
+_AGE = re.compile(r"([0-9]+)([YMDhms])")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _OVERFLOWS: frozenset[str] = frozenset({"drop-head", "reject-publish", "reject-publish-dlx"})
 
@@ -73,6 +94,12 @@ class QueueSettings:
     """What a queue's arguments mean to the broker."""
 
     quorum: bool = False
+    #: An append-only log that consumers read from an offset (`x-queue-type: stream`).
+    stream: bool = False
+    #: A stream keeps messages at least this long (`x-max-age`), then drops them.
+    max_age_ms: int | None = None
+    #: An unused queue is deleted after this long (`x-expires`).
+    expires_ms: int | None = None
     message_ttl_ms: int | None = None
     dead_letter_exchange: str | None = None
     dead_letter_routing_key: str | None = None
@@ -90,19 +117,20 @@ def queue_settings(queue: Queue) -> QueueSettings:
     """
     args = queue.arguments
     queue_type = args.get("x-queue-type", "classic")
-    if queue_type not in ("classic", "quorum"):
-        if queue_type == "stream":
-            raise NotSupportedError("x-queue-type=stream", "the memory transport has no streams")
+    if queue_type not in ("classic", "quorum", "stream"):
         raise _invalid(queue, "x-queue-type", queue_type)
     quorum = queue_type == "quorum"
+    if queue_type != "classic" and (not queue.durable or queue.exclusive or queue.auto_delete):
+        # Quorum queues and streams are replicated: RabbitMQ refuses "invalid property
+        # 'non-durable'", 'exclusive-owner' and 'auto-delete' (measured on 3.10.8).
+        raise TopologyMismatch(
+            f"PRECONDITION_FAILED - invalid property for {queue_type} queue {queue.name!r}"
+        )
+    if queue_type == "stream":
+        return _stream_settings(queue)
     for unsupported, why in _UNSUPPORTED_ARGS.items():
         if unsupported in args:
             raise NotSupportedError(unsupported, why)
-    if quorum and (not queue.durable or queue.exclusive or queue.auto_delete):
-        # Quorum queues are replicated: RabbitMQ refuses "invalid property 'non-durable'" etc.
-        raise TopologyMismatch(
-            f"PRECONDITION_FAILED - invalid property for quorum queue {queue.name!r}"
-        )
     if "x-dead-letter-routing-key" in args and "x-dead-letter-exchange" not in args:
         raise TopologyMismatch(
             "PRECONDITION_FAILED - x-dead-letter-routing-key requires x-dead-letter-exchange"
@@ -111,12 +139,16 @@ def queue_settings(queue: Queue) -> QueueSettings:
     if overflow not in _OVERFLOWS or (quorum and overflow == "reject-publish-dlx"):
         raise _invalid(queue, "x-overflow", overflow)
     ttl = _int_arg(queue, "x-message-ttl", maximum=MAX_TTL_MS)
+    expires = _int_arg(queue, "x-expires", maximum=MAX_TTL_MS)
+    if expires == 0:
+        raise _invalid(queue, "x-expires", expires, "must be positive")
     limit = _int_arg(queue, "x-delivery-limit")
     single = args.get("x-single-active-consumer", False)
     if not isinstance(single, bool):
         raise _invalid(queue, "x-single-active-consumer", single)
     return QueueSettings(
         quorum=quorum,
+        expires_ms=expires,
         message_ttl_ms=ttl,
         dead_letter_exchange=_str_arg(queue, "x-dead-letter-exchange"),
         dead_letter_routing_key=_str_arg(queue, "x-dead-letter-routing-key"),
@@ -127,6 +159,21 @@ def queue_settings(queue: Queue) -> QueueSettings:
         delivery_limit=limit if quorum else None,
         single_active_consumer=single,
     )
+
+
+def _stream_settings(queue: Queue) -> QueueSettings:
+    for key in queue.arguments:
+        if key not in _STREAM_ARGS:
+            raise NotSupportedError(
+                f"{key} on a stream", "the memory transport's streams take x-max-age only"
+            )
+    age = queue.arguments.get("x-max-age")
+    if age is None:
+        return QueueSettings(stream=True)
+    found = _AGE.fullmatch(age) if isinstance(age, str) else None
+    if found is None:
+        raise _invalid(queue, "x-max-age", age, "expected e.g. '7D', '12h', '30m', '10s'")
+    return QueueSettings(stream=True, max_age_ms=int(found.group(1)) * _AGE_UNITS[found.group(2)])
 
 
 def check_queue_equivalence(existing: Queue, wanted: Queue) -> None:

@@ -35,6 +35,7 @@ from hare.transport.memory_topology import topic_matches
 from tests.transport.contract import TransportContract, TransportFactory
 
 DLX_TO = "x-dead-letter-routing-key"
+STREAM = {"x-queue-type": "stream"}
 
 
 @pytest.fixture
@@ -853,9 +854,12 @@ async def test_arguments_rabbitmq_does_not_compare(transport: MemoryTransport) -
             ),
             TopologyMismatch,
         ),
-        (Queue(name="q", arguments={"x-queue-type": "stream"}), NotSupportedError),
+        (Queue(name="q", durable=False, arguments=STREAM), TopologyMismatch),
+        (Queue(name="q", exclusive=True, arguments=STREAM), TopologyMismatch),
+        (Queue(name="q", arguments={**STREAM, "x-max-age": "1x"}), TopologyMismatch),
+        (Queue(name="q", arguments={**STREAM, "x-max-length-bytes": 10}), NotSupportedError),
         (Queue(name="q", arguments={"x-max-priority": 10}), NotSupportedError),
-        (Queue(name="q", arguments={"x-expires": 60_000}), NotSupportedError),
+        (Queue(name="q", arguments={"x-expires": 0}), TopologyMismatch),
         (Queue(name="amq.q"), BrokerError),
         (Queue(name=""), BrokerError),
     ],

@@ -1,0 +1,64 @@
+"""Revocation and inspect against a running worker (memory transport)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from hare.control import Control
+from hare.errors import TaskRevoked
+from hare.testing import ManualClock
+from tests.runtime import Ledger, drain, memory_app, running_worker, until
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_task_revoked_before_any_worker_started_never_runs() -> None:
+    app = memory_app(default_queue="q", result_backend="memory://")
+    ledger = Ledger()
+    ledger.bind()
+
+    @app.task(name="t.job")
+    async def job(n: int) -> int:
+        ledger.record("job", n)
+        return n
+
+    revoked = await job.adelay(1)
+    transport = (await app.publisher()).transport
+    await Control(transport, clock=app.clock).revoke(revoked.id)
+    kept = await job.adelay(2)
+    async with running_worker(app) as worker:
+        assert await kept.aget(timeout=10) == 2
+        await until(lambda: worker.in_flight == 0, app.clock)  # type: ignore[arg-type]
+        with pytest.raises(TaskRevoked):
+            await revoked.aget(timeout=10)
+    assert ledger.runs == [("job", 2)]
+    assert await drain(transport, "q.dead") == []
+
+
+async def test_inspect_sees_the_worker_and_its_running_task() -> None:
+    # The worker's clock reads real time (frozen): it drops requests past their `expires`.
+    app = memory_app(ManualClock(time.time()), default_queue="q")
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    @app.task(name="t.wait")
+    async def wait() -> None:
+        started.set()
+        await release.wait()
+
+    async with running_worker(app) as worker:
+        sent = await wait.adelay()
+        await asyncio.wait_for(started.wait(), 10)
+        # replies are collected for `timeout` seconds of the control's own (real) clock
+        control = Control((await app.publisher()).transport)
+        active = await control.inspect(timeout=0.5).active()
+        registered = await control.inspect(timeout=0.5).registered()
+        pong = await control.inspect(timeout=0.5).ping()
+        release.set()
+    assert active is not None
+    assert [task["id"] for task in active[worker.nodename]] == [sent.id]
+    assert registered == {worker.nodename: ["t.wait"]}
+    assert pong == {worker.nodename: {"ok": "pong"}}
