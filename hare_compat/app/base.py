@@ -10,7 +10,6 @@ beat-less periodic tasks when a worker loads it (`__hare_app__`).
 
 from __future__ import annotations
 
-import importlib
 import os
 import socket
 import threading
@@ -356,7 +355,9 @@ class Celery(Publishing):
     @property
     def control(self) -> Any:
         """Remote control and inspection (`hare.control`)."""
-        return importlib.import_module("hare.control").Control(self.hare)
+        from hare_compat.app.control import Control
+
+        return Control(self.hare)
 
     # -- periodic tasks ----------------------------------------------------------------------
 
