@@ -1,19 +1,37 @@
-"""`python -m benchmarks NAME [options]`: run one benchmark."""
+"""`python -m benchmarks NAME [options]`: run one benchmark.
+
+run [--quick]   hare next to Celery, Dramatiq, Taskiq and a raw aiormq loop; rewrites
+                docs/benchmarks.md's generated section and docs/img/benchmarks.png
+core            enqueue and drain of hare against the raw loop, in-process
+delays          delay lateness and what a worker holds (hare only)
+periodic        periodic ticks across worker processes
+profile         where hare spends its time enqueueing and draining
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
-from benchmarks import core, delays, periodic
 
-BENCHMARKS = {"core": core.main, "delays": delays.main, "periodic": periodic.main}
+def _commands() -> dict[str, Callable[[list[str]], None]]:
+    from benchmarks import core, delays, periodic, profile, run
+
+    return {
+        "run": run.main,
+        "core": core.main,
+        "delays": delays.main,
+        "periodic": periodic.main,
+        "profile": profile.main,
+    }
 
 
 def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] not in BENCHMARKS:
-        print(f"usage: python -m benchmarks {{{','.join(BENCHMARKS)}}} [options]")
+    commands = _commands()
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        print(__doc__)
         raise SystemExit(2)
-    BENCHMARKS[sys.argv[1]](sys.argv[2:])
+    commands[sys.argv[1]](sys.argv[2:])
 
 
 main()

@@ -1,5 +1,7 @@
 """The app the benchmarks run under `hare worker`: each run appends a fixed-size record.
 
+`flaky` fails its first attempt with a retry (for the cost of a retry).
+
 Record: 16 bytes, two little-endian doubles (intended start, actual start), written with one
 `os.write` to an O_APPEND file, so counting and lateness are exact across threads and
 processes and cost about 2 µs per task. Configured by BENCH_FILE and BENCH_QUEUE.
@@ -11,7 +13,8 @@ import os
 import struct
 import time
 
-from hare import Hare
+from hare import Hare, Retry
+from hare.context import current
 
 QUEUE = os.environ.get("BENCH_QUEUE", "hare-bench")
 app = Hare("bench", default_queue=QUEUE)
@@ -27,6 +30,15 @@ async def noop(intended: float) -> None:
 @app.task(name="bench.noop_sync")
 def noop_sync(intended: float) -> None:
     os.write(_out, _pack(intended, time.time()))
+
+
+@app.task(name="bench.flaky")
+async def flaky(intended: float) -> None:
+    """Records each attempt; the first one asks for a retry at once (countdown=0)."""
+    os.write(_out, _pack(intended, time.time()))
+    context = current()
+    if context is not None and context.retries == 0:
+        raise Retry(countdown=0)
 
 
 def read_records(path: str) -> list[tuple[float, float]]:
