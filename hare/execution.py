@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import threading
-import traceback
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -27,7 +26,7 @@ from typing import Any
 from hare.clock import Clock
 from hare.errors import SoftTimeLimitExceeded, TimeLimitExceeded
 from hare.isolation import run_in_process
-from hare.outcome import Outcome, Succeeded, outcome_of
+from hare.outcome import Outcome, Succeeded, format_traceback, outcome_of
 
 __all__ = ("TaskRunner", "raise_in_thread")
 
@@ -78,7 +77,7 @@ class TaskRunner:
             else:
                 value = await self._run_sync(fn, args, kwargs, soft, hard)
         except Exception as exc:
-            return outcome_of(exc, traceback.format_exc())
+            return outcome_of(exc, format_traceback(exc))
         return Succeeded(value)
 
     # -- async -------------------------------------------------------------------------------

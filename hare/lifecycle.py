@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,16 @@ from hare import signals
 from hare.context import TaskContext, running
 from hare.errors import TaskRevoked
 from hare.execution import raise_in_thread
-from hare.outcome import Failed, Ignored, Outcome, Rejected, RetryRequested, Succeeded, outcome_of
+from hare.outcome import (
+    Failed,
+    Ignored,
+    Outcome,
+    Rejected,
+    RetryRequested,
+    Succeeded,
+    format_traceback,
+    outcome_of,
+)
 
 if TYPE_CHECKING:
     from hare.task import Task
@@ -100,7 +108,7 @@ class TaskCall:
                             self._task.uncancel()
                             raise TaskRevoked(f"terminated ({self.terminating})") from None
                     except Exception as exc:
-                        self.finish(outcome_of(exc, traceback.format_exc()))
+                        self.finish(outcome_of(exc, format_traceback(exc)))
                         raise
                     self.finish(Succeeded(value))
                     return value
@@ -115,7 +123,7 @@ class TaskCall:
                 try:
                     value = fn(*args, **kwargs)
                 except Exception as exc:
-                    self.finish(outcome_of(exc, traceback.format_exc()))
+                    self.finish(outcome_of(exc, format_traceback(exc)))
                     raise
                 self.finish(Succeeded(value))
                 return value
