@@ -1,4 +1,4 @@
-"""The RabbitMQ transport: hare's `Transport` on aiormq, the only module that imports aiormq.
+"""The RabbitMQ transport: hare's `Transport` on aiormq (with `amqp_errors`, the only importers).
 
 Channels by job: one **publish** channel in confirm mode shared by every publish (aiormq
 pipelines them and matches each confirm to its delivery tag); one **declare** channel used one
@@ -15,20 +15,19 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Final, Literal, TypeVar, cast, final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiormq
 from aiormq import exceptions as aiormq_errors
 from aiormq.abc import DeliveredMessage
-from aiormq.channel import EXCEPTION_MAPPING, Channel
-from aiormq.exceptions import AMQPError, ChannelInvalidStateError
+from aiormq.channel import Channel
 from pamqp import commands as spec
 
 from hare import errors
 from hare.settings import mask_url
 from hare.topology import Binding, Exchange, Queue, consumer_arguments
+from hare.transport.amqp_errors import AIORMQ_ERRORS, Operation, broker_error, route
 from hare.transport.base import Delivery, DeliveryHandler, Envelope
 from hare.transport.fieldtable import AmqpProperties, hare_properties
 
@@ -37,24 +36,7 @@ __all__ = ("AmqpConsumer", "AmqpTransport", "mask_url")
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Operation = Literal["declare", "publish", "consume", "settle", "get", "queue"]
 Job = Literal["publish", "declare", "get"]  # the transport's own channels
-
-#: What aiormq raises, plus the stream errors it passes on when the socket dies. TimeoutError
-#: (our deadlines and aiormq's) is an OSError too; `_error` tests for it first.
-_AIORMQ_ERRORS: Final = (AMQPError, ChannelInvalidStateError, OSError, EOFError)
-
-#: aiormq turns a broker's channel.close into one class per reply code and drops the code.
-_REPLY_CODE_OF: Final[Mapping[type[BaseException], int]] = MappingProxyType(
-    {cls: code for code, cls in EXCEPTION_MAPPING.items()}
-)
-
-#: The hare error for a channel the broker closed, by operation and reply code (403 ACCESS_REFUSED,
-#: 404 NOT_FOUND, 405 RESOURCE_LOCKED, 406 PRECONDITION_FAILED). Unlisted pairs become a
-#: `PublishError` in a publish (not confirmed), else a `BrokerError`, with the broker's text.
-_CHANNEL_CLOSE_ERRORS: Final[Mapping[tuple[Operation, int], type[errors.BrokerError]]] = (
-    MappingProxyType({("declare", 406): errors.TopologyMismatch})
-)
 
 _MAX_PREFETCH: Final = 65535  # basic.qos prefetch-count is an AMQP short
 
@@ -107,14 +89,14 @@ class AmqpConsumer:
             return
         try:
             await self.channel.basic_cancel(self.consumer_tag, timeout=self.transport._timeout)
-        except _AIORMQ_ERRORS as exc:
+        except AIORMQ_ERRORS as exc:
             subject = f"cancel of the consumer of queue {self.queue!r}"
             raise self.transport._error(exc, "consume", subject) from exc
 
     async def close(self) -> None:
         """Close its channel: RabbitMQ cancels it and requeues what it has not settled."""
         self.cancelled = True
-        with contextlib.suppress(*_AIORMQ_ERRORS, RuntimeError):
+        with contextlib.suppress(*AIORMQ_ERRORS, RuntimeError):
             async with asyncio.timeout(self.transport._timeout):
                 await self.channel.close()
 
@@ -203,7 +185,7 @@ class AmqpTransport:
             try:
                 async with asyncio.timeout(share):
                     connection = await aiormq.connect(url)
-            except _AIORMQ_ERRORS as exc:  # TimeoutError included
+            except AIORMQ_ERRORS as exc:  # TimeoutError included
                 why = f"no answer in {share:.1f}s" if isinstance(exc, TimeoutError) else repr(exc)
                 failures.append(f"{mask_url(url)}: {why}")
                 last = exc
@@ -263,7 +245,7 @@ class AmqpTransport:
             async with asyncio.timeout(self._timeout):
                 # With aiormq's on_return_raises=True a basic.return fails the confirm future.
                 channel = await connection.channel(publisher_confirms=confirms)
-        except (*_AIORMQ_ERRORS, RuntimeError) as exc:  # RuntimeError: "connection closed"
+        except (*AIORMQ_ERRORS, RuntimeError) as exc:  # RuntimeError: "connection closed"
             raise errors.BrokerUnavailable(f"cannot open a channel: {exc!r}") from exc
         return cast(Channel, channel)
 
@@ -335,7 +317,7 @@ class AmqpTransport:
             try:
                 async with asyncio.timeout(self._timeout):
                     return await call(channel)
-            except _AIORMQ_ERRORS as exc:
+            except AIORMQ_ERRORS as exc:
                 raise self._error(exc, op, what) from exc
 
     # -- publish -----------------------------------------------------------------------------
@@ -362,15 +344,15 @@ class AmqpTransport:
             if task not in self._expired or task.uncancel():
                 raise  # cancelled by someone else, not (only) by the deadline
             detail = f"{_where(envelope)}: no confirm within {self._timeout}s"
-            raise errors.PublishTimeout(detail, **_route(envelope)) from None
-        except _AIORMQ_ERRORS as exc:
+            raise errors.PublishTimeout(detail, **route(envelope)) from None
+        except AIORMQ_ERRORS as exc:
             raise self._error(exc, "publish", _where(envelope), envelope) from exc
         finally:
             del self._inflight[task]
             self._expired.discard(task)
         if not isinstance(confirm, spec.Basic.Ack):  # never report an unconfirmed publish
             detail = f"{_where(envelope)}: not confirmed ({confirm!r})"
-            raise errors.PublishNacked(detail, **_route(envelope))
+            raise errors.PublishNacked(detail, **route(envelope))
 
     def _expire(self) -> None:
         """Cancel the publishes past their deadline; re-arm for the oldest one left."""
@@ -413,10 +395,10 @@ class AmqpTransport:
                 await channel.basic_qos(prefetch_count=prefetch)
                 ok = await channel.basic_consume(queue, on_message, arguments=checked)
         except BaseException as exc:
-            with contextlib.suppress(*_AIORMQ_ERRORS, RuntimeError):
+            with contextlib.suppress(*AIORMQ_ERRORS, RuntimeError):
                 async with asyncio.timeout(self._timeout):
                     await channel.close()
-            if isinstance(exc, _AIORMQ_ERRORS):
+            if isinstance(exc, AIORMQ_ERRORS):
                 raise self._error(exc, "consume", f"queue {queue!r}") from exc
             raise
         tag = cast(str, ok.consumer_tag)
@@ -437,53 +419,22 @@ class AmqpTransport:
         # one lost with its connection comes back as a redelivery: at-least-once either way.
         try:
             await _channel_of(delivery).basic_ack(delivery.delivery_tag)
-        except _AIORMQ_ERRORS as exc:
+        except AIORMQ_ERRORS as exc:
             raise self._error(exc, "settle", f"ack of {_where(delivery)}") from exc
 
     async def reject(self, delivery: Delivery, *, requeue: bool) -> None:
         self._refuse_stream(delivery.queue, "basic.reject")
         try:
             await _channel_of(delivery).basic_reject(delivery.delivery_tag, requeue=requeue)
-        except _AIORMQ_ERRORS as exc:
+        except AIORMQ_ERRORS as exc:
             raise self._error(exc, "settle", f"reject of {_where(delivery)}") from exc
 
     def _error(
         self, exc: BaseException, op: Operation, what: str, envelope: Envelope | None = None
     ) -> errors.BrokerError:
-        """The hare error for an aiormq/pamqp exception: the one place they are mapped."""
-        where = _route(envelope)
-        if isinstance(exc, TimeoutError):
-            return errors.BrokerError(f"{what}: no reply within {self._timeout}s")
-        if isinstance(exc, aiormq_errors.PublishError):  # basic.return, before the confirm
-            frame = cast(spec.Basic.Return, exc.frame)
-            detail = f"{what}: returned as unroutable ({frame.reply_code} {frame.reply_text})"
-            return errors.MessageReturned(detail, reply_code=frame.reply_code or 312, **where)
-        if isinstance(exc, aiormq_errors.DeliveryError):  # basic.nack of our delivery tag
-            detail = f"{what}: the broker refused the message (basic.nack)"
-            return errors.PublishNacked(detail, **where)
-        if isinstance(exc, aiormq_errors.ChannelClosed):
-            code = _REPLY_CODE_OF.get(type(exc))
-            if code is None and exc.args and isinstance(exc.args[0], int):
-                code = exc.args[0]
-            detail = f"{what}: {exc.args[-1] if exc.args else repr(exc)}"
-            error = _CHANNEL_CLOSE_ERRORS.get((op, code or 0))
-            if error is not None:
-                return error(detail)
-            if op == "publish":
-                return errors.PublishError(detail, **where)
-            return errors.BrokerError(detail)
-        if isinstance(exc, ChannelInvalidStateError) and self.is_connected:
-            detail = f"{what}: its channel is closed ({exc})"
-            if op == "publish":  # refused before it was sent: safe to publish again
-                return errors.PublishError(detail, **where)
-            return errors.BrokerError(detail)
-        return errors.BrokerUnavailable(f"{what}: the broker connection is gone ({exc!r})")
-
-
-def _route(envelope: Envelope | None) -> dict[str, str]:
-    if envelope is None:
-        return {"exchange": "", "routing_key": ""}
-    return {"exchange": envelope.exchange, "routing_key": envelope.routing_key}
+        return broker_error(
+            exc, op, what, envelope, timeout=self._timeout, connected=self.is_connected
+        )
 
 
 def _channel_of(delivery: Delivery) -> Channel:

@@ -1,0 +1,83 @@
+"""aiormq's and pamqp's exceptions as hare's errors: the one place they are mapped.
+
+Part of the AMQP transport (with `hare.transport.amqp`, the only modules that import aiormq).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final, Literal, cast
+
+from aiormq import exceptions as aiormq_errors
+from aiormq.channel import EXCEPTION_MAPPING
+from aiormq.exceptions import AMQPError, ChannelInvalidStateError
+from pamqp import commands as spec
+
+from hare import errors
+from hare.transport.base import Envelope
+
+__all__ = ("AIORMQ_ERRORS", "Operation", "broker_error", "route")
+
+Operation = Literal["declare", "publish", "consume", "settle", "get", "queue"]
+
+#: What aiormq raises, plus the stream errors it passes on when the socket dies. TimeoutError
+#: (our deadlines and aiormq's) is an OSError too; `broker_error` tests for it first.
+AIORMQ_ERRORS: Final = (AMQPError, ChannelInvalidStateError, OSError, EOFError)
+
+#: aiormq turns a broker's channel.close into one class per reply code and drops the code.
+_REPLY_CODE_OF: Final[Mapping[type[BaseException], int]] = MappingProxyType(
+    {cls: code for code, cls in EXCEPTION_MAPPING.items()}
+)
+
+#: The hare error for a channel the broker closed, by operation and reply code (403 ACCESS_REFUSED,
+#: 404 NOT_FOUND, 405 RESOURCE_LOCKED, 406 PRECONDITION_FAILED). Unlisted pairs become a
+#: `PublishError` in a publish (not confirmed), else a `BrokerError`, with the broker's text.
+_CHANNEL_CLOSE_ERRORS: Final[Mapping[tuple[Operation, int], type[errors.BrokerError]]] = (
+    MappingProxyType({("declare", 406): errors.TopologyMismatch})
+)
+
+
+def broker_error(
+    exc: BaseException,
+    op: Operation,
+    what: str,
+    envelope: Envelope | None = None,
+    *,
+    timeout: float,
+    connected: bool,
+) -> errors.BrokerError:
+    """The hare error for an aiormq/pamqp exception: the one place they are mapped."""
+    where = route(envelope)
+    if isinstance(exc, TimeoutError):
+        return errors.BrokerError(f"{what}: no reply within {timeout}s")
+    if isinstance(exc, aiormq_errors.PublishError):  # basic.return, before the confirm
+        frame = cast(spec.Basic.Return, exc.frame)
+        detail = f"{what}: returned as unroutable ({frame.reply_code} {frame.reply_text})"
+        return errors.MessageReturned(detail, reply_code=frame.reply_code or 312, **where)
+    if isinstance(exc, aiormq_errors.DeliveryError):  # basic.nack of our delivery tag
+        detail = f"{what}: the broker refused the message (basic.nack)"
+        return errors.PublishNacked(detail, **where)
+    if isinstance(exc, aiormq_errors.ChannelClosed):
+        code = _REPLY_CODE_OF.get(type(exc))
+        if code is None and exc.args and isinstance(exc.args[0], int):
+            code = exc.args[0]
+        detail = f"{what}: {exc.args[-1] if exc.args else repr(exc)}"
+        error = _CHANNEL_CLOSE_ERRORS.get((op, code or 0))
+        if error is not None:
+            return error(detail)
+        if op == "publish":
+            return errors.PublishError(detail, **where)
+        return errors.BrokerError(detail)
+    if isinstance(exc, ChannelInvalidStateError) and connected:
+        detail = f"{what}: its channel is closed ({exc})"
+        if op == "publish":  # refused before it was sent: safe to publish again
+            return errors.PublishError(detail, **where)
+        return errors.BrokerError(detail)
+    return errors.BrokerUnavailable(f"{what}: the broker connection is gone ({exc!r})")
+
+
+def route(envelope: Envelope | None) -> dict[str, str]:
+    if envelope is None:
+        return {"exchange": "", "routing_key": ""}
+    return {"exchange": envelope.exchange, "routing_key": envelope.routing_key}
