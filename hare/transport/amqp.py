@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeVar, cast, final
@@ -27,6 +28,7 @@ from pamqp import commands as spec
 from hare import errors
 from hare.settings import mask_url
 from hare.topology import Binding, Exchange, Queue, consumer_arguments
+from hare.transport.acks import AckCoalescer
 from hare.transport.amqp_errors import AIORMQ_ERRORS, Operation, broker_error, route
 from hare.transport.base import Delivery, DeliveryHandler, Envelope
 from hare.transport.fieldtable import AmqpProperties, hare_properties
@@ -146,6 +148,7 @@ class AmqpTransport:
         self._serial = asyncio.Lock()
         self._declared: dict[tuple[str, ...], Exchange | Queue | Binding] = {}
         self._consumers: list[AmqpConsumer] = []
+        self._acks: weakref.WeakKeyDictionary[Channel, AckCoalescer] = weakref.WeakKeyDictionary()
         self.connection_lost = asyncio.Event()
         self.close_reason: BaseException | None = None
 
@@ -384,12 +387,16 @@ class AmqpTransport:
         checked = consumer_arguments(arguments)
 
         async def on_message(message: DeliveredMessage) -> None:
+            acks.delivered(cast(int, message.delivery_tag))
             try:
                 await handler(_delivery(queue, message))
             except Exception:
                 log.exception("the handler for queue %r failed; delivery left unsettled", queue)
 
         channel = await self._open_channel(confirms=False)
+        acks = self._acks[channel] = AckCoalescer(
+            lambda tag, multiple: channel.basic_ack(tag, multiple=multiple)
+        )
         try:
             async with asyncio.timeout(self._timeout):
                 await channel.basic_qos(prefetch_count=prefetch)
@@ -417,15 +424,27 @@ class AmqpTransport:
         # wait=True (aiormq's default): return once the frame is handed to the socket, so an
         # ack on a dead connection raises instead of vanishing. AMQP never confirms an ack;
         # one lost with its connection comes back as a redelivery: at-least-once either way.
+        # Acks of one consumer channel asked for in one loop turn share a frame (see acks.py).
+        channel = _channel_of(delivery)
+        acks = self._acks.get(channel)
         try:
-            await _channel_of(delivery).basic_ack(delivery.delivery_tag)
+            if acks is None:
+                await channel.basic_ack(delivery.delivery_tag)
+            else:
+                await acks.ack(delivery.delivery_tag)
         except AIORMQ_ERRORS as exc:
             raise self._error(exc, "settle", f"ack of {_where(delivery)}") from exc
 
     async def reject(self, delivery: Delivery, *, requeue: bool) -> None:
         self._refuse_stream(delivery.queue, "basic.reject")
+        channel = _channel_of(delivery)
+        acks = self._acks.get(channel)
+        tag = delivery.delivery_tag
         try:
-            await _channel_of(delivery).basic_reject(delivery.delivery_tag, requeue=requeue)
+            if acks is None:
+                await channel.basic_reject(tag, requeue=requeue)
+            else:
+                await acks.reject(tag, lambda: channel.basic_reject(tag, requeue=requeue))
         except AIORMQ_ERRORS as exc:
             raise self._error(exc, "settle", f"reject of {_where(delivery)}") from exc
 

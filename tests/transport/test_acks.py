@@ -1,0 +1,98 @@
+"""AckCoalescer: acks asked for in one loop turn share frames, and never cover the wrong tag."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from hare.transport.acks import AckCoalescer
+
+pytestmark = pytest.mark.anyio
+
+
+class Wire:
+    def __init__(self) -> None:
+        self.frames: list[tuple[int, bool]] = []
+
+    async def send(self, tag: int, multiple: bool) -> None:
+        self.frames.append((tag, multiple))
+
+
+async def test_acks_of_one_turn_go_out_as_one_multiple_ack() -> None:
+    wire = Wire()
+    acks = AckCoalescer(wire.send)
+    for tag in range(1, 6):
+        acks.delivered(tag)
+    await asyncio.gather(*(acks.ack(tag) for tag in (3, 1, 2)))
+    assert wire.frames == [(3, True)]
+    await acks.ack(5)
+    await acks.ack(4)
+    assert wire.frames == [(3, True), (5, False), (4, True)]
+
+
+async def test_an_unsettled_delivery_is_never_covered() -> None:
+    wire = Wire()
+    acks = AckCoalescer(wire.send)
+    for tag in range(1, 5):
+        acks.delivered(tag)
+    await asyncio.gather(acks.ack(1), acks.ack(3), acks.ack(4))  # 2 still runs
+    assert wire.frames == [(1, True), (3, False), (4, False)]
+
+
+async def test_a_rejected_delivery_leaves_the_run() -> None:
+    wire = Wire()
+    acks = AckCoalescer(wire.send)
+    for tag in range(1, 4):
+        acks.delivered(tag)
+    rejected: list[int] = []
+
+    async def send_reject() -> None:
+        rejected.append(1)
+
+    await acks.reject(1, send_reject)
+    await asyncio.gather(acks.ack(2), acks.ack(3))
+    assert rejected == [1] and wire.frames == [(3, True)]
+
+
+async def test_frames_of_overlapping_flushes_go_out_in_order() -> None:
+    """A flush that is still sending holds the next one back: a later multiple ack must not
+    reach the broker before an earlier single ack of a tag it covers."""
+    release = asyncio.Event()
+    frames: list[tuple[int, bool]] = []
+
+    async def slow(tag: int, multiple: bool) -> None:
+        if not frames:
+            await release.wait()
+        frames.append((tag, multiple))
+
+    acks = AckCoalescer(slow)
+    for tag in range(1, 6):
+        acks.delivered(tag)
+    first = asyncio.gather(acks.ack(1), acks.ack(3))  # 1 as a run, 3 single
+    await asyncio.sleep(0)  # one loop turn, not a wait
+    await asyncio.sleep(0)  # one loop turn, not a wait
+    second = asyncio.gather(acks.ack(2), acks.ack(4))
+    await asyncio.sleep(0)  # one loop turn, not a wait
+    release.set()
+    await asyncio.gather(first, second)
+    assert frames == [(1, True), (3, False), (4, True)]
+
+
+async def test_an_unregistered_tag_is_acked_on_its_own() -> None:
+    wire = Wire()
+    acks = AckCoalescer(wire.send)
+    acks.delivered(1)
+    await acks.ack(7)
+    assert wire.frames == [(7, False)]
+
+
+async def test_a_failed_frame_fails_every_ack_waiting_on_it() -> None:
+    async def broken(tag: int, multiple: bool) -> None:
+        raise ConnectionError("gone")
+
+    acks = AckCoalescer(broken)
+    for tag in (1, 2):
+        acks.delivered(tag)
+    results = await asyncio.gather(acks.ack(1), acks.ack(2), return_exceptions=True)
+    assert [type(r) for r in results] == [ConnectionError, ConnectionError]
