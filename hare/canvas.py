@@ -98,6 +98,9 @@ class Plan:
     failed: tuple[FailedStep, ...] = ()
     #: What a caller's result handle follows: a task id, or a group's ids.
     result: Ref | None = None
+    #: `(result id, parent)` pairs: Celery's `AsyncResult.parent` links (a chain step's
+    #: result to the step before it, a chord body's to its header group).
+    parents: tuple[tuple[str, Ref], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,4 +351,9 @@ def _maybe_list(value: Any) -> list[Any]:
 
 
 def _plan(planner: Planner, **fields: Any) -> Plan:
-    return Plan(publish=tuple(planner.publish), chord_sizes=tuple(planner.chord_sizes), **fields)
+    return Plan(
+        publish=tuple(planner.publish),
+        chord_sizes=tuple(planner.chord_sizes),
+        parents=tuple(planner.parents.items()),
+        **fields,
+    )

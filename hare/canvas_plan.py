@@ -70,13 +70,26 @@ class Planner:
 
     `publish` lists the messages in the order Celery sends them; `chord_sizes` the
     `(group_id, size)` pairs Celery's `backend.set_chord_size` records (before the header's
-    last message: record them before publishing any).
+    last message: record them before publishing any); `parents` each result's parent, by
+    the result's id (Celery's `AsyncResult.parent`: a chain step's the step before it, a
+    chord body's its header group).
     """
 
     def __init__(self, env: Env) -> None:
         self.env = env
         self.publish: list[Outgoing] = []
         self.chord_sizes: list[tuple[str, int]] = []
+        self.parents: dict[str, Ref] = {}
+
+    def _root(self, ref: Ref) -> Ref:
+        """The first result up `ref`'s parents that has none."""
+        seen = {_ref_id(ref)}
+        while _ref_id(ref) in self.parents:
+            ref = self.parents[_ref_id(ref)]
+            if _ref_id(ref) in seen:
+                raise ConfigurationError(f"recursive result parents at {_ref_id(ref)}")
+            seen.add(_ref_id(ref))
+        return ref
 
     def apply(
         self, sig: S, args: Any = (), kwargs: Any = None, options: S | None = None
@@ -204,25 +217,48 @@ class Planner:
                 continue
             if kind(task) == GROUP and prev_task:
                 out_tasks.pop()
-                results.pop()
+                body_res = results.pop()
                 body_id = prev_res if isinstance(prev_res, str) else None
                 task = chord_of(task, prev_task, body_id, root_id)
                 prev_task = out_tasks[-1] if out_tasks else None
+                prev_res = self._unlink_body(results, body_res, prev_res)
             if is_last_task:
                 res = self.freeze(task, last_task_id, root_id=root_id, **last)
             else:
                 res = self.freeze(task, root_id=root_id)
+            self._link_parent(prev_task, prev_res, res)
             link_errbacks(task, errbacks)
             out_tasks.append(task)
             results.append(res)
             prev_task = task
-            # A chord's result here is its header group's (Celery walks up to it).
-            prev_res = None if kind(task) == CHORD else res
+            prev_res = self._step_result(task, res)
         chain["options"]["task_id"] = _ref_id(results[0]) if results else last_task_id
         if clone_steps:
             for task in out_tasks:
                 strip_chord_header_links(task)
         return out_tasks, results
+
+    def _step_result(self, task: S, res: Ref) -> Ref:
+        """The result the step before `task` is the parent of: a chord's is its header
+        group's (Celery walks up to it)."""
+        return self._root(res) if kind(task) == CHORD else res
+
+    def _link_parent(self, child_task: S | None, child: Ref | None, parent: Ref) -> None:
+        """The step after `parent` in a chain (if any) has it as its parent, unless it has
+        one."""
+        if child_task is not None and child is not None:
+            self.parents.setdefault(_ref_id(child), parent)
+
+    def _unlink_body(self, results: list[Ref], body_res: Ref, prev_res: Ref | None) -> Ref | None:
+        """A group and the step after it became a chord: the result that had the step's as
+        its parent loses it (it gets the chord's); that result, else `prev_res`."""
+        node = results[-1] if results else None
+        while node is not None and self.parents.get(_ref_id(node)) != body_res:
+            node = self.parents.get(_ref_id(node))
+        if node is None:
+            return prev_res
+        del self.parents[_ref_id(node)]
+        return node
 
     # -- group ------------------------------------------------------------------------------
 
@@ -339,9 +375,13 @@ class Planner:
         chord["options"]["task_id"] = header["options"]["task_id"]
         if body is None:
             return header_ref
-        return self.freeze(
+        body_ref = self.freeze(
             body, _id, root_id=root_id, chord=chord_body, group_id=group_id, group_index=group_index
         )
+        root = self._root(body_ref)
+        if _ref_id(root) != _ref_id(header_ref):  # not frozen before (a chord in a group)
+            self.parents[_ref_id(root)] = header_ref
+        return body_ref
 
     def _apply_chord(self, chord: S, args: Any, kwargs: Any, options: S) -> Ref:
         task_id = options.pop("task_id", None)
@@ -408,11 +448,12 @@ class Planner:
         for key in ("chain", "chord", "task_id"):
             options.pop(key, None)
         header["options"]["task_id"] = group_id
-        self._freeze_group_tasks(header, group_id, body, root_id, None, None)
+        header_ref: Ref = self._freeze_group_tasks(header, group_id, body, root_id, None, None)
         if tasks_of(header):
-            self._apply_group(
+            header_ref = self._apply_group(
                 header, partial_args, kwargs, {**options, **header_delay, "task_id": group_id}
             )
         else:
             self.apply(body, ([],))
+        self.parents[_ref_id(body_ref)] = header_ref
         return body_ref

@@ -22,7 +22,7 @@ import platform
 import resource
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from hare import pidbox
@@ -59,8 +59,8 @@ class WorkerView(Protocol):
         """Received tasks that wait for a free slot, same shape as `active`."""
         ...
 
-    def registered(self) -> list[str]:
-        """The task names this worker runs."""
+    def registered(self, taskinfoitems: Sequence[str] | None = None) -> list[str]:
+        """The task names this worker runs, with `taskinfoitems` fields as Celery lists them."""
         ...
 
     def stats(self) -> dict[str, Any]:
@@ -110,7 +110,9 @@ class ControlServer:
             "active": lambda **_: self.worker.active(),
             "reserved": lambda **_: self.worker.reserved(),
             "scheduled": lambda **_: [],  # hare holds no ETA tasks: the broker does
-            "registered": lambda **_: sorted(self.worker.registered()),
+            "registered": lambda taskinfoitems=None, **_: sorted(
+                self.worker.registered(taskinfoitems)
+            ),
             "stats": lambda **_: self._stats(),
             "active_queues": lambda **_: [_queue_info(q) for q in self.worker.queues()],
             "revoked": lambda **_: self.revocations.revoked_ids(),

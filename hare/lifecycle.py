@@ -2,15 +2,19 @@
 
 Signals go out in Celery's order, in the context that runs the task (the loop for async tasks,
 the pool thread for sync ones, so thread-local set-up in `task_prerun` is seen by the task):
-`task_prerun`, the function, then `task_success`, `task_retry` or `task_failure`, then
-`task_postrun`. A sync task past its hard time limit, an async task cancelled at it, and a
-task run in a process of its own (`isolation="process"`) are finished from the loop instead.
+`task_prerun`, the function, then `task_success`, `task_retry` or `task_failure`, then the
+task's `after_signal` (hare_compat's `after_return`), then `task_postrun`. A call stopped by
+revoke(terminate=True) sends `task_revoked(terminated=True)` instead of `task_failure`. A sync
+task past its hard time limit, an async task cancelled at it, and a task run in a process of
+its own (`isolation="process"`) are finished from the loop instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +38,32 @@ from hare.outcome import (
 if TYPE_CHECKING:
     from hare.task import Task
 
-__all__ = ("ExceptionInfo", "TaskCall")
+__all__ = ("ExceptionInfo", "Request", "TaskCall")
+
+logger = logging.getLogger("hare.worker")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request(TaskContext):
+    """A worker's context of one message, as `task_received` / `task_revoked` receivers get
+    it: Celery's worker `Request` attributes (`id`, `name`, `args`, `kwargs`) on hare's
+    `TaskContext`."""
+
+    @property
+    def name(self) -> str:
+        return self.message.task
+
+    @property
+    def task(self) -> str:
+        return self.message.task
+
+    @property
+    def args(self) -> list[Any]:
+        return list(self.message.args)
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.message.kwargs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +137,9 @@ class TaskCall:
                             self._task.uncancel()
                             raise TaskRevoked(f"terminated ({self.terminating})") from None
                     except Exception as exc:
-                        self.finish(outcome_of(exc, format_traceback(exc)))
+                        await self.afinish(outcome_of(exc, format_traceback(exc)))
                         raise
-                    self.finish(Succeeded(value))
+                    await self.afinish(Succeeded(value))
                     return value
 
             return call_async
@@ -145,12 +174,50 @@ class TaskCall:
         if self.finished:
             return
         self.finished = True
+        state, retval = self._signal(outcome)
+        pending = self._after(state, retval)
+        if inspect.isawaitable(pending):
+            _discard(pending)
+            logger.error(
+                "task %s[%s]: its after_signal returned an awaitable outside the loop; not run",
+                self.task.name,
+                self.context.id,
+            )
+        self._postrun(state, retval)
+
+    async def afinish(self, outcome: Outcome) -> None:
+        """`finish` on the loop, for an async task: its `after_signal` may be awaited."""
+        if self.finished:
+            return
+        self.finished = True
+        state, retval = self._signal(outcome)
+        pending = self._after(state, retval)
+        if inspect.isawaitable(pending):
+            try:
+                await pending
+            except Exception:
+                logger.exception(
+                    "task %s[%s]: after_signal failed", self.task.name, self.context.id
+                )
+        self._postrun(state, retval)
+
+    def _signal(self, outcome: Outcome) -> tuple[str, Any]:
+        """Send the signal of how the call ended; its state and the value or exception."""
         message = self.context.message
         sender = self.sender
         retval: Any = None
         if isinstance(outcome, Succeeded):
             state, retval = "SUCCESS", outcome.value
             signals.task_success.send(sender=sender, result=outcome.value)
+        elif isinstance(outcome, Failed) and self.was_terminated(outcome):
+            state, retval = "REVOKED", outcome.exception
+            signals.task_revoked.send(
+                sender=sender,
+                request=self.context,
+                terminated=True,
+                signum=self.terminating,
+                expired=False,
+            )
         elif isinstance(outcome, Failed | RetryRequested) and self._is_retry(outcome):
             state = "RETRY"
             exc = outcome.exception
@@ -179,15 +246,43 @@ class TaskCall:
         else:
             assert isinstance(outcome, Ignored)
             state = "IGNORED"
+        return state, retval
+
+    def was_terminated(self, outcome: Outcome) -> bool:
+        """Whether `outcome` is this call stopped by revoke(terminate=True)."""
+        return (
+            self.terminating is not None
+            and isinstance(outcome, Failed)
+            and isinstance(outcome.exception, TaskRevoked)
+        )
+
+    def _after(self, state: str, retval: Any) -> Any:
+        hook = self.task.after_signal
+        if hook is None:
+            return None
+        try:
+            return hook(state, retval)
+        except Exception:
+            logger.exception("task %s[%s]: after_signal failed", self.task.name, self.context.id)
+            return None
+
+    def _postrun(self, state: str, retval: Any) -> None:
+        message = self.context.message
         signals.task_postrun.send(
-            sender=sender,
+            sender=self.sender,
             task_id=message.id,
-            task=sender,
+            task=self.sender,
             args=list(message.args),
             kwargs=dict(message.kwargs),
             retval=retval,
             state=state,
         )
+
+
+def _discard(pending: Any) -> None:
+    close = getattr(pending, "close", None)
+    if close is not None:
+        close()
 
 
 def _einfo(exc: BaseException | None, trace: str | None) -> ExceptionInfo | None:

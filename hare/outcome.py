@@ -41,6 +41,9 @@ class Rejected:
     """The task raised `Reject`: fail for good, no retry."""
 
     reason: str
+    #: What the FAILURE result records: the task's own exception (see `outcome_of`), or
+    #: None for a plain `Reject(reason)`.
+    exception: BaseException | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,7 +91,7 @@ def format_traceback(exc: Exception) -> str:
 def outcome_of(exc: Exception, traceback: str) -> Outcome:
     """What a task that raised `exc` (with `traceback` formatted) asks the worker to do."""
     if isinstance(exc, Reject):
-        return Rejected(exc.reason)
+        return Rejected(exc.reason, _rejected_as(exc))
     if isinstance(exc, Ignore):
         return Ignored()
     if isinstance(exc, Retry):
@@ -102,3 +105,13 @@ def outcome_of(exc: Exception, traceback: str) -> Outcome:
             kwargs=exc.kwargs_override,
         )
     return Failed(exc, traceback)
+
+
+def _rejected_as(exc: Reject) -> BaseException:
+    """The exception a rejected task's result records: `exc`, or, when `exc` was raised
+    from another framework's own `Reject` (hare_compat turns Celery's `Reject` into hare's
+    with `raise ... from`), that one, so its readers rebuild the class the task raised."""
+    cause = exc.__cause__
+    if isinstance(cause, Exception) and type(cause).__name__ == "Reject":
+        return cause
+    return exc

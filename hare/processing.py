@@ -11,25 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from hare import protocol
+from hare import protocol, signals
 from hare.app import Hare
 from hare.clock import Clock
-from hare.context import TaskContext
 from hare.deadletter import DEATH_HEADERS, DeadLetter, strip_death_headers
 from hare.errors import ConfigurationError, MessageError, Reject, Retry, TaskRevoked
 from hare.execution import TaskRunner
 from hare.followups import FollowUps, has_follow_ups
-from hare.lifecycle import TaskCall
+from hare.lifecycle import Request, TaskCall
 from hare.message import Message
-from hare.outcome import Ignored, Outcome, Rejected, RetryRequested, Succeeded
+from hare.outcome import Failed, Ignored, Outcome, Rejected, RetryRequested, Succeeded
 from hare.publisher import ETA_HEADER
-from hare.result import FAILURE, RETRY, REVOKED, SUCCESS, TaskResult
+from hare.result import FAILURE, RETRY, REVOKED, STARTED, SUCCESS, TaskResult
 from hare.retry import Decision, RetryAt, RetryIn, decide
 from hare.settlement import Settlement
 from hare.task import Task
@@ -116,10 +116,12 @@ class Processor:
             detail = f"no task named {message.task!r} is registered on this worker"
             await settle.dead_letter(delivery, DeadLetter(reason="unknown-task", detail=detail))
             return None
+        request = self._request(message, delivery)
         now = self._clock.time()
         if self.is_revoked(message.id):
             logger.warning("task %s[%s] revoked: discarded", task.name, message.id)
             await self._store(message, REVOKED, TaskRevoked("revoked"))
+            _send_revoked(task, request, expired=False)
             await settle.ack(delivery)
             return None
         if message.expires is not None and message.expires.timestamp() <= now:
@@ -130,22 +132,32 @@ class Processor:
                 message.expires.isoformat(),
             )
             await self._store(message, REVOKED, TaskRevoked("expired"))
+            _send_revoked(task, request, expired=True)
             await settle.ack(delivery)
             return None
         due = _due(message)
+        if due is not None and due > now and due - now > EARLY_TOLERANCE:
+            await settle.redelay(delivery, message, due - now)
+            return None
+        # Celery's order: a message it will run is announced on receipt, before its ETA.
+        signals.task_received.send(sender=self.nodename, request=request)
         if due is not None and due > now:
-            if due - now > EARLY_TOLERANCE:
-                await settle.redelay(delivery, message, due - now)
-                return None
             await self._clock.sleep(due - now)
         self._on_start()
         started = self._clock.monotonic()
-        outcome, context = await self._execute(task, message, delivery)
+        outcome, call = await self._execute(task, request, delivery)
         self.processed += 1
         self.totals[task.name] = self.totals.get(task.name, 0) + 1
+        if call.was_terminated(outcome):
+            # Celery's way: a task stopped by revoke(terminate=True) is recorded REVOKED
+            # and its message acked (it is not run again, nor dead-lettered).
+            assert isinstance(outcome, Failed)
+            await self._store(message, REVOKED, outcome.exception)
+            await settle.ack(delivery)
+            return message
         decision = decide(outcome, task.options.retry, message.retries, self._rng)
         try:
-            await self._record(message, outcome, decision, context)
+            await self._record(message, outcome, decision, request)
         except ConfigurationError as exc:
             # A workflow hare cannot continue (e.g. a canvas kind it does not support): the
             # task ran, what follows it cannot be sent. Kept where an operator sees it.
@@ -157,12 +169,8 @@ class Processor:
         )
         return message
 
-    async def _execute(
-        self, task: Task[Any, Any], message: Message, delivery: Delivery
-    ) -> tuple[Outcome, TaskContext]:
-        hard, soft = message.timelimit
-        options = task.options
-        context = TaskContext(
+    def _request(self, message: Message, delivery: Delivery) -> Request:
+        return Request(
             message=message,
             queue=delivery.queue,
             hostname=self.nodename,
@@ -173,6 +181,13 @@ class Processor:
                 "redelivered": delivery.redelivered,
             },
         )
+
+    async def _execute(
+        self, task: Task[Any, Any], context: Request, delivery: Delivery
+    ) -> tuple[Outcome, TaskCall]:
+        message = context.message
+        hard, soft = message.timelimit
+        options = task.options
         call = TaskCall(task, context, lambda outcome: self._is_retry(task, message, outcome))
         isolated = options.isolation == "process"
         running = Running(
@@ -186,6 +201,8 @@ class Processor:
         )
         self.running[message.id] = running
         try:
+            if self._tracks_started(task, message):
+                await self._store(message, STARTED, {"pid": os.getpid(), "hostname": self.nodename})
             if isolated:
                 call.start()
             outcome = await self.runner.run(
@@ -200,14 +217,21 @@ class Processor:
         finally:
             del self.running[message.id]
         call.finish(outcome)  # a no-op unless the call could not finish itself
-        return outcome, context
+        return outcome, call
+
+    def _tracks_started(self, task: Task[Any, Any], message: Message) -> bool:
+        """Whether to store STARTED before the run (Celery: never for an ignored result)."""
+        tracks = task.track_started
+        if tracks is None:
+            tracks = self.app.settings.track_started
+        return tracks and not message.ignore_result
 
     def _is_retry(self, task: Task[Any, Any], message: Message, outcome: Outcome) -> bool:
         decision = decide(outcome, task.options.retry, message.retries, _KIND_RNG)
         return isinstance(decision, RetryIn | RetryAt)
 
     async def _record(
-        self, message: Message, outcome: Outcome, decision: Decision, context: TaskContext
+        self, message: Message, outcome: Outcome, decision: Decision, context: Request
     ) -> None:
         """Store the result the outcome means (when results are on), and send what follows.
 
@@ -275,8 +299,16 @@ class Processor:
         return running.call.terminate(signal)
 
 
-def _rejection(outcome: Rejected) -> Exception:
-    return Reject(outcome.reason)
+def _send_revoked(task: Task[Any, Any], request: Request, *, expired: bool) -> None:
+    """`task_revoked` for a message discarded unrun (revoked, or expired), as Celery sends it."""
+    signals.task_revoked.send(
+        sender=task.sender, request=request, terminated=False, signum=None, expired=expired
+    )
+
+
+def _rejection(outcome: Rejected) -> BaseException:
+    """What a rejected task's FAILURE records: the exception it raised, when known."""
+    return outcome.exception if outcome.exception is not None else Reject(outcome.reason)
 
 
 def _retry_exc(outcome: RetryRequested) -> Exception:

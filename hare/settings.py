@@ -57,6 +57,9 @@ class Settings:
     #: until due; "eta-header" publishes it at once with only its `eta` header, as Celery does,
     #: for queues served by Celery workers that should hold it themselves.
     delays: Literal["ladder", "eta-header"] = "ladder"
+    #: Store a `STARTED` result (`{"pid", "hostname"}`) before each task runs, as Celery's
+    #: `task_track_started` does; a task's own `track_started` attribute overrides it.
+    track_started: bool = False
 
     def __post_init__(self) -> None:
         validate_queue_name(self.default_queue)
@@ -72,6 +75,10 @@ class Settings:
         if self.delays not in ("ladder", "eta-header"):
             raise ConfigurationError(
                 f"delays must be 'ladder' or 'eta-header', not {self.delays!r}"
+            )
+        if not isinstance(self.track_started, bool):
+            raise ConfigurationError(
+                f"track_started must be True or False, not {self.track_started!r}"
             )
         if not self.accept_content:
             raise ConfigurationError("accept_content must name at least one serializer")
@@ -114,7 +121,18 @@ def _parse(name: str, raw: str) -> Any:
         raise ConfigurationError(f"HARE_{name.upper()}={raw!r} is not a number") from exc
     if name == "accept_content":
         return _names(raw)
+    if name == "track_started":
+        return _flag(name, raw)
     return raw
+
+
+def _flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"HARE_{name.upper()}={raw!r} is not a boolean (true or false)")
 
 
 def mask_url(url: str) -> str:

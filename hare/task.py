@@ -68,6 +68,14 @@ class Task(Generic[P, R]):
         self.__wrapped__ = fn
         #: What signals name as their `sender` (hare_compat sets its Celery-style task here).
         self.sender: Any = self
+        #: Whether a worker stores `STARTED` before running it; `None`: the app's
+        #: `track_started` setting.
+        self.track_started: bool | None = None
+        #: Called by the worker after the `task_success` / `task_failure` / `task_retry`
+        #: signal and before `task_postrun`, with the state and the value (or exception), in
+        #: the context that ran the task; an async task's may return an awaitable (awaited).
+        #: hare_compat runs Celery's `after_return` here, in Celery's place.
+        self.after_signal: Callable[[str, Any], Any] | None = None
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"

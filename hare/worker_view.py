@@ -14,7 +14,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hare.processing import Processor, Running
 
-__all__ = ("WorkerView",)
+__all__ = ("DEFAULT_TASK_INFO_ITEMS", "WorkerView")
+
+#: The attributes Celery's `inspect registered` shows by default, when set.
+DEFAULT_TASK_INFO_ITEMS = ("exchange", "routing_key", "rate_limit")
+
+
+def _described(name: str, task: Any, items: Sequence[str]) -> str:
+    """Celery's `_extract_info`: `name [field=value ...]` for the fields that are not None."""
+    sender = getattr(task, "sender", task)
+    fields = [(item, getattr(sender, item, None)) for item in items]
+    info = " ".join(f"{item}={value}" for item, value in fields if value is not None)
+    return f"{name} [{info}]" if info else name
 
 
 class WorkerView:
@@ -39,8 +50,20 @@ class WorkerView:
     def reserved(self) -> list[dict[str, Any]]:
         return []  # prefetched deliveries are not decoded until a slot takes them
 
-    def registered(self) -> list[str]:
-        return sorted(self._processor.app.tasks)
+    def registered(self, taskinfoitems: Sequence[str] | None = None) -> list[str]:
+        """The task names, each followed by its `taskinfoitems` attributes that are set, as
+        Celery's `registered` answers: `"name [rate_limit=2/s]"`.
+
+        The attributes are read from the task's `sender` (hare_compat's Celery-style task
+        for a compat task; a plain hare task has none of them, so it is listed bare).
+        """
+        items = [
+            item
+            for item in (taskinfoitems or DEFAULT_TASK_INFO_ITEMS)
+            if isinstance(item, str) and not item.startswith("_")
+        ]
+        tasks = self._processor.app.tasks
+        return sorted(_described(name, tasks[name], items) for name in tasks)
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -58,6 +58,16 @@ def _is_empty_group(sig: Any) -> bool:
     return isinstance(sig, group) and not sig.tasks
 
 
+def _app_of(*sigs: Any) -> CanvasApp | None:
+    """The first app of its own among `sigs` (Celery: a canvas with no `app=` sends
+    through its first task's app, so a group of another app's tasks goes to that app)."""
+    for sig in sigs:
+        app = sig._own_app() if isinstance(sig, Signature) else None
+        if app is not None:
+            return app
+    return None
+
+
 @Signature.register_type(name="chain")
 class _chain(Signature):
     @classmethod
@@ -77,6 +87,9 @@ class _chain(Signature):
     @tasks.setter
     def tasks(self, value: list[Any]) -> None:
         self.kwargs["tasks"] = value
+
+    def _own_app(self) -> CanvasApp | None:
+        return self._app if self._app is not None else _app_of(*self.tasks[:1])
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.apply_async(args, kwargs) if self.tasks else None
@@ -189,6 +202,9 @@ class group(Signature):
     def tasks(self, value: list[Any]) -> None:
         self.kwargs["tasks"] = value
 
+    def _own_app(self) -> CanvasApp | None:
+        return self._app if self._app is not None else _app_of(*self.tasks[:1])
+
     def __len__(self) -> int:
         return len(self.tasks)
 
@@ -287,6 +303,12 @@ class _chord(Signature):
     @body.setter
     def body(self, value: Any) -> None:
         self.kwargs["body"] = value
+
+    def _own_app(self) -> CanvasApp | None:
+        if self._app is not None:
+            return self._app
+        header = self.tasks.tasks if isinstance(self.tasks, group) else self.tasks
+        return _app_of(*list(header or ())[:1], self.body)
 
     def __call__(self, body: Any = None, **options: Any) -> Any:
         return self.apply_async((), {"body": body} if body else {}, **options)

@@ -7,7 +7,7 @@ propagate=)`, `ready()`, `successful()` and `failed()`, such as `AsyncResult`).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from hare.canvas import GroupRef, Ref
@@ -76,10 +76,22 @@ class GroupResult:
     join = get
 
 
-def result_of(app: CanvasApp, ref: Ref | None) -> Any:
-    """The app's result handle for what `hare.canvas.apply` reported."""
-    if ref is None:
-        return None
-    if isinstance(ref, GroupRef):
-        return app.GroupResult(ref.id, [result_of(app, r) for r in ref.results])
-    return app.AsyncResult(ref)
+def result_of(app: CanvasApp, ref: Ref | None, parents: Iterable[tuple[str, Ref]] = ()) -> Any:
+    """The app's result handle for what `hare.canvas.apply` reported, each handle's
+    `parent` set from `parents` (`hare.canvas.Plan.parents`) as Celery links them."""
+    links = dict(parents)
+    made: dict[str, Any] = {}
+
+    def handle(ref: Ref) -> Any:
+        key = ref if isinstance(ref, str) else ref.id
+        if key in made:
+            return made[key]
+        if isinstance(ref, GroupRef):
+            made[key] = app.GroupResult(ref.id, [handle(r) for r in ref.results])
+        else:
+            made[key] = app.AsyncResult(ref)
+        if key in links:
+            made[key].parent = handle(links[key])
+        return made[key]
+
+    return None if ref is None else handle(ref)

@@ -261,10 +261,17 @@ class Signature(dict[str, Any]):
 
     @property
     def app(self) -> CanvasApp:
+        app = self._own_app()
+        return app if app is not None else _resolve_default()
+
+    def _own_app(self) -> CanvasApp | None:
+        """The app given (`app=`) or that of the task it was made from; None when it would
+        fall back to the current app. A chain, group or chord asks its tasks (Celery's
+        `sig._app or sig.type.app`, and `tasks[0].app` for a canvas)."""
         if self._app is not None:
             return self._app
         owner = getattr(self._type, "_get_app", None)
-        return owner() if owner is not None else _resolve_default()
+        return owner() if owner is not None else None
 
     @property
     def type(self) -> Any:
@@ -286,7 +293,7 @@ class Signature(dict[str, Any]):
             return self.apply(args, kwargs, **options)
         plan = core.apply(self, args or (), kwargs, options, env=app.canvas_env())
         app.publish_plan(plan)
-        return result_of(app, plan.result)
+        return result_of(app, plan.result, plan.parents)
 
     def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         """Run it here, eagerly, through the task's `apply` (as Celery's `Signature.apply`)."""

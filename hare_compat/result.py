@@ -212,8 +212,15 @@ class AsyncResult(ResultBase):
             return None
         if disable_sync_subtasks:
             assert_will_not_block()
-        if follow_parents and self.parent is not None:
-            self.parent.get(timeout=timeout, propagate=propagate)
+        if follow_parents and propagate:
+            # Celery's _maybe_reraise_parent_error: re-raise a parent that already failed,
+            # without waiting on parents (a step may ignore its result).
+            node: Any = self.parent
+            while node is not None:
+                # A group's parent link (a chord's header) has no single state: skip it.
+                if getattr(node, "state", None) in PROPAGATE_STATES:
+                    node.get(timeout=timeout, propagate=True, follow_parents=False)
+                node = getattr(node, "parent", None)
         try:
             return self.handle.get(timeout=timeout, propagate=propagate)
         except ResultTimeout as exc:

@@ -256,9 +256,16 @@ async def test_hooks_run_in_celerys_order_between_the_workers_signals(is_async: 
 
     app.finalize()
     connected = connect_signals(ok, events) + connect_signals(bad, events)
+    request_ids: list[str | None] = []
+
+    def see_request(sender: Any = None, **kwargs: Any) -> None:
+        request_ids.append(sender.request.id)
+
+    signals.task_success.connect(see_request, sender=ok)
+    connected.append((signals.task_success, see_request, ok))
     try:
         async with running_worker(app.hare):
-            await ok.aapply_async((1,))
+            sent = await ok.aapply_async((1,))
             await eventually(lambda: "signal:task_postrun" in events)
             done = len(events)
             await bad.aapply_async()
@@ -271,17 +278,18 @@ async def test_hooks_run_in_celerys_order_between_the_workers_signals(is_async: 
         "before_start",
         "run",
         "on_success:2",
-        "after_return:SUCCESS:2",
         "signal:task_success",
+        "after_return:SUCCESS:2",
         "signal:task_postrun",
     ]
+    assert request_ids == [sent.id]  # the request is still current when task_success goes out
     assert events[done:] == [
         "signal:task_prerun",
         "before_start",
         "run",
         "on_failure:KeyError('k'):True",
-        "after_return:FAILURE:KeyError('k')",
         "signal:task_failure",
+        "after_return:FAILURE:KeyError('k')",
         "signal:task_postrun",
     ]
 
@@ -526,3 +534,26 @@ async def test_tasks_of_the_celery_app_run_on_hares_worker() -> None:
         await hare.aclose()
         app.close()
     assert runs == [(0, False), (1, False), (2, False)]
+
+
+def test_track_started_reaches_the_hare_task_and_the_setting_maps() -> None:
+    from hare_compat import Celery
+    from hare_compat.app.mapping import hare_settings
+    from hare_compat.app.task_options import NOTICES
+
+    app = make_app(task_track_started=True)
+
+    @app.task(name="t.default")
+    def default() -> None: ...
+
+    @app.task(name="t.off", track_started=False)
+    def off() -> None: ...
+
+    app.finalize()
+    assert default._hare_task is not None and default._hare_task.track_started is True
+    assert off._hare_task is not None and off._hare_task.track_started is False
+    assert "track_started" not in NOTICES
+    celery = Celery("shop", broker="memory://")
+    assert hare_settings(celery.conf)["track_started"] is False
+    celery.conf.task_track_started = True
+    assert hare_settings(celery.conf)["track_started"] is True

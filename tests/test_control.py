@@ -54,7 +54,7 @@ class View:
     def reserved(self) -> list[dict[str, Any]]:
         return []
 
-    def registered(self) -> list[str]:
+    def registered(self, taskinfoitems: Sequence[str] | None = None) -> list[str]:
         return ["shop.mul", "shop.add"]
 
     def stats(self) -> dict[str, Any]:

@@ -1,15 +1,19 @@
-"""A task's context and signals as the worker runs it; Ignore, retry overrides, terminate."""
+"""A task's context and signals as the worker runs it; Ignore, retry overrides, terminate,
+`after_signal`, STARTED, and the signals of revoked, expired and terminated tasks."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from hare import context, signals
+from hare.asyncresult import AsyncResult
 from hare.errors import Ignore, Retry, TaskRevoked
 from hare.testing import ManualClock
 from tests.runtime import Ledger, drain, memory_app, running_worker, until
@@ -22,6 +26,8 @@ def heard() -> Iterator[list[tuple[str, dict[str, Any]]]]:
     """Every task signal sent while the test runs, in order."""
     events: list[tuple[str, dict[str, Any]]] = []
     watched = [
+        signals.task_received,
+        signals.task_revoked,
         signals.task_prerun,
         signals.task_success,
         signals.task_failure,
@@ -60,7 +66,7 @@ async def test_signals_go_out_in_celerys_order_around_a_task(heard: list[Any]) -
     )
     signals.task_postrun.connect(lambda sender=None, **_: finished.set(), dispatch_uid="t")
     try:
-        async with running_worker(app):
+        async with running_worker(app) as worker:
             sent = await add.adelay(2, 3)
             await ledger.wait_for(1)
             assert await asyncio.to_thread(finished.wait, 10)
@@ -70,12 +76,15 @@ async def test_signals_go_out_in_celerys_order_around_a_task(heard: list[Any]) -
     names = [name for name, _ in heard]
     assert names == [
         "worker_ready",
+        "task_received",
         "task_prerun",
         "task_success",
         "task_postrun",
         "worker_shutdown",
     ]
-    prerun, success, postrun = heard[1][1], heard[2][1], heard[3][1]
+    received, prerun, success, postrun = (named for _, named in heard[1:5])
+    assert received["sender"] == worker.nodename and received["request"].id == sent.id
+    assert received["request"].name == "t.add" and received["request"].args == [2, 3]
     assert prerun["task_id"] == sent.id and prerun["sender"] is add and prerun["args"] == [2, 3]
     assert success["result"] == 5
     assert postrun["state"] == "SUCCESS" and postrun["retval"] == 5
@@ -104,9 +113,11 @@ async def test_retry_then_final_failure_signals(heard: list[Any]) -> None:
         await until(lambda: sum(1 for n, _ in heard if n == "task_postrun") >= 2, clock)
     names = [name for name, _ in heard if name.startswith("task_")]
     assert names == [
+        "task_received",
         "task_prerun",
         "task_retry",
         "task_postrun",
+        "task_received",
         "task_prerun",
         "task_failure",
         "task_postrun",
@@ -179,7 +190,7 @@ async def test_retry_can_change_the_next_attempts_arguments() -> None:
 
 
 async def test_terminate_stops_a_running_async_task_with_task_revoked(heard: list[Any]) -> None:
-    app = memory_app(default_queue="q")
+    app = memory_app(default_queue="q", result_backend="memory://")
     started = asyncio.Event()
 
     @app.task(name="t.forever")
@@ -194,9 +205,111 @@ async def test_terminate_stops_a_running_async_task_with_task_revoked(heard: lis
         await until(lambda: worker.in_flight == 0, app.clock)  # type: ignore[arg-type]
         transport = (await app.publisher()).transport
         dead = await drain(transport, "q.dead")
-    failure = next(named for name, named in heard if name == "task_failure")
-    assert isinstance(failure["exception"], TaskRevoked)
-    assert [d.properties.headers["id"] for d in dead] == [sent.id]
+        stored = await AsyncResult(sent.id, app).arefresh()
+        remaining = await transport.message_count("q")
+    # Celery's way: no task_failure, the result is REVOKED, the message acked (not dead)
+    names = [name for name, _ in heard if name.startswith("task_")]
+    assert names == ["task_received", "task_prerun", "task_revoked", "task_postrun"]
+    revoked = next(named for name, named in heard if name == "task_revoked")
+    assert revoked["request"].id == sent.id and revoked["sender"] is forever
+    assert revoked["terminated"] is True and revoked["signum"] == "SIGTERM"
+    assert revoked["expired"] is False
+    assert stored.state == "REVOKED" and isinstance(stored.value, TaskRevoked)
+    assert dead == [] and remaining == 0
+
+
+async def test_after_signal_runs_between_the_outcome_signal_and_postrun(
+    heard: list[Any],
+) -> None:
+    app = memory_app(default_queue="q")
+    seen: list[tuple[str, Any, str | None]] = []
+
+    @app.task(name="t.sync_ok")
+    def sync_ok() -> int:
+        return 7
+
+    @app.task(name="t.async_fails")
+    async def async_fails() -> None:
+        raise KeyError("k")
+
+    def after_sync(state: str, retval: Any) -> None:
+        heard.append(("after", {}))
+        ctx = context.current()
+        seen.append((state, retval, ctx.id if ctx else None))
+
+    async def after_async(state: str, retval: Any) -> None:
+        await asyncio.sleep(0)
+        after_sync(state, retval)
+
+    sync_ok.after_signal = after_sync
+    async_fails.after_signal = after_async
+    async with running_worker(app):
+        a = await sync_ok.adelay()
+        await until(lambda: [n for n, _ in heard].count("task_postrun") == 1, app.clock)  # type: ignore[arg-type]
+        b = await async_fails.adelay()
+        await until(lambda: [n for n, _ in heard].count("task_postrun") == 2, app.clock)  # type: ignore[arg-type]
+    names = [name for name, _ in heard if name != "worker_ready" and name != "worker_shutdown"]
+    assert names == [
+        "task_received",
+        "task_prerun",
+        "task_success",
+        "after",
+        "task_postrun",
+        "task_received",
+        "task_prerun",
+        "task_failure",
+        "after",
+        "task_postrun",
+    ]
+    assert seen[0] == ("SUCCESS", 7, a.id)
+    assert seen[1][0] == "FAILURE" and isinstance(seen[1][1], KeyError) and seen[1][2] == b.id
+
+
+async def test_revoked_and_expired_messages_send_task_revoked(heard: list[Any]) -> None:
+    app = memory_app(default_queue="q")
+
+    @app.task(name="t.never")
+    async def never() -> None:
+        raise AssertionError("a discarded task ran")
+
+    async with running_worker(app) as worker:
+        processor = worker._processor_of()
+        processor.is_revoked = lambda task_id: task_id == "gone"
+        await never.aapply_async(task_id="gone")
+        past = datetime.fromtimestamp(app.clock.time() - 5, UTC)
+        await never.aapply_async(task_id="late", expires=past)
+        await until(lambda: [n for n, _ in heard].count("task_revoked") == 2, app.clock)  # type: ignore[arg-type]
+    revoked = {named["request"].id: named for name, named in heard if name == "task_revoked"}
+    assert {key: (r["expired"], r["terminated"]) for key, r in revoked.items()} == {
+        "gone": (False, False),
+        "late": (True, False),
+    }
+    assert all(r["sender"] is never and r["request"].name == "t.never" for r in revoked.values())
+    assert [name for name, _ in heard if name in ("task_received", "task_prerun")] == []
+
+
+@pytest.mark.parametrize("setting", [True, False])
+async def test_track_started_stores_started_before_the_run(setting: bool) -> None:
+    app = memory_app(default_queue="q", result_backend="memory://", track_started=setting)
+    states: list[tuple[str, Any]] = []
+
+    @app.task(name="t.look")
+    async def look(task_id: str) -> None:
+        stored = await AsyncResult(task_id, app).arefresh()
+        states.append((stored.state, stored.value))
+
+    @app.task(name="t.tracked")
+    async def tracked(task_id: str) -> None:
+        await look.fn(task_id)
+
+    tracked.track_started = True  # a task's own choice wins over the setting
+    async with running_worker(app) as worker:
+        for count, task in enumerate((look, tracked), 1):
+            task_id = f"id-{task.name}"
+            await task.aapply_async((task_id,), task_id=task_id)
+            await until(lambda: len(states) >= count, app.clock)  # type: ignore[arg-type]  # noqa: B023
+    started = {"pid": os.getpid(), "hostname": worker.nodename}
+    assert states == [("STARTED", started) if setting else ("PENDING", None), ("STARTED", started)]
 
 
 async def test_before_task_publish_receivers_can_add_headers() -> None:

@@ -56,6 +56,47 @@ _CORE_KEYS = frozenset(
 
 # --- exceptions -----------------------------------------------------------------------------
 
+#: Where Celery's exceptions live, and where hare_compat keeps its look-alikes of them.
+CELERY_EXCEPTIONS = "celery.exceptions"
+COMPAT_EXCEPTIONS = "hare_compat.exceptions"
+
+#: The exception classes `celery.exceptions` defines (Celery 5.7). One of hare_compat's is
+#: written as Celery's, so a Celery client rebuilds its own class; hare reading such a
+#: name back takes hare_compat's class when hare_compat is loaded.
+CELERY_EXCEPTION_NAMES = frozenset(
+    {
+        "AlreadyRegistered",
+        "BackendError",
+        "BackendGetMetaError",
+        "BackendStoreError",
+        "CeleryCommandException",
+        "CeleryError",
+        "ChordError",
+        "Ignore",
+        "ImproperlyConfigured",
+        "IncompleteStream",
+        "InvalidTaskError",
+        "MaxRetriesExceededError",
+        "NotRegistered",
+        "QueueNotFound",
+        "Reject",
+        "Retry",
+        "SecurityError",
+        "TaskError",
+        "TaskPredicate",
+        "TaskRevokedError",
+        "TimeoutError",
+        "WorkerShutdown",
+        "WorkerTerminate",
+    }
+)
+
+
+def _exc_module(cls: type[BaseException], qualname: str) -> str:
+    if cls.__module__ == COMPAT_EXCEPTIONS and qualname in CELERY_EXCEPTION_NAMES:
+        return CELERY_EXCEPTIONS
+    return cls.__module__
+
 
 def _serializable(arg: Any) -> Any:
     """`arg` if JSON can carry it, else its repr (Celery's `ensure_serializable`)."""
@@ -75,14 +116,19 @@ def exception_to_meta(exc: BaseException) -> dict[str, Any]:
             "exc_module": exc.exc_module,
         }
     cls = type(exc)
+    qualname = getattr(cls, "__qualname__", cls.__name__)
     return {
-        "exc_type": getattr(cls, "__qualname__", cls.__name__),
+        "exc_type": qualname,
         "exc_message": [_serializable(arg) for arg in exc.args],
-        "exc_module": cls.__module__,
+        "exc_module": _exc_module(cls, qualname),
     }
 
 
 def _find_class(module: str | None, qualname: str, modules: Mapping[str, ModuleType]) -> Any:
+    if module == CELERY_EXCEPTIONS and qualname in CELERY_EXCEPTION_NAMES:
+        compat = _find_class(COMPAT_EXCEPTIONS, qualname, modules)
+        if compat is not None:
+            return compat
     if module is None or module not in modules:
         return None
     found: Any = modules[module]

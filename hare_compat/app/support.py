@@ -188,7 +188,8 @@ task_serializer  hare  serializer: json, pickle, cloudpickle; others raise NotSu
 task_soft_time_limit  compat  the default soft_time_limit of every task
 task_time_limit  compat  the default time_limit of every task
 task_store_errors_even_if_ignored  refused  an ignored result is not stored
-task_track_started  notice  hare records no STARTED state
+task_track_started  hare  track_started: a STARTED result (pid, hostname) is stored before the
+  task runs; a task's track_started option overrides it
 task_allow_error_cb_on_chord_header  refused  chord error callbacks run on the body only
 worker_agent  refused  no worker agents
 worker_autoscaler  notice  hare workers do not autoscale; run more pods or --processes

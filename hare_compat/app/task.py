@@ -22,7 +22,7 @@ from hare.errors import NotSupportedError
 from hare_compat.app import calling, eager
 from hare_compat.app.request import Context, current_request, pop_request, push_request
 from hare_compat.app.task_options import check_values
-from hare_compat.app.trace import make_entry
+from hare_compat.app.trace import after_signal, make_entry
 from hare_compat.exceptions import (
     ImproperlyConfigured,
     MaxRetriesExceededError,
@@ -172,6 +172,8 @@ class Task:
             soft_time_limit=self.soft_time_limit or None,
         )(self._entry)
         hare_task.sender = self
+        hare_task.after_signal = after_signal(self)
+        hare_task.track_started = bool(self.track_started)
         self._hare_task = hare_task
         if parse_rate(self.rate_limit) > 0:
             assert self.rate_limit is not None

@@ -1,7 +1,7 @@
 """What hare_compat does with each Celery task option (`@app.task(...)` or a class attribute).
 
 * honoured: the retry options, `ignore_result`, `queue`, `rate_limit`, time limits, `expires`,
-  `priority`, `typing`, `serializer` (the app's serializer only);
+  `priority`, `typing`, `track_started`, `serializer` (the app's serializer only);
 * notice: accepted with one logged notice, because hare already behaves one fixed way
   (`acks_late=False`: hare acks after the task ran, always);
 * refused: `NotSupportedError` naming the option.
@@ -45,6 +45,7 @@ HONOURED = frozenset(
         "trail",
         "resultrepr_maxsize",
         "shadow_name",
+        "track_started",
     }
 )
 
@@ -54,7 +55,6 @@ NOTICES: Mapping[str, tuple[Any, str]] = {
     "acks_on_failure_or_timeout": (True, "hare dead-letters a failed task and acks it"),
     "acks_on_failure": (True, "hare dead-letters a failed task and acks it"),
     "acks_on_timeout": (True, "hare dead-letters a timed-out task and acks it"),
-    "track_started": (False, "hare records no STARTED state"),
     "reject_on_worker_lost": (
         True,
         "a message whose worker died returns to its queue (up to delivery_limit runs)",

@@ -4,11 +4,14 @@ One traced call is a generator (`Tracer.steps`) that yields whatever must be awa
 async task's coroutine, an async hook, a rate-limit wait); `drive` runs it for a sync task,
 `adrive` for an async one, so the rules live in one place.
 
-Order (Celery's `build_tracer`): `before_start`, the task (`__call__` when overridden, else
-`run`), then `on_success`, `on_retry` or `on_failure`, then `after_return` (not after a
-retry, a `Reject` or an `Ignore`). In a worker, hare sends `task_prerun` before and
-`task_success` / `task_retry` / `task_failure` / `task_postrun` after this wrapper; in eager
-mode (`apply`) there is no worker, so the tracer sends them, in Celery's order.
+Order (Celery's `build_tracer`): `task_prerun`, `before_start`, the task (`__call__` when
+overridden, else `run`), then `on_success`, `on_retry` or `on_failure`, then the
+`task_success` / `task_retry` / `task_failure` signal, then `after_return` (not after a retry,
+a `Reject` or an `Ignore`), then `task_postrun`. In a worker, hare sends the signals around
+this wrapper, and calls the hare task's `after_signal` (`after_signal`, here) between the
+outcome's signal and `task_postrun`: the wrapper leaves `after_return` and the end of
+`self.request` to it, so receivers of `task_success` still see `sender.request`. In eager
+mode (`apply`) there is no worker, so the tracer sends the signals itself, in that order.
 
 In a worker the outcome becomes one of hare's control signals: a `Retry` becomes
 `hare.errors.Retry` (the worker republishes the task, same id, `retries + 1`), `Reject`
@@ -23,6 +26,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable, Generator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -33,6 +37,7 @@ from hare.context import current
 from hare.errors import Ignore as HareIgnore
 from hare.errors import Reject as HareReject
 from hare.errors import Retry as HareRetry
+from hare.errors import TaskRevoked
 from hare.lifecycle import ExceptionInfo
 from hare.task import normalise_eta
 from hare_compat.app.request import (
@@ -47,7 +52,15 @@ from hare_compat.exceptions import Reject, Retry
 if TYPE_CHECKING:
     from hare_compat.app.task import Task
 
-__all__ = ("EagerOutcome", "Tracer", "adrive", "drive", "has_custom", "make_entry")
+__all__ = (
+    "EagerOutcome",
+    "Tracer",
+    "adrive",
+    "after_signal",
+    "drive",
+    "has_custom",
+    "make_entry",
+)
 
 logger = logging.getLogger("hare_compat.task")
 
@@ -55,6 +68,9 @@ logger = logging.getLogger("hare_compat.task")
 _NO_AFTER_RETURN = frozenset({states.IGNORED, states.RETRY, states.REJECTED})
 
 Steps = Generator[Any, Any, Any]
+
+#: States after which hare's worker calls `after_signal` with `after_return` still to run.
+_AFTER_RETURN_STATES = frozenset({states.SUCCESS, states.FAILURE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +124,9 @@ class Tracer:
         self.is_async = is_async
         self.fun: Callable[..., Any] = task if has_custom(task, "__call__") else task.run
         self.started = time.monotonic()
+        #: How the task body ended (Celery's state and value), once it did.
+        self.state: str | None = None
+        self.retval: Any = None
 
     def steps(self) -> Steps:
         """The call, as a generator of what to await; returns the value (worker) or an
@@ -123,6 +142,9 @@ class Tracer:
                     sender=task, task_id=task_id, task=task, args=args, kwargs=kwargs
                 )
             else:
+                # From here hare's `after_signal` ends the call (pops the request), whichever
+                # way the body ends.
+                _AWAITING.set(self)
                 yield from self._wait_turn()
             tb: str | None = None
             try:
@@ -137,12 +159,13 @@ class Tracer:
                 yield from self._flush_updates()
                 state = states.SUCCESS
                 yield from self._on_success(retval)
-            if state not in _NO_AFTER_RETURN:
-                yield from self._hook("after_return", state, retval, task_id, args, kwargs, None)
+            self.state, self.retval = state, retval
             if not self.eager:
                 if state == states.FAILURE:
                     raise retval
                 return retval
+            if state not in _NO_AFTER_RETURN:
+                yield from self.after_return()
             return EagerOutcome(state, retval, tb)
         finally:
             if self.eager:
@@ -155,7 +178,23 @@ class Tracer:
                     retval=retval,
                     state=state,
                 )
-            pop_request(task)
+                pop_request(task)
+
+    def after_return(self) -> Steps:
+        """Celery's `after_return` hook for how the body ended."""
+        request = self.request
+        yield from self._hook(
+            "after_return", self.state, self.retval, request.id, self.args, self.kwargs, None
+        )
+
+    def end(self, hare_state: str) -> Steps:
+        """The rest of a worker call, after hare sent the outcome's signal: `after_return`
+        (when the body succeeded or failed), then the request ends."""
+        try:
+            if hare_state in _AFTER_RETURN_STATES and self.state == hare_state:
+                yield from self.after_return()
+        finally:
+            pop_request(self.task)
 
     def _wait_turn(self) -> Steps:
         limiter = self.task._rate_limiter
@@ -198,6 +237,8 @@ class Tracer:
             raise _hare_reject(exc) from exc
         if not isinstance(exc, Exception):
             raise exc  # cancellation, KeyboardInterrupt, SystemExit: not the task's outcome
+        if isinstance(exc, TaskRevoked) and not self.eager:
+            raise exc  # revoke(terminate=True): Celery runs no handler of a terminated task
         if self.eager and self.propagate:
             raise exc
         trace = "".join(traceback.format_exception(exc))
@@ -320,6 +361,28 @@ async def adrive(steps: Steps) -> Any:
             value = await step
         except BaseException as exc:  # into the generator: it decides (and re-raises)
             throw = exc
+
+
+#: The worker call of this context whose `after_return` waits for hare's `after_signal`.
+_AWAITING: ContextVar[Tracer | None] = ContextVar("hare_compat_awaiting", default=None)
+
+
+def after_signal(task: Task) -> Callable[[str, Any], Any]:
+    """The hare task's `after_signal` for `task`: ends the call its wrapper left open.
+
+    Returns the coroutine to await for an async task (hare's worker awaits it on the loop).
+    """
+
+    def end(state: str, retval: Any) -> Any:
+        tracer = _AWAITING.get()
+        if tracer is None or tracer.task is not task:
+            return None
+        _AWAITING.set(None)
+        if tracer.is_async:
+            return adrive(tracer.end(state))
+        return drive(tracer.end(state))
+
+    return end
 
 
 def make_entry(task: Task) -> Callable[..., Any]:

@@ -69,7 +69,7 @@ class View:
     def reserved(self) -> list[dict[str, Any]]:
         return []
 
-    def registered(self) -> list[str]:
+    def registered(self, taskinfoitems: Sequence[str] | None = None) -> list[str]:
         return ["shop.add", "shop.mul"]
 
     def stats(self) -> dict[str, Any]:
