@@ -1,0 +1,1 @@
+"""An example project with a plain Celery app and rpc:// results (no result store)."""
