@@ -14,8 +14,10 @@ thread for sync ones):
 * `task_failure(sender=task, task_id, exception, args, kwargs, traceback, einfo)` (final only)
 * `task_retry(sender=task, request, reason, einfo)`
 * `task_postrun(sender=task, task_id, task, args, kwargs, retval, state)`
-* `task_revoked(sender=task, request, terminated, signum, expired)`
-* `task_received(sender=worker, request)`, `task_rejected(sender=worker, message, exc)`,
+* `task_revoked(sender=task, request, terminated, signum, expired)`: a revoked or expired
+  message discarded, or a running call terminated (sent instead of `task_failure`, then
+  `task_postrun(state="REVOKED")`)
+* `task_received(sender=worker nodename, request)`, `task_rejected(sender=worker, message, exc)`,
   `task_unknown(sender=worker, name, id, message, exc)`
 * `before_task_publish(sender=name, body, exchange, routing_key, headers, properties,
   declare, retry_policy)` and `after_task_publish(sender=name, body, exchange, routing_key)`
