@@ -12,7 +12,6 @@ its own (`isolation="process"`) are finished from the loop instead.
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import logging
 import threading
@@ -123,7 +122,6 @@ class TaskCall:
         fn = self.task.fn
         if self.task.is_async:
 
-            @functools.wraps(fn)
             async def call_async(*args: Any, **kwargs: Any) -> Any:
                 with running(self.context):
                     self._task = asyncio.current_task()
@@ -144,7 +142,6 @@ class TaskCall:
 
             return call_async
 
-        @functools.wraps(fn)
         def call_sync(*args: Any, **kwargs: Any) -> Any:
             with running(self.context):
                 self._thread = threading.get_ident()
@@ -160,6 +157,8 @@ class TaskCall:
         return call_sync
 
     def start(self) -> None:
+        if not signals.task_prerun.receivers:
+            return  # the common case: skip building the arguments
         message = self.context.message
         signals.task_prerun.send(
             sender=self.sender,
@@ -267,6 +266,8 @@ class TaskCall:
             return None
 
     def _postrun(self, state: str, retval: Any) -> None:
+        if not signals.task_postrun.receivers:
+            return  # the common case: skip building the arguments
         message = self.context.message
         signals.task_postrun.send(
             sender=self.sender,
