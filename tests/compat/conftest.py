@@ -45,11 +45,12 @@ SPURIOUS_DEPRECATION = r"ignore:\s*The 'CELERY_\w+' setting is deprecated"
 QUEUE_DEPRECATION = r"ignore:\s*The 'queue' task attribute is deprecated"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/compat/" in item.nodeid:
             item.add_marker(pytest.mark.filterwarnings(SPURIOUS_DEPRECATION))
             item.add_marker(pytest.mark.filterwarnings(QUEUE_DEPRECATION))
+    _deselect_celery_variants_of_hare_only_tests(config, items)
 
 
 def _missing(message: str) -> None:
@@ -191,3 +192,17 @@ def flag(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "go"
     yield path
     path.touch()
+
+
+def _deselect_celery_variants_of_hare_only_tests(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Tests marked `hare_only` have no Celery variant: deselect it rather than skip it."""
+    dropped = [
+        item
+        for item in items
+        if item.get_closest_marker("hare_only") is not None and "[celery" in item.name
+    ]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
