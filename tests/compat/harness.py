@@ -98,7 +98,10 @@ class Ledger:
         if not self.path.exists():
             return []
         found = []
-        for raw in self.path.read_text().splitlines():
+        text = self.path.read_text()
+        # A writer may be half way through its line: read only complete ("\n"-ended) lines.
+        complete = text[: text.rfind("\n") + 1]
+        for raw in complete.splitlines():
             line = json.loads(raw)
             if line["pkg"] == pkg and all(line.get(k) == v for k, v in match.items()):
                 found.append(line)
