@@ -38,7 +38,7 @@ from hare.followups import FollowUps
 from hare.periodic import PERIODIC_HEADER, Scheduler
 from hare.processing import Processor
 from hare.publisher import Publisher
-from hare.reconnect import reconnect
+from hare.reconnect import backoff_delay, reconnect
 from hare.revocations import Revocations
 from hare.settings import mask_url
 from hare.settlement import Settlement
@@ -106,6 +106,7 @@ class Worker:
         self._processor: Processor | None = None
         self._revocations: Revocations | None = None
         self._control: ControlServer | None = None
+        self._restoring: asyncio.Future[None] | None = None
         #: This worker's name in `inspect` replies and in `request.hostname`.
         self.nodename = nodename or _default_nodename()
 
@@ -190,6 +191,8 @@ class Worker:
         finally:
             self._set_state("stopped")
             self.app.unbind_loop()
+            if self._restoring is not None:
+                self._restoring.cancel()
             for part in (self._control, self._revocations):
                 if part is not None:
                     try:
@@ -203,8 +206,16 @@ class Worker:
         """Declare the queues and consume them, revocations first: a task revoked before
         this worker started is known before any task arrives."""
         if self._revocations is not None and self._control is not None:
-            await self._revocations.subscribe(transport)
-            await self._control.subscribe(transport)
+            if self._restoring is None:  # first start: every earlier revoke before any task
+                await self._revocations.subscribe(transport)
+                await self._control.subscribe(transport)
+                self._restoring = asyncio.get_running_loop().create_future()
+                self._restoring.set_result(None)
+            else:
+                # After a reconnect the worker already knows what was revoked; tasks must not
+                # wait on the stream (RabbitMQ may take a while to serve it after a restart).
+                self._restoring.cancel()
+                self._restoring = asyncio.ensure_future(self._restore_control(transport))
         for queue in self.queues:
             await publisher.ensure_queue(queue)
         for queue in self.queues:
@@ -245,6 +256,24 @@ class Worker:
                 continue
             lost_for = self._clock.monotonic() - lost_at
             logger.warning("consuming again after %.1fs without a connection", lost_for)
+
+    async def _restore_control(self, transport: Transport) -> None:
+        """Re-subscribe revocations and the pidbox after a reconnect, retrying until done."""
+        assert self._revocations is not None and self._control is not None
+        attempt = 0
+        while not self._stopping.is_set() and not transport.connection_lost.is_set():
+            try:
+                await self._revocations.subscribe(transport)
+                await self._control.subscribe(transport)
+                logger.info("revocations and remote control restored after the reconnect")
+                return
+            except HareError as exc:
+                delay = backoff_delay(attempt, self._rng)
+                logger.warning(
+                    "revocations/remote control not restored yet (%s); again in %.1fs", exc, delay
+                )
+                attempt += 1
+                await self._clock.sleep(delay)
 
     async def _first(self, work: Coroutine[Any, Any, Any]) -> bool | None:
         """Run `work` until it finishes (True) or `stop()` is called first (None)."""
