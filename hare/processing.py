@@ -9,12 +9,11 @@ again rather than losing what follows it (at-least-once).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,14 +52,9 @@ _KIND_RNG = random.Random(0)
 class Running:
     """A task that has started, for `inspect active` and for revocation with terminate."""
 
-    message: Message
-    task: Task[Any, Any]
-    queue: str
-    delivery: Delivery
-    started: float
-    handler: asyncio.Task[Any] | None
     call: TaskCall
-    terminated: list[str] = field(default_factory=list)
+    #: Wall-clock time it started (Celery's `time_start`).
+    started: float
 
 
 class Processor:
@@ -145,7 +139,7 @@ class Processor:
             await self._clock.sleep(due - now)
         self._on_start()
         started = self._clock.monotonic()
-        outcome, call = await self._execute(task, request, delivery)
+        outcome, call = await self._execute(task, request)
         self.processed += 1
         self.totals[task.name] = self.totals.get(task.name, 0) + 1
         if call.was_terminated(outcome):
@@ -182,23 +176,13 @@ class Processor:
             },
         )
 
-    async def _execute(
-        self, task: Task[Any, Any], context: Request, delivery: Delivery
-    ) -> tuple[Outcome, TaskCall]:
+    async def _execute(self, task: Task[Any, Any], context: Request) -> tuple[Outcome, TaskCall]:
         message = context.message
         hard, soft = message.timelimit
         options = task.options
         call = TaskCall(task, context, lambda outcome: self._is_retry(task, message, outcome))
         isolated = options.isolation == "process"
-        running = Running(
-            message=message,
-            task=task,
-            queue=delivery.queue,
-            delivery=delivery,
-            started=self._clock.time(),
-            handler=asyncio.current_task(),
-            call=call,
-        )
+        running = Running(call=call, started=self._clock.time())
         self.running[message.id] = running
         try:
             if self._tracks_started(task, message):
@@ -295,7 +279,6 @@ class Processor:
         running = self.running.get(task_id)
         if running is None:
             return False
-        running.terminated.append(signal)
         return running.call.terminate(signal)
 
 

@@ -126,6 +126,25 @@ class Publisher:
         """
         if signals.before_task_publish.receivers:
             message = _announce(queue, message)
+        await self.retrying(
+            f"publish to {queue!r}", lambda: self._send_once(queue, message, via_ladder)
+        )
+        if signals.after_task_publish.receivers:
+            signals.after_task_publish.send(
+                sender=message.task,
+                body=(list(message.args), dict(message.kwargs), message.embed),
+                exchange="",
+                routing_key=queue,
+                headers={"task": message.task, "id": message.id, **message.headers},
+            )
+
+    async def publish(self, envelope: Envelope, *, mandatory: bool = True, what: str) -> None:
+        """Publish a ready envelope (e.g. an rpc reply), reconnecting as `send` does."""
+        await self.retrying(what, lambda: self.transport.publish(envelope, mandatory=mandatory))
+
+    async def retrying(self, what: str, attempt_once: Callable[[], Awaitable[None]]) -> None:
+        """Run `attempt_once` until it succeeds, reconnecting through lost connections for up
+        to `publish_timeout` seconds, then raise `BrokerUnavailable`."""
         deadline: float | None = None
         attempt = 0
         while True:
@@ -138,18 +157,10 @@ class Publisher:
                         clock=self._clock,
                         rng=self._rng,
                         deadline=deadline,
-                        what=f"publish to {queue!r}",
+                        what=what,
                     )
                     self.forget_declarations()
-                await self._send_once(queue, message, via_ladder)
-                if signals.after_task_publish.receivers:
-                    signals.after_task_publish.send(
-                        sender=message.task,
-                        body=(list(message.args), dict(message.kwargs), message.embed),
-                        exchange="",
-                        routing_key=queue,
-                        headers={"task": message.task, "id": message.id, **message.headers},
-                    )
+                await attempt_once()
                 return
             except BrokerUnavailable as exc:
                 now = self._clock.monotonic()
@@ -157,8 +168,7 @@ class Publisher:
                     deadline = now + self._settings.publish_timeout
                 if now >= deadline:
                     raise BrokerUnavailable(
-                        f"publish to {queue!r} not confirmed within "
-                        f"{self._settings.publish_timeout}s: {exc}"
+                        f"{what} not confirmed within {self._settings.publish_timeout}s: {exc}"
                     ) from exc
                 await self._clock.sleep(min(backoff_delay(attempt, self._rng), deadline - now))
                 attempt += 1

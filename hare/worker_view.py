@@ -81,8 +81,8 @@ class WorkerView:
         return [task_id for task_id in ids if self._processor.terminate(task_id, signal)]
 
     def _info(self, running: Running) -> dict[str, Any]:
-        message = running.message
-        delivery = running.delivery
+        request = running.call.context
+        message = request.message
         return {
             "id": message.id,
             "name": message.task,
@@ -92,11 +92,6 @@ class WorkerView:
             "hostname": self._processor.nodename,
             "time_start": running.started,
             "acknowledged": False,
-            "delivery_info": {
-                "exchange": delivery.exchange,
-                "routing_key": delivery.routing_key,
-                "priority": delivery.properties.priority,
-                "redelivered": delivery.redelivered,
-            },
+            "delivery_info": dict(request.delivery_info),
             "worker_pid": os.getpid(),
         }

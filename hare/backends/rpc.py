@@ -28,7 +28,7 @@ from hare.backends import celery_format
 from hare.backends.base import await_with_timeout, encode_for_store
 from hare.backends.replies import ReplyRouter
 from hare.clock import Clock
-from hare.errors import BrokerError, BrokerUnavailable, ConfigurationError, NotSupportedError
+from hare.errors import BrokerError, ConfigurationError, NotSupportedError
 from hare.message import Message
 from hare.reconnect import backoff_delay, reconnect
 from hare.result import MalformedResult, ResultBackendError, ResultTimeout, TaskResult
@@ -263,39 +263,12 @@ class RpcBackend:
         still confirms it.
         """
         publisher = await self._connections.publisher()
-        transport = publisher.transport
-        deadline: float | None = None
-        attempt = 0
-        while True:
-            try:
-                if not transport.is_connected:
-                    if deadline is None:
-                        deadline = self._clock.monotonic() + self._settings.publish_timeout
-                    await reconnect(
-                        transport,
-                        clock=self._clock,
-                        rng=self._rng,
-                        deadline=deadline,
-                        what=f"result of task {task_id}",
-                    )
-                    publisher.forget_declarations()
-                await transport.publish(envelope, mandatory=False)
-                return
-            except BrokerUnavailable as exc:
-                now = self._clock.monotonic()
-                if deadline is None:
-                    deadline = now + self._settings.publish_timeout
-                if now >= deadline:
-                    raise ResultBackendError(
-                        f"the result of task {task_id} was not sent to "
-                        f"{envelope.routing_key!r}: {exc}"
-                    ) from exc
-                await self._clock.sleep(min(backoff_delay(attempt, self._rng), deadline - now))
-                attempt += 1
-            except BrokerError as exc:
-                raise ResultBackendError(
-                    f"the result of task {task_id} was not sent to {envelope.routing_key!r}: {exc}"
-                ) from exc
+        try:
+            await publisher.publish(envelope, mandatory=False, what=f"result of task {task_id}")
+        except BrokerError as exc:
+            raise ResultBackendError(
+                f"the result of task {task_id} was not sent to {envelope.routing_key!r}: {exc}"
+            ) from exc
 
     async def aclose(self) -> None:
         """Stop consuming here (if this loop consumed) and close the consumer's connection."""

@@ -93,15 +93,15 @@ def _broker_is_local() -> bool:
     return True
 
 
-@pytest.fixture(scope="session")
-def fault_url(amqp_url: str) -> Iterator[str]:
-    """The AMQP URL of a vhost of this session's own, deleted (with all in it) at the end."""
+def private_vhost(amqp_url: str, suite: str) -> Iterator[str]:
+    """The AMQP URL of a vhost `hare-<suite>-<random>` of its own, deleted (with all in it)
+    at the end; needs rabbitmqctl (a skip locally, a failure under CI)."""
     if not _broker_is_local():
-        message = "the fault suite needs rabbitmqctl for the broker at " + amqp_url
+        message = f"the {suite} suite needs rabbitmqctl for the broker at {amqp_url}"
         if os.environ.get("CI"):
             pytest.fail(message + " -- under CI that is a failure")
         pytest.skip(message)
-    vhost = "hare-faults-" + uuid.uuid4().hex[:8]
+    vhost = f"hare-{suite}-{uuid.uuid4().hex[:8]}"
     user = urlsplit(amqp_url).username or "guest"
     rabbitmqctl_sync("add_vhost", vhost)
     try:
@@ -109,6 +109,12 @@ def fault_url(amqp_url: str) -> Iterator[str]:
         yield vhost_url(amqp_url, vhost)
     finally:
         rabbitmqctl_sync("delete_vhost", vhost)
+
+
+@pytest.fixture(scope="session")
+def fault_url(amqp_url: str) -> Iterator[str]:
+    """The AMQP URL of a vhost of this session's own, deleted (with all in it) at the end."""
+    yield from private_vhost(amqp_url, "faults")
 
 
 class Broker:

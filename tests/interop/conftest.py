@@ -12,48 +12,21 @@ Each module starts its workers once (a module-scoped fixture calling `fleet.star
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import urlsplit
 
 import pytest
 from celery import Celery
 
 from hare import Hare
-from tests.faults.conftest import rabbitmqctl_sync, vhost_url
+from tests.faults.conftest import private_vhost
 from tests.interop import celery_side, hare_side
 from tests.interop.harness import Fleet, close_celery
-
-
-def _rabbitmqctl_works() -> bool:
-    if shutil.which("rabbitmqctl") is None:
-        return False
-    try:
-        rabbitmqctl_sync("list_vhosts", timeout=30)
-    except (RuntimeError, subprocess.TimeoutExpired, OSError):
-        return False
-    return True
 
 
 @pytest.fixture(scope="session")
 def interop_url(amqp_url: str) -> Iterator[str]:
     """The AMQP URL of a vhost of this session's own, deleted (with all in it) at the end."""
-    if not _rabbitmqctl_works():
-        message = "the interop suite needs rabbitmqctl for the broker at " + amqp_url
-        if os.environ.get("CI"):
-            pytest.fail(message + " -- under CI that is a failure")
-        pytest.skip(message)
-    vhost = "hare-interop-" + uuid.uuid4().hex[:8]
-    rabbitmqctl_sync("add_vhost", vhost)
-    try:
-        user = urlsplit(amqp_url).username or "guest"
-        rabbitmqctl_sync("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
-        yield vhost_url(amqp_url, vhost)
-    finally:
-        rabbitmqctl_sync("delete_vhost", vhost)
+    yield from private_vhost(amqp_url, "interop")
 
 
 @pytest.fixture(scope="module")
