@@ -31,6 +31,8 @@ class Connections:
         self._name = name
         self._memory_broker: object | None = None
         self._publishers: dict[asyncio.AbstractEventLoop, Publisher] = {}
+        # First connections in progress: concurrent first publishes on a loop share one.
+        self._connecting: dict[asyncio.AbstractEventLoop, asyncio.Task[Publisher]] = {}
         self._home: tuple[LoopPortal, Publisher] | None = None
         self._portal_lock = threading.Lock()
 
@@ -61,15 +63,25 @@ class Connections:
         if self._home is not None and self._home[0].loop is loop:
             return self._home[1]
         publisher = self._publishers.get(loop)
-        if publisher is None:
+        if publisher is not None:
+            return publisher
+        # One connection however many callers arrive before it is up (a burst of 1,000
+        # `adelay()` calls at start-up opened 1,000 connections and ran the broker out of file
+        # descriptors). A task of its own, so one caller's cancellation stops no other.
+        connecting = self._connecting.get(loop)
+        if connecting is None:
+            connecting = self._connecting[loop] = loop.create_task(self._connect(loop))
+            connecting.add_done_callback(_retrieve)  # every caller may have been cancelled
+        return await asyncio.shield(connecting)
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> Publisher:
+        try:
             transport = self.make_transport()
             await transport.connect()
-            publisher = self._publishers.setdefault(
-                loop, Publisher(transport, self._settings, self._clock)
-            )
-            if publisher.transport is not transport:
-                await transport.close()
-        return publisher
+            publisher = self._publishers[loop] = Publisher(transport, self._settings, self._clock)
+            return publisher
+        finally:
+            del self._connecting[loop]
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop, publisher: Publisher) -> None:
         self._home = (LoopPortal(loop, None), publisher)
@@ -110,3 +122,8 @@ class Connections:
         if portal.loop in self._publishers:
             del self._publishers[portal.loop]
             portal.stop(publisher.transport.close())
+
+
+def _retrieve(task: asyncio.Task[Publisher]) -> None:
+    if not task.cancelled():
+        task.exception()

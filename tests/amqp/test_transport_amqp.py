@@ -31,8 +31,9 @@ from hare.errors import (
 )
 from hare.topology import Binding, Exchange, Queue
 from hare.transport.amqp import AmqpTransport, mask_url
-from hare.transport.base import Delivery, Envelope, Properties
+from hare.transport.base import Delivery, Envelope, Properties, Transport
 from hare.transport.fieldtable import FieldTableError
+from tests.amqp.helpers import amqp_app, delete_queues
 
 pytestmark = [pytest.mark.amqp, pytest.mark.anyio]
 
@@ -500,3 +501,31 @@ async def test_lost_connection_is_reported(
     again = await transport.consume(consumer.queue, consumer.handler, prefetch=consumer.prefetch)
     assert (await asyncio.wait_for(received.get(), 5)).queue == names("q")
     await again.cancel()
+
+
+async def test_a_burst_of_first_publishes_shares_one_connection(amqp_url: str, unique: str) -> None:
+    """500 concurrent first `adelay()` calls on a fresh app: one connection, 500 messages
+    (each caller opened its own once, and 1,000 of them exhausted the broker's descriptors)."""
+    app = amqp_app(amqp_url, default_queue=f"burst-{unique}")
+    made: list[object] = []
+    make = app.connections.make_transport
+
+    def counting() -> Transport:
+        transport = make()
+        made.append(transport)
+        return transport
+
+    app.connections.make_transport = counting  # type: ignore[method-assign]
+
+    @app.task(name="t.burst")
+    async def burst(i: int) -> None:
+        del i
+
+    try:
+        await asyncio.gather(*(burst.adelay(i) for i in range(500)))
+        transport = (await app.publisher()).transport
+        assert len(made) == 1
+        assert await transport.message_count(f"burst-{unique}") == 500
+        await delete_queues(transport, f"burst-{unique}", f"burst-{unique}.dead")
+    finally:
+        await app.aclose()
