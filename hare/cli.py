@@ -19,6 +19,8 @@ from typing import Any
 from hare.app import Hare
 from hare.errors import BrokerUnavailable, ConfigurationError, HareError
 from hare.health import Health, HealthServer, worker_health, write_status
+from hare.loops import LOOPS, loop_factory
+from hare.loops import run as run_on_loop
 from hare.supervisor import STATUS_ENV, Supervisor, child_command
 from hare.worker import Worker
 
@@ -126,6 +128,12 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds running tasks get to finish on SIGTERM before they are requeued (30)",
     )
     worker.add_argument(
+        "--loop",
+        default="auto",
+        choices=LOOPS,
+        help="event loop: uvloop when installed (auto, the default), or insist on one",
+    )
+    worker.add_argument(
         "--loglevel",
         "-l",
         default="info",
@@ -170,14 +178,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             concurrency=args.concurrency or defaults.get("concurrency", 16),
             drain_timeout=args.drain_timeout,
         )
+        loop_name, factory = loop_factory(args.loop)
     except ConfigurationError as exc:
         print(f"hare: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.processes > 1:
         command = child_command(sys.argv[1:] if argv is None else list(argv))
         return asyncio.run(Supervisor(command, args.processes, health_port=args.health_port).run())
+    logger.info("event loop: %s", loop_name)
     try:
-        asyncio.run(_run_worker(worker, args.health_port))
+        run_on_loop(_run_worker(worker, args.health_port), factory)
     except BrokerUnavailable as exc:
         print(f"hare: {exc}", file=sys.stderr)
         return EXIT_BROKER
