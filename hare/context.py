@@ -7,8 +7,7 @@ calls (`Task.apply`, hare_compat's `task_always_eager`) set one with `is_eager=T
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,11 +47,20 @@ def current() -> TaskContext | None:
     return _current.get()
 
 
-@contextmanager
-def running(context: TaskContext) -> Iterator[TaskContext]:
-    """Make `context` current for the duration of the block."""
-    token = _current.set(context)
-    try:
-        yield context
-    finally:
-        _current.reset(token)
+class running:  # lower-case: used like a function, `with running(context):`
+    """Make `context` current for the duration of the block.
+
+    A class rather than a `@contextmanager` generator: it is entered once per task run, and
+    this costs a third as much."""
+
+    __slots__ = ("_context", "_token")
+
+    def __init__(self, context: TaskContext) -> None:
+        self._context = context
+
+    def __enter__(self) -> TaskContext:
+        self._token = _current.set(self._context)
+        return self._context
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._token)
