@@ -41,7 +41,8 @@ logger = logging.getLogger("hare.worker")
 #: A message due further ahead than this goes back through the delay ladder instead of
 #: waiting in the worker (a producer's clock ahead of ours, a Celery producer that put an ETA
 #: straight on the queue). Anything closer is waited out here, so a worker never holds a
-#: delayed message for much longer than one ladder unit in normal operation.
+#: delayed message for much longer than two ladder units in normal operation (the ladder
+#: releases messages `ladder.LEAD_SECONDS` early, plus the sub-unit remainder).
 EARLY_TOLERANCE = 1.0
 
 # Deciding whether an outcome means "run again" does not depend on the jitter drawn.

@@ -181,11 +181,12 @@ class Publisher:
             if message.headers.get(ETA_HEADER) != millis:
                 message = replace(message, headers={**message.headers, ETA_HEADER: millis})
             through_ladder = self._through_ladder if via_ladder is None else via_ladder
-            if through_ladder and ladder.units_for(due - self._clock.time()) > 0:
+            lead = ladder.LEAD_SECONDS
+            if through_ladder and ladder.units_for(due - self._clock.time() - lead) > 0:
                 # Declare first, then compute the route: the first declaration of the ladder
                 # takes a while, and a route computed before it would arrive that much late.
                 await self.ensure_delay_target(queue)
-                route = ladder.route(due - self._clock.time(), queue)
+                route = ladder.route(due - self._clock.time() - lead, queue)
         now = self._clock.time()
         if route is None:
             if "queue:" + queue not in self._done:

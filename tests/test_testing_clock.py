@@ -132,10 +132,23 @@ async def test_advance_by_runs_chains_of_timers_at_their_own_times() -> None:
 
 async def test_advance_by_stops_at_its_target() -> None:
     clock = ManualClock()
-    sleeper = asyncio.create_task(clock.sleep(1.0000001))
+    sleeper = asyncio.create_task(clock.sleep(1.000001))
     await clock.advance_by(1)
     assert not sleeper.done()
-    await clock.advance_by(0.0000001)
+    await clock.advance_by(0.000001)
+    assert sleeper.done()
+
+
+async def test_a_wait_computed_from_epoch_times_lands_on_its_deadline() -> None:
+    """`due - clock.time()` with epoch floats is off by a few hundred nanoseconds; the clock
+    works in microseconds, so the sleep still ends within the advance that reaches `due`."""
+    clock = ManualClock()
+    due = clock.time() + 0.2
+    await clock.advance_by(0.1)
+    wait = due - clock.time()
+    assert wait > 0.1  # 0.10000014...: epoch floats near 1.8e9 are that coarse
+    sleeper = asyncio.create_task(clock.sleep(wait))
+    await clock.advance_by(0.1)
     assert sleeper.done()
 
 
