@@ -114,10 +114,7 @@ class Processor:
         request = self._request(message, delivery)
         now = self._clock.time()
         if self.is_revoked(message.id):
-            logger.warning("task %s[%s] revoked: discarded", task.name, message.id)
-            await self._store(message, REVOKED, TaskRevoked("revoked"))
-            _send_revoked(task, request, expired=False)
-            await settle.ack(delivery)
+            await self._discard_revoked(delivery, task, request)
             return None
         if message.expires is not None and message.expires.timestamp() <= now:
             logger.warning(
@@ -138,6 +135,11 @@ class Processor:
         signals.task_received.send(sender=self.nodename, request=request)
         if due is not None and due > now:
             await self._clock.sleep(due - now)
+            # A revoke that arrived while the message was held (up to two ladder units)
+            # still stops it: Celery honours a revoke any time before an ETA task starts.
+            if self.is_revoked(message.id):
+                await self._discard_revoked(delivery, task, request)
+                return None
         self._on_start()
         started = self._clock.monotonic()
         outcome, call = await self._execute(task, request)
@@ -163,6 +165,15 @@ class Processor:
             delivery, task, message, outcome, self._clock.monotonic() - started, decision=decision
         )
         return message
+
+    async def _discard_revoked(
+        self, delivery: Delivery, task: Task[Any, Any], request: Request
+    ) -> None:
+        message = request.message
+        logger.warning("task %s[%s] revoked: discarded", task.name, message.id)
+        await self._store(message, REVOKED, TaskRevoked("revoked"))
+        _send_revoked(task, request, expired=False)
+        await self.settlement.ack(delivery)
 
     def _request(self, message: Message, delivery: Delivery) -> Request:
         return Request(

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
+from hare.app import Hare
 from hare.control import Control
 from hare.errors import TaskRevoked
+from hare.task import Task
 from hare.testing import ManualClock
 from tests.runtime import Ledger, drain, memory_app, running_worker, until
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_a_task_revoked_before_any_worker_started_never_runs() -> None:
-    app = memory_app(default_queue="q", result_backend="memory://")
+def _recording_app(clock: ManualClock) -> tuple[Hare, Ledger, Task[[int], Any]]:
+    """An app on the memory broker whose `t.job(n)` records each run in the ledger."""
+    app = memory_app(clock, default_queue="q", result_backend="memory://")
     ledger = Ledger()
     ledger.bind()
 
@@ -25,6 +29,11 @@ async def test_a_task_revoked_before_any_worker_started_never_runs() -> None:
         ledger.record("job", n)
         return n
 
+    return app, ledger, job
+
+
+async def test_a_task_revoked_before_any_worker_started_never_runs() -> None:
+    app, ledger, job = _recording_app(ManualClock())
     revoked = await job.adelay(1)
     transport = (await app.publisher()).transport
     await Control(transport, clock=app.clock).revoke(revoked.id)
@@ -36,6 +45,26 @@ async def test_a_task_revoked_before_any_worker_started_never_runs() -> None:
             await revoked.aget(timeout=10)
     assert ledger.runs == [("job", 2)]
     assert await drain(transport, "q.dead") == []
+
+
+async def test_a_revoke_during_the_hold_before_an_eta_stops_the_task() -> None:
+    clock = ManualClock()
+    app, ledger, job = _recording_app(clock)
+    async with running_worker(app) as worker:
+        # 0.15 s ahead: under one ladder unit plus its lead, so it goes straight to the
+        # worker, which holds it until due.
+        held = await job.aapply_async((1,), countdown=0.15)
+        kept = await job.aapply_async((2,), countdown=0.15)
+        await until(lambda: worker.in_flight == 2, clock)
+        transport = (await app.publisher()).transport
+        await Control(transport, clock=clock).revoke(held.id)
+        await clock.advance_by(0.2)
+        assert await kept.aget(timeout=10) == 2
+        await until(lambda: worker.in_flight == 0, clock)
+        with pytest.raises(TaskRevoked):
+            await held.aget(timeout=10)
+        assert await drain(transport, "q.dead") == []
+    assert ledger.runs == [("job", 2)]
 
 
 async def test_inspect_sees_the_worker_and_its_running_task() -> None:
