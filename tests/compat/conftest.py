@@ -53,6 +53,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     _deselect_celery_variants_of_hare_only_tests(config, items)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Attach the workers' log tails to a failed test's report: a failure in CI is then
+    readable from its output alone (what the worker logged about the task, if anything)."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    env = getattr(item, "funcargs", {}).get("compat_env")
+    if report.failed and report.when == "call" and isinstance(env, CompatEnv):
+        tails = [worker.log_tail(40) for worker in env.fleet.started.values()]
+        report.sections.append(("workers' logs", "\n".join(tails)))
+
+
 def _missing(message: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(message + " -- under CI that is a failure")
