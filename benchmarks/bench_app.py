@@ -17,7 +17,7 @@ from hare import Hare, Retry
 from hare.context import current
 
 QUEUE = os.environ.get("BENCH_QUEUE", "hare-bench")
-app = Hare("bench", default_queue=QUEUE)
+app = Hare("bench", default_queue=QUEUE, queue_type=os.environ.get("BENCH_QUEUE_TYPE", "quorum"))
 _out = os.open(os.environ.get("BENCH_FILE", os.devnull), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 _pack = struct.Struct("<dd").pack
 

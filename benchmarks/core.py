@@ -65,6 +65,17 @@ def celery_message(i: int) -> tuple[bytes, dict[str, Any]]:
     return body, dict(properties.headers)
 
 
+def celery_properties(headers: dict[str, Any]) -> aiormq.spec.Basic.Properties:
+    """The properties a raw aiormq publisher sends with hare's message (`celery_message`)."""
+    return aiormq.spec.Basic.Properties(
+        delivery_mode=2,
+        content_type="application/json",
+        content_encoding="utf-8",
+        correlation_id=str(headers["id"]),
+        headers=headers,
+    )
+
+
 async def raw_round(url: str, n: int, *, celery: bool = False) -> tuple[float, float]:
     """The raw loop; with `celery`, publishing hare's exact message (headers and all), its
     header table encoded by pamqp per publish as any aiormq user's would be."""
@@ -78,15 +89,7 @@ async def raw_round(url: str, n: int, *, celery: bool = False) -> tuple[float, f
 
     async def publish(i: int) -> None:
         body, headers = messages[i]
-        properties = plain
-        if headers is not None:
-            properties = aiormq.spec.Basic.Properties(
-                delivery_mode=2,
-                content_type="application/json",
-                content_encoding="utf-8",
-                correlation_id=str(headers["id"]),
-                headers=headers,
-            )
+        properties = plain if headers is None else celery_properties(headers)
         confirm = await channel.basic_publish(body, routing_key=queue, properties=properties)
         if not isinstance(confirm, aiormq.spec.Basic.Ack):
             raise RuntimeError(f"not confirmed: {confirm!r}")

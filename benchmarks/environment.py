@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import broker, peers_env
+from hare.loops import loop_factory
 
-HARE_PACKAGES = ["hare", "aiormq", "pamqp", "psutil"]
+HARE_PACKAGES = ["hare", "aiormq", "pamqp", "uvloop", "psutil"]
 PEER_PACKAGES = [
     "celery",
     "kombu",
@@ -61,6 +62,8 @@ def snapshot(peers_python: Path | None) -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "hare_packages": peers_env.versions(sys.executable, HARE_PACKAGES),
+        # What `hare worker --loop auto` and the raw loop's consumer run on.
+        "worker_loop": loop_factory("auto")[0],
         "peers": peers,
         "loadavg_start": os.getloadavg()[0],
     }

@@ -93,13 +93,16 @@ def emit(row: dict[str, Any]) -> None:
 
 
 class RssMonitor(threading.Thread):
-    """Samples the summed RSS of a process tree every `interval` s; keeps the peak."""
+    """Samples a process tree every `interval` s: its summed RSS (keeping the peak), and the CPU
+    seconds it and the broker (RabbitMQ's `beam.smp`) have used, as `(time, tree, broker)`."""
 
     def __init__(self, pid: int, interval: float = 0.1) -> None:
         super().__init__(daemon=True)
         self.pid, self.interval = pid, interval
         self.peak = 0
         self.last = 0
+        self.cpu: list[tuple[float, float, float]] = []
+        self._broker = _broker_process()
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -112,12 +115,15 @@ class RssMonitor(threading.Thread):
                 processes = [root, *root.children(recursive=True)]
             except psutil.Error:
                 return
-            total = 0
+            total, cpu = 0, 0.0
             for process in processes:
                 try:
                     total += process.memory_info().rss
+                    times = process.cpu_times()
+                    cpu += times.user + times.system
                 except psutil.Error:
                     continue
+            self.cpu.append((time.time(), cpu, _cpu_seconds(self._broker)))
             self.last = total
             self.peak = max(self.peak, total)
             self._halt.wait(self.interval)
@@ -125,6 +131,38 @@ class RssMonitor(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
         self.join(2)
+
+    def cpu_per_task(self, starts: list[float]) -> tuple[float, float] | None:
+        """CPU µs per task of the tree and of the broker, between the first and the last
+        sample inside the span of task `starts` (epoch seconds); `None` if under 0.3 s."""
+        if not starts:
+            return None
+        first, last = min(starts), max(starts)
+        inside = [sample for sample in self.cpu if first <= sample[0] <= last]
+        if len(inside) < 2 or inside[-1][0] - inside[0][0] < 0.3:
+            return None
+        (t0, tree0, broker0), (t1, tree1, broker1) = inside[0], inside[-1]
+        tasks = sum(1 for start in starts if t0 <= start < t1)
+        if not tasks:
+            return None
+        return (tree1 - tree0) / tasks * 1e6, (broker1 - broker0) / tasks * 1e6
+
+
+def _broker_process() -> psutil.Process | None:
+    for process in psutil.process_iter(["name"]):
+        if (process.info["name"] or "").startswith("beam"):
+            return process
+    return None
+
+
+def _cpu_seconds(process: psutil.Process | None) -> float:
+    if process is None:
+        return float("nan")
+    try:
+        times = process.cpu_times()
+    except psutil.Error:
+        return float("nan")
+    return float(times.user + times.system)
 
 
 @dataclass

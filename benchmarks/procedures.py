@@ -121,6 +121,7 @@ def _drain(system: System, spec: WorkerSpec, options: Options, measure: str, n: 
         complete = wait_count(running.record_file, expect, timeout=300)
         records = read_records(running.record_file)
         peak = running.peak_rss_mb
+        cpu = running.monitor.cpu_per_task([actual for _, actual in records])
     row = {
         "measure": measure,
         "system": system.name,
@@ -131,6 +132,8 @@ def _drain(system: System, spec: WorkerSpec, options: Options, measure: str, n: 
         "complete": complete,
         "rss_peak_mb": peak,
     }
+    if cpu is not None:
+        row.update(cpu_us=cpu[0], broker_cpu_us=cpu[1])
     if len(records) > 1:
         first = min(actual for _, actual in records)
         # A retried task counts once: the rate is of tasks finished, not of attempts.

@@ -32,6 +32,8 @@ THROUGHPUT = ["raw", "hare", "celery", "dramatiq", "taskiq"]
 DELAYS = ["hare", "celery", "celery-native", "dramatiq", "taskiq"]
 HOLD = DELAYS
 PEERS = {"celery", "celery-native", "dramatiq", "taskiq"}
+#: Variants measured for latency only, after their system: the same on a classic queue.
+CLASSIC = {"raw": "raw-classic", "hare": "hare-classic"}
 
 
 @dataclass
@@ -97,6 +99,8 @@ def measure_all(mode: Mode, only: set[str], skip: set[str]) -> dict[str, Any]:
             for rep in range(mode.reps):
                 for system in [s for s in THROUGHPUT if s in only]:
                     runner.call(system, "throughput,latency", rep)
+                    if system in CLASSIC:
+                        runner.call(CLASSIC[system], "latency", rep)
         if "delays" not in skip:
             for rep in range(mode.reps):
                 runner.phase(

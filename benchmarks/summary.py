@@ -66,7 +66,16 @@ def configs(rows: Iterable[Row], measure: str, system: str) -> list[tuple[str, s
 
 
 #: The order systems are shown in.
-ORDER = ("raw", "hare", "celery", "celery-native", "dramatiq", "taskiq")
+ORDER = (
+    "raw",
+    "raw-classic",
+    "hare",
+    "hare-classic",
+    "celery",
+    "celery-native",
+    "dramatiq",
+    "taskiq",
+)
 
 
 def systems(rows: Iterable[Row], measure: str) -> list[str]:

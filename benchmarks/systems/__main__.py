@@ -15,6 +15,9 @@ from benchmarks import procedures
 MODULES = {
     "raw": "benchmarks.systems.raw",
     "hare": "benchmarks.systems.hare_bench",
+    # Latency on a classic queue (hare's and the raw loop's default is a quorum queue).
+    "raw-classic": "benchmarks.systems.raw",
+    "hare-classic": "benchmarks.systems.hare_bench",
     "celery": "benchmarks.systems.celery_bench",
     "celery-native": "benchmarks.systems.celery_bench",
     "dramatiq": "benchmarks.systems.dramatiq_bench",
@@ -47,6 +50,8 @@ def main() -> None:
     os.environ["BENCH_URL"] = args.url
     if args.system == "celery-native":
         os.environ["CELERY_QUORUM"] = "1"
+    if args.system.endswith("-classic"):
+        os.environ["BENCH_CLASSIC"] = "1"
     module = importlib.import_module(MODULES[args.system])
     system: procedures.System = module.make(args.url, args.quick)
     options = procedures.Options(

@@ -9,6 +9,7 @@ as a producer importing the task definitions would.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from typing import Any
@@ -18,7 +19,10 @@ from benchmarks.measure import WorkerSpec
 from benchmarks.procedures import Enqueue, System
 from hare import Hare, Task
 
-QUEUE = "hare.q"
+#: `BENCH_CLASSIC=1` (the `hare-classic` variant): `queue_type="classic"` instead of quorum.
+CLASSIC = os.environ.get("BENCH_CLASSIC") == "1"
+QUEUE = "hare.classic.q" if CLASSIC else "hare.q"
+QUEUE_TYPE = "classic" if CLASSIC else "quorum"
 
 
 async def noop(intended: float) -> None:
@@ -34,18 +38,18 @@ def noop_sync(intended: float) -> None:
 
 
 class HareSystem(System):
-    name = "hare"
+    name = "hare-classic" if CLASSIC else "hare"
     queues = [QUEUE]
     hold_queues = [QUEUE]
 
     def __init__(self, url: str, quick: bool) -> None:
         self.url = url
-        self.app = Hare("bench", broker=url, environ={}, default_queue=QUEUE)
+        self.app = Hare("bench", broker=url, environ={}, default_queue=QUEUE, queue_type=QUEUE_TYPE)
         self.tasks: dict[str, Task[Any, Any]] = {
             fn.__name__: self.app.task(name=f"bench.{fn.__name__}")(fn)
             for fn in (noop, flaky, noop_sync)
         }
-        env = {"HARE_BROKER_URL": url, "BENCH_QUEUE": QUEUE}
+        env = {"HARE_BROKER_URL": url, "BENCH_QUEUE": QUEUE, "BENCH_QUEUE_TYPE": QUEUE_TYPE}
 
         def _worker(key: str, label: str, *extra: str, task: str = "noop") -> WorkerSpec:
             command = [sys.executable, "-m", "hare", "worker", "benchmarks.bench_app:app"]

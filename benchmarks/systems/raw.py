@@ -22,10 +22,14 @@ from typing import Any
 import aiormq
 
 from benchmarks import measure
+from benchmarks.core import celery_message, celery_properties
 from benchmarks.measure import WorkerSpec
 from benchmarks.procedures import Enqueue, System
 
-QUEUE = "raw.q"
+#: `BENCH_CLASSIC=1` (the `raw-classic` variant): a classic queue instead of a quorum one.
+CLASSIC = os.environ.get("BENCH_CLASSIC") == "1"
+QUEUE = "raw.classic.q" if CLASSIC else "raw.q"
+ARGUMENTS: dict[str, Any] = {"x-queue-type": "classic" if CLASSIC else "quorum"}
 PREFETCH = 256
 #: The `task` that stands for hare's exact message (see `benchmarks.core.celery_message`).
 HARE_MESSAGE = "hare's message"
@@ -56,22 +60,14 @@ class Publisher:
     async def __aenter__(self) -> Publisher:
         self.connection = await aiormq.connect(self.url)
         self.channel = await self.connection.channel(publisher_confirms=True)
-        await self.channel.queue_declare(QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
+        await self.channel.queue_declare(QUEUE, durable=True, arguments=ARGUMENTS)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.connection.close()
 
     async def publish(self, payload: bytes, headers: dict[str, Any] | None = None) -> None:
-        properties = self.properties
-        if headers is not None:
-            properties = aiormq.spec.Basic.Properties(
-                delivery_mode=2,
-                content_type="application/json",
-                content_encoding="utf-8",
-                correlation_id=str(headers["id"]),
-                headers=headers,
-            )
+        properties = self.properties if headers is None else celery_properties(headers)
         confirm = await self.channel.basic_publish(
             payload, routing_key=QUEUE, properties=properties
         )
@@ -80,7 +76,7 @@ class Publisher:
 
 
 class Raw(System):
-    name = "raw"
+    name = "raw-classic" if CLASSIC else "raw"
     queues = [QUEUE]
     retries = False
 
@@ -103,8 +99,6 @@ class Raw(System):
 
     def _run(self, n: int, task: str, send: Callable[[Publisher, list[Message]], Any]) -> float:
         if task == HARE_MESSAGE:
-            from benchmarks.core import celery_message
-
             bodies: list[Message] = [celery_message(i) for i in range(n)]
         else:
             bodies = [(body(0.0, i), None) for i in range(n)]
@@ -158,7 +152,7 @@ async def consume(url: str) -> None:
     connection = await aiormq.connect(url)
     channel = await connection.channel()
     await channel.basic_qos(prefetch_count=PREFETCH)
-    await channel.queue_declare(QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
+    await channel.queue_declare(QUEUE, durable=True, arguments=ARGUMENTS)
 
     async def on_message(message: aiormq.abc.DeliveredMessage) -> None:
         data = json.loads(message.body)
@@ -171,4 +165,6 @@ async def consume(url: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(consume(os.environ["BENCH_URL"]))
+    from hare.loops import loop_factory, run
+
+    run(consume(os.environ["BENCH_URL"]), loop_factory("auto")[1])
