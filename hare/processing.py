@@ -134,7 +134,7 @@ class Processor:
         # Celery's order: a message it will run is announced on receipt, before its ETA.
         signals.task_received.send(sender=self.nodename, request=request)
         if due is not None and due > now:
-            await self._clock.sleep(due - now)
+            await self._wait_until(due)
             # A revoke that arrived while the message was held (up to two ladder units)
             # still stops it: Celery honours a revoke any time before an ETA task starts.
             if self.is_revoked(message.id):
@@ -165,6 +165,13 @@ class Processor:
             delivery, task, message, outcome, self._clock.monotonic() - started, decision=decision
         )
         return message
+
+    async def _wait_until(self, due: float) -> None:
+        """Return once the clock reads `due` or later. A timer may fire a little early
+        (uvloop's have millisecond resolution: a task ran 0.14 ms before its ETA), and a task
+        must never start before it: so sleep again for what is left."""
+        while (left := due - self._clock.time()) > 0:
+            await self._clock.sleep(left)
 
     async def _discard_revoked(
         self, delivery: Delivery, task: Task[Any, Any], request: Request
