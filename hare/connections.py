@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
 
 from hare.clock import Clock
@@ -105,6 +106,9 @@ class Connections:
                 portal.stop()
                 raise
             self._home = (portal, publisher)
+            # At exit, close the connection before the portal stops its loop (atexit runs
+            # the later registration first): the broker then sees a clean connection.close.
+            atexit.register(self._close_at_exit, portal)
             return self._home
 
     async def aclose(self) -> None:
@@ -112,6 +116,11 @@ class Connections:
         publisher = self._publishers.pop(asyncio.get_running_loop(), None)
         if publisher is not None:
             await publisher.transport.close()
+
+    def _close_at_exit(self, portal: LoopPortal) -> None:
+        home = self._home
+        if home is not None and home[0] is portal:
+            self.close()
 
     def close(self) -> None:
         """Close the private publishing loop that `delay()` started, if any."""

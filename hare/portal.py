@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import logging
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
@@ -23,6 +24,11 @@ from hare.errors import HareError
 __all__ = ("LoopPortal",)
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+#: How long stopping the private loop may take (closing its connection included).
+_STOP_TIMEOUT = 10.0
 
 
 class LoopPortal:
@@ -70,17 +76,36 @@ class LoopPortal:
         return future.result(timeout)
 
     def stop(self, close: Coroutine[Any, Any, None] | None = None) -> None:
-        """Run `close` (if given), then stop the private loop and join its thread."""
+        """Run `close` (if given), finish what else runs on the private loop, stop the loop and
+        join its thread.
+
+        What else runs (a connection's reader and writer, say) is cancelled and awaited, as
+        `asyncio.run` does at its end: a loop closed with tasks pending makes asyncio print
+        "Task was destroyed but it is pending!" for each, at the exit of every script that
+        called `delay()`."""
         if self._thread is None or not self.loop.is_running():
             if close is not None:
                 close.close()
             return
-        if close is not None:
-            try:
-                asyncio.run_coroutine_threadsafe(close, self.loop).result(10)
-            except Exception:
-                pass
+        try:
+            asyncio.run_coroutine_threadsafe(_finish(close), self.loop).result(_STOP_TIMEOUT)
+        except Exception:
+            logger.warning("the publishing loop did not finish cleanly", exc_info=True)
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
+        self._thread.join(_STOP_TIMEOUT)
         if not self._thread.is_alive():
             self.loop.close()
+
+
+async def _finish(close: Coroutine[Any, Any, None] | None) -> None:
+    if close is not None:
+        try:
+            await asyncio.wait_for(close, _STOP_TIMEOUT / 2)
+        except Exception:
+            logger.warning("closing the publishing connection failed", exc_info=True)
+    current = asyncio.current_task()
+    others = [task for task in asyncio.all_tasks() if task is not current]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
+    await asyncio.get_running_loop().shutdown_asyncgens()

@@ -57,6 +57,13 @@ def _delivery(queue: str, message: DeliveredMessage) -> Delivery:
     )
 
 
+def _cancelled_here(reason: BaseException | None, connection: aiormq.Connection) -> bool:
+    """Whether a connection ended because this process cancelled its tasks, not because the
+    broker or the network failed. aiormq also cancels its reader when heartbeats stop (and
+    warns that the connection was stuck itself): that one is a loss."""
+    return isinstance(reason, asyncio.CancelledError) and not connection.is_connection_was_stuck
+
+
 def _with_query(url: str, options: Mapping[str, str]) -> str:
     """`url` with aiormq's query options added, unless the URL sets them itself."""
     parts = urlsplit(url)
@@ -205,8 +212,14 @@ class AmqpTransport:
         def on_closed(observer: asyncio.Future[Any]) -> None:
             if self._connection is not connection:
                 return  # closed by close(), or replaced already
-            self.close_reason = None if observer.cancelled() else observer.exception()
-            log.warning("lost the broker connection: %r", self.close_reason)
+            reason = None if observer.cancelled() else observer.exception()
+            self.close_reason = reason
+            if _cancelled_here(reason, connection):
+                # Its tasks were cancelled in this process, most often by `asyncio.run`
+                # ending with the app still open: a script that published and returned.
+                log.debug("the broker connection ended: its tasks were cancelled")
+            else:
+                log.warning("lost the broker connection: %r", reason)
             self.connection_lost.set()
 
         connection.closing.add_done_callback(on_closed)
