@@ -41,8 +41,8 @@ logger = logging.getLogger("hare.worker")
 #: A message due further ahead than this goes back through the delay ladder instead of
 #: waiting in the worker (a producer's clock ahead of ours, a Celery producer that put an ETA
 #: straight on the queue). Anything closer is waited out here, so a worker never holds a
-#: delayed message for much longer than two ladder units in normal operation (the ladder
-#: releases messages `ladder.LEAD_SECONDS` early, plus the sub-unit remainder).
+#: delayed message for much longer than 350 ms in normal operation (the ladder releases
+#: messages `ladder.LEAD_SECONDS` early, plus the sub-unit remainder).
 EARLY_TOLERANCE = 1.0
 
 # Deciding whether an outcome means "run again" does not depend on the jitter drawn.
@@ -135,7 +135,7 @@ class Processor:
         signals.task_received.send(sender=self.nodename, request=request)
         if due is not None and due > now:
             await self._wait_until(due)
-            # A revoke that arrived while the message was held (up to two ladder units)
+            # A revoke that arrived while the message was held (up to 350 ms)
             # still stops it: Celery honours a revoke any time before an ETA task starts.
             if self.is_revoked(message.id):
                 await self._discard_revoked(delivery, task, request)
