@@ -8,6 +8,7 @@ and `config` name what ran; `value` is the headline figure (msg/s, tasks/s or ms
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -184,9 +185,11 @@ def delays(system: System, options: Options) -> None:
         system.send_now(0.0)
         if not wait_count(running.record_file, 1, timeout=60):
             raise RuntimeError(f"{system.name}: the worker did not start")
+        floor = _TimerFloor(time.time(), chosen)
         system.schedule(chosen)
         complete = wait_count(running.record_file, len(chosen) + 1, timeout=10 + 60)
         late = [(a - i) * 1000 for i, a in read_records(running.record_file) if i > 0]
+        floor.join()
     emit(
         {
             "measure": "delay",
@@ -199,8 +202,28 @@ def delays(system: System, options: Options) -> None:
             "n": len(chosen),
             "executions": len(late),
             "complete": complete,
+            "floor_p99_ms": pct(floor.late_ms, 0.99),
+            "floor_max_ms": max(floor.late_ms, default=float("nan")),
         }
     )
+
+
+class _TimerFloor(threading.Thread):
+    """The machine's own lateness at the same moments: a thread of the driver that sleeps until
+    each due time (`start + d`) and records how late it woke. No broker, no worker: what a
+    stall of the machine (CPU contention, the hypervisor) costs any timer."""
+
+    def __init__(self, start: float, delays: list[float]) -> None:
+        super().__init__(daemon=True)
+        self.due = sorted(start + d for d in delays)
+        self.late_ms: list[float] = []
+        self.start()
+
+    def run(self) -> None:
+        for due in self.due:
+            while (left := due - time.time()) > 0:
+                time.sleep(left)
+            self.late_ms.append((time.time() - due) * 1000)
 
 
 def hold(system: System, options: Options) -> None:
