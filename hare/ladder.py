@@ -59,12 +59,13 @@ MAX_DELAY_SECONDS = MAX_UNITS * UNIT_MS / 1000
 #: dead-letter hops take (each a log commit of a quorum level, then at-least-once
 #: dead-lettering into the next) is spent before it is due, not after. The worker waits out the
 #: rest, as it waits out the sub-unit remainder: it holds a delayed message for under 350 ms.
-#: Measured on a busy 2-core machine, delays of 1-10 s, a classic work queue: with no lead,
-#: arrival lagged the due time by p50 48 ms, p99 146 ms. With one unit (100 ms), 6 runs of
-#: 13 had a p99 lateness over 50 ms (53-394 ms); where arrivals were recorded, one came 105 ms
-#: after due. With 250 ms: p99 1.8-16 ms in 4 runs, every arrival at least 90 ms before due.
-#: A held message counts against the worker's prefetch, so a longer lead also means more of
-#: it is taken by tasks that are not due yet.
+#: Measured on a busy 2-core machine, delays of 1-10 s: with no lead, arrival lagged the due
+#: time by p50 48 ms, p99 146 ms. With one unit (100 ms), 6 of 13 runs on a classic work queue
+#: had a p99 lateness over 50 ms (53-394 ms), and of 4 runs whose arrivals were recorded, 2 had
+#: some after due (up to 105 ms). With 250 ms, 4 runs on a classic work queue: p99 1.8-16 ms,
+#: every arrival at least 90 ms before due. (A quorum queue's own stalls can be longer still:
+#: docs/benchmarks.md.) A held message counts against the worker's prefetch, so a longer lead
+#: also means more of it is taken by tasks that are not due yet.
 LEAD_SECONDS = 2.5 * UNIT_MS / 1000
 DELIVER_EXCHANGE = f"{PREFIX}.deliver"
 PARKING_EXCHANGE = f"{PREFIX}.unroutable"
