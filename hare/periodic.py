@@ -47,6 +47,11 @@ MISSED_AFTER = 60.0
 #: How long an `overlap=False` run holds its schedule before the next occurrence may start
 #: anyway (a run whose worker died must not stop the schedule for good).
 LEASE = 3600.0
+#: How soon a watchdog looks again after a round that could not settle the slot: the tick
+#: left it between our refused offer and our look, or another pod refilled it before our
+#: replacement went in. Either clears within moments; waiting a whole period instead let an
+#: old spec fire for up to two periods after a deploy (seen: 7.7 s with a 3 s watchdog).
+RECHECK = 0.2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,8 +115,9 @@ class Scheduler:
     async def run_watchdog(self) -> None:
         """Every `watchdog` seconds (jittered by ±20%), offer every schedule's tick again.
 
-        A check that had to be put off because an occurrence was about to fire is retried
-        just after it, not a whole period later: a deploy takes over within one period.
+        A check that had to be put off because an occurrence was about to fire, or that found
+        the slot changing under it, is retried just after, not a whole period later: a deploy
+        takes over within about one period.
         """
         while True:
             pause = self.watchdog * self._rng.uniform(0.8, 1.2)
@@ -199,6 +205,7 @@ class Scheduler:
         """
         delivery = await self._transport.get(mine_slot := slot_queue(self.app, entry.name).name)
         if delivery is None:
+            self._deferred[entry.name] = RECHECK  # the tick is firing; its next one follows
             return
         try:
             pending = tick_from(delivery.body, delivery.properties)
@@ -210,6 +217,7 @@ class Scheduler:
         await self._transport.ack(delivery)
         if not await self.offer(keep):
             logger.debug("schedule %s: slot %s refilled meanwhile", entry.name, mine_slot)
+            self._deferred[entry.name] = RECHECK
         elif keep is mine:
             logger.warning(
                 "schedule %s: replaced pending tick (generation %d, %s) with generation %d, %s",

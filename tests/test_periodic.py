@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -15,6 +16,7 @@ from hare import Hare, Worker
 from hare.schedule import every
 from hare.testing import ManualClock
 from hare.ticks import occurrence_task_id, slot_name
+from hare.transport.base import Delivery
 from hare.transport.memory import MemoryBroker, MemoryTransport
 
 pytestmark = pytest.mark.anyio
@@ -127,6 +129,38 @@ async def test_a_deploy_with_a_new_spec_replaces_the_pending_tick() -> None:
     assert late and all(t % 5 == 0 for t in late)
     assert any(t % 10 == 5 for t in late)  # the 5 s spec is firing
     assert all(b - a == 5 for a, b in zip(late, late[1:], strict=False))  # and never reverted
+
+
+async def test_a_deploy_that_finds_the_slot_empty_looks_again_at_once() -> None:
+    """The race of a deploy: the slot was full when the new pod offered, and empty when it
+    looked a moment later (the old tick expired in between and another pod is firing it)."""
+    fleet = Fleet()
+    transport = MemoryTransport(fleet.broker, clock=fleet.clock)
+    looks: list[str] = []
+    real_get = transport.get
+
+    async def get(queue: str) -> Delivery | None:
+        looks.append(queue)
+        if queue == slot_name("fleet", "fleet.tick") and len(looks) == 1:
+            return None
+        return await real_get(queue)
+
+    async with fleet.pod(fleet.app("old", interval=10, generation=1)):
+        await fleet.clock.advance_by(20.5)  # fires at 10 and 20; pending: 30
+        new = Worker(
+            fleet.app("new", interval=5, generation=2), transport=transport, drain_timeout=0
+        )
+        with mock.patch.object(transport, "get", get):
+            running = asyncio.create_task(new.run())
+            await new.wait_ready()
+            try:
+                await fleet.clock.advance_by(5)
+            finally:
+                new.stop()
+                await running
+    # the watchdog (every 48-72 s here) did not wait a round: the 5 s spec fired at 25
+    assert len(looks) >= 2
+    assert sorted(fleet.occurrences()) == [10, 20, 25]
 
 
 async def test_a_schedule_removed_from_the_code_is_retired() -> None:
