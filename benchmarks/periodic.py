@@ -17,12 +17,15 @@ import argparse
 import json
 import os
 import signal
+import socket
 import statistics
 import struct
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import Counter
 from typing import Any
@@ -41,6 +44,7 @@ def start_pod(
     interval: float = 1,
     generation: int = 0,
     watchdog: float = 5,
+    health_port: int | None = None,
 ) -> subprocess.Popen[str]:
     env = {
         **os.environ,
@@ -64,11 +68,32 @@ def start_pod(
             app + ".work",
             "--loglevel",
             "warning",
+            *(["--health-port", str(health_port)] if health_port else []),
         ],
         env=env,
         cwd=ROOT,
         text=True,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_ready(port: int, timeout: float = 60) -> None:
+    """Return once the worker's `/readyz` answers 200 (it consumes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"the worker with health port {port} was not ready in {timeout}s")
 
 
 def run_fleet(url: str, *, seconds: float, pods: int, skew: float, chaos: bool) -> dict[str, Any]:
@@ -128,7 +153,9 @@ def run_deploy(
     url: str, *, old_pods: int = 3, before: float = 8, after: float = 24, watchdog: float = 3
 ) -> dict[str, Any]:
     """Old pods run a 2 s schedule (generation 1); a new pod with a 3 s one (generation 2)
-    joins while they keep running. Returns the run times relative to the new pod's start."""
+    joins while they keep running. Returns the run times and when the new pod was ready
+    (`switched`: its `/readyz` answered, so a slow start-up on a busy machine is not counted
+    against the takeover)."""
     app = "bench-deploy-" + uuid.uuid4().hex[:6]
     handle, ledger = tempfile.mkstemp(prefix="hare-deploy-", suffix=".bin")
     os.close(handle)
@@ -138,8 +165,22 @@ def run_deploy(
     ]
     try:
         time.sleep(before)
+        port = free_port()
+        started = time.time()
+        pods.append(
+            start_pod(
+                url,
+                app,
+                ledger,
+                0.0,
+                interval=3,
+                generation=2,
+                watchdog=watchdog,
+                health_port=port,
+            )
+        )
+        wait_ready(port)
         switched = time.time()
-        pods.append(start_pod(url, app, ledger, 0.0, interval=3, generation=2, watchdog=watchdog))
         time.sleep(after)
     finally:
         for pod in pods:
@@ -152,6 +193,7 @@ def run_deploy(
     return {
         "app": app,
         "switched": switched,
+        "start_up_s": round(switched - started, 3),
         "watchdog": watchdog,
         "exit_codes": codes,
         "runs": [round(t, 3) for t in sorted(runs)],
