@@ -238,6 +238,7 @@ class ControlServer:
     ) -> dict[str, str]:
         ids = task_ids(task_id if task_id is not None else ())
         name = signal_name(signal)
+        logger.info("tasks flagged as revoked: %s", ", ".join(ids))  # Celery's line, too
         stopped = self.revocations.apply(ids, terminate=bool(terminate), signal=name)
         if _everyone and not kwargs.get(PERSISTED):
             # From a Celery client: no stream entry exists, so write one for later workers.

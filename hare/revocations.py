@@ -190,6 +190,7 @@ class Revocations:
             if seen is not None:
                 seen.set()
         elif isinstance(entry, RevocationRecord):
+            logger.debug("revocation of %s read from %s", ", ".join(entry.ids), STREAM)
             self.apply(
                 entry.ids,
                 terminate=entry.terminate,
