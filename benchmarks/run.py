@@ -179,8 +179,9 @@ class Runner:
         for system in systems:
             if system not in together:
                 self.call(system, step, rep)
-        with ThreadPoolExecutor(max(1, len(together))) as pool:
-            list(pool.map(lambda s: self.call(s, step, rep), together))
+        if together:
+            with ThreadPoolExecutor(len(together)) as pool:
+                list(pool.map(lambda s: self.call(s, step, rep), together))
 
     def call(self, system: str, steps: str, rep: int) -> None:
         mode = self.mode
