@@ -1,15 +1,35 @@
 #!/usr/bin/env bash
 # Run the whole test suite from a fresh checkout: virtualenv, dependencies, a broker, lint,
 # type checks, then pytest. Extra arguments go to pytest (e.g. scripts/test.sh -k ladder).
+#
+# Dependencies: the known-good versions pinned in requirements/dev.lock (refresh it with
+# scripts/lock.sh). `scripts/test.sh --latest [pytest args]` installs the newest releases
+# instead (unconstrained, upgrading), to see drift before users do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+latest=0
+pytest_args=()
+for arg in "$@"; do
+    if [ "$arg" = --latest ]; then
+        latest=1
+    else
+        pytest_args+=("$arg")
+    fi
+done
+set -- ${pytest_args[@]+"${pytest_args[@]}"}
 
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[dev]'
+if [ "$latest" = 1 ]; then
+    echo "== dependencies: the newest releases (--latest)" >&2
+    .venv/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[dev]'
+else
+    .venv/bin/python -m pip install -q -c requirements/dev.lock -e '.[dev]'
+fi
 
 # py-amqp 5.3.1 (the last release that misreads pamqp's short ints) in a side directory, not
 # in the venv: the wire-compatibility tests decode hare's headers with it.
