@@ -9,6 +9,9 @@ hare workers, and returns what Celery's `app.control` returns:
     await control.revoke(task_id)                      # every worker, now and later
     await control.broadcast("rate_limit", {...})       # [{nodename: reply}, ...]
 
+Every `timeout` may be None, meaning the default (`DEFAULT_TIMEOUT`, one second), as Celery's
+callers pass it (`AsyncResult.revoke()` sends `timeout=None`); `signal=None` means SIGTERM.
+
 Each call that waits for replies uses a reply queue of its own (`<oid>.reply.celery.pidbox`,
 declared as kombu declares it), deleted when the call returns, so concurrent calls never see
 each other's replies.
@@ -24,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from hare import pidbox
@@ -35,11 +38,24 @@ from hare.revocation import DEFAULT_TTL, signal_name, task_ids
 from hare.revocations import publish_revocation
 from hare.transport.base import Delivery, Envelope, Properties, Transport
 
-__all__ = ("Control", "Inspect")
+__all__ = ("DEFAULT_TIMEOUT", "Control", "Inspect")
 
 logger = logging.getLogger("hare.control")
 
 Replies = list[dict[str, Any]]
+ReplyCallback = Callable[[dict[str, Any]], Any]
+
+#: Seconds a call waits for replies when its `timeout` is None (Celery's default).
+DEFAULT_TIMEOUT = 1.0
+
+
+def _window(timeout: float | None) -> float:
+    """The seconds to wait for replies: `timeout`, or the default for None."""
+    if timeout is None:
+        return DEFAULT_TIMEOUT
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ConfigurationError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    return float(timeout)
 
 
 class Control:
@@ -66,11 +82,23 @@ class Control:
     def inspect(
         self,
         destination: Sequence[str] | None = None,
-        timeout: float = 1.0,
+        timeout: float | None = DEFAULT_TIMEOUT,
         limit: int | None = None,
+        *,
+        callback: ReplyCallback | None = None,
+        pattern: str | None = None,
+        matcher: str | None = None,
     ) -> Inspect:
         """Read-only commands, each returning `{nodename: reply}` or None if nobody answered."""
-        return Inspect(self, destination=destination, timeout=timeout, limit=limit)
+        return Inspect(
+            self,
+            destination=destination,
+            timeout=timeout,
+            limit=limit,
+            callback=callback,
+            pattern=pattern,
+            matcher=matcher,
+        )
 
     async def broadcast(
         self,
@@ -79,22 +107,23 @@ class Control:
         *,
         destination: Sequence[str] | None = None,
         reply: bool = True,
-        timeout: float = 1.0,  # noqa: ASYNC109 - Celery's API: how long replies are collected
+        timeout: float | None = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - Celery's API: how long replies are collected
         limit: int | None = None,
         pattern: str | None = None,
         matcher: str | None = None,
+        callback: ReplyCallback | None = None,
     ) -> Replies:
         """Send `method(**arguments)` to the workers; collect `[{nodename: reply}, ...]`.
 
         `destination`: node names (None: every node). With `reply`, wait up to `timeout`
-        seconds, or until `limit` replies came (`len(destination)` by default).
+        seconds (None: `DEFAULT_TIMEOUT`), or until `limit` replies came
+        (`len(destination)` by default); `callback` is called with each reply as it comes.
         """
         if not method:
             raise ConfigurationError("a control command needs a method name")
         if isinstance(destination, str):
             raise ConfigurationError("destination is a list of node names, not one string")
-        if timeout <= 0:
-            raise ConfigurationError(f"timeout must be positive, not {timeout!r}")
+        timeout = _window(timeout)
         if limit is None and destination:
             limit = len(destination)
         transport = self.transport
@@ -109,7 +138,16 @@ class Control:
         try:
             await transport.bind(pidbox.reply_binding(oid, self.namespace))
             return await self._collect(
-                queue.name, oid, method, arguments, destination, timeout, limit, pattern, matcher
+                queue.name,
+                oid,
+                method,
+                arguments,
+                destination,
+                timeout,
+                limit,
+                pattern,
+                matcher,
+                callback,
             )
         finally:
             with contextlib.suppress(BrokerError):
@@ -126,6 +164,7 @@ class Control:
         limit: int | None,
         pattern: str | None,
         matcher: str | None,
+        callback: ReplyCallback | None = None,
     ) -> Replies:
         ticket = str(uuid.uuid4())
         replies: Replies = []
@@ -139,8 +178,12 @@ class Control:
                     replies.append(pidbox.decode_reply(delivery.body))
                     if limit is not None and len(replies) >= limit:
                         enough.set()
+                    if callback is not None:
+                        callback(replies[-1])
             except HareError as exc:
                 logger.warning("ignoring a control reply: %s", exc)
+            except Exception:
+                logger.exception("a control reply callback raised")
             finally:
                 with contextlib.suppress(BrokerError):
                     await self.transport.ack(delivery)
@@ -202,20 +245,23 @@ class Control:
         task_id: str | Iterable[str],
         *,
         terminate: bool = False,
-        signal: str | int = "SIGTERM",
+        signal: str | int | None = "SIGTERM",
         destination: Sequence[str] | None = None,
         reply: bool = False,
-        timeout: float = 1.0,  # noqa: ASYNC109 - Celery's API: how long replies are collected
+        timeout: float | None = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - Celery's API: how long replies are collected
         ttl: float | None = None,
+        limit: int | None = None,
+        callback: ReplyCallback | None = None,
     ) -> Replies:
         """Revoke one task id or several: no worker starts them, now or later.
 
         Written to the revocation stream (confirmed) before it is broadcast, so workers that
         are offline or start later honour it for `ttl` seconds (the Control's
         `revocation_ttl` by default, at most a day). `terminate` also stops the task where
-        it runs, with `signal` for a task isolated in a process. With `destination` only
-        those nodes are told, and nothing is written to the stream.
+        it runs, with `signal` (None: SIGTERM) for a task isolated in a process. With
+        `destination` only those nodes are told, and nothing is written to the stream.
         """
+        timeout = _window(timeout)  # checked before anything is written
         ids = task_ids(task_id)
         name = signal_name(signal)
         arguments: dict[str, Any] = {"task_id": list(ids), "terminate": terminate, "signal": name}
@@ -230,11 +276,17 @@ class Control:
             )
             arguments[PERSISTED] = True
         return await self.broadcast(
-            "revoke", arguments, destination=destination, reply=reply, timeout=timeout
+            "revoke",
+            arguments,
+            destination=destination,
+            reply=reply,
+            timeout=timeout,
+            limit=limit,
+            callback=callback,
         )
 
     async def terminate(
-        self, task_id: str | Iterable[str], signal: str | int = "SIGTERM", **options: Any
+        self, task_id: str | Iterable[str], signal: str | int | None = "SIGTERM", **options: Any
     ) -> Replies:
         """`revoke(task_id, terminate=True, signal=signal)`."""
         return await self.revoke(task_id, terminate=True, signal=signal, **options)
@@ -242,10 +294,14 @@ class Control:
     async def ping(
         self,
         destination: Sequence[str] | None = None,
-        timeout: float = 1.0,  # noqa: ASYNC109 - Celery's API: how long replies are collected
+        timeout: float | None = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - Celery's API: how long replies are collected
+        limit: int | None = None,
+        callback: ReplyCallback | None = None,
     ) -> Replies:
         """`[{nodename: {"ok": "pong"}}, ...]` (Celery's `Control.ping`)."""
-        return await self.broadcast("ping", destination=destination, timeout=timeout)
+        return await self.broadcast(
+            "ping", destination=destination, timeout=timeout, limit=limit, callback=callback
+        )
 
 
 class Inspect:
@@ -257,53 +313,66 @@ class Inspect:
         control: Control,
         *,
         destination: Sequence[str] | None = None,
-        timeout: float = 1.0,
+        timeout: float | None = DEFAULT_TIMEOUT,
         limit: int | None = None,
+        callback: ReplyCallback | None = None,
+        pattern: str | None = None,
+        matcher: str | None = None,
     ) -> None:
         self.control = control
         self.destination = destination
-        self.timeout = timeout
+        self.timeout = _window(timeout)
         self.limit = limit
+        self.callback = callback
+        self.pattern = pattern
+        self.matcher = matcher
 
-    async def _request(self, method: str, **arguments: Any) -> dict[str, Any] | None:
+    async def request(
+        self, method: str, destination: Sequence[str] | None = None, **arguments: Any
+    ) -> dict[str, Any] | None:
+        """Any read-only command by name (Celery workers know more than hare's): `{nodename:
+        reply}`, or None. `destination` overrides the one this `Inspect` was made with."""
         replies = await self.control.broadcast(
             method,
             arguments,
-            destination=self.destination,
+            destination=self.destination if destination is None else destination,
             timeout=self.timeout,
             limit=self.limit,
+            pattern=self.pattern,
+            matcher=self.matcher,
+            callback=self.callback,
         )
         return pidbox.flatten_replies(replies) or None
 
-    async def ping(self) -> dict[str, Any] | None:
-        return await self._request("ping")
+    async def ping(self, destination: Sequence[str] | None = None) -> dict[str, Any] | None:
+        return await self.request("ping", destination)
 
     async def active(self, safe: bool | None = None) -> dict[str, Any] | None:
-        return await self._request("active", safe=safe)
+        return await self.request("active", safe=safe)
 
-    async def reserved(self) -> dict[str, Any] | None:
-        return await self._request("reserved")
+    async def reserved(self, safe: bool | None = None) -> dict[str, Any] | None:
+        return await self.request("reserved", safe=safe)
 
-    async def scheduled(self) -> dict[str, Any] | None:
-        return await self._request("scheduled")
+    async def scheduled(self, safe: bool | None = None) -> dict[str, Any] | None:
+        return await self.request("scheduled", safe=safe)
 
     async def registered(self, *taskinfoitems: str) -> dict[str, Any] | None:
-        return await self._request("registered", taskinfoitems=list(taskinfoitems))
+        return await self.request("registered", taskinfoitems=list(taskinfoitems))
 
     async def stats(self) -> dict[str, Any] | None:
-        return await self._request("stats")
+        return await self.request("stats")
 
     async def revoked(self) -> dict[str, Any] | None:
-        return await self._request("revoked")
+        return await self.request("revoked")
 
     async def active_queues(self) -> dict[str, Any] | None:
-        return await self._request("active_queues")
+        return await self.request("active_queues")
 
     async def report(self) -> dict[str, Any] | None:
-        return await self._request("report")
+        return await self.request("report")
 
     async def clock(self) -> dict[str, Any] | None:
-        return await self._request("clock")
+        return await self.request("clock")
 
 
 def _int(value: Any) -> int:

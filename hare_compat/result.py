@@ -270,11 +270,14 @@ class AsyncResult(ResultBase):
         signal: str | None = None,
         wait: bool = False,
         timeout: float | None = None,
-    ) -> Any:
-        """Ask every worker to discard this task (and, with `terminate`, stop it if running)."""
+    ) -> None:
+        """Ask every worker to discard this task (and, with `terminate`, stop it if running).
+
+        `signal` None is SIGTERM; with `wait`, replies are awaited `timeout` seconds (None:
+        one second), as in Celery (which returns nothing either way)."""
         if connection is not None:
             raise NotSupportedError("revoke(connection=)", "hare uses the app's connection")
-        return self.app.control.revoke(
+        self.app.control.revoke(
             self.id, terminate=terminate, signal=signal, reply=wait, timeout=timeout
         )
 

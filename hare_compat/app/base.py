@@ -32,6 +32,7 @@ from hare_compat.app.routes import declared_queues
 from hare_compat.utils.local import Proxy
 
 if TYPE_CHECKING:
+    from hare_compat.app.control import Control
     from hare_compat.app.task import Task as TaskType
 
 __all__ = ("Celery",)
@@ -352,12 +353,12 @@ class Celery(Publishing):
             raise ConfigurationError(f"setting worker_concurrency={concurrency!r}: give a number")
         return options
 
-    @property
-    def control(self) -> Any:
+    @cached_property
+    def control(self) -> Control:
         """Remote control and inspection (`hare.control`)."""
         from hare_compat.app.control import Control
 
-        return Control(self.hare)
+        return Control(self)
 
     # -- periodic tasks ----------------------------------------------------------------------
 
