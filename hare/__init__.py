@@ -20,6 +20,9 @@ Layout (imports point down only):
   `revocation`.
 """
 
+import importlib as _importlib
+import typing as _typing
+
 from hare.app import Hare as Hare
 from hare.asyncresult import AsyncResult as AsyncResult
 from hare.errors import BrokerError as BrokerError
@@ -40,9 +43,30 @@ from hare.schedule import cron as cron
 from hare.schedule import every as every
 from hare.task import Sent as Sent
 from hare.task import Task as Task
-from hare.worker import Worker as Worker
+
+if _typing.TYPE_CHECKING:
+    from hare.worker import Worker as Worker
 
 __version__ = "0.1.0"
+
+#: Loaded on first use (PEP 562): a process that only publishes never imports the worker side
+#: (`hare.worker`, `hare.processing`, `hare.execution`, multiprocessing...).
+_LAZY = {"Worker": "hare.worker"}
+
+
+if not _typing.TYPE_CHECKING:  # the type checker sees the imports, not a catch-all __getattr__
+
+    def __getattr__(name: str) -> _typing.Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(_importlib.import_module(module), name)
+        globals()[name] = value  # once loaded, a plain attribute
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = (
     "AsyncResult",
