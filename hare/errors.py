@@ -17,6 +17,7 @@ Failures (exceptions hare raises to you)::
     └── BrokerError               the broker did not do what was asked
         ├── BrokerUnavailable     no connection within the deadline
         ├── TopologyMismatch      a queue/exchange exists with other arguments (406)
+        ├── NotFound              a queue/exchange does not exist (404)
         └── PublishError          a publish was not confirmed
             ├── PublishNacked     the broker refused it (basic.nack)
             ├── MessageReturned   unroutable: no queue bound for its routing key
@@ -48,6 +49,7 @@ __all__ = (
     "MalformedMessage",
     "MessageError",
     "MessageReturned",
+    "NotFound",
     "NotSupportedError",
     "PublishError",
     "PublishNacked",
@@ -153,6 +155,10 @@ class BrokerUnavailable(BrokerError):
 
 class TopologyMismatch(BrokerError):
     """A queue or exchange already exists with other arguments (PRECONDITION_FAILED)."""
+
+
+class NotFound(BrokerError):
+    """A queue or exchange does not exist (NOT_FOUND, 404), e.g. on a passive declare."""
 
 
 class PublishError(BrokerError):

@@ -10,11 +10,11 @@ from typing import Any
 
 from hare import ladder, protocol, signals
 from hare.clock import Clock
-from hare.errors import BrokerUnavailable
+from hare.errors import BrokerUnavailable, NotFound, TopologyMismatch
 from hare.message import Message
 from hare.reconnect import backoff_delay, reconnect
 from hare.settings import Settings
-from hare.topology import dead_letter_queue, work_queue
+from hare.topology import Queue, dead_letter_queue, work_queue
 from hare.transport.base import Envelope, Transport
 
 #: The header carrying a message's due time in epoch milliseconds (the ISO `eta` header says
@@ -66,16 +66,56 @@ class Publisher:
             del self._pending[key]
 
     async def ensure_queue(self, queue: str) -> None:
-        """Declare `queue` and `<queue>.dead` once per publisher."""
+        """Make sure `queue` and `<queue>.dead` exist, once per publisher.
+
+        A work queue that exists is used as it is, whoever declared it and with whatever
+        arguments (a Celery worker declares its queues classic, without arguments): it is
+        checked passively and declared, with hare's arguments, only when it is missing.
+        `<queue>.dead` is hare's own and always declared with hare's arguments.
+        """
 
         async def declare() -> None:
-            settings = self._settings
-            await self.transport.declare_queue(
-                work_queue(queue, settings.queue_type, delivery_limit=settings.delivery_limit)
-            )
-            await self.transport.declare_queue(dead_letter_queue(queue, settings.queue_type))
+            await self._declare_if_missing(queue)
+            await self.transport.declare_queue(dead_letter_queue(queue, self._settings.queue_type))
 
         await self._once("queue:" + queue, declare)
+
+    async def adopt_queue(self, queue: str) -> str | None:
+        """Make sure `queue` exists (as `ensure_queue`); say how it differs from hare's own.
+
+        Returns `None` when the queue is declared as hare would declare it, else the broker's
+        words for the first difference (a worker consuming a queue Celery declared). The check
+        is an active declare with hare's arguments that the broker refuses (406) when they
+        differ: its channel is closed and opened again, which is why only a worker's start
+        does it, never a publish.
+        """
+        await self.ensure_queue(queue)
+        try:
+            await self.transport.declare_queue(self._work_queue(queue))
+        except TopologyMismatch as exc:
+            return str(exc)
+        return None
+
+    def _work_queue(self, queue: str) -> Queue:
+        settings = self._settings
+        return work_queue(queue, settings.queue_type, delivery_limit=settings.delivery_limit)
+
+    async def _declare_if_missing(self, queue: str) -> None:
+        if await self._exists(queue):
+            return
+        try:
+            await self.transport.declare_queue(self._work_queue(queue))
+        except TopologyMismatch:
+            # Declared by someone else, with other arguments, since the check: use it.
+            if not await self._exists(queue):
+                raise
+
+    async def _exists(self, queue: str) -> bool:
+        try:
+            await self.transport.message_count(queue)  # a passive declare
+        except NotFound:
+            return False
+        return True
 
     async def ensure_ladder(self) -> None:
         """Declare the delay ladder (idempotent on the broker; once per publisher here)."""

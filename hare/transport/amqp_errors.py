@@ -34,7 +34,13 @@ _REPLY_CODE_OF: Final[Mapping[type[BaseException], int]] = MappingProxyType(
 #: 404 NOT_FOUND, 405 RESOURCE_LOCKED, 406 PRECONDITION_FAILED). Unlisted pairs become a
 #: `PublishError` in a publish (not confirmed), else a `BrokerError`, with the broker's text.
 _CHANNEL_CLOSE_ERRORS: Final[Mapping[tuple[Operation, int], type[errors.BrokerError]]] = (
-    MappingProxyType({("declare", 406): errors.TopologyMismatch})
+    MappingProxyType(
+        {
+            ("declare", 406): errors.TopologyMismatch,
+            ("declare", 404): errors.NotFound,
+            ("queue", 404): errors.NotFound,
+        }
+    )
 )
 
 

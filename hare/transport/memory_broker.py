@@ -18,6 +18,7 @@ from hare.errors import (
     BrokerError,
     ConfigurationError,
     MessageReturned,
+    NotFound,
     NotSupportedError,
     PublishError,
     PublishNacked,
@@ -469,13 +470,13 @@ class MemoryBroker:
     def _queue(self, name: str) -> MemoryQueue:
         queue = self._queues.get(name)
         if queue is None:
-            raise BrokerError(f"NOT_FOUND - no queue {name!r}")
+            raise NotFound(f"NOT_FOUND - no queue {name!r}")
         return queue
 
     def _exchange(self, name: str) -> ExchangeRoutes:
         routes = self._exchanges.get(name)
         if routes is None:
-            raise BrokerError(f"NOT_FOUND - no exchange {name!r}")
+            raise NotFound(f"NOT_FOUND - no exchange {name!r}")
         return routes
 
     @staticmethod
