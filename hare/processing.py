@@ -9,9 +9,11 @@ again rather than losing what follows it (at-least-once).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -21,7 +23,7 @@ from hare import protocol, signals
 from hare.app import Hare
 from hare.clock import Clock
 from hare.deadletter import DEATH_HEADERS, DeadLetter, strip_death_headers
-from hare.errors import ConfigurationError, MessageError, Reject, Retry, TaskRevoked
+from hare.errors import BrokerError, ConfigurationError, MessageError, Reject, Retry, TaskRevoked
 from hare.execution import TaskRunner
 from hare.followups import FollowUps, has_follow_ups
 from hare.lifecycle import Request, TaskCall
@@ -29,7 +31,8 @@ from hare.message import Message
 from hare.outcome import Failed, Ignored, Outcome, Rejected, RetryRequested, Succeeded
 from hare.publisher import ETA_HEADER
 from hare.result import FAILURE, RETRY, REVOKED, STARTED, SUCCESS, TaskResult
-from hare.retry import Decision, RetryAt, RetryIn, decide
+from hare.retry import Ack, Decision, RetryAt, RetryIn, decide
+from hare.runs import RECENT_RUNS, Run, RunKey, Runs, run_key
 from hare.settlement import Settlement
 from hare.task import Task
 from hare.transport.base import Delivery
@@ -44,6 +47,9 @@ logger = logging.getLogger("hare.worker")
 #: delayed message for much longer than 350 ms in normal operation (the ladder releases
 #: messages `ladder.LEAD_SECONDS` early, plus the sub-unit remainder).
 EARLY_TOLERANCE = 1.0
+
+#: How long to wait before handing back a message that not even a dead letter could take.
+_INTERNAL_ERROR_PAUSE = 1.0
 
 # Deciding whether an outcome means "run again" does not depend on the jitter drawn.
 _KIND_RNG = random.Random(0)
@@ -71,7 +77,7 @@ class Processor:
         rng: random.Random,
         nodename: str,
         accept: frozenset[str],
-        counts_redeliveries: bool,
+        self_counted: set[str],
         on_start: Callable[[], None],
         follow_ups: FollowUps,
         is_revoked: Callable[[str], bool] = lambda task_id: False,
@@ -84,7 +90,13 @@ class Processor:
         self._clock = clock
         self._rng = rng
         self._accept = accept
-        self._counts_redeliveries = counts_redeliveries
+        #: Queues whose redeliveries the worker counts itself (classic queues, and queues it
+        #: consumes as some other client declared them): see `Settlement.count_redelivery`.
+        self.self_counted = self_counted
+        #: The runs under way and the recent ones, so that a copy is not run again.
+        self.runs = Runs()
+        # Run keys whose handling failed inside hare once (then requeued).
+        self._failed_once: dict[RunKey, None] = {}
         self._on_start = on_start
         self.is_revoked = is_revoked
         #: Tasks running now, by task id.
@@ -94,9 +106,38 @@ class Processor:
         self.totals: dict[str, int] = {}
 
     async def process(self, delivery: Delivery) -> Message | None:
-        """Process one delivery; return its message when its task ran."""
+        """Process one delivery; return its message when its task ran.
+
+        A copy of a delivery whose task runs or ran here (`hare.runs`) is not run again: it
+        waits for the first run and is settled by its outcome. Whatever goes wrong inside
+        hare is settled too (`_internal_error`): no delivery is left unsettled. Raises only
+        `BrokerError` (the connection is gone: the broker delivers it again) and
+        cancellation.
+        """
+        key = run_key(delivery.properties.headers)
+        run: Run | None = None
+        try:
+            if key is not None:
+                while (earlier := self.runs.get(key)) is not None:
+                    if not earlier.over.is_set():
+                        await earlier.over.wait()
+                        continue  # ended without running: it is gone from `runs`
+                    await self._settle_copy(delivery, earlier)
+                    return None
+                run = self.runs.begin(key)
+            return await self._process(delivery, run)
+        except (BrokerError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            await self._internal_error(delivery, key, exc)
+            return None
+        finally:
+            if run is not None:
+                self.runs.end(run)
+
+    async def _process(self, delivery: Delivery, run: Run | None) -> Message | None:
         settle = self.settlement
-        if delivery.redelivered and self._counts_redeliveries:
+        if delivery.redelivered and delivery.queue in self.self_counted:
             await settle.count_redelivery(delivery)
             return None
         try:
@@ -117,15 +158,7 @@ class Processor:
             await self._discard_revoked(delivery, task, request)
             return None
         if message.expires is not None and message.expires.timestamp() <= now:
-            logger.warning(
-                "task %s[%s] expired at %s: discarded",
-                task.name,
-                message.id,
-                message.expires.isoformat(),
-            )
-            await self._store(message, REVOKED, TaskRevoked("expired"))
-            _send_revoked(task, request, expired=True)
-            await settle.ack(delivery)
+            await self._discard_expired(delivery, task, request)
             return None
         due = _due(message)
         if due is not None and due > now and due - now > EARLY_TOLERANCE:
@@ -146,25 +179,116 @@ class Processor:
         self.processed += 1
         self.totals[task.name] = self.totals.get(task.name, 0) + 1
         if call.was_terminated(outcome):
-            # Celery's way: a task stopped by revoke(terminate=True) is recorded REVOKED
-            # and its message acked (it is not run again, nor dead-lettered).
-            assert isinstance(outcome, Failed)
-            await self._store(message, REVOKED, outcome.exception)
-            await settle.ack(delivery)
+            await self._settle_terminated(delivery, run, task, message, outcome)
             return message
         decision = decide(outcome, task.options.retry, message.retries, self._rng)
-        try:
-            await self._record(message, outcome, decision, request)
-        except ConfigurationError as exc:
-            # A workflow hare cannot continue (e.g. a canvas kind it does not support): the
-            # task ran, what follows it cannot be sent. Kept where an operator sees it.
-            detail = f"the task ran, but what follows it cannot be sent: {exc}"
-            await settle.dead_letter(delivery, DeadLetter(reason="workflow-error", detail=detail))
-            return message
-        await settle.settle(
-            delivery, task, message, outcome, self._clock.monotonic() - started, decision=decision
+        if run is not None:
+            run.ran_as(task, message, outcome, decision)
+        runtime = self._clock.monotonic() - started
+        await self._record_and_settle(
+            delivery, run, task, message, outcome, decision, request, runtime
         )
         return message
+
+    async def _record_and_settle(
+        self,
+        delivery: Delivery,
+        run: Run | None,
+        task: Task[Any, Any],
+        message: Message,
+        outcome: Outcome,
+        decision: Decision,
+        request: Request,
+        runtime: float = 0.0,
+    ) -> None:
+        """Store the result, send what follows, then settle the delivery by `decision`."""
+        settle = self.settlement
+        if run is None or not run.recorded:
+            try:
+                await self._record(message, outcome, decision, request)
+            except ConfigurationError as exc:
+                # A workflow hare cannot continue (e.g. a canvas kind it does not support):
+                # the task ran, what follows it cannot be sent. Kept where an operator sees it.
+                detail = f"the task ran, but what follows it cannot be sent: {exc}"
+                dead = DeadLetter(reason="workflow-error", detail=detail)
+                await settle.dead_letter(delivery, dead, before_ack=lambda: _settled(run))
+                return
+            if run is not None:
+                run.recorded = True
+        await settle.settle(
+            delivery,
+            task,
+            message,
+            outcome,
+            runtime,
+            decision=decision,
+            before_ack=lambda: _settled(run),
+        )
+
+    async def _settle_copy(self, delivery: Delivery, run: Run) -> None:
+        """Settle a copy of a delivery whose task ran here by that run's outcome."""
+        task_id, retries, _ = run.key
+        if run.settled:
+            await self.settlement.ack(delivery)
+            logger.warning(
+                "task %s[%s] delivered again (retries %d) after it ran here: acked, not run again",
+                delivery.properties.headers.get("task", "?"),
+                task_id,
+                retries,
+            )
+            return
+        task, message, outcome, decision = run.task, run.message, run.outcome, run.decision
+        assert task is not None and message is not None
+        assert outcome is not None and decision is not None
+        logger.warning(
+            "task %s[%s] delivered again (retries %d) after it ran here: settled by that "
+            "run's outcome, not run again",
+            task.name,
+            task_id,
+            retries,
+        )
+        request = self._request(message, delivery)
+        await self._record_and_settle(delivery, run, task, message, outcome, decision, request)
+
+    async def _internal_error(self, delivery: Delivery, key: RunKey | None, exc: Exception) -> None:
+        """Settle a delivery whose handling failed inside hare: requeue it once, then
+        dead-letter it with reason `internal-error` and the traceback."""
+        headers = delivery.properties.headers
+        name, task_id = headers.get("task", "?"), headers.get("id", "?")
+        again = key is None or key in self._failed_once
+        logger.error(
+            "task %s[%s] from %s: internal error in hare while handling it; %s",
+            name,
+            task_id,
+            delivery.queue,
+            "dead-lettered" if again else "requeued once",
+            exc_info=exc,
+        )
+        try:
+            if not again:
+                assert key is not None
+                self._failed_once[key] = None
+                while len(self._failed_once) > RECENT_RUNS:
+                    self._failed_once.pop(next(iter(self._failed_once)))
+                await self.settlement.requeue(delivery)
+                return
+            if key is not None:
+                del self._failed_once[key]
+            dead = DeadLetter(
+                reason="internal-error",
+                detail=f"{type(exc).__name__}: {exc}",
+                exception_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
+                traceback="".join(traceback.format_exception(exc)),
+            )
+            await self.settlement.dead_letter(delivery, dead)
+        except BrokerError:
+            raise
+        except Exception:
+            # Not even a dead letter could be sent: hand the message back, after a pause so
+            # that a fault that persists does not become a hot loop.
+            logger.exception("task %s[%s]: could not dead-letter it; requeued", name, task_id)
+            await self._clock.sleep(_INTERNAL_ERROR_PAUSE)
+            await self.settlement.requeue(delivery)
 
     async def _wait_until(self, due: float) -> None:
         """Return once the clock reads `due` or later. A timer may fire a little early
@@ -172,6 +296,35 @@ class Processor:
         must never start before it: so sleep again for what is left."""
         while (left := due - self._clock.time()) > 0:
             await self._clock.sleep(left)
+
+    async def _settle_terminated(
+        self,
+        delivery: Delivery,
+        run: Run | None,
+        task: Task[Any, Any],
+        message: Message,
+        outcome: Outcome,
+    ) -> None:
+        """Celery's way: a task stopped by revoke(terminate=True) is recorded REVOKED and
+        its message acked (it is not run again, nor dead-lettered)."""
+        assert isinstance(outcome, Failed)
+        if run is not None:
+            run.ran_as(task, message, outcome, Ack())
+            run.recorded = True
+        await self._store(message, REVOKED, outcome.exception)
+        _settled(run)
+        await self.settlement.ack(delivery)
+
+    async def _discard_expired(
+        self, delivery: Delivery, task: Task[Any, Any], request: Request
+    ) -> None:
+        message = request.message
+        assert message.expires is not None
+        expires = message.expires.isoformat()
+        logger.warning("task %s[%s] expired at %s: discarded", task.name, message.id, expires)
+        await self._store(message, REVOKED, TaskRevoked("expired"))
+        _send_revoked(task, request, expired=True)
+        await self.settlement.ack(delivery)
 
     async def _discard_revoked(
         self, delivery: Delivery, task: Task[Any, Any], request: Request
@@ -218,7 +371,8 @@ class Processor:
                 hard=hard if hard is not None else options.time_limit,
             )
         finally:
-            del self.running[message.id]
+            if self.running.get(message.id) is running:
+                del self.running[message.id]
         call.finish(outcome)  # a no-op unless the call could not finish itself
         return outcome, call
 
@@ -299,6 +453,11 @@ class Processor:
         if running is None:
             return False
         return running.call.terminate(signal)
+
+
+def _settled(run: Run | None) -> None:
+    if run is not None:
+        run.mark_settled()
 
 
 def _send_revoked(task: Task[Any, Any], request: Request, *, expired: bool) -> None:

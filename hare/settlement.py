@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -57,21 +58,28 @@ class Settlement:
         runtime: float,
         *,
         decision: Decision | None = None,
+        before_ack: Callable[[], None] | None = None,
     ) -> None:
-        """Settle a delivery whose task ran, by `decision` or else the task's retry policy."""
+        """Settle a delivery whose task ran, by `decision` or else the task's retry policy.
+
+        `before_ack` is called once whatever the settlement publishes is confirmed, right
+        before the delivery is acked: from there on, a copy of the delivery needs only an ack.
+        """
         if decision is None:
             decision = decide(outcome, task.options.retry, message.retries, self._rng)
         if isinstance(decision, Ack):
+            if before_ack is not None:
+                before_ack()
             await self._transport.ack(delivery)
             if logger.isEnabledFor(logging.INFO):
                 logger.info("task %s[%s] succeeded in %.3fs", task.name, message.id, runtime)
             return
         if isinstance(decision, RetryIn | RetryAt):
-            await self._retry(delivery, task, message, outcome, decision)
+            await self._retry(delivery, task, message, outcome, decision, before_ack)
             return
         dead = _dead_letter_for(decision, outcome, attempts=message.retries + 1)
         logger.error("task %s[%s] %s: %s", task.name, message.id, dead.reason, dead.detail)
-        await self.dead_letter(delivery, dead)
+        await self.dead_letter(delivery, dead, before_ack=before_ack)
 
     async def _retry(
         self,
@@ -80,6 +88,7 @@ class Settlement:
         message: Message,
         outcome: Outcome,
         decision: RetryIn | RetryAt,
+        before_ack: Callable[[], None] | None,
     ) -> None:
         """Publish the next attempt through the ladder (confirmed), then ack this one.
 
@@ -102,8 +111,10 @@ class Settlement:
             await self._publisher.send(delivery.queue, again, via_ladder=True)
         except DelayTooLong as exc:
             dead = _dead_letter_for(DeadLetterAs("retry-too-far"), outcome, message.retries + 1)
-            await self.dead_letter(delivery, replace(dead, detail=str(exc)))
+            await self.dead_letter(delivery, replace(dead, detail=str(exc)), before_ack=before_ack)
             return
+        if before_ack is not None:
+            before_ack()
         await self._transport.ack(delivery)
         cause = outcome.exception if isinstance(outcome, Failed | RetryRequested) else None
         logger.warning(
@@ -163,10 +174,14 @@ class Settlement:
             limit,
         )
 
-    async def dead_letter(self, delivery: Delivery, dead: DeadLetter) -> None:
+    async def dead_letter(
+        self, delivery: Delivery, dead: DeadLetter, *, before_ack: Callable[[], None] | None = None
+    ) -> None:
         """Publish the delivery to `<queue>.dead` with `dead`'s reason, confirmed, then ack."""
         envelope = dead_letter_envelope(delivery, dead, now=self._clock.time())
         await self._transport.publish(envelope)
+        if before_ack is not None:
+            before_ack()
         await self._transport.ack(delivery)
         if dead.reason not in ("failed", "rejected"):
             headers = delivery.properties.headers

@@ -32,6 +32,7 @@ from hare.errors import (
     BrokerUnavailable,
     ConfigurationError,
     HareError,
+    NotSupportedError,
 )
 from hare.execution import TaskRunner
 from hare.followups import FollowUps
@@ -42,6 +43,7 @@ from hare.reconnect import backoff_delay, reconnect
 from hare.revocations import Revocations
 from hare.settings import mask_url
 from hare.settlement import Settlement
+from hare.topology import DEAD_SUFFIX
 from hare.transport.base import Consumer, Delivery, Transport
 from hare.worker_view import WorkerView
 
@@ -98,9 +100,14 @@ class Worker:
         self.on_state_change: list[Callable[[Worker], None]] = []
         #: Monotonic time the connection was lost, while reconnecting.
         self.disconnected_since: float | None = None
-        # Quorum queues count deliveries themselves (x-delivery-limit); classic ones only say
-        # "redelivered", so the worker keeps the count in a header of its own.
-        self._counts_redeliveries = app.settings.queue_type == "classic"
+        # Quorum queues hare declared count deliveries themselves (x-delivery-limit); classic
+        # ones only say "redelivered", so the worker keeps the count in a header of its own,
+        # and so it does for a queue it consumes as another client declared it.
+        self._self_counted: set[str] = (
+            set(self.queues) if app.settings.queue_type == "classic" else set()
+        )
+        # Queues found declared otherwise than hare would: warned about once.
+        self._adopted: set[str] = set()
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
         self._processor: Processor | None = None
@@ -132,7 +139,7 @@ class Worker:
             rng=self._rng,
             nodename=self.nodename,
             accept=self._accept,
-            counts_redeliveries=self._counts_redeliveries,
+            self_counted=self._self_counted,
             on_start=self._mark_started,
             follow_ups=FollowUps(self.app, publisher, self._clock),
         )
@@ -217,7 +224,7 @@ class Worker:
                 self._restoring.cancel()
                 self._restoring = asyncio.ensure_future(self._restore_control(transport))
         for queue in self.queues:
-            await publisher.ensure_queue(queue)
+            await self._adopt(publisher, queue)
         for queue in self.queues:
             handler = functools.partial(self._handle, queue)
             consumer = await transport.consume(queue, handler, prefetch=self.concurrency)
@@ -227,6 +234,33 @@ class Worker:
         self.disconnected_since = None
         self._set_state("consuming")
         self._ready.set()
+
+    async def _adopt(self, publisher: Publisher, queue: str) -> None:
+        """Make sure `queue` exists; consume one that another client declared as it is."""
+        difference = await publisher.adopt_queue(queue)
+        if difference is None:
+            return
+        if "stream" in difference and "x-queue-type" in difference:
+            raise NotSupportedError(
+                f"consuming stream {queue!r} as a work queue",
+                "a stream cannot requeue or dead-letter a message; consume a classic or "
+                "quorum queue",
+            )
+        self._self_counted.add(queue)
+        if queue in self._adopted:
+            return
+        self._adopted.add(queue)
+        logger.warning(
+            "queue %r exists with other arguments than hare's (%s): consuming it as it is. "
+            "hare's broker-side settings (queue type %s, delivery limit, dead-lettering by "
+            "the broker) do not apply to it: the worker counts redeliveries itself (a message "
+            "its worker went away from %d times is dead-lettered) and dead-letters into %r.",
+            queue,
+            difference,
+            self.app.settings.queue_type,
+            self.app.settings.delivery_limit,
+            queue + DEAD_SUFFIX,
+        )
 
     async def _serve(self, transport: Transport, publisher: Publisher) -> None:
         """Consume until `stop()`; through lost connections, reconnect and consume again."""
@@ -407,7 +441,10 @@ class Worker:
         except BrokerError as exc:
             # Typically the connection died while the task ran: the broker redelivers it.
             logger.warning(
-                "could not settle a delivery from %s (%s); the broker redelivers it", queue, exc
+                "could not settle a delivery from %s (%s); the broker delivers it again (a "
+                "task that ran here is not run again: its copy is settled by this outcome)",
+                queue,
+                exc,
             )
         except Exception:
             # A bug in hare: the delivery stays unacked and returns to its queue when the

@@ -3,8 +3,8 @@
 `hare worker tests.interop.hare_side:app` runs `app`, configured from the environment:
 `INTEROP_HARE_QUEUE` (default queue), `INTEROP_LEDGER`, and hare's own `HARE_BROKER_URL`,
 `HARE_QUEUE_TYPE` (the harness sets `classic`, Celery's declaration, unless a test needs
-quorum). Tests build clients of their own with `make_app`. Every task appends its execution to
-the ledger with `worker="hare"`.
+quorum, or hare's own defaults: `INTEROP_HARE_DEFAULTS=1`). Tests build clients of their own
+with `make_app`. Every task appends its execution to the ledger with `worker="hare"`.
 """
 
 from __future__ import annotations
@@ -69,10 +69,16 @@ async def hare_only(*, key: str) -> str:
 
 
 def make_app(
-    broker_url: str | None = None, default_queue: str = "interop.hare", **settings: Any
+    broker_url: str | None = None,
+    default_queue: str = "interop.hare",
+    *,
+    hare_defaults: bool = False,
+    **settings: Any,
 ) -> Hare:
-    """A hare app with the interop tasks; `queue_type` defaults to classic (Celery's queues)."""
-    settings.setdefault("queue_type", "classic")
+    """A hare app with the interop tasks; `queue_type` defaults to classic (Celery's queues),
+    or with `hare_defaults` to hare's own default (quorum)."""
+    if not hare_defaults:
+        settings.setdefault("queue_type", "classic")
     app = Hare("interop", broker=broker_url, default_queue=default_queue, **settings)
     for fn in (record, add, retry_once, boom, hare_only):
         app.task(name=f"interop.{fn.__name__}")(fn)
@@ -82,4 +88,5 @@ def make_app(
 app = make_app(
     default_queue=os.environ.get("INTEROP_HARE_QUEUE", "interop.hare"),
     result_backend=os.environ.get("INTEROP_HARE_RESULTS") or None,
+    hare_defaults=os.environ.get("INTEROP_HARE_DEFAULTS") == "1",
 )

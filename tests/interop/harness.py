@@ -212,20 +212,27 @@ class Fleet:
         *,
         name: str = "h1",
         concurrency: int = 8,
-        queue_type: str = "classic",
+        queue_type: str | None = "classic",
         results: str | None = "rpc://",
         settings: Mapping[str, str] | None = None,
+        app: str = HARE_APP,
     ) -> WorkerProcess:
         """Start a `hare worker` on `queues`; `wait_consuming` waits for it. `settings` are more
-        hare settings by name (`{"delays": "eta-header"}` becomes `HARE_DELAYS=eta-header`)."""
-        command = [sys.executable, "-m", "hare", "worker", HARE_APP, "-Q", ",".join(queues)]
+        hare settings by name (`{"delays": "eta-header"}` becomes `HARE_DELAYS=eta-header`);
+        `queue_type=None` leaves hare's default; `app` is the worker's app path."""
+        command = [sys.executable, "-m", "hare", "worker", app, "-Q", ",".join(queues)]
         command += ["-c", str(concurrency), "--drain-timeout", "5", "--loglevel", "info"]
         extra = {
             "HARE_BROKER_URL": self.url,
-            "HARE_QUEUE_TYPE": queue_type,
+            "INTEROP_BROKER_URL": self.url,
             "INTEROP_HARE_QUEUE": queues[0],
+            "INTEROP_COMPAT_QUEUE": queues[0],
             "INTEROP_HARE_RESULTS": results or "",
         }
+        if queue_type is not None:
+            extra["HARE_QUEUE_TYPE"] = queue_type
+        else:
+            extra["INTEROP_HARE_DEFAULTS"] = "1"
         extra |= {"HARE_" + key.upper(): value for key, value in (settings or {}).items()}
         return self._spawn("hare", name, queues, command, self._env(extra))
 

@@ -1,0 +1,117 @@
+"""The runs of one worker by run key, so that a message delivered again is not run again.
+
+A connection cut loses the acks of the deliveries whose tasks are running or have just
+finished: the broker delivers them again, often to the same worker while the first run still
+goes on; and a producer whose confirm was lost publishes its message again. Every such copy
+carries the same *run key*: the task id, its `retries` and its `hare-replays`. A retry
+(`retries` + 1) or a replayed dead letter (`hare-replays` + 1) has a key of its own and runs.
+
+A worker registers a key before it runs the task and keeps what the run ended as, for the
+last `RECENT_RUNS` runs. A copy that arrives meanwhile waits for the first run to end, then
+is settled by its outcome (`hare.processing`): acked when the first run's settlement had
+published what it needed (a retry, a dead letter, what follows it in a workflow), or settled
+by the same decision when it had not. Nothing here reads a clock or does I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hare.dlq_rows import REPLAYS_HEADER
+from hare.message import Message
+from hare.outcome import Outcome
+from hare.retry import Decision
+from hare.task import Task
+
+__all__ = ("RECENT_RUNS", "Run", "RunKey", "Runs", "run_key")
+
+#: How many finished runs a worker remembers. At 1,000 tasks a second that is ten seconds of
+#: history, far more than a reconnect and a publisher's retry take.
+RECENT_RUNS = 10_000
+
+#: (task id, retries, replays): what makes one delivery a copy of another.
+RunKey = tuple[str, int, int]
+
+
+def run_key(headers: Mapping[str, Any]) -> RunKey | None:
+    """The run key of a message from its raw headers; `None` without a usable task id."""
+    task_id = headers.get("id")
+    if not isinstance(task_id, str) or not task_id:
+        return None
+    return task_id, _count(headers.get("retries")), _count(headers.get(REPLAYS_HEADER))
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+@dataclass(slots=True, eq=False)
+class Run:
+    """One run of a task in this worker, from before it started until it was settled."""
+
+    key: RunKey
+    #: Set once the delivery that made this run is done with (settled or not).
+    over: asyncio.Event = field(default_factory=asyncio.Event)
+    #: What ran and how it ended: set when the task has run.
+    task: Task[Any, Any] | None = None
+    message: Message | None = None
+    outcome: Outcome | None = None
+    decision: Decision | None = None
+    #: The result is stored and what follows the task (callbacks, a chain) is sent.
+    recorded: bool = False
+    #: Everything the settlement publishes (a retry, a dead letter) is confirmed: only the
+    #: ack of the delivery was left, and a copy needs only an ack.
+    settled: bool = False
+
+    @property
+    def ran(self) -> bool:
+        return self.outcome is not None
+
+    def ran_as(
+        self, task: Task[Any, Any], message: Message, outcome: Outcome, decision: Decision
+    ) -> None:
+        self.task, self.message, self.outcome, self.decision = task, message, outcome, decision
+
+    def mark_settled(self) -> None:
+        self.settled = True
+        # What a settled run needs to settle a copy is its key: let go of the rest.
+        self.message = None
+
+
+class Runs:
+    """The runs under way in one worker, and the last `size` that ended."""
+
+    def __init__(self, size: int = RECENT_RUNS) -> None:
+        if size < 0:
+            raise ValueError("size must not be negative")
+        self._size = size
+        self._current: dict[RunKey, Run] = {}
+        self._recent: OrderedDict[RunKey, Run] = OrderedDict()
+
+    def get(self, key: RunKey) -> Run | None:
+        """The run of `key` under way or among the recent ones, if any."""
+        return self._current.get(key) or self._recent.get(key)
+
+    def begin(self, key: RunKey) -> Run:
+        """Register a run of `key` about to start (the caller checked `get` first)."""
+        run = Run(key)
+        self._current[key] = run
+        return run
+
+    def end(self, run: Run) -> None:
+        """The delivery of `run` is done with: keep the run if its task ran, else forget it."""
+        if self._current.get(run.key) is run:
+            del self._current[run.key]
+        if run.ran and self._size:
+            self._recent[run.key] = run
+            self._recent.move_to_end(run.key)
+            while len(self._recent) > self._size:
+                self._recent.popitem(last=False)
+        run.over.set()
+
+    def __len__(self) -> int:
+        return len(self._current) + len(self._recent)
