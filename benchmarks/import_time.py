@@ -32,12 +32,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: Modules a publishing process should never load.
+#: Modules a publishing process should never load (tests/test_imports.py checks none is).
 WORKER_SIDE = (
     "hare.worker",
     "hare.processing",
     "hare.execution",
     "hare.isolation",
+    "hare.settlement",
+    "hare.lifecycle",
     "hare.control_server",
     "hare.supervisor",
     "multiprocessing",

@@ -12,22 +12,9 @@ import textwrap
 from pathlib import Path
 
 import hare
+from benchmarks.import_time import WORKER_SIDE
 
 ROOT = Path(__file__).resolve().parent.parent
-
-#: What a publisher has no use for: the worker, running tasks, processes.
-WORKER_SIDE = (
-    "hare.worker",
-    "hare.processing",
-    "hare.execution",
-    "hare.isolation",
-    "hare.settlement",
-    "hare.lifecycle",
-    "hare.control_server",
-    "hare.supervisor",
-    "multiprocessing",
-    "concurrent.futures.process",
-)
 
 
 def run_python(code: str) -> str:
