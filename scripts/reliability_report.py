@@ -369,9 +369,27 @@ NOTES = [
     "*Runs cut short* are runs that started and never ended although their worker process "
     "lives on. aiormq cancels the consumer callbacks of a lost connection; the worker shields "
     "a running task from that, so the task runs to its end, its ack fails, and the broker "
-    "redelivers it (a duplicate, counted above). The suite asserts there are none. *Finished "
-    "but not yet acked* are tasks whose function returned in the instant before a kill, "
-    "before their ack left.",
+    "redelivers it. The suite asserts there are none. *Finished but not yet acked* are tasks "
+    "whose function returned in the instant before a kill, before their ack left.",
+    "",
+    "## Copies after a lost connection",
+    "",
+    "A lost connection leaves copies: the broker delivers again what a worker held unsettled "
+    "(often to the same worker, while the first run still goes on), and a producer publishes "
+    "again what it had no confirm for. A worker keeps its runs by *run key* (task id, "
+    "`retries`, `hare-replays`) while they run and for the last 10,000 after "
+    "(`hare/runs.py`): a copy waits for the first run and is settled by its outcome, acked "
+    "once the first run's settlement had published its retry or dead letter, settled by the "
+    "same decision otherwise. A retry or a replayed dead letter has a key of its own and "
+    "runs. Before this (hare 0.1.0 up to commit 9380972) the same runs of *connections "
+    "closed* counted 8 duplicates on a classic queue, and *connection cuts* with one worker "
+    "failed on duplicates; with two workers a copy that goes to the other worker still runs "
+    "there (at-least-once), which the count above shows.",
+    "",
+    "An exception inside hare while it handles a delivery (a bug, at any stage: decoding, "
+    "before the run, recording the result, settling) no longer leaves the delivery unacked: "
+    "it is requeued once, then dead-lettered with reason `internal-error` and the traceback "
+    "(`tests/test_internal_errors.py` injects one at each stage).",
     "",
 ]
 
