@@ -2,64 +2,47 @@
 
 `AsyncResult` is Celery's API over hare's `hare.asyncresult.AsyncResult` (which reads the app's
 `result_backend`): `state`/`status`, `result`/`info`, `traceback`, `ready()`, `get()`,
-`await result` (hare's addition), `forget()`, `revoke()`. `EagerResult` is what `apply()` and
-`task_always_eager` return: already evaluated, nothing stored. `GroupResult` is the canvas's
-(`hare_compat.canvas_result`).
+`await result` (hare's addition), `forget()`, `revoke()`, `iterdeps()`/`collect()`.
+`EagerResult` is what `apply()` and `task_always_eager` return: already evaluated, nothing
+stored. `ResultSet` and `GroupResult` are the canvas's (`hare_compat.canvas_result`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+import sys
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
 from datetime import datetime
 from typing import Any, NoReturn
 
 import hare_compat.states as states
 from hare.asyncresult import AsyncResult as HareAsyncResult
-from hare.context import current
 from hare.errors import NotSupportedError
 from hare.result import ResultTimeout
+from hare_compat.canvas_result import E_WOULDBLOCK as E_WOULDBLOCK
 from hare_compat.canvas_result import GroupResult as GroupResult
-from hare_compat.exceptions import TaskRevokedError, TimeoutError
+from hare_compat.canvas_result import ResultBase as ResultBase
+from hare_compat.canvas_result import ResultSet as ResultSet
+from hare_compat.canvas_result import _current_app
+from hare_compat.canvas_result import assert_will_not_block as assert_will_not_block
+from hare_compat.exceptions import IncompleteStream, TaskRevokedError, TimeoutError
 
 __all__ = (
     "AsyncResult",
     "EagerResult",
     "GroupResult",
     "ResultBase",
+    "ResultSet",
     "result_from_tuple",
 )
-
-E_WOULDBLOCK = (
-    "Never call result.get() within a task!\n"
-    "See https://docs.celeryq.dev/en/latest/userguide/tasks.html"
-    "#avoid-launching-synchronous-subtasks"
-)
-
-
-def _current_app() -> Any:
-    from hare_compat._state import get_current_app
-
-    return get_current_app()
-
-
-def assert_will_not_block() -> None:
-    """Celery's guard: waiting for a result inside a task running on a worker deadlocks."""
-    context = current()
-    if context is not None and not context.is_eager:
-        raise RuntimeError(E_WOULDBLOCK)
-
-
-class ResultBase:
-    """Base class for results."""
-
-    #: The parent result, when part of a chain.
-    parent: Any = None
 
 
 class AsyncResult(ResultBase):
     """The state and result of the task with id `id`, read through the app's result backend."""
 
     TimeoutError = TimeoutError
+    #: The app, when this class is an app's (`app.AsyncResult`); else the current app.
+    app: Any = None
 
     def __init__(
         self,
@@ -71,7 +54,7 @@ class AsyncResult(ResultBase):
     ) -> None:
         if id is None:
             raise ValueError(f"AsyncResult requires valid id, not {type(id)}")
-        self.app = app if app is not None else _current_app()
+        self.app = app or self.app or _current_app()
         self.id = id
         self.parent = parent
         self.task_name = task_name
@@ -255,6 +238,47 @@ class AsyncResult(ResultBase):
     def then(self, callback: Any, on_error: Any = None, weak: bool = False) -> NoReturn:
         raise NotSupportedError("AsyncResult.then", "await the result instead (`await result`)")
 
+    def throw(self, *args: Any, **kwargs: Any) -> None:
+        """Raise `exc` (the first argument; else the exception being handled), with
+        traceback `tb` if given, unless `propagate=False` (Celery's promise `throw`)."""
+        exc = args[0] if args else kwargs.get("exc")
+        tb = args[1] if len(args) > 1 else kwargs.get("tb")
+        propagate = args[2] if len(args) > 2 else kwargs.get("propagate", True)
+        exc = exc if exc is not None else sys.exc_info()[1]
+        if propagate and isinstance(exc, BaseException):
+            raise exc.with_traceback(tb) if tb is not None else exc
+
+    # -- the tree of results ----------------------------------------------------------------
+
+    def iterdeps(self, intermediate: bool = False) -> Iterator[tuple[Any, Any]]:
+        """`(parent, result)` for this result and, breadth first, its children's (those of
+        finished tasks); `IncompleteStream` at an unfinished one unless `intermediate`."""
+        stack: deque[tuple[Any, Any]] = deque([(None, self)])
+        while stack:
+            parent, node = stack.popleft()
+            yield parent, node
+            if node.ready():
+                stack.extend((node, child) for child in node.children or [])
+            elif not intermediate:
+                raise IncompleteStream()
+
+    def collect(self, intermediate: bool = False, **kwargs: Any) -> Iterator[tuple[Any, Any]]:
+        """`(result, value)` for each result of the tree (`iterdeps`), `get(**kwargs)`."""
+        for _, node in self.iterdeps(intermediate=intermediate):
+            yield node, node.get(**kwargs)
+
+    def get_leaf(self) -> Any:
+        """The value of the last result of the tree (`iterdeps`)."""
+        value = None
+        for _, node in self.iterdeps():
+            value = node.get()
+        return value
+
+    def build_graph(self, intermediate: bool = False, formatter: Any = None) -> NoReturn:
+        raise NotSupportedError(
+            "AsyncResult.build_graph", "walk result.iterdeps() instead (no celery.utils.graph)"
+        )
+
     # -- acting on the task -------------------------------------------------------------------
 
     def forget(self) -> None:
@@ -262,6 +286,17 @@ class AsyncResult(ResultBase):
         if self.parent is not None:
             self.parent.forget()
         self.handle.forget()
+
+    def revoke_by_stamped_headers(
+        self,
+        headers: Any,
+        connection: Any = None,
+        terminate: bool = False,
+        signal: str | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> NoReturn:
+        raise NotSupportedError("revoke_by_stamped_headers", "hare has no stamping")
 
     def revoke(
         self,
