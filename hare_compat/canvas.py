@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from functools import reduce
 from typing import Any
 
+from hare.errors import NotSupportedError
 from hare_compat.canvas_result import GroupResult
 from hare_compat.canvas_signature import (
     CanvasApp,
@@ -97,12 +98,19 @@ class _chain(Signature):
     def __repr__(self) -> str:
         return " | ".join(repr(t) for t in self.tasks) if self.tasks else "<chain: empty>"
 
-    def clone(self, args: Any = None, kwargs: Any = None, **opts: Any) -> Signature:
-        sig = super().clone(args, kwargs, **opts)
+    def clone(self, *args: Any, **kwargs: Any) -> Signature:
+        sig = super().clone(*args, **kwargs)
         sig.kwargs["tasks"] = [
             maybe_signature(t, app=self._app, clone=True) for t in sig.kwargs["tasks"]
         ]
         return sig
+
+    def apply_async(  # type: ignore[override]  # Celery's signature
+        self, args: Any = None, kwargs: Any = None, **options: Any
+    ) -> Any:
+        """Send the first step; each step sends the next when it succeeds. The last one's
+        result, its `parent` the one before."""
+        return super().apply_async(args, kwargs, **options)
 
     def unchain_tasks(self) -> list[Any]:
         """Copies of the tasks, the chain's link on the last, its link_error on each."""
@@ -219,14 +227,40 @@ class group(Signature):
             return self
         return _chord(self, body=other, app=self._app)
 
-    def link(self, callback: Any) -> Any:
+    def link(self, sig: Any) -> Any:
         """Links the first task only, immutably (it cannot pass on its siblings' results)."""
-        return self.tasks[0].link(callback.clone().set(immutable=True))
+        return self.tasks[0].link(sig.clone().set(immutable=True))
 
-    def link_error(self, errback: Any) -> Any:
+    def link_error(self, sig: Any) -> Any:
         """Links a copy to every task."""
-        errback = maybe_signature(errback)
+        errback = maybe_signature(sig)
         return tuple(child.link_error(errback.clone()) for child in self.tasks)
+
+    def skew(self, start: float = 1.0, stop: float | None = None, step: float = 1.0) -> group:
+        """Give the tasks countdowns `start`, `start + step`, ... (at most `stop`)."""
+        countdown = start
+        for task in self.tasks:
+            task.set(countdown=countdown)
+            if stop is None or countdown + step <= stop:
+                countdown += step
+        return self
+
+    def apply_async(  # type: ignore[override]  # Celery's signature
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        add_to_parent: bool = True,
+        producer: Any = None,
+        link: Any = None,
+        link_error: Any = None,
+        **options: Any,
+    ) -> Any:
+        """Send every task (one group id); a `GroupResult`. As in Celery, a group takes no
+        `link` (use a chord) nor `link_error` (link the tasks): both are refused."""
+        options.update((k, v) for k, v in (("link", link), ("link_error", link_error)) if v)
+        if producer is not None:
+            raise NotSupportedError("group.apply_async(producer=)", "hare uses its own connection")
+        return super().apply_async(args, kwargs, **options)
 
     def set_immutable(self, immutable: bool) -> None:
         for task in self.tasks:
@@ -330,8 +364,8 @@ class _chord(Signature):
             return sig
         return super().__or__(other)
 
-    def clone(self, args: Any = None, kwargs: Any = None, **opts: Any) -> Signature:
-        sig = super().clone(args, kwargs, **opts)
+    def clone(self, *args: Any, **kwargs: Any) -> Signature:
+        sig = super().clone(*args, **kwargs)
         sig.kwargs["body"] = maybe_signature(sig.kwargs["body"], clone=True)
         return sig
 
@@ -359,10 +393,51 @@ class _chord(Signature):
         for task in self.tasks:
             task.set_immutable(immutable)
 
-    def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
-        body = options.pop("body", None) or self.body
+    def apply_async(  # type: ignore[override]  # Celery's signature
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        task_id: str | None = None,
+        producer: Any = None,
+        publisher: Any = None,
+        connection: Any = None,
+        router: Any = None,
+        result_cls: Any = None,
+        **options: Any,
+    ) -> Any:
+        """Send the header's tasks; the body follows once all finished. Its result."""
+        for option, value in (
+            ("producer", producer),
+            ("publisher", publisher),
+            ("connection", connection),
+        ):
+            if value is not None:
+                raise NotSupportedError(
+                    f"chord.apply_async({option}=)", "hare uses its own connection"
+                )
+        if router is not None:
+            raise NotSupportedError(
+                "chord.apply_async(router=)", "a chord's tasks follow task_routes"
+            )
+        if result_cls is not None:
+            raise NotSupportedError(
+                "chord.apply_async(result_cls=)", "the app's AsyncResult is returned"
+            )
+        if task_id is not None:
+            options["task_id"] = task_id
+        return super().apply_async(args, kwargs, **options)
+
+    def apply(
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        propagate: bool = True,
+        body: Any = None,
+        **options: Any,
+    ) -> Any:
+        body = self.body if body is None else body
         header = self.tasks if isinstance(self.tasks, group) else group(self.tasks, app=self._app)
-        return body.apply((header.apply(args, kwargs).get(),))
+        return body.apply((header.apply(args, kwargs).get(propagate=propagate),))
 
 
 chord = _chord

@@ -178,22 +178,40 @@ class Signature(dict[str, Any]):
             items = self.options[key] = list(items) if isinstance(items, tuple) else [items]
         return items
 
+    def append_to_list_option(self, key: str, value: Any) -> Any:
+        """Append `value` to the list option `key` (unless there already); return `value`."""
+        items = self._list_option(key)
+        if value not in items:
+            items.append(value)
+        return value
+
+    def extend_list_option(self, key: str, value: Any) -> None:
+        """Extend the list option `key` with `value` (a list, or one item)."""
+        self._list_option(key).extend(value if isinstance(value, list | tuple) else [value])
+
     def link(self, callback: Any) -> Any:
         """Apply `callback` with this task's result when it succeeds."""
-        items = self._list_option("link")
-        if callback not in items:
-            items.append(callback)
-        return callback
+        return self.append_to_list_option("link", callback)
 
     def link_error(self, errback: Any) -> Any:
         """Apply `errback` when this task fails (for good)."""
-        items = self._list_option("link_error")
-        if errback not in items:
-            items.append(errback)
-        return errback
+        return self.append_to_list_option("link_error", errback)
+
+    def flatten_links(self) -> list[Any]:
+        """This signature and, recursively, its `link` callbacks (Celery's)."""
+        flat = [self]
+        for callback in self.options.get("link") or ():
+            flat.extend(callback.flatten_links())
+        return flat
 
     def stamp(self, visitor: Any = None, append_stamps: bool = False, **headers: Any) -> Any:
         raise NotSupportedError("Signature.stamp", "hare_compat does not stamp canvases")
+
+    def stamp_links(self, visitor: Any, append_stamps: bool = False, **headers: Any) -> Any:
+        raise NotSupportedError("Signature.stamp_links", "hare_compat does not stamp canvases")
+
+    def election(self) -> Any:
+        raise NotSupportedError("Signature.election", "hare has no worker elections")
 
     def on_error(self, errback: Any) -> Signature:
         """`link_error` that returns this signature, for chaining calls."""
@@ -278,16 +296,22 @@ class Signature(dict[str, Any]):
         """The registered task this signature calls."""
         return self._type if self._type is not None else self.app.tasks[self.task]
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *partial_args: Any, **partial_kwargs: Any) -> Any:
         """Run the task here and now (no broker)."""
-        new_args, new_kwargs, _ = core.merge(self, args, kwargs, None)
+        new_args, new_kwargs, _ = core.merge(self, partial_args, partial_kwargs, None)
         return self.type(*new_args, **new_kwargs)
 
-    def delay(self, *args: Any, **kwargs: Any) -> Any:
-        return self.apply_async(args, kwargs)
+    def delay(self, *partial_args: Any, **partial_kwargs: Any) -> Any:
+        return self.apply_async(partial_args, partial_kwargs)
 
-    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
-        """Send it (the whole workflow, for a chain, group or chord); returns its result."""
+    def apply_async(
+        self, args: Any = None, kwargs: Any = None, route_name: str | None = None, **options: Any
+    ) -> Any:
+        """Send it (the whole workflow, for a chain, group or chord); returns its result.
+
+        Options given as None are dropped; `route_name` is accepted and, as in Celery 5.7,
+        changes nothing (steps are routed by their task names)."""
+        options = {key: value for key, value in options.items() if value is not None}
         app = self.app
         if getattr(getattr(app, "conf", None), "task_always_eager", False):
             return self.apply(args, kwargs, **options)
@@ -331,6 +355,15 @@ class Signature(dict[str, Any]):
 
     def __json__(self) -> dict[str, Any]:
         return dict(self)
+
+    def items(self) -> Any:
+        """The dict's items (Celery decodes bytes keys; a hare signature has none)."""
+        return super().items()
+
+    def reprcall(self, *args: Any, **kwargs: Any) -> str:
+        """`add(2, 2)`: the call this signature makes with `args` and `kwargs` merged in
+        (immutable or not; the signature is not changed)."""
+        return reprcall(self.task, (*args, *self.args), {**self.kwargs, **kwargs})
 
     def __repr__(self) -> str:
         return reprcall(self.task, self.args, self.kwargs)
