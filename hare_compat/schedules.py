@@ -7,18 +7,22 @@ hare's own cron code (`hare.schedule.from_crontab`) in the app's `timezone`.
 intervals at the Unix epoch, so every worker computes the same instants (`timedelta(hours=1)`
 fires on the hour, UTC), where Celery's beat counts from its own start.
 
-What differs: hare computes every occurrence ahead (there is no `is_due` to override), so a
-custom `BaseSchedule` subclass and `solar` raise `NotSupportedError`; `nowfun` is accepted but
-not called: occurrences follow the worker's clock (with one logged notice).
+What differs: hare computes every occurrence ahead (a worker never asks `is_due`), so a
+custom `BaseSchedule` subclass and `solar` raise `NotSupportedError`; `nowfun` is not called
+for the occurrences the workers run, which follow the worker's clock (one logged notice).
+`is_due`, `remaining_estimate` and `now` answer as Celery's beat would ask them, from the
+same occurrences (`nowfun` is called there).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, NamedTuple
+from zoneinfo import ZoneInfo
 
+from hare.crontab import _DAYS, _HOURS, _MINUTES, _MONTHS, _WEEKDAYS, _Field
 from hare.errors import ConfigurationError, NotSupportedError
 from hare.schedule import Cron, CrontabField, Interval, Schedule, every, from_crontab
 
@@ -29,7 +33,9 @@ __all__ = (
     "BaseSchedule",
     "ParseException",
     "crontab",
+    "crontab_parser",
     "maybe_schedule",
+    "schedstate",
     "schedule",
     "solar",
     "to_hare",
@@ -41,6 +47,45 @@ _noticed_nowfun = False
 
 class ParseException(ConfigurationError):
     """A crontab pattern that cannot be parsed (Celery's name)."""
+
+
+class schedstate(NamedTuple):
+    """`is_due()`'s answer: whether to run now, and in how many seconds to ask again."""
+
+    is_due: bool
+    next: float
+
+
+class ffwd:
+    """Stands for Celery's `celery.utils.time.ffwd`, the default of crontab's `ffwd=`:
+    hare computes the next occurrence itself and takes no other."""
+
+
+def _no_other_ffwd(method: str, value: Any) -> None:
+    if value is not ffwd:
+        raise NotSupportedError(f"crontab.{method}(ffwd=)", "hare computes occurrences itself")
+
+
+class crontab_parser:
+    """Celery's parser of one crontab field: `crontab_parser(60).parse("*/15")` is
+    `{0, 15, 30, 45}`; `crontab_parser(31, 1)` for days of month, `(12, 1)` for months."""
+
+    ParseException = ParseException
+
+    def __init__(self, max_: int = 60, min_: int = 0) -> None:
+        self.max_ = max_
+        self.min_ = min_
+        known = {(f.low, f.last + 1 - f.low): f for f in (_MINUTES, _HOURS, _DAYS, _MONTHS)}
+        known[(0, 7)] = _WEEKDAYS
+        self._field = known.get((min_, max_)) or _Field("field", min_, max_ + min_ - 1)
+
+    def parse(self, spec: str) -> set[int]:
+        if any(not part for part in spec.split(",")):
+            raise ParseException("empty part")
+        try:
+            return set(self._field.parse(spec, f"crontab field {spec!r}"))
+        except ConfigurationError as exc:
+            raise ParseException(str(exc)) from None
 
 
 class BaseSchedule:
@@ -60,6 +105,40 @@ class BaseSchedule:
             f"schedule class {type(self).__name__}",
             "hare computes occurrences ahead; use crontab, schedule, a timedelta or seconds",
         )
+
+    @property
+    def _app(self) -> Any:
+        if self.app is not None:
+            return self.app
+        from hare_compat._state import get_current_app
+
+        return get_current_app()
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The app's time zone (crontab fields are read in it)."""
+        return ZoneInfo(self._app.timezone_name)
+
+    def now(self) -> datetime:
+        """`nowfun()`, else the app's current time."""
+        now: datetime = (self.nowfun or self._app.now)()
+        return now
+
+    def to_local(self, dt: datetime) -> datetime:
+        """`dt` as is: hare runs with enable_utc (Celery's default), where Celery does the same."""
+        return dt
+
+    def maybe_make_aware(self, dt: datetime, naive_as_utc: bool = True) -> datetime:
+        """`dt` in the app's zone; a naive `dt` is read as UTC (else as the app's zone)."""
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC if naive_as_utc else self.tz)
+        return dt.astimezone(self.tz)
+
+    def remaining_estimate(self, last_run_at: datetime) -> timedelta:
+        raise NotImplementedError()
+
+    def is_due(self, last_run_at: datetime) -> schedstate:
+        raise NotImplementedError()
 
 
 class schedule(BaseSchedule):
@@ -85,6 +164,20 @@ class schedule(BaseSchedule):
 
     def to_hare(self, zone: str) -> Schedule:
         return self._interval
+
+    def remaining_estimate(self, last_run_at: datetime) -> timedelta:
+        """How long until `run_every` after `last_run_at` (rounded down to its resolution
+        when `relative`), as Celery's beat computes it."""
+        end = self.maybe_make_aware(last_run_at) + self.run_every
+        if self.relative:
+            end = _resolution(end, self.run_every)
+        return end - self.maybe_make_aware(self.now())
+
+    def is_due(self, last_run_at: datetime) -> schedstate:
+        """`(True, run_every)` once `run_every` passed since `last_run_at`, else `(False,
+        seconds left)`."""
+        left = max(self.remaining_estimate(last_run_at).total_seconds(), 0)
+        return schedstate(True, self.seconds) if left == 0 else schedstate(False, left)
 
     def __repr__(self) -> str:
         return f"<freq: {self.seconds:g} seconds>"
@@ -127,16 +220,41 @@ class crontab(BaseSchedule):
         return from_crontab(minute, hour, day_of_week, day_of_month, month_of_year, tz=zone)
 
     @classmethod
-    def from_string(cls, text: str) -> crontab:
+    def from_string(cls, crontab: str) -> crontab:
         """`crontab.from_string("0 3 * * mon-fri")`: minute hour dom month dow."""
-        fields = text.split()
+        fields = crontab.split()
         if len(fields) != 5:
-            raise ParseException(f"{text!r} needs 5 fields: minute hour dom month dow")
+            raise ParseException(f"{crontab!r} needs 5 fields: minute hour dom month dow")
         minute, hour, day_of_month, month_of_year, day_of_week = fields
         return cls(minute, hour, day_of_week, day_of_month, month_of_year)
 
     def to_hare(self, zone: str) -> Schedule:
         return self._build(zone)
+
+    def _next_after(self, moment: datetime) -> datetime:
+        zone = self.tz
+        return self._build(zone.key).next_after(self.maybe_make_aware(moment)).astimezone(zone)
+
+    def remaining_delta(
+        self, last_run_at: datetime, tz: Any = None, ffwd: type = ffwd
+    ) -> tuple[datetime, timedelta, datetime]:
+        """`(last_run_at, delta, now)`: the next occurrence is `last_run_at + delta`."""
+        _no_other_ffwd("remaining_delta", ffwd)
+        last_run_at = self.maybe_make_aware(last_run_at)
+        return last_run_at, self._next_after(last_run_at) - last_run_at, self.now()
+
+    def remaining_estimate(self, last_run_at: datetime, ffwd: type = ffwd) -> timedelta:
+        """How long until the first occurrence after `last_run_at`."""
+        _no_other_ffwd("remaining_estimate", ffwd)
+        return self._next_after(last_run_at) - self.maybe_make_aware(self.now())
+
+    def is_due(self, last_run_at: datetime) -> schedstate:
+        """`(True, seconds to the next one)` when an occurrence after `last_run_at` is due,
+        else `(False, seconds to it)`."""
+        left = max(self.remaining_estimate(last_run_at).total_seconds(), 0)
+        if left == 0:
+            return schedstate(True, max(self.remaining_estimate(self.now()).total_seconds(), 0))
+        return schedstate(False, left)
 
     @property
     def minute(self) -> set[int]:
@@ -192,12 +310,25 @@ def _as_timedelta(value: Any) -> timedelta:
 
 
 def maybe_schedule(
-    value: Any, relative: bool = False, app: Celery | None = None
+    s: Any, relative: bool = False, app: Celery | None = None
 ) -> BaseSchedule | None:
     """A number or `timedelta` as a `schedule`; a schedule as is (Celery's helper)."""
-    if value is None or isinstance(value, BaseSchedule):
-        return value
-    return schedule(_as_timedelta(value), relative, app=app)
+    if s is None or isinstance(s, BaseSchedule):
+        return s
+    return schedule(_as_timedelta(s), relative, app=app)
+
+
+def _resolution(moment: datetime, delta: timedelta) -> datetime:
+    """`moment` rounded down to whole days, hours or minutes, as `delta` is (Celery's
+    `delta_resolution`)."""
+    seconds = max(delta.total_seconds(), 0)
+    if seconds >= 86400:
+        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if seconds >= 3600:
+        return moment.replace(minute=0, second=0, microsecond=0)
+    if seconds >= 60:
+        return moment.replace(second=0, microsecond=0)
+    return moment
 
 
 def to_hare(value: Any, zone: Callable[[], str]) -> Schedule:
