@@ -23,12 +23,15 @@ from hare_compat.canvas import group as group
 from hare_compat.canvas import maybe_signature as maybe_signature
 from hare_compat.canvas import set_default_app_resolver
 from hare_compat.canvas import signature as signature
+from hare_compat.canvas import subtask as subtask
+from hare_compat.utils import bugreport as bugreport
 from hare_compat.utils import uuid as uuid
 
 __all__ = (
     "Celery",
     "Signature",
     "Task",
+    "bugreport",
     "chain",
     "chord",
     "current_app",
@@ -37,6 +40,7 @@ __all__ = (
     "maybe_signature",
     "shared_task",
     "signature",
+    "subtask",
     "uuid",
 )
 

@@ -151,26 +151,35 @@ class schedule(BaseSchedule):
         nowfun: Any = None,
         app: Celery | None = None,
     ) -> None:
-        if run_every is None:
-            raise ConfigurationError("schedule() needs run_every")
-        self.run_every = _as_timedelta(run_every)
+        # As in Celery, schedule() without run_every can be made; it cannot be used.
+        self.run_every: timedelta | None = None
+        self._interval: Interval | None = None
+        if run_every is not None:
+            self.run_every = _as_timedelta(run_every)
+            self._interval = every(self.run_every)  # validates: at least 1 s, whole ms
         self.relative = relative
-        self._interval = every(self.run_every)  # validates: at least 1 s, whole ms
         super().__init__(nowfun=nowfun, app=app)
+
+    def _every(self) -> timedelta:
+        if self.run_every is None:
+            raise ConfigurationError("schedule() needs run_every")
+        return self.run_every
 
     @property
     def seconds(self) -> float:
-        return self.run_every.total_seconds()
+        return self._every().total_seconds()
 
     def to_hare(self, zone: str) -> Schedule:
+        if self._interval is None:
+            raise ConfigurationError("schedule() needs run_every")
         return self._interval
 
     def remaining_estimate(self, last_run_at: datetime) -> timedelta:
         """How long until `run_every` after `last_run_at` (rounded down to its resolution
         when `relative`), as Celery's beat computes it."""
-        end = self.maybe_make_aware(last_run_at) + self.run_every
+        end = self.maybe_make_aware(last_run_at) + self._every()
         if self.relative:
-            end = _resolution(end, self.run_every)
+            end = _resolution(end, self._every())
         return end - self.maybe_make_aware(self.now())
 
     def is_due(self, last_run_at: datetime) -> schedstate:
@@ -180,6 +189,8 @@ class schedule(BaseSchedule):
         return schedstate(True, self.seconds) if left == 0 else schedstate(False, left)
 
     def __repr__(self) -> str:
+        if self.run_every is None:
+            return "<freq: None>"
         return f"<freq: {self.seconds:g} seconds>"
 
     def __eq__(self, other: object) -> bool:

@@ -10,6 +10,7 @@ beat-less periodic tasks when a worker loads it (`__hare_app__`).
 
 from __future__ import annotations
 
+import inspect
 import os
 import socket
 import threading
@@ -17,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 from zoneinfo import ZoneInfo
 
 from hare.app import Hare
@@ -29,11 +30,15 @@ from hare_compat.app.mapping import hare_settings
 from hare_compat.app.publishing import Publishing
 from hare_compat.app.registry import Promise, TaskRegistry
 from hare_compat.app.routes import declared_queues
+from hare_compat.exceptions import ImproperlyConfigured
 from hare_compat.utils.local import Proxy
 
 if TYPE_CHECKING:
     from hare_compat.app.control import Control
     from hare_compat.app.task import Task as TaskType
+    from hare_compat.result import AsyncResult as AsyncResultType
+    from hare_compat.result import GroupResult as GroupResultType
+    from hare_compat.result import ResultSet as ResultSetType
 
 __all__ = ("Celery",)
 
@@ -61,7 +66,8 @@ class Celery(Publishing):
         autofinalize: bool = True,
         namespace: str | None = None,
         strict_typing: bool = True,
-        **settings: Any,
+        config_source_silent: bool = False,
+        **kwargs: Any,
     ) -> None:
         machinery = {"loader": loader, "amqp": amqp, "events": events, "log": log}
         machinery |= {"control": control, "tasks": tasks}
@@ -73,14 +79,16 @@ class Celery(Publishing):
         self.strict_typing = strict_typing
         self.set_as_current = set_as_current
         preconf = dict(changes or {})
-        auto = {"broker_url": broker, "result_backend": backend, "include": include, **settings}
+        auto = {"broker_url": broker, "result_backend": backend, "include": include, **kwargs}
         preconf |= {key: value for key, value in auto.items() if value is not None}
         self._conf = Settings(preconf, auto=set(auto), on_load=self._load_config)
         if config_source is not None:
-            self._conf.set_source(config_source, namespace=namespace, silent=False)
+            self._conf.set_source(config_source, namespace=namespace, silent=config_source_silent)
         elif namespace:
             self._conf.set_source(None, namespace=namespace, silent=False)
         self._task_cls = task_cls
+        self._pending_defaults: deque[Callable[[], Any]] = deque()
+        self._selected_queues: list[str] | None = None
         self._tasks = TaskRegistry()
         self._pending: deque[Promise] = deque()
         self._discoveries: list[tuple[Any, str | None]] = []
@@ -103,6 +111,10 @@ class Celery(Publishing):
         if self._django and _state.default_app is None:
             self.set_default()
         _state.register_app(self)
+        self.on_init()
+
+    def on_init(self) -> None:
+        """Called at the end of `__init__` (override it in a subclass, as in Celery)."""
 
     def __repr__(self) -> str:
         return f"<Celery {self.main or '__main__'} at {id(self):#x}>"
@@ -154,12 +166,34 @@ class Celery(Publishing):
         if not module_name:
             if silent:
                 return False
-            raise ConfigurationError(f"environment variable {variable_name} is not set")
+            raise ImproperlyConfigured(f"environment variable {variable_name} is not set")
         self.config_from_object(module_name, silent=silent, force=force)
         return True
 
+    def add_defaults(self, fun: Any) -> None:
+        """Defaults for settings the configuration leaves unset: a mapping, or a callable
+        returning one, called when the configuration is read (Celery's `add_defaults`)."""
+        if not callable(fun):
+            given, fun = fun, lambda: given
+        if self.configured:
+            self._conf.add_defaults(fun())
+        else:
+            self._pending_defaults.append(fun)
+
+    def prepare_config(self, c: Any) -> Any:
+        """Celery's hook on the configuration before it is merged with the defaults: hare
+        reads the configuration lazily, name by name, and does not call it."""
+        return c
+
+    def either(self, default_key: str, *defaults: Any) -> Any:
+        """The first of `defaults` that is not None, else the setting `default_key`."""
+        found = next((value for value in defaults if value is not None), None)
+        return found if found is not None else self.conf.get(default_key)
+
     def _load_config(self) -> None:
         self.on_configure.send(sender=self)
+        while self._pending_defaults:
+            self._conf.add_defaults(self._pending_defaults.popleft()())
         self._conf.validate()
         self.configured = True
         while self._pending_periodic:
@@ -188,12 +222,85 @@ class Celery(Publishing):
     @cached_property
     def Task(self) -> type[TaskType]:
         """The app's base task class (assignable: `app.Task = MyTask`)."""
+        return self.create_task_cls()
+
+    def create_task_cls(self) -> type[TaskType]:
+        """A subclass of `task_cls` (Celery's Task by default) bound to this app."""
         from hare_compat.app.task import Task
 
         base: Any = self._task_cls or Task
         if isinstance(base, str):
             base = loader.symbol_by_name(base)
         return type("Task", (base,), {"_app": self, "abstract": True, "__module__": __name__})
+
+    def subclass_with_self(
+        self,
+        Class: Any,
+        name: str | None = None,
+        attribute: str = "app",
+        reverse: str | None = None,
+        keep_reduce: bool = False,
+        **kw: Any,
+    ) -> type:
+        """A subclass of `Class` whose `attribute` is this app (`Class` or its import path).
+
+        Unless `keep_reduce`, its instances pickle as instances of `Class` (Celery's pickle
+        them through the current app's `reverse` attribute): the app is not pickled."""
+        base: type = loader.symbol_by_name(Class) if isinstance(Class, str) else Class
+        attrs: dict[str, Any] = {
+            attribute: self,
+            "__module__": base.__module__,
+            "__doc__": base.__doc__,
+            **kw,
+        }
+        if not keep_reduce:
+
+            def __reduce__(obj: Any) -> Any:
+                reduced = cast(Any, base).__reduce__(obj)
+                if isinstance(reduced, tuple) and reduced and reduced[0] is type(obj):
+                    return (base, *reduced[1:])
+                return reduced
+
+            attrs["__reduce__"] = __reduce__
+        return type(name or base.__name__, (base,), attrs)
+
+    # -- results -------------------------------------------------------------------------------
+
+    @cached_property
+    def AsyncResult(self) -> type[AsyncResultType]:
+        """`app.AsyncResult(id)`: a handle on the result of a task (the class, bound to
+        this app, as Celery's)."""
+        from hare_compat.result import AsyncResult
+
+        bound: type[AsyncResult] = self.subclass_with_self(AsyncResult)
+        return bound
+
+    @cached_property
+    def GroupResult(self) -> type[GroupResultType]:
+        """`app.GroupResult(id, results)`: a handle on the results of a group (bound)."""
+        from hare_compat.result import GroupResult
+
+        bound: type[GroupResult] = self.subclass_with_self(GroupResult, attribute="_app")
+        return bound
+
+    @cached_property
+    def ResultSet(self) -> type[ResultSetType]:
+        """`app.ResultSet(results)`: a handle on several results (bound to this app)."""
+        from hare_compat.result import ResultSet
+
+        bound: type[ResultSet] = self.subclass_with_self(ResultSet, attribute="_app")
+        return bound
+
+    def type_checker(self, fun: Callable[..., Any], bound: bool = False) -> Any:
+        """A function with `fun`'s parameters that raises `TypeError` for a call `fun`
+        could not take (`bound`: without its first, `self`)."""
+        signature = inspect.signature(fun)
+        first = (None,) if bound else ()
+
+        def check(*args: Any, **kwargs: Any) -> None:
+            signature.bind(*first, *args, **kwargs)
+
+        return staticmethod(check)
 
     def gen_task_name(self, name: str, module: str) -> str:
         """Celery's task name: `module.name`, with the app's main name for `__main__`."""
@@ -205,9 +312,9 @@ class Celery(Publishing):
     def task(self, fun: Callable[..., Any], /) -> TaskType: ...
 
     @overload
-    def task(self, /, **opts: Any) -> Callable[[Callable[..., Any]], TaskType]: ...
+    def task(self, **opts: Any) -> Callable[[Callable[..., Any]], TaskType]: ...
 
-    def task(self, /, *args: Any, **opts: Any) -> Any:
+    def task(self, *args: Any, **opts: Any) -> Any:
         """`@app.task` or `@app.task(bind=True, ...)`: a task, lazily created like Celery's."""
 
         def create(
@@ -339,18 +446,25 @@ class Celery(Publishing):
         signals.celeryd_after_setup.send(sender=node, instance=None, conf=self.conf)
         return hare
 
+    def select_queues(self, queues: Sequence[str] | None = None) -> None:
+        """Consume only `queues` (names among `task_queues`) in `hare worker`."""
+        self._selected_queues = None if queues is None else list(queues)
+
     def worker_options(self) -> dict[str, Any]:
         """Settings `hare worker` uses when its command line does not say: `concurrency`
-        (`worker_concurrency`, if set) and `queues` (`task_queues`, else the default queue)."""
+        (`worker_concurrency`, if set) and `queues` (`select_queues`, else `task_queues`,
+        else the default queue)."""
         conf = self.conf
-        options: dict[str, Any] = {
-            "queues": list(declared_queues(conf.task_queues)) or [conf.task_default_queue]
-        }
-        concurrency = conf.worker_concurrency
-        if isinstance(concurrency, int) and not isinstance(concurrency, bool) and concurrency > 0:
+        queues = list(declared_queues(conf.task_queues)) or [conf.task_default_queue]
+        if self._selected_queues is not None:
+            unknown = sorted(set(self._selected_queues) - set(queues))
+            if unknown and not conf.task_create_missing_queues:
+                raise ConfigurationError(f"select_queues: {unknown} are not in task_queues")
+            queues = list(self._selected_queues)
+        options: dict[str, Any] = {"queues": queues}
+        concurrency = worker_concurrency(conf.worker_concurrency)
+        if concurrency is not None:
             options["concurrency"] = concurrency
-        elif concurrency is not None:
-            raise ConfigurationError(f"setting worker_concurrency={concurrency!r}: give a number")
         return options
 
     @cached_property
@@ -407,8 +521,37 @@ class Celery(Publishing):
 
     current_worker_task = current_task
 
+    def bugreport(self) -> str:
+        """Versions and settings to paste into a bug report."""
+        from hare_compat.utils import bugreport
+
+        return bugreport(self)
+
     def start(self, argv: Any = None) -> None:
         raise NotSupportedError("Celery.start()", "run `hare worker module:app` instead")
 
     def worker_main(self, argv: Any = None) -> None:
         raise NotSupportedError("Celery.worker_main()", "run `hare worker module:app` instead")
+
+
+def worker_concurrency(value: Any) -> int | None:
+    """`worker_concurrency` as `hare worker -c` takes it: a positive number (or its text);
+    `"auto"` is the CPUs this process may use (what Celery 5.7 gives a pool other than
+    prefork); None or 0 leaves hare worker's default."""
+    if value is None or value == 0:
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return (
+                len(os.sched_getaffinity(0))
+                if hasattr(os, "sched_getaffinity")
+                else (os.cpu_count() or 2)
+            )
+        if text.isdigit():
+            value = int(text)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise ConfigurationError(
+        f"setting worker_concurrency={value!r}: give a positive number or 'auto'"
+    )

@@ -16,14 +16,27 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+import pprint
+import re
+import warnings
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    Mapping,
+    MutableMapping,
+    ValuesView,
+)
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+from hare.settings import mask_url
 from hare_compat.app.defaults import DEFAULTS, NEW_TO_OLD, OLD_TO_NEW, default
 from hare_compat.app.loader import resolve, source_get, source_keys
 from hare_compat.app.mapping import check
-from hare_compat.exceptions import ImproperlyConfigured
+from hare_compat.exceptions import CDeprecationWarning, ImproperlyConfigured
 
 __all__ = ("Settings",)
 
@@ -37,6 +50,9 @@ _ENVIRONMENT = {
     "result_backend": "CELERY_RESULT_BACKEND",
 }
 _NAMESPACES = {name.partition("_")[0] for name in DEFAULTS}
+#: Setting names whose values `table()` and `humanize()` hide, as Celery's.
+_HIDDEN = re.compile("API|TOKEN|KEY|SECRET|PASS|PROFANITIES_LIST|SIGNATURE|DATABASE", re.I)
+_MASK = "*" * 8
 _MIXED = """Cannot mix new and old setting keys, please rename the following settings to the \
 {kind} format:
 
@@ -56,10 +72,27 @@ class _State:
     loading: bool = False
     defaults: dict[str, Any] = field(default_factory=dict)
     noticed: set[str] = field(default_factory=set)
+    #: Defaults given by `add_defaults` (newest last), below the user's values.
+    added: dict[str, Any] = field(default_factory=dict)
+    observers: list[Callable[..., Any]] = field(default_factory=list)
 
 
-class Settings:
-    """Celery's settings by attribute (`conf.task_routes`) or item (`conf["task_routes"]`)."""
+class SearchResult(NamedTuple):
+    """What `find_option` finds: Celery's `(namespace, key, type)`; `type` is the default
+    value here (hare_compat keeps no option types)."""
+
+    namespace: str | None
+    key: str
+    type: Any
+
+
+class Settings(MutableMapping[str, Any]):
+    """Celery's settings by attribute (`conf.task_routes`) or item (`conf["task_routes"]`).
+
+    A mapping as Celery's `app.conf`: its keys are every Celery setting and the other names
+    given to it; deleting or popping a key removes the value the user set (the default
+    shows again), as in Celery.
+    """
 
     _state: _State
 
@@ -174,6 +207,8 @@ class Settings:
             found, value, _ = self.find("TIME_ZONE")
             if found:
                 return value
+        if name in self._state.added:
+            return self._state.added[name]
         if name not in DEFAULTS:
             raise KeyError(key)
         defaults = self._state.defaults
@@ -219,28 +254,183 @@ class Settings:
     def __setattr__(self, name: str, value: Any) -> None:
         self[name] = value
 
-    def update(self, other: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
-        for key, value in {**(other or {}), **kwargs}.items():
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Set every key of a mapping (or of key/value pairs) and of `kwargs`; callbacks
+        given to `bind_to` are called with them, as Celery's."""
+        given = dict(*args)
+        for key, value in {**given, **kwargs}.items():
             self[key] = value
+        for callback in self._state.observers:
+            callback(*((given,) if args else ()), **kwargs)
 
-    def setdefault(self, key: str, value: Any) -> Any:
+    def setdefault(self, key: str, default: Any = None) -> Any:
         """Set `key` unless the user set it (a Celery default counts as unset)."""
         found, current, _ = self.find(key)
         if found:
             return current
-        self[key] = value
+        self[key] = default
+        return default
+
+    def _changed_spelling(self, key: str) -> str | None:
+        """The spelling under which the user set `key` on the app (`changes`), if any."""
+        changes = self._state.changes
+        if key in changes:
+            return key
+        return next((s for s in self._spellings(self.canonical(key)) if s in changes), None)
+
+    def __delitem__(self, key: str) -> None:
+        """Drop the value set for `key` on the app (`KeyError` if none was set there)."""
+        spelled = self._changed_spelling(key)
+        if spelled is None:
+            raise KeyError(f"Key not found in first mapping: {key!r}")
+        del self._state.changes[spelled]
+        self._state.defaults.pop(self.canonical(key), None)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        """Remove and return the value set for `key` on the app; `default` if none was."""
+        spelled = self._changed_spelling(key)
+        if spelled is None:
+            if default:
+                return default[0]
+            raise KeyError(key)
+        value = self._state.changes[spelled]
+        del self[spelled]
         return value
+
+    def popitem(self) -> tuple[str, Any]:
+        """Remove and return the last value set on the app."""
+        if not self._state.changes:
+            raise KeyError("popitem(): no setting was changed")
+        key = next(reversed(self._state.changes))
+        return key, self.pop(key)
+
+    def clear(self) -> None:
+        """Forget the values set on the app; the source and the defaults stay."""
+        self._state.changes.clear()
+        self._state.defaults.clear()
+
+    def keys(self) -> KeysView[str]:
+        return KeysView(self)
+
+    def items(self) -> ItemsView[str, Any]:
+        return ItemsView(self)
+
+    def values(self) -> ValuesView[Any]:
+        return ValuesView(self)
+
+    def iterkeys(self) -> Iterator[str]:
+        return iter(self)
+
+    def iteritems(self) -> Iterator[tuple[str, Any]]:
+        return ((key, self[key]) for key in self)
+
+    def itervalues(self) -> Iterator[Any]:
+        return (self[key] for key in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    @classmethod
+    def fromkeys(cls, iterable: Iterable[str], *args: Any) -> Settings:
+        """Settings with each of `iterable` set to the value given (None by default)."""
+        return cls(dict.fromkeys(iterable, *args))
+
+    def add_defaults(self, d: Any) -> None:
+        """Defaults for settings (or the app's own names) the user did not set: a mapping,
+        or an object whose attributes are read (Celery's `force_mapping`)."""
+        mapping = d if isinstance(d, Mapping) else vars(d)
+        for key, value in mapping.items():
+            name = self.canonical(key)
+            if self._state.loaded and name in DEFAULTS:
+                check(name, key, value, self.notice)
+            self._state.added[name] = value
+            self._state.defaults.pop(name, None)
+
+    def bind_to(self, callback: Callable[..., Any]) -> None:
+        """Call `callback` with the arguments of every `update()`."""
+        self._state.observers.append(callback)
+
+    def copy(self) -> Settings:
+        """An independent copy: the same source, the values set so far."""
+        state = self._state
+        copied = Settings(state.changes, auto=state.auto)
+        copied._state.source_ref, copied._state.silent = state.source_ref, state.silent
+        copied._state.namespace = state.namespace
+        copied._state.added = dict(state.added)
+        return copied
+
+    __copy__ = copy
+
+    def swap_with(self, other: Settings) -> None:
+        """Take `other`'s values and source as this object's own."""
+        object.__setattr__(self, "_state", other._state)
+
+    def finalize(self) -> Settings:
+        """Read the configuration now; returns the settings."""
+        self.load()
+        return self
+
+    def find_option(self, name: str, namespace: str = "") -> SearchResult:
+        """`(namespace, key, default)` of the setting `name` names, in `namespace` first
+        (`find_option("disable_rate_limits")` -> `("worker", "disable_rate_limits", False)`)."""
+        name, namespace = name.lower(), namespace.lower()
+        if namespace and f"{namespace}_{name}" in DEFAULTS:
+            return SearchResult(namespace, name, DEFAULTS[f"{namespace}_{name}"])
+        for full in DEFAULTS:
+            prefix, _, rest = full.partition("_")
+            if rest == name and full not in _BARE_NAMES:
+                return SearchResult(prefix, name, DEFAULTS[full])
+        if name in DEFAULTS:
+            return SearchResult(None, name, DEFAULTS[name])
+        raise KeyError(name)
+
+    def find_value_for_key(self, name: str, namespace: str = "celery") -> Any:
+        """The value of the setting `find_option(name, namespace)` finds."""
+        return self.get_by_parts(*self.find_option(name, namespace)[:-1])
+
+    def get_by_parts(self, *parts: str | None) -> Any:
+        """`get_by_parts("worker", "disable_rate_limits")` is `conf.worker_disable_rate_limits`."""
+        return self["_".join(part for part in parts if part)]
+
+    def without_defaults(self) -> dict[str, Any]:
+        """The settings the user set, by lowercase name (a dict, where Celery gives a view)."""
+        return self.table(censored=False)
+
+    def humanize(self, with_defaults: bool = False, censored: bool = True) -> str:
+        """`table()` as text, one `name: value` a line."""
+        return "\n".join(
+            f"{key}: {pprint.pformat(value, width=50)}"
+            for key, value in self.table(with_defaults, censored).items()
+        )
+
+    def maybe_warn_deprecated_settings(self) -> bool:
+        """Warn (`CDeprecationWarning`) about Celery 3 names in use; whether there were any."""
+        old = sorted(key for key in self._present_keys() if key in OLD_TO_NEW)
+        for key in old:
+            warnings.warn(
+                CDeprecationWarning(
+                    f"The {key!r} setting is deprecated and scheduled for removal in Celery "
+                    f"6.0.0. Use the {OLD_TO_NEW[key]} instead"
+                ),
+                stacklevel=2,
+            )
+        return bool(old)
 
     def changes(self) -> dict[str, Any]:
         """The settings set on `app.conf` or given to `Celery(...)`, as spelt."""
         return dict(self._state.changes)
 
-    def table(self) -> dict[str, Any]:
-        """Every setting the user set, by lowercase name (Celery's `conf.table()`)."""
-        return {name: self[name] for name in DEFAULTS if self.value_set_for(name)}
+    def table(self, with_defaults: bool = False, censored: bool = True) -> dict[str, Any]:
+        """The settings the user set (every setting `with_defaults`), by lowercase name;
+        `censored` hides passwords, keys and tokens as Celery does."""
+        table = {name: self[name] for name in self if with_defaults or self.value_set_for(name)}
+        return _censored(table) if censored else table
 
     def __iter__(self) -> Iterator[str]:
-        return iter(DEFAULTS)
+        """Every Celery setting, then the other names the app was given."""
+        yield from DEFAULTS
+        extra = {self.canonical(key) for key in (*self._state.changes, *self._state.added)}
+        yield from sorted(extra - DEFAULTS.keys())
 
     def __repr__(self) -> str:
         return f"<Settings namespace={self._state.namespace!r} loaded={self._state.loaded}>"
@@ -252,6 +442,11 @@ class Settings:
         if name not in self._state.noticed:
             self._state.noticed.add(name)
             logger.info("hare_compat: %s", text)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    __hash__ = object.__hash__
 
     def _present_keys(self) -> set[str]:
         state = self._state
@@ -299,3 +494,22 @@ class Settings:
                 self.notice(key, f"{key} is read only with namespace='CELERY'; ignored")
             elif key.islower() and key.partition("_")[0] in _NAMESPACES:
                 self.notice(key, f"{key} is not a Celery setting; ignored")
+
+
+#: Settings with no namespace (`find_option` takes them by their whole name).
+_BARE_NAMES = frozenset(
+    {"accept_content", "result_accept_content", "enable_utc", "imports", "include", "timezone"}
+)
+
+
+def _censored(table: Mapping[str, Any]) -> dict[str, Any]:
+    def censor(key: str, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return _censored(value)
+        if _HIDDEN.search(key):
+            return _MASK
+        if isinstance(value, str) and "://" in value and ("url" in key or "backend" in key):
+            return mask_url(value)
+        return value
+
+    return {key: censor(key, value) for key, value in table.items()}

@@ -22,9 +22,12 @@ if TYPE_CHECKING:
     from hare.app import Hare
     from hare.canvas import Env, Plan
     from hare_compat.app.conf import Settings
-    from hare_compat.result import AsyncResult
+    from hare_compat.result import AsyncResult as AsyncResultType
 
 __all__ = ("Publishing",)
+
+#: `send_task`'s "not given" for options whose None means something (Celery's `_OMITTED`).
+_OMITTED: Any = object()
 
 
 class Publishing:
@@ -40,6 +43,9 @@ class Publishing:
 
         @property
         def hare(self) -> Hare: ...
+
+        @property
+        def AsyncResult(self) -> type[AsyncResultType]: ...
 
     @property
     def router(self) -> Router:
@@ -83,11 +89,56 @@ class Publishing:
         name: str,
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
+        countdown: float | None = None,
+        eta: Any = None,
+        task_id: str | None = None,
+        producer: Any = None,
+        connection: Any = None,
+        router: Any = None,
+        result_cls: Any = None,
+        expires: Any = _OMITTED,
+        publisher: Any = None,
+        link: Any = None,
+        link_error: Any = None,
+        add_to_parent: bool = True,
+        group_id: str | None = None,
+        group_index: int | None = None,
+        retries: int = 0,
+        chord: Any = None,
+        reply_to: str | None = None,
+        time_limit: Any = _OMITTED,
+        soft_time_limit: Any = _OMITTED,
+        root_id: str | None = None,
+        parent_id: str | None = None,
+        route_name: str | None = None,
+        shadow: str | None = None,
+        chain: Any = None,
+        task_type: Any = None,
+        replaced_task_nesting: int = 0,
         **options: Any,
-    ) -> AsyncResult:
-        """Send task `name` by name (routed by `task_routes`); Celery's options."""
+    ) -> AsyncResultType:
+        """Send task `name` by name (routed by `task_routes`), with Celery's options.
+
+        `producer`, `connection` and `publisher` are refused (hare publishes on its own
+        connection); `retries` and `replaced_task_nesting` are the worker's to set.
+        `expires`, `time_limit` and `soft_time_limit` left out take what the route gives."""
+        for option, value in (
+            ("expires", expires),
+            ("time_limit", time_limit),
+            ("soft_time_limit", soft_time_limit),
+        ):
+            if value is not _OMITTED:
+                options[option] = value
+        options.update(
+            countdown=countdown, eta=eta, task_id=task_id, producer=producer,
+            connection=connection, router=router, result_cls=result_cls, publisher=publisher,
+            link=link, link_error=link_error, add_to_parent=add_to_parent, group_id=group_id,
+            group_index=group_index, retries=retries, chord=chord, reply_to=reply_to,
+            root_id=root_id, parent_id=parent_id, route_name=route_name, shadow=shadow,
+            chain=chain, task_type=task_type, replaced_task_nesting=replaced_task_nesting,
+        )  # fmt: skip
         sent = self.hare.send_task(name, args, kwargs, **self._options(name, args, kwargs, options))
-        return self._result(options.get("result_cls"), sent.id, name)
+        return self._result(result_cls, sent.id, name)
 
     async def asend_task(
         self,
@@ -95,28 +146,16 @@ class Publishing:
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> AsyncResult:
+    ) -> AsyncResultType:
         """`send_task` for async code (hare's addition)."""
         hare_opts = self._options(name, args, kwargs, options)
         sent = await self.hare.asend_task(name, args, kwargs, **hare_opts)
         return self._result(options.get("result_cls"), sent.id, name)
 
-    def _result(self, result_cls: Any, task_id: str, name: str) -> AsyncResult:
+    def _result(self, result_cls: Any, task_id: str, name: str) -> AsyncResultType:
         if result_cls is not None:
             return result_cls(task_id)  # type: ignore[no-any-return]
         return self.AsyncResult(task_id, task_name=name)
-
-    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:
-        """A handle on the result of task `task_id`."""
-        from hare_compat.result import AsyncResult
-
-        return AsyncResult(task_id, app=self, **kwargs)
-
-    def GroupResult(self, group_id: str, results: list[Any] | None = None, **kwargs: Any) -> Any:
-        """A handle on the results of group `group_id`."""
-        from hare_compat.canvas import GroupResult
-
-        return GroupResult(group_id, results, app=self, **kwargs)
 
     def signature(self, *args: Any, **kwargs: Any) -> Any:
         """A signature bound to this app (`app.signature("tasks.add", (2, 2))`)."""

@@ -130,6 +130,20 @@ class Task:
         """Called when the class is bound to an app (override to act on it)."""
 
     @classmethod
+    def annotate(cls) -> None:
+        """Celery applies `task_annotations` here; hare_compat refuses that setting (set the
+        options on the task instead), so there is nothing to apply."""
+
+    @classmethod
+    def add_around(cls, attr: str, around: Callable[[Any], Any]) -> None:
+        """Replace method `attr` by `around(original)` (Celery's annotation helper)."""
+        original = getattr(cls, attr)
+        original = getattr(original, "__wrapped__", None) or original
+        method = around(original)
+        method.__wrapped__ = original
+        setattr(cls, attr, method)
+
+    @classmethod
     def _get_app(cls) -> Any:
         if cls._app is None:
             raise ImproperlyConfigured(
@@ -398,6 +412,38 @@ class Task:
 
     subtask = signature
 
+    def signature_from_request(
+        self,
+        request: Context | None = None,
+        args: Any = None,
+        kwargs: Any = None,
+        queue: str | None = None,
+        **extra_options: Any,
+    ) -> Any:
+        """A signature that calls this task again as `request` (default: the running call)
+        called it: same id, links, chord, time limits, headers and queue."""
+        request = self.request if request is None else request
+        args = request.args if args is None else args
+        kwargs = request.kwargs if kwargs is None else kwargs
+        ignore_result = request.__dict__.get("ignore_result", self.ignore_result)
+        options = {
+            **request.as_execution_options(),
+            "ignore_result": ignore_result,
+            **extra_options,
+        }
+        delivery_info = request.delivery_info or {}
+        if delivery_info.get("priority") is not None:
+            options["priority"] = delivery_info["priority"]
+        if queue:
+            options["queue"] = queue
+        elif delivery_info.get("exchange") == "" and delivery_info.get("routing_key"):
+            options["queue"] = delivery_info["routing_key"]
+        else:
+            options.update(delivery_info)
+        return self.signature(args, kwargs, options, type=self, **extra_options)
+
+    subtask_from_request = signature_from_request
+
     def s(self, *args: Any, **kwargs: Any) -> Any:
         """A signature: `add.s(2, 2)`."""
         return self.signature(args, kwargs)
@@ -415,11 +461,16 @@ class Task:
     def starmap(self, it: Any) -> Any:
         return _canvas("xstarmap")(self.s(), it, app=self._get_app())
 
-    def send_event(self, type_: str, **fields: Any) -> NoReturn:
+    def send_event(
+        self, type_: str, retry: bool = True, retry_policy: Any = None, **fields: Any
+    ) -> NoReturn:
         raise NotSupportedError("Task.send_event", "hare sends no custom events")
 
     def replace(self, sig: Any) -> NoReturn:
         raise NotSupportedError("Task.replace", "hare_compat cannot replace a running task")
+
+    def on_replace(self, sig: Any) -> NoReturn:
+        raise NotSupportedError("Task.on_replace", "hare_compat cannot replace a running task")
 
     def add_to_chord(self, sig: Any, lazy: bool = False) -> NoReturn:
         raise NotSupportedError("Task.add_to_chord", "hare_compat cannot grow a running chord")

@@ -1,15 +1,44 @@
-"""Celery's `celery.utils` names that projects import: `uuid`, `gen_unique_id`."""
+"""Celery's `celery.utils` names that projects import: `uuid`, `gen_unique_id`, and
+`bugreport`."""
 
 from __future__ import annotations
 
+import platform
+import sys
 import uuid as _uuid
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
 
-__all__ = ("gen_unique_id", "uuid")
+__all__ = ("bugreport", "gen_unique_id", "uuid")
 
 
-def uuid() -> str:
+def uuid(_uuid: Callable[[], UUID] = _uuid.uuid4) -> str:
     """A new task id: a random UUID as text (Celery's `celery.utils.uuid`)."""
-    return str(_uuid.uuid4())
+    return str(_uuid())
+
+
+def bugreport(app: Any = None) -> str:
+    """Versions and the settings that matter, to paste into a bug report (passwords hidden)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from hare_compat._state import get_current_app
+
+    app = app if app is not None else get_current_app()
+    try:
+        hare_version = version("hare")
+    except PackageNotFoundError:
+        hare_version = "unknown"
+    conf = app.conf.table(censored=True)
+    lines = [
+        f"hare_compat (hare {hare_version}) on Python {platform.python_version()}"
+        f" ({platform.python_implementation()}), {sys.platform}",
+        f"broker: {conf.get('broker_url', 'amqp (default)')}",
+        f"results: {conf.get('result_backend', 'disabled')}",
+        "",
+        app.conf.humanize(censored=True),
+    ]
+    return "\n".join(lines)
 
 
 gen_unique_id = uuid

@@ -43,8 +43,8 @@ class Proxy:
     def __delattr__(self, name: str) -> None:
         delattr(self._get_current_object(), name)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._get_current_object()(*args, **kwargs)
+    def __call__(self, *a: Any, **kw: Any) -> Any:
+        return self._get_current_object()(*a, **kw)
 
     def __repr__(self) -> str:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -433,7 +434,18 @@ def test_celery3_queue_dicts_are_read() -> None:
     assert app.worker_options() == {"queues": ["a"]}
 
 
-def test_worker_concurrency_must_be_a_number() -> None:
-    app = Celery(set_as_current=False, broker="memory://", worker_concurrency="auto")
-    with pytest.raises(ConfigurationError, match="worker_concurrency='auto'"):
-        app.worker_options()
+def test_worker_concurrency_is_a_number_or_auto_as_in_celery_5_7() -> None:
+    def concurrency(value: object) -> object:
+        app = Celery(set_as_current=False, broker="memory://", worker_concurrency=value)
+        return app.worker_options().get("concurrency")
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert concurrency("auto") == concurrency(" AUTO ") == cpus
+    assert (concurrency(8), concurrency("4"), concurrency(None), concurrency(0)) == (
+        8,
+        4,
+        None,
+        None,
+    )
+    with pytest.raises(ConfigurationError, match="worker_concurrency='lots'"):
+        concurrency("lots")
