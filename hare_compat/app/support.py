@@ -117,7 +117,7 @@ result_exchange  notice  rpc replies go to the caller's queue through the defaul
 result_exchange_type  notice  rpc replies go to the caller's queue through the default exchange
 result_expires  hare  result_expires (seconds or a timedelta); None or 0 (keep forever) raises
   NotSupportedError
-result_chord_expires  notice  tunes Celery's chord counters
+result_chord_expires  refused  chord counters expire after result_expires, like the results
 result_chord_retry_interval  notice  tunes Celery's chord counters
 result_chord_join_timeout  notice  tunes Celery's chord counters
 result_failure_expires  refused  failures expire after result_expires like other results
@@ -196,7 +196,9 @@ worker_autoscaler  notice  hare workers do not autoscale; run more pods or --pro
 worker_cancel_long_running_tasks_on_connection_loss  notice  hare has no such switch
 worker_soft_shutdown_timeout  notice  hare drains on SIGTERM within --drain-timeout
 worker_enable_soft_shutdown_on_idle  notice  hare drains on SIGTERM within --drain-timeout
-worker_concurrency  worker  hare worker -c, when the command line gives none
+worker_concurrency  worker  hare worker -c, when the command line gives none: a number (or its
+  text), or "auto", the CPUs the worker may use (as Celery 5.7 sizes a pool other than
+  prefork); None or 0 leave hare worker's default
 worker_consumer  refused  no custom consumers
 worker_direct  refused  no per-worker queues
 worker_disable_rate_limits  notice  rate limits are the tasks' own
@@ -217,7 +219,8 @@ worker_pool  notice  async tasks run on the worker's loop, sync tasks in threads
   each with isolation="process")
 worker_pool_putlocks  notice  no prefork children
 worker_pool_restarts  notice  no prefork children
-worker_pool_start_method  notice  no prefork children
+worker_pool_start_method  notice  no prefork children: hare starts its processes (--processes,
+  isolation="process") with spawn
 worker_proc_alive_timeout  notice  no prefork children
 worker_prefetch_multiplier  notice  prefetch equals concurrency (a multiplier of 1)
 worker_eta_task_limit  notice  delayed tasks wait in the broker, never in a worker
