@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Protocol
 from hare import canvas as core
 from hare.canvas_message import Env
 from hare.errors import ConfigurationError, NotSupportedError
+from hare_compat.app.sending import PRODUCER_ONLY
 from hare_compat.canvas_result import result_of
 
 __all__ = (
@@ -309,9 +310,14 @@ class Signature(dict[str, Any]):
     ) -> Any:
         """Send it (the whole workflow, for a chain, group or chord); returns its result.
 
-        Options given as None are dropped; `route_name` is accepted and, as in Celery 5.7,
-        changes nothing (steps are routed by their task names)."""
-        options = {key: value for key, value in options.items() if value is not None}
+        Options given as None are dropped, and so are those of Celery's producer (`retry=`,
+        `retry_policy=`...: hare always waits for the broker's confirm); `route_name` is
+        accepted and, as in Celery 5.7, changes nothing (steps are routed by task name)."""
+        options = {
+            key: value
+            for key, value in options.items()
+            if value is not None and key not in PRODUCER_ONLY
+        }
         app = self.app
         if getattr(getattr(app, "conf", None), "task_always_eager", False):
             return self.apply(args, kwargs, **options)

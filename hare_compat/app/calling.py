@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from hare.codec import get_serializer
 from hare.errors import NotSupportedError
 from hare_compat.app.request import Context
+from hare_compat.app.sending import PRODUCER_ONLY
 from hare_compat.exceptions import Retry
 
 if TYPE_CHECKING:
@@ -98,6 +99,8 @@ def retry(
     max_retries = task.max_retries if max_retries is None else max_retries
     if request.called_directly:
         raise_with_context(exc or Retry("Task can be retried", None))
+    # Celery's defaults (None) and its producer's options change nothing here.
+    options = {k: v for k, v in options.items() if v is not None and k not in PRODUCER_ONLY}
     if options:
         raise NotSupportedError(
             f"retry({', '.join(sorted(options))}=)",

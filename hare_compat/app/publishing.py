@@ -161,7 +161,8 @@ class Publishing:
         """A signature bound to this app (`app.signature("tasks.add", (2, 2))`)."""
         from hare_compat.canvas import signature
 
-        return signature(*args, app=self, **kwargs)
+        kwargs["app"] = self  # as Celery: the app's own, whatever `app=` says
+        return signature(*args, **kwargs)
 
     def canvas_env(self) -> Env:
         """What building workflow messages needs (see `hare_compat.signature.CanvasApp`)."""

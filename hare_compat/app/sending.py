@@ -17,7 +17,7 @@ from typing import Any
 from hare.errors import NotSupportedError
 from hare_compat.app.routes import Router
 
-__all__ = ("hare_options",)
+__all__ = ("PRODUCER_ONLY", "hare_options")
 
 #: Options hare's `send_task` takes as they are.
 _PASSED = frozenset(
@@ -25,10 +25,12 @@ _PASSED = frozenset(
     " soft_time_limit link link_error chain chord group_id group_index root_id parent_id"
     " reply_to".split()
 )
-#: Celery producer options with nothing to do in hare (it always confirms and retries).
-_ACCEPTED = frozenset(
-    "retry retry_policy declare add_to_parent result_cls route_name task_type router"
-    " mandatory immediate exchange_type argsrepr kwargsrepr".split()
+#: Options of Celery's producer, with nothing to do in hare: it always waits for the
+#: broker's confirm and reconnects until publish_timeout (tasks, retries and workflows).
+PRODUCER_ONLY = frozenset("retry retry_policy declare mandatory immediate".split())
+#: Celery send_task options with nothing to do in hare.
+_ACCEPTED = PRODUCER_ONLY | frozenset(
+    "add_to_parent result_cls route_name task_type router exchange_type argsrepr kwargsrepr".split()
 )
 _REFUSED = {
     "producer": "hare publishes on its own connection",

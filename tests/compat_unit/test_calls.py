@@ -383,3 +383,58 @@ def test_the_plainest_revoke_reaches_the_control_client(ctx: Ctx) -> None:
 
 def test_a_task_class_made_for_the_app_is_a_task(ctx: Ctx) -> None:
     assert isinstance(ctx.objects["class_task"](), Task)
+
+
+#: apply_async's options as Celery documents them, each given its default (or a value that
+#: only steers Celery's producer), as code written for Celery passes them.
+SEND_OPTIONS: dict[str, Any] = {
+    "countdown": None,
+    "eta": None,
+    "expires": None,
+    "priority": None,
+    "queue": None,
+    "time_limit": None,
+    "soft_time_limit": None,
+    "retry": True,
+    "retry_policy": {"max_retries": 3},
+    "headers": None,
+    "shadow": None,
+    "ignore_result": None,
+    "serializer": None,
+    "compression": None,
+    "exchange": None,
+    "routing_key": None,
+    "task_id": None,
+    "producer": None,
+    "declare": None,
+    "mandatory": False,
+    "immediate": False,
+}
+
+
+def test_documented_options_spelled_out_with_celerys_defaults(ctx: Ctx) -> None:
+    echo, app = ctx.echo, ctx.app
+    echo.apply_async((1, 2), None, **SEND_OPTIONS)
+    app.send_task("calls.echo", (1, 2), None, **SEND_OPTIONS)
+    ctx.sig().apply_async(**SEND_OPTIONS)
+    ctx.sig().set(countdown=None, queue=None, priority=None).apply_async()
+    canvas.group(ctx.sig(), echo.s(3)).apply_async(**SEND_OPTIONS)
+    canvas.chain(ctx.sig(), echo.s(3)).apply_async(**SEND_OPTIONS)
+    canvas.chord([ctx.sig()], echo.s()).apply_async(**SEND_OPTIONS)
+    app.signature("calls.echo", args=None, kwargs=None, options=None, app=None).apply_async()
+    assert echo.apply((1, 2), None, link=None, task_id=None, retries=None, throw=None).get() == [
+        1,
+        2,
+    ]
+
+    @app.task(shared=False, name="calls.flaky", bind=True, max_retries=1)
+    def flaky(self: Any) -> None:
+        raise self.retry(
+            exc=None, countdown=None, eta=None, max_retries=None, queue=None, priority=None,
+            retry=True, retry_policy=None,
+        )  # fmt: skip
+
+    assert flaky.apply().state == "FAILURE"  # retried once eagerly, then out of retries
+    assert isinstance(flaky.apply().result, exceptions.MaxRetriesExceededError)
+    app.control.revoke(OK, destination=None, signal=None, reply=False, timeout=None)
+    app.control.broadcast("ping", arguments=None, reply=False, timeout=None, limit=None)
