@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from hare.canvas import GroupRef, Ref
@@ -19,7 +21,15 @@ from hare.errors import NotSupportedError
 if TYPE_CHECKING:
     from hare_compat.canvas_signature import CanvasApp
 
-__all__ = ("GroupResult", "ResultBase", "ResultSet", "assert_will_not_block", "result_of")
+__all__ = (
+    "GroupResult",
+    "ResultBase",
+    "ResultSet",
+    "allow_join_result",
+    "assert_will_not_block",
+    "denied_join_result",
+    "result_of",
+)
 
 E_WOULDBLOCK = (
     "Never call result.get() within a task!\n"
@@ -28,11 +38,38 @@ E_WOULDBLOCK = (
 )
 
 
+#: Whether waiting inside a task is allowed here (`allow_join_result`), or refused even
+#: outside one (`denied_join_result`); None: refused inside a task only.
+_join_allowed: ContextVar[bool | None] = ContextVar("hare_compat_join_allowed", default=None)
+
+
 def assert_will_not_block() -> None:
     """Celery's guard: waiting for a result inside a task running on a worker deadlocks."""
-    context = current()
-    if context is not None and not context.is_eager:
+    allowed = _join_allowed.get()
+    if allowed is None:
+        context = current()
+        allowed = context is None or context.is_eager
+    if not allowed:
         raise RuntimeError(E_WOULDBLOCK)
+
+
+@contextmanager
+def _joins(allowed: bool) -> Iterator[None]:
+    token = _join_allowed.set(allowed)
+    try:
+        yield
+    finally:
+        _join_allowed.reset(token)
+
+
+def allow_join_result() -> AbstractContextManager[None]:
+    """Allow `get()` inside a task for the block (Celery's; mind the deadlock it risks)."""
+    return _joins(True)
+
+
+def denied_join_result() -> AbstractContextManager[None]:
+    """Refuse `get()` in the block, even outside a task (Celery's)."""
+    return _joins(False)
 
 
 def _current_app() -> Any:

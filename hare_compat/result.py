@@ -24,7 +24,9 @@ from hare_compat.canvas_result import GroupResult as GroupResult
 from hare_compat.canvas_result import ResultBase as ResultBase
 from hare_compat.canvas_result import ResultSet as ResultSet
 from hare_compat.canvas_result import _current_app
+from hare_compat.canvas_result import allow_join_result as allow_join_result
 from hare_compat.canvas_result import assert_will_not_block as assert_will_not_block
+from hare_compat.canvas_result import denied_join_result as denied_join_result
 from hare_compat.exceptions import IncompleteStream, TaskRevokedError, TimeoutError
 
 __all__ = (
