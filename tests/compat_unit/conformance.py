@@ -60,7 +60,8 @@ MISSING: Any = _Missing()
 
 @dataclass(frozen=True)
 class Pair:
-    """Celery's object called `name` and hare_compat's (`MISSING` when it has none)."""
+    """Celery's object called `name` and hare_compat's (`MISSING` when it has none; a name
+    only hare_compat exports has `celery` MISSING)."""
 
     name: str
     celery: Any
@@ -102,7 +103,8 @@ class _Walk:
     """Pairs, each class pair walked once (a class reached twice is walked once)."""
 
     def __init__(self) -> None:
-        self.seen: set[tuple[int, int]] = set()
+        self.seen: set[tuple[int, int]] = set()  # pairs whose methods were walked
+        self.made: set[tuple[int, int]] = set()  # pairs whose constructors were compared
         self.instance_classes: set[str] = set()
 
     def methods(self, name: str, celery_cls: type, hare_cls: Any) -> Iterator[Pair]:
@@ -116,11 +118,11 @@ class _Walk:
     def one(self, name: str, celery_obj: Any, hare_obj: Any) -> Iterator[Pair]:
         key = (id(celery_obj), id(hare_obj))
         if inspect.isclass(celery_obj):
-            if key not in self.seen:
+            if key not in self.made:
+                self.made.add(key)
                 yield Pair(name, celery_obj, hare_obj, True)
-                if inspect.isclass(hare_obj):
-                    yield from self.methods(name, celery_obj, hare_obj)
-                self.seen.add(key)
+            if inspect.isclass(hare_obj):
+                yield from self.methods(name, celery_obj, hare_obj)
         elif isinstance(celery_obj, types.FunctionType | types.BuiltinFunctionType):
             if key not in self.seen:
                 self.seen.add(key)
@@ -142,9 +144,20 @@ def walk(celery_app: Any, hare_app: Any) -> Iterator[Pair]:
     for module_name in MODULES:
         celery_module = importlib.import_module(module_name)
         hare_module = importlib.import_module("hare_compat" + module_name[len("celery") :])
-        for attr in _public(celery_module):
+        celery_names = _public(celery_module)
+        for attr in celery_names:
             found = getattr(hare_module, attr, MISSING)
             yield from walker.one(f"{module_name}.{attr}", getattr(celery_module, attr), found)
+        # What hare_compat exports besides: Celery's object of that name when Celery has
+        # one (outside its `__all__`), else a hare addition (`celery` is MISSING).
+        for attr in _public(hare_module):
+            if attr in celery_names:
+                continue
+            theirs, ours = getattr(celery_module, attr, MISSING), getattr(hare_module, attr)
+            if theirs is MISSING:
+                yield Pair(f"{module_name}.{attr}", MISSING, ours, False)
+            else:
+                yield from walker.one(f"{module_name}.{attr}", theirs, ours)
 
     from celery.app.control import Control, Inspect
     from celery.app.utils import Settings

@@ -8,7 +8,8 @@ because a default (`timeout=None`) reached hare unconverted.
 
 Calls that need a result find one stored (so `get()` returns at once); `inspect()` is made
 with a short timeout. The few calls that raise in Celery too (`reraise`, `Task.retry`
-outside a worker...) are in `RAISES`, each checked against Celery itself.
+outside a worker, abstract schedule methods...) are in `RAISES`, each checked against
+Celery itself.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from tests.compat_unit import conformance
 from tests.compat_unit.conformance import MISSING, Pair
 
 celery = pytest.importorskip("celery")
+celery_schedules = pytest.importorskip("celery.schedules")
 
 OK = "calls-ok"  # a task id whose SUCCESS result is stored
 OTHER = "calls-other"
@@ -97,6 +99,7 @@ def make_ctx() -> Ctx:
             "celery.canvas.chain": lambda: canvas.chain(ctx.sig(), echo.s(3)),
             "celery.canvas.group": lambda: canvas.group(ctx.sig(), echo.s(3, 4)),
             "celery.canvas.chord": lambda: canvas.chord([ctx.sig(), echo.s(3, 4)], echo.s()),
+            "celery.schedules.BaseSchedule": lambda: schedules.BaseSchedule(app=app),
             "celery.schedules.schedule": lambda: schedules.schedule(60, app=app),
             "celery.schedules.crontab": lambda: schedules.crontab(minute="*/15", app=app),
             "celery.schedules.crontab_parser": lambda: schedules.crontab_parser(),
@@ -188,6 +191,8 @@ ARGUMENTS: dict[str, Callable[[Ctx, Any], tuple[Any, ...]]] = {
     "setdefault": lambda c, o: ("calls_custom",),
     "shadow_name": lambda c, o: ((), {}, {}),
     "celery.canvas.signature": lambda c, o: ("calls.echo",),
+    "celery.signals.Signal": lambda c, o: ("calls",),  # a listed difference: hare's needs a name
+    "schedstate": lambda c, o: (True, 1.0),
     "solar": lambda c, o: ("sunrise", 0.0, 0.0),
     "stamp_links": lambda c, o: (None,),
     "starmap": lambda c, o: ([(1, 2)],),
@@ -221,6 +226,14 @@ RAISES: dict[str, tuple[type[BaseException], Callable[[], Any]]] = {
     "celery.app.task.Task.retry": (
         exceptions.Retry,  # called outside a worker, the retry is raised to the caller
         _celery_retry,
+    ),
+    "celery.schedules.BaseSchedule.is_due": (
+        NotImplementedError,  # abstract
+        lambda: celery_schedules.BaseSchedule().is_due(WHEN),
+    ),
+    "celery.schedules.BaseSchedule.remaining_estimate": (
+        NotImplementedError,  # abstract
+        lambda: celery_schedules.BaseSchedule().remaining_estimate(WHEN),
     ),
     "celery.Celery.signature": (
         TypeError,  # no task named: nothing to sign
@@ -256,6 +269,7 @@ OWNERS = frozenset(
         "celery.canvas.chain",
         "celery.canvas.group",
         "celery.canvas.chord",
+        "celery.schedules.BaseSchedule",
         "celery.schedules.schedule",
         "celery.schedules.crontab",
         "celery.schedules.crontab_parser",
