@@ -66,20 +66,20 @@ class Run:
     #: Everything the settlement publishes (a retry, a dead letter) is confirmed: only the
     #: ack of the delivery was left, and a copy needs only an ack.
     settled: bool = False
-
-    @property
-    def ran(self) -> bool:
-        return self.outcome is not None
+    #: The task ran (whatever its outcome).
+    ran: bool = False
 
     def ran_as(
         self, task: Task[Any, Any], message: Message, outcome: Outcome, decision: Decision
     ) -> None:
         self.task, self.message, self.outcome, self.decision = task, message, outcome, decision
+        self.ran = True
 
     def mark_settled(self) -> None:
         self.settled = True
-        # What a settled run needs to settle a copy is its key: let go of the rest.
-        self.message = None
+        # A copy of a settled run needs only an ack: let go of the message and the outcome
+        # (its arguments, its return value), which `RECENT_RUNS` runs would otherwise keep.
+        self.task = self.message = self.outcome = self.decision = None
 
 
 class Runs:

@@ -153,7 +153,7 @@ def test_run_keys_and_the_bound_on_what_is_remembered() -> None:
     for key in keys:
         run = runs.begin(key)
         assert runs.get(key) is run
-        run.outcome = object()  # type: ignore[assignment]  # it ran
+        run.ran = True
         runs.end(run)
         assert run.over.is_set()
     assert runs.get(keys[0]) is None  # the oldest is forgotten
@@ -164,6 +164,11 @@ def test_run_keys_and_the_bound_on_what_is_remembered() -> None:
     assert len(runs) == 2
     with pytest.raises(ValueError):
         Runs(size=-1)
+    settled = Runs().begin(("s", 0, 0))
+    settled.ran_as(object(), object(), object(), object())  # type: ignore[arg-type]
+    settled.mark_settled()  # a settled run keeps its key only, not its message or result
+    assert settled.ran and settled.settled
+    assert (settled.task, settled.message, settled.outcome, settled.decision) == (None,) * 4
 
 
 class _worker:
