@@ -5,7 +5,9 @@ and starts `hare worker proj.celery:app`. The app reads its settings lazily (see
 `hare_compat.app.conf`), registers tasks as Celery does (`@app.task` is lazy until the app
 finalizes; tasks are shared with every app), routes and sends through the hare app built
 from the settings on first use (`app.hare`), and turns `beat_schedule` into hare's
-beat-less periodic tasks when a worker loads it (`__hare_app__`).
+beat-less periodic tasks when a worker loads it (`__hare_app__`). Its configuration
+(`hare_compat.app.configuration`), worker options (`hare_compat.app.worker_options`) and
+sending (`hare_compat.app.publishing`) are mixins of their own.
 """
 
 from __future__ import annotations
@@ -16,21 +18,20 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast, overload
-from zoneinfo import ZoneInfo
 
 from hare.app import Hare
-from hare.errors import ConfigurationError, NotSupportedError
+from hare.errors import NotSupportedError
 from hare_compat import _state, signals
 from hare_compat.app import beat, djangofixup, loader
 from hare_compat.app.conf import Settings
+from hare_compat.app.configuration import Configuration
 from hare_compat.app.mapping import hare_settings
 from hare_compat.app.publishing import Publishing
 from hare_compat.app.registry import Promise, TaskRegistry
-from hare_compat.app.routes import declared_queues
-from hare_compat.exceptions import ImproperlyConfigured
+from hare_compat.app.worker_options import WorkerOptions
+from hare_compat.app.worker_options import worker_concurrency as worker_concurrency
 from hare_compat.utils.local import Proxy
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 __all__ = ("Celery",)
 
 
-class Celery(Publishing):
+class Celery(Configuration, WorkerOptions, Publishing):
     """Celery's app: settings, tasks, routing, sending; `app.hare` is the hare app behind it."""
 
     def __init__(
@@ -138,84 +139,6 @@ class Celery(Publishing):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    # -- configuration -----------------------------------------------------------------------
-
-    @property
-    def conf(self) -> Settings:
-        """The settings (read from the config source on first access)."""
-        return self._conf
-
-    @property
-    def namespace(self) -> str | None:
-        return self._conf.namespace
-
-    def config_from_object(
-        self, obj: object, silent: bool = False, force: bool = False, namespace: str | None = None
-    ) -> None:
-        """Read settings from a module, class, object or `"module:attr"` path (lazily)."""
-        self._conf.set_source(obj, namespace=namespace, silent=silent)
-        if force:
-            self._conf.load()
-
-    def config_from_envvar(
-        self, variable_name: str, silent: bool = False, force: bool = False
-    ) -> bool:
-        """Read settings from the module named by environment variable `variable_name`."""
-        module_name = os.environ.get(variable_name)
-        if not module_name:
-            if silent:
-                return False
-            raise ImproperlyConfigured(f"environment variable {variable_name} is not set")
-        self.config_from_object(module_name, silent=silent, force=force)
-        return True
-
-    def add_defaults(self, fun: Any) -> None:
-        """Defaults for settings the configuration leaves unset: a mapping, or a callable
-        returning one, called when the configuration is read (Celery's `add_defaults`)."""
-        if not callable(fun):
-            given, fun = fun, lambda: given
-        if self.configured:
-            self._conf.add_defaults(fun())
-        else:
-            self._pending_defaults.append(fun)
-
-    def prepare_config(self, c: Any) -> Any:
-        """Celery's hook on the configuration before it is merged with the defaults: hare
-        reads the configuration lazily, name by name, and does not call it."""
-        return c
-
-    def either(self, default_key: str, *defaults: Any) -> Any:
-        """The first of `defaults` that is not None, else the setting `default_key`."""
-        found = next((value for value in defaults if value is not None), None)
-        return found if found is not None else self.conf.get(default_key)
-
-    def _load_config(self) -> None:
-        self.on_configure.send(sender=self)
-        while self._pending_defaults:
-            self._conf.add_defaults(self._pending_defaults.popleft()())
-        self._conf.validate()
-        self.configured = True
-        while self._pending_periodic:
-            key, entry = self._pending_periodic.pop(0)
-            self._conf.beat_schedule[key] = entry
-        self.on_after_configure.send(sender=self, source=self._conf)
-
-    @property
-    def timezone_name(self) -> str:
-        """The zone crontab schedules run in (`timezone`, else UTC when `enable_utc`)."""
-        return beat.zone_name(self.conf.timezone, bool(self.conf.enable_utc))
-
-    @property
-    def timezone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone_name)
-
-    def now(self) -> datetime:
-        """The current time in the app's timezone."""
-        return datetime.now(self.timezone)
-
-    def uses_utc_timezone(self) -> bool:
-        return self.timezone_name == "UTC"
 
     # -- tasks -------------------------------------------------------------------------------
 
@@ -446,27 +369,6 @@ class Celery(Publishing):
         signals.celeryd_after_setup.send(sender=node, instance=None, conf=self.conf)
         return hare
 
-    def select_queues(self, queues: Sequence[str] | None = None) -> None:
-        """Consume only `queues` (names among `task_queues`) in `hare worker`."""
-        self._selected_queues = None if queues is None else list(queues)
-
-    def worker_options(self) -> dict[str, Any]:
-        """Settings `hare worker` uses when its command line does not say: `concurrency`
-        (`worker_concurrency`, if set) and `queues` (`select_queues`, else `task_queues`,
-        else the default queue)."""
-        conf = self.conf
-        queues = list(declared_queues(conf.task_queues)) or [conf.task_default_queue]
-        if self._selected_queues is not None:
-            unknown = sorted(set(self._selected_queues) - set(queues))
-            if unknown and not conf.task_create_missing_queues:
-                raise ConfigurationError(f"select_queues: {unknown} are not in task_queues")
-            queues = list(self._selected_queues)
-        options: dict[str, Any] = {"queues": queues}
-        concurrency = worker_concurrency(conf.worker_concurrency)
-        if concurrency is not None:
-            options["concurrency"] = concurrency
-        return options
-
     @cached_property
     def control(self) -> Control:
         """Remote control and inspection (`hare.control`)."""
@@ -532,26 +434,3 @@ class Celery(Publishing):
 
     def worker_main(self, argv: Any = None) -> None:
         raise NotSupportedError("Celery.worker_main()", "run `hare worker module:app` instead")
-
-
-def worker_concurrency(value: Any) -> int | None:
-    """`worker_concurrency` as `hare worker -c` takes it: a positive number (or its text);
-    `"auto"` is the CPUs this process may use (what Celery 5.7 gives a pool other than
-    prefork); None or 0 leaves hare worker's default."""
-    if value is None or value == 0:
-        return None
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text == "auto":
-            return (
-                len(os.sched_getaffinity(0))
-                if hasattr(os, "sched_getaffinity")
-                else (os.cpu_count() or 2)
-            )
-        if text.isdigit():
-            value = int(text)
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    raise ConfigurationError(
-        f"setting worker_concurrency={value!r}: give a positive number or 'auto'"
-    )

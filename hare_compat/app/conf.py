@@ -9,16 +9,14 @@ namespace a configuration must not mix old and new names.
 
 When the configuration is first read every setting found is checked against
 `hare_compat.app.support` (refused values raise `NotSupportedError`; notice-only settings log
-one notice each); a value set afterwards is checked when it is set.
+one notice each; see `hare_compat.app.validation`); a value set afterwards is checked when it
+is set.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import pprint
-import re
-import warnings
 from collections.abc import (
     Callable,
     ItemsView,
@@ -32,15 +30,13 @@ from collections.abc import (
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from hare.settings import mask_url
+from hare_compat.app.censoring import censored as _censored
 from hare_compat.app.defaults import DEFAULTS, NEW_TO_OLD, OLD_TO_NEW, default
-from hare_compat.app.loader import resolve, source_get, source_keys
+from hare_compat.app.loader import resolve, source_get
 from hare_compat.app.mapping import check
-from hare_compat.exceptions import CDeprecationWarning, ImproperlyConfigured
+from hare_compat.app.validation import SettingsValidation
 
 __all__ = ("Settings",)
-
-logger = logging.getLogger("hare_compat.conf")
 
 #: Environment variables that override a setting, as in Celery.
 _ENVIRONMENT = {
@@ -49,14 +45,6 @@ _ENVIRONMENT = {
     "broker_write_url": "CELERY_BROKER_WRITE_URL",
     "result_backend": "CELERY_RESULT_BACKEND",
 }
-_NAMESPACES = {name.partition("_")[0] for name in DEFAULTS}
-#: Setting names whose values `table()` and `humanize()` hide, as Celery's.
-_HIDDEN = re.compile("API|TOKEN|KEY|SECRET|PASS|PROFANITIES_LIST|SIGNATURE|DATABASE", re.I)
-_MASK = "*" * 8
-_MIXED = """Cannot mix new and old setting keys, please rename the following settings to the \
-{kind} format:
-
-{renames}"""
 
 
 @dataclass
@@ -86,7 +74,7 @@ class SearchResult(NamedTuple):
     type: Any
 
 
-class Settings(MutableMapping[str, Any]):
+class Settings(SettingsValidation, MutableMapping[str, Any]):
     """Celery's settings by attribute (`conf.task_routes`) or item (`conf["task_routes"]`).
 
     A mapping as Celery's `app.conf`: its keys are every Celery setting and the other names
@@ -403,19 +391,6 @@ class Settings(MutableMapping[str, Any]):
             for key, value in self.table(with_defaults, censored).items()
         )
 
-    def maybe_warn_deprecated_settings(self) -> bool:
-        """Warn (`CDeprecationWarning`) about Celery 3 names in use; whether there were any."""
-        old = sorted(key for key in self._present_keys() if key in OLD_TO_NEW)
-        for key in old:
-            warnings.warn(
-                CDeprecationWarning(
-                    f"The {key!r} setting is deprecated and scheduled for removal in Celery "
-                    f"6.0.0. Use the {OLD_TO_NEW[key]} instead"
-                ),
-                stacklevel=2,
-            )
-        return bool(old)
-
     def changes(self) -> dict[str, Any]:
         """The settings set on `app.conf` or given to `Celery(...)`, as spelt."""
         return dict(self._state.changes)
@@ -435,81 +410,15 @@ class Settings(MutableMapping[str, Any]):
     def __repr__(self) -> str:
         return f"<Settings namespace={self._state.namespace!r} loaded={self._state.loaded}>"
 
-    # -- checks ------------------------------------------------------------------------------
-
-    def notice(self, name: str, text: str) -> None:
-        """Log `text` about setting `name`, once per app."""
-        if name not in self._state.noticed:
-            self._state.noticed.add(name)
-            logger.info("hare_compat: %s", text)
+    # -- identity ----------------------------------------------------------------------------
 
     def __eq__(self, other: object) -> bool:
         return self is other
 
     __hash__ = object.__hash__
 
-    def _present_keys(self) -> set[str]:
-        state = self._state
-        keys = set(state.changes)
-        if state.source is not None:
-            keys.update(source_keys(state.source))
-        return keys
-
-    def validate(self) -> None:
-        """Check every setting the user set (and refuse a mix of old and new names)."""
-        present = self._present_keys()
-        if not self._state.namespace:
-            self._refuse_mixing(present - self._state.auto)
-        for name in DEFAULTS:
-            found, value, spelled = self.find(name)
-            if found:
-                check(name, spelled, value, self.notice)
-        self._notice_unknown(present)
-
-    def _refuse_mixing(self, have: set[str]) -> None:
-        new = {key for key in have if key in DEFAULTS}
-        old = {key for key in have if key in OLD_TO_NEW}
-        if not new or not old:
-            return
-        if len(old) > len(new):  # mostly old names: the new ones are the odd ones out
-            kind, convert, left = "old", NEW_TO_OLD, new
-        else:
-            kind, convert, left = "new", OLD_TO_NEW, old
-        renames = [
-            f"{key:<36} -> {convert[key]}" for key in sorted(left) if convert[key] not in have
-        ]
-        if renames:
-            raise ImproperlyConfigured(_MIXED.format(kind=kind, renames="\n".join(renames)))
-
-    def _notice_unknown(self, present: set[str]) -> None:
-        """Log names that look like settings but are none (typos, a forgotten namespace)."""
-        namespace = self._state.namespace
-        for key in sorted(present):
-            if self.canonical(key) in DEFAULTS:
-                continue
-            bare = key.lower()
-            if namespace and bare.startswith(namespace.lower() + "_"):
-                self.notice(key, f"{key} is not a Celery setting; ignored")
-            elif not namespace and key.isupper() and bare.removeprefix("celery_") in DEFAULTS:
-                self.notice(key, f"{key} is read only with namespace='CELERY'; ignored")
-            elif key.islower() and key.partition("_")[0] in _NAMESPACES:
-                self.notice(key, f"{key} is not a Celery setting; ignored")
-
 
 #: Settings with no namespace (`find_option` takes them by their whole name).
 _BARE_NAMES = frozenset(
     {"accept_content", "result_accept_content", "enable_utc", "imports", "include", "timezone"}
 )
-
-
-def _censored(table: Mapping[str, Any]) -> dict[str, Any]:
-    def censor(key: str, value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return _censored(value)
-        if _HIDDEN.search(key):
-            return _MASK
-        if isinstance(value, str) and "://" in value and ("url" in key or "backend" in key):
-            return mask_url(value)
-        return value
-
-    return {key: censor(key, value) for key, value in table.items()}

@@ -199,9 +199,9 @@ def dispatch_callbacks(task: Task, request: Context, retval: Any) -> None:
     """Eager mode: send (or, with task_always_eager, run) the `link` callbacks with `retval`."""
     if not request.callbacks:
         return
-    from hare_compat.app.task import _canvas
+    from hare_compat.app.task_canvas import canvas_object
 
-    maybe_signature = _canvas("maybe_signature")
+    maybe_signature = canvas_object("maybe_signature")
     for callback in request.callbacks:
         signature = maybe_signature(callback, app=task._get_app())
         signature.apply_async(

@@ -5,7 +5,9 @@ instance is the task: `run` is the function, `self.request` the running call. On
 the hare task registered for it runs `hare_compat.app.trace.make_entry`'s wrapper, which
 builds the request from hare's context, runs the hooks and turns `Retry` / `Reject` /
 `Ignore` into hare's signals. `async def` tasks work alike: their wrapper is a coroutine
-function, so hare's worker runs them on its loop.
+function, so hare's worker runs them on its loop. Signatures and the other workflow methods
+(`hare_compat.app.task_canvas`) and the handlers a subclass overrides
+(`hare_compat.app.task_handlers`) are mixins of their own.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from hare.codec import get_serializer
 from hare.errors import NotSupportedError
 from hare_compat.app import calling, eager
 from hare_compat.app.request import Context, current_request, pop_request, push_request
+from hare_compat.app.task_canvas import TaskCanvas
+from hare_compat.app.task_handlers import TaskHandlers
 from hare_compat.app.task_options import check_values
 from hare_compat.app.trace import after_signal, make_entry
 from hare_compat.exceptions import (
@@ -61,7 +65,7 @@ def conf_get(app: Any, name: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
-class Task:
+class Task(TaskCanvas, TaskHandlers):
     """Celery's task base class: subclass it (`base=`, `app.Task`) to add hooks or defaults."""
 
     MaxRetriesExceededError = MaxRetriesExceededError
@@ -377,7 +381,7 @@ class Task:
         """
         return calling.retry(self, args, kwargs, exc, throw, eta, countdown, max_retries, options)
 
-    # -- results and signatures ---------------------------------------------------------------
+    # -- results and state ------------------------------------------------------------------
 
     def AsyncResult(self, task_id: str, **kwargs: Any) -> _AsyncResult:
         from hare_compat.result import AsyncResult
@@ -404,97 +408,12 @@ class Task:
         """`update_state` for async code (hare's addition)."""
         await eager.aupdate_state(self, task_id, state, meta)
 
-    def signature(self, args: Any = None, *starargs: Any, **starkwargs: Any) -> Any:
-        """A signature of this task (`hare_compat.canvas.signature`)."""
-        signature = _canvas("signature")
-        starkwargs.setdefault("app", self._get_app())
-        return signature(self, args, *starargs, **starkwargs)
-
-    subtask = signature
-
-    def signature_from_request(
-        self,
-        request: Context | None = None,
-        args: Any = None,
-        kwargs: Any = None,
-        queue: str | None = None,
-        **extra_options: Any,
-    ) -> Any:
-        """A signature that calls this task again as `request` (default: the running call)
-        called it: same id, links, chord, time limits, headers and queue."""
-        request = self.request if request is None else request
-        args = request.args if args is None else args
-        kwargs = request.kwargs if kwargs is None else kwargs
-        ignore_result = request.__dict__.get("ignore_result", self.ignore_result)
-        options = {
-            **request.as_execution_options(),
-            "ignore_result": ignore_result,
-            **extra_options,
-        }
-        delivery_info = request.delivery_info or {}
-        if delivery_info.get("priority") is not None:
-            options["priority"] = delivery_info["priority"]
-        if queue:
-            options["queue"] = queue
-        elif delivery_info.get("exchange") == "" and delivery_info.get("routing_key"):
-            options["queue"] = delivery_info["routing_key"]
-        else:
-            options.update(delivery_info)
-        return self.signature(args, kwargs, options, type=self, **extra_options)
-
-    subtask_from_request = signature_from_request
-
-    def s(self, *args: Any, **kwargs: Any) -> Any:
-        """A signature: `add.s(2, 2)`."""
-        return self.signature(args, kwargs)
-
-    def si(self, *args: Any, **kwargs: Any) -> Any:
-        """An immutable signature (the previous task's result is not prepended)."""
-        return self.signature(args, kwargs, immutable=True)
-
-    def chunks(self, it: Any, n: int) -> Any:
-        return _canvas("chunks")(self.s(), it, n, app=self._get_app())
-
-    def map(self, it: Any) -> Any:
-        return _canvas("xmap")(self.s(), it, app=self._get_app())
-
-    def starmap(self, it: Any) -> Any:
-        return _canvas("xstarmap")(self.s(), it, app=self._get_app())
-
     def send_event(
         self, type_: str, retry: bool = True, retry_policy: Any = None, **fields: Any
     ) -> NoReturn:
         raise NotSupportedError("Task.send_event", "hare sends no custom events")
 
-    def replace(self, sig: Any) -> NoReturn:
-        raise NotSupportedError("Task.replace", "hare_compat cannot replace a running task")
-
-    def on_replace(self, sig: Any) -> NoReturn:
-        raise NotSupportedError("Task.on_replace", "hare_compat cannot replace a running task")
-
-    def add_to_chord(self, sig: Any, lazy: bool = False) -> NoReturn:
-        raise NotSupportedError("Task.add_to_chord", "hare_compat cannot grow a running chord")
-
-    # -- handlers (override in a subclass) ----------------------------------------------------
-
-    def before_start(self, task_id: str, args: Any, kwargs: Any) -> Any:
-        """Called before the task starts (on the worker, after `task_prerun`).
-
-        Handlers may be `async def` in an async task: they are awaited."""
-
-    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> Any:
-        """Called when the task returned."""
-
-    def on_retry(self, exc: Any, task_id: str, args: Any, kwargs: Any, einfo: Any) -> Any:
-        """Called when the task is to be retried."""
-
-    def on_failure(self, exc: Any, task_id: str, args: Any, kwargs: Any, einfo: Any) -> Any:
-        """Called when the task failed."""
-
-    def after_return(
-        self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any, einfo: Any
-    ) -> Any:
-        """Called after the task returned or failed (not after a retry)."""
+    # -- representation -----------------------------------------------------------------------
 
     def __repr__(self) -> str:
         main = getattr(self._app, "main", None) if self._app is not None else None
@@ -514,17 +433,6 @@ def _explicit(cls: type[Task]) -> dict[str, Any]:
             continue
         values.update((k, v) for k, v in vars(klass).items() if not k.startswith("__"))
     return values
-
-
-def _canvas(name: str) -> Any:
-    try:
-        from hare_compat import canvas
-    except ImportError as exc:
-        raise NotSupportedError(f"Task.{name}", "hare_compat.canvas is not available") from exc
-    found = getattr(canvas, name, None)
-    if found is None:
-        raise NotSupportedError(f"hare_compat.canvas.{name}", "not provided by hare_compat")
-    return found
 
 
 # Celery's `task_from_fun` lives beside its class; re-exported here for `hare_compat.app.task`.
