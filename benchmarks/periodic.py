@@ -3,12 +3,12 @@
     python -m benchmarks periodic [--seconds 60] [--pods 4] [--skew 0.3] [--chaos]
 
 Starts `--pods` `hare worker` processes of a 1 s schedule (the last one with its wall clock
-`--skew` seconds ahead), lets them run, and reads the ledger of runs: an occurrence is the
-whole second a run belongs to (a run fires at most a few hundred ms off its second). With
-`--chaos` it SIGKILLs one pod a third of the way in, SIGTERMs another at two thirds, and
-starts two new ones. Reports occurrences fired, duplicates, missed ones, and lateness
-(run - occurrence) for runs whose occurrence was offered by an unskewed pod... which a run
-cannot tell, so lateness is shown for all runs and for the pod-independent median.
+`--skew` seconds ahead), lets them run, and reads the ledger of runs: each run records when it
+started and the occurrence it ran for (from its message), so a run made late by a busy machine
+is not taken for the next second's. With `--chaos` it SIGKILLs one pod a third of the way in,
+SIGTERMs another at two thirds, and starts two new ones. Reports occurrences fired,
+duplicates (an occurrence run twice), missed ones, and lateness (start - occurrence; the
+skewed pod offers ticks by its own clock, so its runs may look early or late by the skew).
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ from collections import Counter
 from typing import Any
 
 from benchmarks import broker
+
+#: One run in the ledger `periodic_app` writes: real start time, occurrence (epoch s),
+#: generation of the pod that ran it.
+RECORD = struct.Struct("<ddd")
 
 ROOT = broker.ROOT
 
@@ -124,11 +128,13 @@ def run_fleet(url: str, *, seconds: float, pods: int, skew: float, chaos: bool) 
     with open(ledger, "rb") as file:
         data = file.read()
     os.unlink(ledger)
-    runs = [struct.unpack_from("<d", data, i)[0] for i in range(0, len(data) - len(data) % 8, 8)]
-    per_second = Counter(round(t) for t in runs)
+    records = _records(data)
+    # A duplicate is an occurrence run twice, a miss one never run (1 s schedule: every whole
+    # second between the first and the last), whatever the machine's load did to the timing.
+    per_second = Counter(round(occurrence) for _, occurrence, _ in records)
     first, last = min(per_second), max(per_second)
     missed = [s for s in range(first, last + 1) if s not in per_second]
-    lateness_ms = sorted((t - round(t)) * 1000 for t in runs)
+    lateness_ms = sorted((t - occurrence) * 1000 for t, occurrence, _ in records)
     return {
         "app": app,
         "seconds": seconds,
@@ -189,15 +195,23 @@ def run_deploy(
     with open(ledger, "rb") as file:
         data = file.read()
     os.unlink(ledger)
-    runs = [struct.unpack_from("<d", data, i)[0] for i in range(0, len(data) - len(data) % 8, 8)]
+    records = _records(data)
     return {
         "app": app,
         "switched": switched,
         "start_up_s": round(switched - started, 3),
         "watchdog": watchdog,
         "exit_codes": codes,
-        "runs": [round(t, 3) for t in sorted(runs)],
+        "runs": [round(t, 3) for t, _, _ in sorted(records)],
+        # (real start time, occurrence, generation) of each run, in start order.
+        "records": [(round(t, 3), o, int(g)) for t, o, g in sorted(records)],
     }
+
+
+def _records(data: bytes) -> list[tuple[float, float, float]]:
+    """The runs in a ledger: (real start time, occurrence in epoch s, generation)."""
+    size = RECORD.size
+    return [RECORD.unpack_from(data, i) for i in range(0, len(data) - len(data) % size, size)]
 
 
 def main(argv: list[str] | None = None) -> None:
