@@ -274,9 +274,12 @@ class Celery(Configuration, WorkerOptions, Publishing):
             return task
 
     def register_task(self, task: Any, **options: Any) -> Any:
-        """Register a class-based task instance (Celery's `app.register_task`)."""
+        """Register a class-based task (Celery's `app.register_task`): an instance, or a
+        `Task` subclass, which is instantiated as Celery does."""
         from hare_compat.app.autoretry import add_autoretry_behaviour
 
+        if inspect.isclass(task):
+            task = task()
         if not task.name:
             task_cls = type(task)
             task.name = self.gen_task_name(task_cls.__name__, task_cls.__module__)
