@@ -179,7 +179,7 @@ class Processor:
         self.processed += 1
         self.totals[task.name] = self.totals.get(task.name, 0) + 1
         if call.was_terminated(outcome):
-            await self._settle_terminated(delivery, run, task, message, outcome)
+            await self._settle_terminated(delivery, run, task, request, outcome)
             return message
         decision = decide(outcome, task.options.retry, message.retries, self._rng)
         if run is not None:
@@ -302,16 +302,17 @@ class Processor:
         delivery: Delivery,
         run: Run | None,
         task: Task[Any, Any],
-        message: Message,
+        request: Request,
         outcome: Outcome,
     ) -> None:
         """Celery's way: a task stopped by revoke(terminate=True) is recorded REVOKED and
         its message acked (it is not run again, nor dead-lettered)."""
         assert isinstance(outcome, Failed)
+        message = request.message
         if run is not None:
             run.ran_as(task, message, outcome, Ack())
             run.recorded = True
-        await self._store(message, REVOKED, outcome.exception)
+        await self._store(message, REVOKED, outcome.exception, request=request)
         _settled(run)
         await self.settlement.ack(delivery)
 
@@ -322,7 +323,7 @@ class Processor:
         assert message.expires is not None
         expires = message.expires.isoformat()
         logger.warning("task %s[%s] expired at %s: discarded", task.name, message.id, expires)
-        await self._store(message, REVOKED, TaskRevoked("expired"))
+        await self._store(message, REVOKED, TaskRevoked("expired"), request=request)
         _send_revoked(task, request, expired=True)
         await self.settlement.ack(delivery)
 
@@ -331,7 +332,7 @@ class Processor:
     ) -> None:
         message = request.message
         logger.warning("task %s[%s] revoked: discarded", task.name, message.id)
-        await self._store(message, REVOKED, TaskRevoked("revoked"))
+        await self._store(message, REVOKED, TaskRevoked("revoked"), request=request)
         _send_revoked(task, request, expired=False)
         await self.settlement.ack(delivery)
 
@@ -358,7 +359,8 @@ class Processor:
         self.running[message.id] = running
         try:
             if self._tracks_started(task, message):
-                await self._store(message, STARTED, {"pid": os.getpid(), "hostname": self.nodename})
+                started = {"pid": os.getpid(), "hostname": self.nodename}
+                await self._store(message, STARTED, started, request=context)
             if isolated:
                 call.start()
             outcome = await self.runner.run(
@@ -402,26 +404,32 @@ class Processor:
             if follow:
                 await self.follow_ups.after_success(message, outcome.value)
             if not message.ignore_result:
-                await self._store(message, SUCCESS, outcome.value)
+                await self._store(message, SUCCESS, outcome.value, request=context)
             if follow:
                 await self.follow_ups.chord_part_succeeded(message, outcome.value)
             return
         if isinstance(outcome, Rejected):
-            await self._store(message, FAILURE, _rejection(outcome))
+            await self._store(message, FAILURE, _rejection(outcome), request=context)
             return
         exc = outcome.exception
         trace = outcome.traceback
         if isinstance(outcome, RetryRequested) and exc is None:
             exc = _retry_exc(outcome)
         if isinstance(decision, RetryIn | RetryAt):
-            await self._store(message, RETRY, exc, trace)
+            await self._store(message, RETRY, exc, trace, request=context)
             return
-        await self._store(message, FAILURE, exc, trace)
+        await self._store(message, FAILURE, exc, trace, request=context)
         if follow and exc is not None:
             await self.follow_ups.after_failure(message, exc, trace, context)
 
     async def _store(
-        self, message: Message, state: str, value: Any, trace: str | None = None
+        self,
+        message: Message,
+        state: str,
+        value: Any,
+        trace: str | None = None,
+        *,
+        request: Request | None = None,
     ) -> None:
         results = self.app.results
         if results is None:
@@ -434,6 +442,7 @@ class Processor:
             date_done=datetime.fromtimestamp(self._clock.time(), UTC),
             group_id=message.group,
             parent_id=message.parent_id,
+            extra=_extended(message, request) if self.app.settings.result_extended else {},
         )
         try:
             await results.store(result, message)
@@ -453,6 +462,18 @@ class Processor:
         if running is None:
             return False
         return running.call.terminate(signal)
+
+
+def _extended(message: Message, request: Request | None) -> dict[str, Any]:
+    """Celery's `result_extended` fields of a result."""
+    return {
+        "name": message.task,
+        "args": list(message.args),
+        "kwargs": dict(message.kwargs),
+        "worker": request.hostname if request is not None else None,
+        "retries": message.retries,
+        "queue": request.delivery_info.get("routing_key") if request is not None else None,
+    }
 
 
 def _settled(run: Run | None) -> None:

@@ -60,6 +60,9 @@ class Settings:
     #: Store a `STARTED` result (`{"pid", "hostname"}`) before each task runs, as Celery's
     #: `task_track_started` does; a task's own `track_started` attribute overrides it.
     track_started: bool = False
+    #: Store with each result the task's name, args, kwargs, worker, retries and queue, as
+    #: Celery's `result_extended` does (`AsyncResult.name`, `.args`, `.kwargs`...).
+    result_extended: bool = False
 
     def __post_init__(self) -> None:
         validate_queue_name(self.default_queue)
@@ -76,10 +79,11 @@ class Settings:
             raise ConfigurationError(
                 f"delays must be 'ladder' or 'eta-header', not {self.delays!r}"
             )
-        if not isinstance(self.track_started, bool):
-            raise ConfigurationError(
-                f"track_started must be True or False, not {self.track_started!r}"
-            )
+        for flag in ("track_started", "result_extended"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigurationError(
+                    f"{flag} must be True or False, not {getattr(self, flag)!r}"
+                )
         if not self.accept_content:
             raise ConfigurationError("accept_content must name at least one serializer")
 
@@ -121,7 +125,7 @@ def _parse(name: str, raw: str) -> Any:
         raise ConfigurationError(f"HARE_{name.upper()}={raw!r} is not a number") from exc
     if name == "accept_content":
         return _names(raw)
-    if name == "track_started":
+    if name in ("track_started", "result_extended"):
         return _flag(name, raw)
     return raw
 

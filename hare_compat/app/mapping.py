@@ -238,6 +238,7 @@ def hare_settings(conf: Settings) -> dict[str, Any]:
         "result_backend": result_backend(conf.result_backend),
         "result_expires": seconds("result_expires", conf.result_expires),
         "track_started": bool(conf.task_track_started),
+        "result_extended": bool(conf.result_extended),
     }
     url, use_ssl = conf.broker_url, conf.broker_use_ssl
     if url or use_ssl:

@@ -122,7 +122,7 @@ result_chord_retry_interval  notice  tunes Celery's chord counters
 result_chord_join_timeout  notice  tunes Celery's chord counters
 result_failure_expires  refused  failures expire after result_expires like other results
 result_persistent  notice  rpc replies are transient, as Celery's default
-result_extended  refused  results carry Celery's standard fields only
+result_extended  hare  result_extended: results carry name, args, kwargs, worker, retries, queue
 result_serializer  hare  json; any other raises NotSupportedError
 result_backend_transport_options  notice  tunes Celery's result backends
 result_backend_max_sleep_between_retries_ms  notice  tunes Celery's result backends
