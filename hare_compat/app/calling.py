@@ -55,6 +55,18 @@ def send_options(
     return merged
 
 
+def dump_models(
+    task: Task, args: Sequence[Any] | None, kwargs: Mapping[str, Any] | None, options: Any
+) -> tuple[Sequence[Any] | None, Mapping[str, Any] | None]:
+    """A `pydantic=True` task's model arguments dumped to JSON-able values, as Celery sends
+    them (not for pickle, which sends models as they are)."""
+    dump = getattr(task, "_dump_pydantic_arguments", None)
+    if dump is None or options.get("serializer") == "pickle":
+        return args, kwargs
+    dumped: tuple[Sequence[Any], Mapping[str, Any]] = dump(args, kwargs)
+    return dumped
+
+
 def check_arguments(task: Task, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
     """Celery's `typing`: refuse a call the function's signature cannot take."""
     fun = getattr(task, "_decorated_fun", None)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 from hare_compat.app.autoretry import add_autoretry_behaviour
+from hare_compat.app.pydantic_args import pydantic_wrapper
 from hare_compat.app.task import Task
 from hare_compat.app.task_options import check_options, check_values
 from hare_compat.exceptions import ImproperlyConfigured
 
-__all__ = ("task_from_function",)
+__all__ = ("PYDANTIC_OPTIONS", "task_from_function")
+
+#: Celery 5.5's options of `pydantic=True` tasks (`hare_compat.app.pydantic_args`).
+PYDANTIC_OPTIONS = ("pydantic", "pydantic_strict", "pydantic_context", "pydantic_dump_kwargs")
 
 
 def task_from_function(
@@ -36,10 +41,23 @@ def task_from_function(
     existing: Task | None = app.tasks.get(name)
     if existing is not None:
         return existing
+    dump: Callable[..., Any] | None = None
+    pydantic = {k: options.pop(k) for k in PYDANTIC_OPTIONS if k in options}
+    if pydantic.pop("pydantic", False):
+        wrapped = pydantic_wrapper(
+            app,
+            fn,
+            name,
+            strict=bool(pydantic.get("pydantic_strict", False)),
+            context=pydantic.get("pydantic_context"),
+            dump_kwargs=pydantic.get("pydantic_dump_kwargs"),
+        )
+        fn, dump = wrapped.wrapper, functools.partial(wrapped.dump_arguments, bound=bind)
     check_options(options, base, name)
     check_values(options, name)
     run = fn if bind else staticmethod(fn)
     namespace = {
+        "_dump_pydantic_arguments": staticmethod(dump) if dump is not None else None,
         "_app": app,
         "name": name,
         "run": run,

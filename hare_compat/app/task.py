@@ -74,6 +74,8 @@ class Task(TaskCanvas, TaskHandlers):
     _app: Any = None
     name: str | None = None
     typing: bool | None = None
+    #: Set for `pydantic=True` tasks: dumps the caller's model arguments (`pydantic_args`).
+    _dump_pydantic_arguments: Any = None
     max_retries: int | None = 3
     default_retry_delay: float = 3 * 60
     rate_limit: str | float | None = None
@@ -267,6 +269,7 @@ class Task(TaskCanvas, TaskHandlers):
     ) -> _AsyncResult:
         """Send the task (or run it here with `task_always_eager`); Celery's options."""
         options = calling.send_options(self, args, kwargs, producer, shadow, options)
+        args, kwargs = calling.dump_models(self, args, kwargs, options)
         app = self._get_app()
         if conf_get(app, "task_always_eager", False):
             args, kwargs = calling.eager_arguments(self, args, kwargs)
@@ -293,6 +296,7 @@ class Task(TaskCanvas, TaskHandlers):
     ) -> _AsyncResult:
         """`apply_async` for async code (hare's addition)."""
         options = calling.send_options(self, args, kwargs, producer, shadow, options)
+        args, kwargs = calling.dump_models(self, args, kwargs, options)
         app = self._get_app()
         if conf_get(app, "task_always_eager", False):
             args, kwargs = calling.eager_arguments(self, args, kwargs)

@@ -82,10 +82,6 @@ REFUSED: Mapping[str, str] = {
     "mandatory": "hare always publishes with mandatory and reports unroutable messages",
     "store_errors_even_if_ignored": "an ignored result is not stored, errors neither",
     "backend": "results go to the app's result_backend",
-    "pydantic": "hare_compat has no pydantic argument conversion",
-    "pydantic_strict": "hare_compat has no pydantic argument conversion",
-    "pydantic_context": "hare_compat has no pydantic argument conversion",
-    "pydantic_dump_kwargs": "hare_compat has no pydantic argument conversion",
     "Request": "hare's worker has no pluggable request class",
     "Strategy": "hare's worker has no pluggable execution strategy",
 }
