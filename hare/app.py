@@ -34,6 +34,8 @@ __all__ = ("Hare",)
 
 P = ParamSpec("P")
 R = TypeVar("R")
+#: A remote-control command of the app's own (`Hare.control_command`).
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 #: `apply_async` / `send_task` options hare understands. Anything else raises
 #: `NotSupportedError` rather than being silently ignored.
@@ -95,6 +97,8 @@ class Hare:
         self._content_type = get_serializer(self.settings.serializer).content_type
         self._hooks: dict[str, list[Callable[[], Any]]] = {"startup": [], "shutdown": []}
         self.periodics: dict[str, Periodic] = {}
+        #: Remote-control commands of the app's own, by name (see `control_command`).
+        self.control_commands: dict[str, Callable[..., Any]] = {}
         #: Asked first for the queue of a task sent without `queue=` (see `route`).
         self.router: Callable[[str], str | None] | None = None
         #: Where results go (`result_backend`); `None` when results are off.
@@ -190,6 +194,28 @@ class Hare:
             task: Task[P, R] = Task(self, fn, options)
             self.tasks[options.name] = task
             return task
+
+        return register(fn) if fn is not None else register
+
+    @overload
+    def control_command(self, fn: Command, *, name: str | None = None) -> Command: ...
+
+    @overload
+    def control_command(
+        self, fn: None = None, *, name: str | None = None
+    ) -> Callable[[Command], Command]: ...
+
+    def control_command(
+        self, fn: Command | None = None, *, name: str | None = None
+    ) -> Command | Callable[[Command], Command]:
+        """Register a remote-control command the app's workers answer (Celery's
+        `celery.worker.control.control_command`): `fn(state, **arguments)`, where `state` has
+        `app`, `hostname` and `worker`; what it returns is the reply. Reached with
+        `app.control.broadcast(name, arguments=..., reply=True)` from hare or Celery."""
+
+        def register(command: Command) -> Command:
+            self.control_commands[name or command.__name__] = command
+            return command
 
         return register(fn) if fn is not None else register
 

@@ -22,7 +22,8 @@ import platform
 import resource
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hare import pidbox
@@ -32,7 +33,7 @@ from hare.revocation import signal_name, task_ids
 from hare.revocations import Revocations, publish_revocation
 from hare.transport.base import Consumer, Delivery, Envelope, Properties, Transport
 
-__all__ = ("PERSISTED", "ControlServer", "WorkerView")
+__all__ = ("PERSISTED", "ControlServer", "ControlState", "WorkerView")
 
 logger = logging.getLogger("hare.control")
 
@@ -73,6 +74,15 @@ class WorkerView(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ControlState:
+    """What a command of the app's own gets first (Celery's `state`)."""
+
+    app: Any
+    hostname: str
+    worker: WorkerView
+
+
 class ControlServer:
     """Answers the pidbox requests addressed to `nodename` on behalf of one worker.
 
@@ -89,6 +99,8 @@ class ControlServer:
         namespace: str = pidbox.DEFAULT_NAMESPACE,
         clock: Clock | None = None,
         skew: float = 10.0,
+        commands: Mapping[str, Callable[..., Any]] | None = None,
+        app: Any = None,
     ) -> None:
         self.nodename = nodename or pidbox.default_nodename(socket.gethostname())
         if "@" not in self.nodename:
@@ -99,6 +111,10 @@ class ControlServer:
         self.lamport = pidbox.LamportClock()
         self._clock = clock or SystemClock()
         self._skew = skew
+        # Commands of the app's own (`Hare.control_command`), looked up at each request so
+        # that those registered after the worker started are answered too.
+        self._commands: Mapping[str, Callable[..., Any]] = commands if commands is not None else {}
+        self._state = ControlState(app=app, hostname=self.nodename, worker=worker)
         self._started = self._clock.monotonic()
         self._transport: Transport | None = None
         self._consumer: Consumer | None = None
@@ -185,10 +201,14 @@ class ControlServer:
     def dispatch(self, request: pidbox.Request) -> Any:
         """Run a request's command; its reply (`{"error": ...}` when it fails)."""
         handler = self._handlers.get(request.method)
-        if handler is None:
-            known = ", ".join(sorted(self._handlers))
+        own = self._commands.get(request.method) if handler is None else None
+        if handler is None and own is None:
+            known = ", ".join(sorted({*self._handlers, *self._commands}))
             return {"error": f"hare does not know the command {request.method!r} ({known})"}
         try:
+            if own is not None:
+                return own(self._state, **request.arguments)
+            assert handler is not None
             if request.method == "revoke":
                 return self._revoke(**request.arguments, _everyone=request.destination is None)
             return handler(**request.arguments)

@@ -152,7 +152,12 @@ class Worker:
         self._revocations = Revocations(clock=self._clock, terminate=view.terminate)
         self._processor.is_revoked = self._revocations.is_revoked
         self._control = ControlServer(
-            view, self._revocations, nodename=self.nodename, clock=self._clock
+            view,
+            self._revocations,
+            nodename=self.nodename,
+            clock=self._clock,
+            commands=self.app.control_commands,
+            app=self.app,
         )
         if self.runs_schedules:
             self._scheduler = Scheduler(

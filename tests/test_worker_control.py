@@ -91,3 +91,28 @@ async def test_inspect_sees_the_worker_and_its_running_task() -> None:
     assert [task["id"] for task in active[worker.nodename]] == [sent.id]
     assert registered == {worker.nodename: ["t.wait"]}
     assert pong == {worker.nodename: {"ok": "pong"}}
+
+
+async def test_the_app_s_own_commands_are_answered_with_their_state_and_arguments() -> None:
+    app = memory_app(ManualClock(time.time()), default_queue="q")
+    seen: list[tuple[Any, str, dict[str, Any]]] = []
+
+    @app.control_command
+    def depth(state: Any, **arguments: Any) -> dict[str, Any]:
+        seen.append((state.app, state.hostname, arguments))
+        return {"queues": list(state.worker.queues())}
+
+    async with running_worker(app) as worker:
+
+        @app.control_command(name="late")  # registered after the worker started
+        def registered_late(state: Any) -> str:
+            return "here"
+
+        control = Control((await app.publisher()).transport)
+        replies = await control.broadcast("depth", {"n": 1}, reply=True, timeout=0.5)
+        late = await control.broadcast("late", reply=True, timeout=0.5)
+        broken = await control.broadcast("late", {"x": 1}, reply=True, timeout=0.5)
+    assert replies == [{worker.nodename: {"queues": ["q"]}}]
+    assert seen == [(app, worker.nodename, {"n": 1})]
+    assert late == [{worker.nodename: "here"}]
+    assert broken is not None and "error" in broken[0][worker.nodename]

@@ -33,6 +33,7 @@ from hare_compat.app.registry import Promise, TaskRegistry
 from hare_compat.app.worker_options import WorkerOptions
 from hare_compat.app.worker_options import worker_concurrency as worker_concurrency
 from hare_compat.utils.local import Proxy
+from hare_compat.worker import control as worker_control
 
 if TYPE_CHECKING:
     from hare_compat.app.control import Control
@@ -351,6 +352,7 @@ class Celery(Configuration, WorkerOptions, Publishing):
                 # Messages hare sends without a queue (chain steps, callbacks, retries of
                 # unknown tasks) are routed by `task_routes`, as Celery routes them.
                 hare.router = lambda name: self.router.route({}, name)["queue"]
+                worker_control.serve_commands(hare, self)
                 self._hare = hare
             return self._hare
 

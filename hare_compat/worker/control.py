@@ -1,0 +1,133 @@
+"""Celery's `celery.worker.control`: custom remote-control commands that hare workers answer.
+
+    from hare_compat.worker.control import control_command, inspect_command
+
+    @inspect_command()
+    def queue_depths(state, **kwargs):
+        return {"hostname": state.hostname}
+
+`app.control.broadcast("queue_depths", reply=True)` (from hare_compat or from Celery) then
+gets each hare worker's reply. As in Celery the registry is global (`Panel.data`): every
+hare_compat app's workers answer every command registered in the process. A command gets a
+`state` with `app` (the hare_compat app), `hostname` and `worker`, and its keyword arguments.
+Celery's own worker internals (`state.consumer`) do not exist in hare.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hare.control_server import ControlState
+from hare.errors import NotSupportedError
+
+__all__ = (
+    "Panel",
+    "add_consumer",
+    "cancel_consumer",
+    "control_command",
+    "inspect_command",
+    "serve_commands",
+)
+
+
+class Panel:
+    """The global registry of remote-control commands (Celery's `Panel`)."""
+
+    #: Command name -> the command as hare workers call it: `fn(state, **arguments)`.
+    data: dict[str, Callable[..., Any]] = {}
+    #: Command name -> (type, visible, help...), as registered.
+    meta: dict[str, dict[str, Any]] = {}
+
+    @classmethod
+    def register(cls, *args: Any, **kwargs: Any) -> Any:
+        if args:
+            return cls._register(**kwargs)(*args)
+        return cls._register(**kwargs)
+
+    @classmethod
+    def _register(
+        cls,
+        name: str | None = None,
+        alias: str | None = None,
+        type: str = "control",
+        visible: bool = True,
+        default_timeout: float = 1.0,
+        help: str | None = None,
+        signature: str | None = None,
+        args: Any = None,
+        variadic: Any = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def inner(fun: Callable[..., Any]) -> Callable[..., Any]:
+            command = name or fun.__name__
+
+            def run(state: ControlState, **arguments: Any) -> Any:
+                return fun(CompatState.of(state), **arguments)
+
+            doc = help or (fun.__doc__ or "").strip().split("\n")[0]
+            meta = {"type": type, "visible": visible, "default_timeout": default_timeout}
+            meta |= {"help": doc, "signature": signature, "args": args, "variadic": variadic}
+            for key in (command, alias):
+                if key:
+                    cls.data[key] = run
+                    cls.meta[key] = meta
+            return fun
+
+        return inner
+
+
+def control_command(**kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a command that acts on the worker (Celery's `control_command`)."""
+    registered: Callable[[Callable[..., Any]], Callable[..., Any]] = Panel.register(
+        type="control", **kwargs
+    )
+    return registered
+
+
+def inspect_command(**kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a command that reports on the worker (Celery's `inspect_command`)."""
+    registered: Callable[[Callable[..., Any]], Callable[..., Any]] = Panel.register(
+        type="inspect", **kwargs
+    )
+    return registered
+
+
+@dataclass(frozen=True, slots=True)
+class CompatState:
+    """A command's `state`: the hare_compat app, the worker's node name, the worker."""
+
+    app: Any
+    hostname: str
+    worker: Any
+
+    @classmethod
+    def of(cls, state: ControlState) -> CompatState:
+        app = _APPS.get(state.app, state.app) if state.app is not None else None
+        return cls(app=app, hostname=state.hostname, worker=state.worker)
+
+
+#: hare app -> the hare_compat app it was built for.
+_APPS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def serve_commands(hare: Any, app: Any) -> None:
+    """Have the workers of `hare` (the hare app of hare_compat `app`) answer the commands
+    registered here, now and later."""
+    _APPS[hare] = app
+    hare.control_commands = Panel.data
+
+
+def add_consumer(state: Any, queue: str, *args: Any, **kwargs: Any) -> Any:
+    """Celery's `add_consumer`: hare workers consume the queues they started with."""
+    raise NotSupportedError(
+        f"add_consumer({queue!r})", "a hare worker consumes the queues it was started with (-Q)"
+    )
+
+
+def cancel_consumer(state: Any, queue: str, **kwargs: Any) -> Any:
+    """Celery's `cancel_consumer`: hare workers consume the queues they started with."""
+    raise NotSupportedError(
+        f"cancel_consumer({queue!r})", "a hare worker consumes the queues it was started with"
+    )

@@ -1,0 +1,64 @@
+"""`celery.worker.control.control_command` / `inspect_command`: a task module's own
+remote-control commands, answered by a hare worker serving a hare_compat app."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from hare.errors import NotSupportedError
+from hare_compat import Celery
+from hare_compat.worker.control import (
+    Panel,
+    add_consumer,
+    cancel_consumer,
+    control_command,
+    inspect_command,
+)
+from tests.runtime import running_worker
+
+pytestmark = pytest.mark.anyio
+
+
+@control_command(args=[("queue", str)], visible=False)
+def compat_echo_queue(state: Any, queue: str, **kwargs: Any) -> dict[str, Any]:
+    """Echo the queue back with the app's name."""
+    return {"queue": queue, "app": state.app.main, "node": state.hostname}
+
+
+@inspect_command(name="compat_whoami", alias="compat_who")
+def whoami(state: Any, **kwargs: Any) -> str:
+    return str(state.hostname)
+
+
+@control_command()
+def compat_fails(state: Any, **kwargs: Any) -> None:
+    raise RuntimeError("pidbox reset integration test")
+
+
+async def test_custom_commands_are_answered_by_a_hare_worker() -> None:
+    app = Celery("cmds", broker="memory://", set_as_current=False)
+    app.conf.task_default_queue = "work"
+    hare = app.__hare_app__()
+    assert Panel.meta["compat_whoami"]["type"] == "inspect"
+    async with running_worker(hare) as worker:
+        broadcast = app.control.broadcast  # sync, as Celery's: off the worker's loop
+        echo = await asyncio.to_thread(
+            broadcast, "compat_echo_queue", arguments={"queue": "q1"}, reply=True, timeout=0.5
+        )
+        who = await asyncio.to_thread(broadcast, "compat_who", reply=True, timeout=0.5)
+        failed = await asyncio.to_thread(broadcast, "compat_fails", reply=True, timeout=0.5)
+    node = worker.nodename
+    assert echo == [{node: {"queue": "q1", "app": "cmds", "node": node}}]
+    assert who == [{node: node}]
+    assert "pidbox reset integration test" in failed[0][node]["error"]
+    await hare.aclose()
+
+
+def test_consumers_cannot_be_added_or_cancelled_at_run_time() -> None:
+    with pytest.raises(NotSupportedError, match="add_consumer"):
+        add_consumer(None, "q")
+    with pytest.raises(NotSupportedError, match="cancel_consumer"):
+        cancel_consumer(None, "q")
