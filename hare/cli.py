@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -21,7 +22,8 @@ from hare.errors import BrokerUnavailable, ConfigurationError, HareError
 from hare.health import Health, HealthServer, worker_health, write_status
 from hare.loops import LOOPS, loop_factory
 from hare.loops import run as run_on_loop
-from hare.supervisor import STATUS_ENV, Supervisor, child_command
+from hare.pidbox import expand_nodename
+from hare.supervisor import PROCESS_INDEX_ENV, STATUS_ENV, Supervisor, child_command
 from hare.worker import Worker
 
 __all__ = ("load_app", "main")
@@ -111,6 +113,12 @@ def _parser() -> argparse.ArgumentParser:
         help="tasks run at once, and the prefetch of each queue (default: the app's, else 16)",
     )
     worker.add_argument(
+        "-n",
+        "--hostname",
+        help="this worker's node name, as Celery's -n: %%h (host), %%n (its first label), "
+        "%%d (domain), %%i (process index); default hare.<pid>@<host>",
+    )
+    worker.add_argument(
         "--processes",
         type=int,
         default=1,
@@ -177,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             queues=queues or defaults.get("queues"),
             concurrency=args.concurrency or defaults.get("concurrency", 16),
             drain_timeout=args.drain_timeout,
+            nodename=_nodename(args.hostname),
         )
         loop_name, factory = loop_factory(args.loop)
     except ConfigurationError as exc:
@@ -196,6 +205,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     _exit_past_stuck_threads(worker, EXIT_OK)
     return EXIT_OK
+
+
+def _nodename(template: str | None) -> str | None:
+    """The node name `-n` asks for (a `--processes` child adds its index), or None."""
+    if not template:
+        return None
+    index = os.environ.get(PROCESS_INDEX_ENV)
+    return expand_nodename(template, socket.gethostname(), int(index) if index else None)
 
 
 def _exit_past_stuck_threads(worker: Worker, code: int) -> None:

@@ -40,6 +40,7 @@ __all__ = (
     "decode_reply",
     "decode_request",
     "default_nodename",
+    "expand_nodename",
     "encode_reply",
     "encode_request",
     "flatten_replies",
@@ -107,6 +108,27 @@ def reply_binding(oid: str, namespace: str = DEFAULT_NAMESPACE) -> Binding:
         destination=reply_queue(oid, namespace).name,
         routing_key=oid,
     )
+
+
+def expand_nodename(template: str, hostname: str, index: int | None = None) -> str:
+    """A worker's node name from `hare worker -n` as Celery expands `celery worker -n`: `%h`
+    the host name, `%n` its first label, `%d` the rest (the domain), `%i` the process index
+    of `--processes` (0 without), `%%` a percent sign; `@<host>` is added when the name has
+    none. With `--processes` (`index` given) a name without `%i` gets `-<index>` after its
+    name part, so that every process has a node name of its own."""
+    name, _, domain = hostname.partition(".")
+    if index is not None and "%i" not in template:
+        head, at, tail = template.partition("@")
+        template = f"{head}-%i{at}{tail}"
+    expanded = (
+        template.replace("%%", "\0")
+        .replace("%h", hostname)
+        .replace("%n", name)
+        .replace("%d", domain)
+        .replace("%i", str(index or 0))
+        .replace("\0", "%")
+    )
+    return expanded if "@" in expanded else f"{expanded}@{hostname}"
 
 
 def default_nodename(hostname: str) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from hare.health import Health, HealthServer, read_status
 
-__all__ = ("Supervisor",)
+__all__ = ("PROCESS_INDEX_ENV", "STATUS_ENV", "Supervisor")
 
 logger = logging.getLogger("hare.supervisor")
 
@@ -32,6 +32,8 @@ FIRST_PAUSE, MAX_PAUSE = 1.0, 30.0
 RESTART_BUDGET = 120.0
 
 STATUS_ENV = "HARE_STATUS_FILE"
+#: A child's index among the supervisor's processes (0, 1, ...): `-n`'s `%i`.
+PROCESS_INDEX_ENV = "HARE_PROCESS_INDEX"
 
 
 @dataclass
@@ -89,7 +91,11 @@ class Supervisor:
             # of twice, which would mean "stop at once".
             child.process = await asyncio.create_subprocess_exec(
                 *self._argv,
-                env={**os.environ, STATUS_ENV: child.status_file},
+                env={
+                    **os.environ,
+                    STATUS_ENV: child.status_file,
+                    PROCESS_INDEX_ENV: str(child.index),
+                },
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import textwrap
@@ -77,3 +78,16 @@ def test_the_installed_command_runs(project: Path) -> None:
     assert result.returncode == EXIT_USAGE
     assert "not a hare app" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_dash_n_names_the_worker_and_each_process_of_processes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hare.cli import _nodename, _parser
+
+    args = _parser().parse_args(["worker", "shop:app", "-n", "w1@%h"])
+    monkeypatch.delenv("HARE_PROCESS_INDEX", raising=False)
+    assert _nodename(args.hostname) == f"w1@{socket.gethostname()}"
+    monkeypatch.setenv("HARE_PROCESS_INDEX", "2")  # set by the supervisor for its children
+    assert _nodename(args.hostname) == f"w1-2@{socket.gethostname()}"
+    assert _nodename(None) is None  # hare's default, hare.<pid>@<host>

@@ -227,3 +227,22 @@ def test_lamport_clock() -> None:
     assert clock.adjust(10) == 11
     assert clock.adjust(3) == 12
     assert clock.value == 12
+
+
+@pytest.mark.parametrize(
+    ("template", "index", "expected"),
+    [
+        ("w1@%h", None, "w1@db1.example.com"),
+        ("%n-worker", None, "db1-worker@db1.example.com"),
+        ("w@%d", None, "w@example.com"),
+        ("w%i@%h", 2, "w2@db1.example.com"),
+        ("w@%h", 3, "w-3@db1.example.com"),  # every --processes child a name of its own
+        ("w", 1, "w-1@db1.example.com"),
+        ("100%%", None, "100%@db1.example.com"),
+        ("gen42@vm", None, "gen42@vm"),
+    ],
+)
+def test_node_names_expand_as_celery_s_dash_n(
+    template: str, index: int | None, expected: str
+) -> None:
+    assert pidbox.expand_nodename(template, "db1.example.com", index) == expected
