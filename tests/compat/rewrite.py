@@ -28,7 +28,15 @@ from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import CodeType, ModuleType
 
-__all__ = ("LIBRARY", "PROJECTS", "PROJECTS_DIR", "SUFFIX", "install", "rewrite")
+__all__ = (
+    "LIBRARY",
+    "PROJECTS",
+    "PROJECTS_DIR",
+    "SUFFIX",
+    "install",
+    "rewrite",
+    "rewritten_spec",
+)
 
 PROJECTS_DIR = Path(__file__).resolve().parent / "projects"
 #: The example projects (top-level packages under `projects/`).
@@ -109,10 +117,12 @@ def _rename_string(literal: str, strings: Mapping[str, str]) -> str | None:
 class _RewritingLoader(importlib.machinery.SourceFileLoader):
     """Compiles the rewritten source of the Celery project's file; caches no bytecode."""
 
-    def __init__(self, fullname: str, path: str, modules: Mapping[str, str]) -> None:
+    def __init__(
+        self, fullname: str, path: str, modules: Mapping[str, str], strings: Mapping[str, str]
+    ) -> None:
         super().__init__(fullname, path)
         self._modules = dict(modules)
-        self._strings = {p: p + SUFFIX for p in PROJECTS}
+        self._strings = dict(strings)
 
     def get_code(self, fullname: str) -> CodeType:
         source = importlib.util.decode_source(self.get_data(self.path))
@@ -139,16 +149,25 @@ class VariantFinder(importlib.abc.MetaPathFinder):
         base = self.root / top[: -len(SUFFIX)]
         if rest:
             base = base.joinpath(*rest.split("."))
-        if (base / "__init__.py").is_file():
-            file, search = base / "__init__.py", [str(base)]
-        elif base.with_suffix(".py").is_file():
-            file, search = base.with_suffix(".py"), None
-        else:
-            return None
-        loader = _RewritingLoader(fullname, str(file), self.modules)
-        return importlib.util.spec_from_file_location(
-            fullname, file, loader=loader, submodule_search_locations=search
-        )
+        strings = {p: p + SUFFIX for p in PROJECTS}
+        return rewritten_spec(fullname, base, self.modules, strings)
+
+
+def rewritten_spec(
+    fullname: str, base: Path, modules: Mapping[str, str], strings: Mapping[str, str]
+) -> ModuleSpec | None:
+    """The spec of module `fullname` from `base` (a package directory or `base.py`), its
+    source rewritten with `modules` and `strings` (see `rewrite`); None if neither exists."""
+    if (base / "__init__.py").is_file():
+        file, search = base / "__init__.py", [str(base)]
+    elif base.with_suffix(".py").is_file():
+        file, search = base.with_suffix(".py"), None
+    else:
+        return None
+    loader = _RewritingLoader(fullname, str(file), modules, strings)
+    return importlib.util.spec_from_file_location(
+        fullname, file, loader=loader, submodule_search_locations=search
+    )
 
 
 def install() -> None:
