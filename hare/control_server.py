@@ -73,6 +73,10 @@ class WorkerView(Protocol):
         """The queues this worker consumes."""
         ...
 
+    def query(self, ids: Sequence[str]) -> dict[str, list[Any]]:
+        """`{id: [state, info]}` for the ids this worker holds (Celery's `query_task`)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class ControlState:
@@ -130,7 +134,10 @@ class ControlServer:
                 self.worker.registered(taskinfoitems)
             ),
             "stats": lambda **_: self._stats(),
-            "active_queues": lambda **_: [_queue_info(q) for q in self.worker.queues()],
+            "query_task": lambda ids=(), **_: self.worker.query(
+                [ids] if isinstance(ids, str) else list(ids or ())
+            ),
+            "active_queues": lambda **_: [pidbox.queue_as_dict(q) for q in self.worker.queues()],
             "revoked": lambda **_: self.revocations.revoked_ids(),
             "report": lambda **_: {"ok": _report()},
             "clock": lambda **_: {"clock": self.lamport.value},
@@ -200,8 +207,9 @@ class ControlServer:
 
     def dispatch(self, request: pidbox.Request) -> Any:
         """Run a request's command; its reply (`{"error": ...}` when it fails)."""
-        handler = self._handlers.get(request.method)
-        own = self._commands.get(request.method) if handler is None else None
+        # The app's own commands come first: as in Celery, one may stand in for a built-in.
+        own = self._commands.get(request.method)
+        handler = self._handlers.get(request.method) if own is None else None
         if handler is None and own is None:
             known = ", ".join(sorted({*self._handlers, *self._commands}))
             return {"error": f"hare does not know the command {request.method!r} ({known})"}
@@ -308,43 +316,6 @@ class ControlServer:
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-def _queue_info(name: str) -> dict[str, Any]:
-    """A queue in kombu's `Queue.as_dict(recurse=True)` shape (`inspect active_queues`).
-
-    hare publishes to the default exchange with the queue's name as the routing key.
-    """
-    exchange = {
-        "name": "",
-        "type": "direct",
-        "arguments": None,
-        "durable": True,
-        "passive": False,
-        "auto_delete": False,
-        "delivery_mode": None,
-        "no_declare": False,
-    }
-    return {
-        "name": name,
-        "exchange": exchange,
-        "routing_key": name,
-        "queue_arguments": None,
-        "binding_arguments": None,
-        "consumer_arguments": None,
-        "durable": True,
-        "exclusive": False,
-        "auto_delete": False,
-        "no_ack": False,
-        "alias": None,
-        "bindings": [],
-        "no_declare": None,
-        "expires": None,
-        "message_ttl": None,
-        "max_length": None,
-        "max_length_bytes": None,
-        "max_priority": None,
-    }
 
 
 def _report() -> str:

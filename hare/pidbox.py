@@ -41,6 +41,7 @@ __all__ = (
     "decode_request",
     "default_nodename",
     "expand_nodename",
+    "queue_as_dict",
     "encode_reply",
     "encode_request",
     "flatten_replies",
@@ -129,6 +130,45 @@ def expand_nodename(template: str, hostname: str, index: int | None = None) -> s
         .replace("\0", "%")
     )
     return expanded if "@" in expanded else f"{expanded}@{hostname}"
+
+
+def queue_as_dict(
+    name: str, *, exchange: str = "", exchange_type: str = "direct", routing_key: str | None = None
+) -> dict[str, Any]:
+    """A queue in kombu's `Queue.as_dict(recurse=True)` shape (`inspect active_queues`).
+
+    hare publishes to the default exchange with the queue's name as the routing key; a
+    hare_compat app reports the exchange Celery declares for it.
+    """
+    return {
+        "name": name,
+        "exchange": {
+            "name": exchange,
+            "type": exchange_type,
+            "arguments": None,
+            "durable": True,
+            "passive": False,
+            "auto_delete": False,
+            "delivery_mode": None,
+            "no_declare": False,
+        },
+        "routing_key": name if routing_key is None else routing_key,
+        "queue_arguments": None,
+        "binding_arguments": None,
+        "consumer_arguments": None,
+        "durable": True,
+        "exclusive": False,
+        "auto_delete": False,
+        "no_ack": False,
+        "alias": None,
+        "bindings": [],
+        "no_declare": None,
+        "expires": None,
+        "message_ttl": None,
+        "max_length": None,
+        "max_length_bytes": None,
+        "max_priority": None,
+    }
 
 
 def default_nodename(hostname: str) -> str:

@@ -67,10 +67,24 @@ class WorkerView:
 
     def stats(self) -> dict[str, Any]:
         return {
-            "pool": {"max-concurrency": self._concurrency, "implementation": "hare:asyncio"},
+            "pool": {
+                "max-concurrency": self._concurrency,
+                "implementation": "hare:asyncio",
+                # Tasks run in this process (on its loop, or in its threads).
+                "processes": [os.getpid()],
+            },
             "total": dict(self._processor.totals),
             "prefetch_count": self._concurrency,
             "broker": {"transport": "amqp", "hostname": self._broker},
+        }
+
+    def query(self, ids: Sequence[str]) -> dict[str, list[Any]]:
+        """Celery's `query_task`: `{id: ["active", info]}` for the ids that run here."""
+        running = self._processor.running
+        return {
+            task_id: ["active", self._info(running[task_id])]
+            for task_id in ids
+            if task_id in running
         }
 
     def queues(self) -> list[str]:

@@ -42,9 +42,14 @@ class SettingsValidation:
 
         def find(self, key: str) -> tuple[bool, Any, str]: ...
 
+    @property
+    def deprecated_settings(self) -> set[str]:
+        """The Celery 3 names in use (Celery's `conf.deprecated_settings`)."""
+        return {key for key in self._present_keys() if key in OLD_TO_NEW}
+
     def maybe_warn_deprecated_settings(self) -> bool:
         """Warn (`CDeprecationWarning`) about Celery 3 names in use; whether there were any."""
-        old = sorted(key for key in self._present_keys() if key in OLD_TO_NEW)
+        old = sorted(self.deprecated_settings)
         for key in old:
             warnings.warn(
                 CDeprecationWarning(

@@ -22,6 +22,7 @@ from typing import Any
 
 from hare.control_server import ControlState
 from hare.errors import NotSupportedError
+from hare.pidbox import queue_as_dict
 
 __all__ = (
     "Panel",
@@ -131,3 +132,50 @@ def cancel_consumer(state: Any, queue: str, **kwargs: Any) -> Any:
     raise NotSupportedError(
         f"cancel_consumer({queue!r})", "a hare worker consumes the queues it was started with"
     )
+
+
+# -- Celery's inspect commands that need the hare_compat app --------------------------------
+
+
+@inspect_command(alias="dump_conf", signature="[include_defaults=False]")
+def conf(state: Any, with_defaults: bool = False, **kwargs: Any) -> dict[str, Any]:
+    """The app's configuration (Celery's `inspect conf`), as JSON."""
+    settings = state.app.conf
+    table = dict(settings.table(with_defaults=bool(with_defaults)))
+    # Celery's settings object carries the Celery 3 names it was given among its keys.
+    table.setdefault("deprecated_settings", sorted(settings.deprecated_settings))
+    return {
+        key: _jsonable(value)
+        for key, value in table.items()
+        if isinstance(key, str) and not key.startswith("__")
+    }
+
+
+@inspect_command()
+def active_queues(state: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """The queues consumed, declared as Celery declares them for this app."""
+    return [_queue_as_dict(state.app.conf, name) for name in state.worker.queues()]
+
+
+def _queue_as_dict(conf: Any, name: str) -> dict[str, Any]:
+    """The queue Celery makes for `name`: the default queue on `task_default_exchange` (by
+    default named like the queue), any other on an exchange of its own name, both of
+    `task_default_exchange_type`, routed by the queue's name."""
+    default = name == conf.task_default_queue
+    return queue_as_dict(
+        name,
+        exchange=(conf.task_default_exchange if default else None) or name,
+        exchange_type=conf.task_default_exchange_type or "direct",
+        routing_key=(conf.task_default_routing_key if default else None) or name,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    """`value` as JSON can carry it: containers walked, anything else as its repr."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    return repr(value)

@@ -78,6 +78,9 @@ class View:
     def queues(self) -> list[str]:
         return ["default"]
 
+    def query(self, ids: Sequence[str]) -> dict[str, list[Any]]:
+        return {}
+
     def terminate(self, ids: Sequence[str], signal: str) -> list[str]:
         self.terminated.append(list(ids))
         return list(ids)

@@ -19,8 +19,15 @@ __all__ = ("app",)
 
 hook.install(Path(os.environ["CELERY_SUITE_ROOT"]))
 
-app = Celery("celery.tests", set_as_current=True)
+app = Celery("celery.tests", set_as_current=True, include=["t.integration.tasks"])
 app.conf.update(
+    # celery.contrib.testing.app's DEFAULT_TEST_CONFIG, under the suite's own celery_config
+    worker_hijack_root_logger=False,
+    worker_log_color=False,
+    accept_content={"json"},
+    enable_utc=True,
+    timezone="UTC",
+    broker_heartbeat=0,
     broker_url=os.environ.get("TEST_BROKER", "pyamqp://"),
     result_backend=os.environ.get("TEST_BACKEND", "redis://"),
     result_extended=True,

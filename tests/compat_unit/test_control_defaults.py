@@ -37,6 +37,9 @@ class _View:
     def queues(self) -> list[str]:
         return []
 
+    def query(self, ids: Any) -> dict[str, list[Any]]:
+        return {}
+
     def terminate(self, ids: Any, signal: str) -> list[str]:
         return []
 

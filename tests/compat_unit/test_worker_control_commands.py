@@ -4,6 +4,7 @@ remote-control commands, answered by a hare worker serving a hare_compat app."""
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import pytest
@@ -62,3 +63,38 @@ def test_consumers_cannot_be_added_or_cancelled_at_run_time() -> None:
         add_consumer(None, "q")
     with pytest.raises(NotSupportedError, match="cancel_consumer"):
         cancel_consumer(None, "q")
+
+
+async def test_inspect_answers_in_celery_s_shapes() -> None:
+    app = Celery("shapes", broker="memory://", set_as_current=False)
+    app.conf.update(task_default_queue="celery", worker_log_color=False)
+    started, release = asyncio.Event(), asyncio.Event()
+
+    @app.task(name="shapes.wait")
+    async def wait() -> None:
+        started.set()
+        await release.wait()
+
+    hare = app.__hare_app__()
+    async with running_worker(hare) as worker:
+        sent = await wait.aapply_async()
+        await asyncio.wait_for(started.wait(), 10)
+        inspect = app.control.inspect(timeout=0.5)
+        queues = await asyncio.to_thread(inspect.active_queues)
+        conf = await asyncio.to_thread(inspect.conf)
+        query = await asyncio.to_thread(inspect.query_task, sent.id)
+        unknown = await asyncio.to_thread(inspect.query_task, "nope")
+        stats = await asyncio.to_thread(inspect.stats)
+        release.set()
+    node = worker.nodename
+    [queue] = queues[node]
+    assert (queue["name"], queue["routing_key"], queue["exchange"]["name"]) == ("celery",) * 3
+    assert queue["exchange"]["type"] == "direct"
+    assert conf[node]["worker_log_color"] is False
+    assert conf[node]["task_default_queue"] == "celery"
+    assert conf[node]["deprecated_settings"] == []
+    assert query[node][sent.id][0] == "active"
+    assert query[node][sent.id][1]["id"] == sent.id
+    assert unknown[node] == {}
+    assert stats[node]["pool"]["processes"] == [os.getpid()]
+    await hare.aclose()
