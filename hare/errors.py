@@ -220,10 +220,17 @@ class Retry(TaskSignal):
 
 
 class Reject(TaskSignal):
-    """Fail for good with no retry; the message goes to the dead letters with `reason`."""
+    """Fail for good with no retry; the message goes to the dead letters with `reason`.
 
-    def __init__(self, reason: str = "rejected by the task") -> None:
+    With `requeue=True` the message goes back to its queue instead, as it is: the broker
+    delivers it again marked redelivered (`request.delivery_info["redelivered"]`), and each
+    requeue counts against the delivery limit, so a task that always requeues ends up in the
+    dead letters rather than in a loop.
+    """
+
+    def __init__(self, reason: str = "rejected by the task", *, requeue: bool = False) -> None:
         self.reason = reason
+        self.requeue = requeue
         super().__init__(reason)
 
 

@@ -44,6 +44,8 @@ class Rejected:
     #: What the FAILURE result records: the task's own exception (see `outcome_of`), or
     #: None for a plain `Reject(reason)`.
     exception: BaseException | None = None
+    #: `Reject(requeue=True)`: back to the queue, to be delivered again.
+    requeue: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,7 +93,7 @@ def format_traceback(exc: Exception) -> str:
 def outcome_of(exc: Exception, traceback: str) -> Outcome:
     """What a task that raised `exc` (with `traceback` formatted) asks the worker to do."""
     if isinstance(exc, Reject):
-        return Rejected(exc.reason, _rejected_as(exc))
+        return Rejected(exc.reason, _rejected_as(exc), exc.requeue)
     if isinstance(exc, Ignore):
         return Ignored()
     if isinstance(exc, Retry):

@@ -31,9 +31,9 @@ from hare.message import Message
 from hare.outcome import Failed, Ignored, Outcome, Rejected, RetryRequested, Succeeded
 from hare.publisher import ETA_HEADER
 from hare.result import FAILURE, RETRY, REVOKED, STARTED, SUCCESS, TaskResult
-from hare.retry import Ack, Decision, RetryAt, RetryIn, decide
+from hare.retry import Ack, Decision, Requeue, RetryAt, RetryIn, decide
 from hare.runs import RECENT_RUNS, Run, RunKey, Runs, run_key
-from hare.settlement import Settlement
+from hare.settlement import REDELIVERIES_HEADER, Settlement
 from hare.task import Task
 from hare.transport.base import Delivery
 
@@ -182,7 +182,8 @@ class Processor:
             await self._settle_terminated(delivery, run, task, request, outcome)
             return message
         decision = decide(outcome, task.options.retry, message.retries, self._rng)
-        if run is not None:
+        if run is not None and not isinstance(decision, Requeue):
+            # (A requeued delivery is meant to run again: its run is not kept.)
             run.ran_as(task, message, outcome, decision)
         runtime = self._clock.monotonic() - started
         await self._record_and_settle(
@@ -345,7 +346,10 @@ class Processor:
                 "exchange": delivery.exchange,
                 "routing_key": delivery.routing_key,
                 "priority": delivery.properties.priority,
-                "redelivered": delivery.redelivered,
+                # A classic queue's redelivery is republished by the worker with a count
+                # (`Settlement.count_redelivery`): still a redelivery.
+                "redelivered": delivery.redelivered
+                or bool(delivery.properties.headers.get(REDELIVERIES_HEADER)),
             },
         )
 
@@ -409,7 +413,8 @@ class Processor:
                 await self.follow_ups.chord_part_succeeded(message, outcome.value)
             return
         if isinstance(outcome, Rejected):
-            await self._store(message, FAILURE, _rejection(outcome), request=context)
+            if not outcome.requeue:  # a requeued task runs again: nothing to record yet
+                await self._store(message, FAILURE, _rejection(outcome), request=context)
             return
         exc = outcome.exception
         trace = outcome.traceback

@@ -26,6 +26,7 @@ __all__ = (
     "Ack",
     "DeadLetterAs",
     "Decision",
+    "Requeue",
     "RetryAt",
     "RetryIn",
     "RetryPolicy",
@@ -86,13 +87,18 @@ class RetryAt:
 
 
 @dataclass(frozen=True, slots=True)
+class Requeue:
+    """Hand the delivery back to its queue as it is (`Reject(requeue=True)`)."""
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLetterAs:
     """Fail for good: dead-letter the delivery with `reason` (the worker adds the details)."""
 
     reason: str
 
 
-Decision = Ack | RetryIn | RetryAt | DeadLetterAs
+Decision = Ack | RetryIn | RetryAt | Requeue | DeadLetterAs
 
 
 def backoff(policy: RetryPolicy, retries: int, rng: Uniform) -> float:
@@ -117,7 +123,7 @@ def decide(outcome: Outcome, policy: RetryPolicy, retries: int, rng: Uniform) ->
     if isinstance(outcome, Succeeded | Ignored):
         return Ack()
     if isinstance(outcome, Rejected):
-        return DeadLetterAs("rejected")
+        return Requeue() if outcome.requeue else DeadLetterAs("rejected")
     if isinstance(outcome, RetryRequested):
         limit = outcome.max_retries if outcome.max_retries is not None else policy.max_retries
         if limit is not None and retries >= limit:

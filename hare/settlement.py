@@ -22,7 +22,7 @@ from hare.errors import DelayTooLong
 from hare.message import Message
 from hare.outcome import Failed, Outcome, Rejected, RetryRequested
 from hare.publisher import ETA_HEADER, Publisher
-from hare.retry import Ack, DeadLetterAs, Decision, RetryAt, RetryIn, decide
+from hare.retry import Ack, DeadLetterAs, Decision, Requeue, RetryAt, RetryIn, decide
 from hare.task import Task
 from hare.transport.base import Delivery, Envelope
 
@@ -76,6 +76,13 @@ class Settlement:
             return
         if isinstance(decision, RetryIn | RetryAt):
             await self._retry(delivery, task, message, outcome, decision, before_ack)
+            return
+        if isinstance(decision, Requeue):
+            # As it is: the broker delivers it again, marked redelivered, and counts it.
+            await self._transport.reject(delivery, requeue=True)
+            logger.info(
+                "task %s[%s] rejected with requeue: back to its queue", task.name, message.id
+            )
             return
         dead = _dead_letter_for(decision, outcome, attempts=message.retries + 1)
         logger.error("task %s[%s] %s: %s", task.name, message.id, dead.reason, dead.detail)

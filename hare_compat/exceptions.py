@@ -13,9 +13,9 @@ hare's control signals (`hare.errors.Retry`, `Reject`, `Ignore`) for the worker:
 
 * `Retry`: the worker republishes the task (same id, `retries + 1`) after `when`;
 * `Reject(reason)`: dead-lettered to `<queue>.dead`, never retried. `Reject(requeue=True)`
-  cannot give the delivery back as RabbitMQ's `basic.reject` would (hare acks only once a
-  task finished), so it is sent back to its queue at once as a retry: the task runs again
-  and `request.retries` counts it;
+  gives the delivery back with `basic.reject(requeue=True)`, as Celery's worker does: the
+  broker delivers it again with `request.delivery_info["redelivered"]` set, and each requeue
+  counts against the delivery limit (then the message is dead-lettered, never a hot loop);
 * `Ignore`: acked, nothing recorded (it is also a `hare.errors.Ignore`).
 """
 

@@ -333,8 +333,10 @@ async def test_reject_dead_letters_ignore_acks_and_requeue_runs_again() -> None:
 
     @app.task(name="t.requeue", bind=True)
     async def requeue(self: Task) -> int:
-        runs.append(f"requeue:{self.request.retries}")
-        if self.request.retries == 0:
+        # As Celery's worker does: the same message back, marked redelivered, not a retry.
+        redelivered = self.request.delivery_info["redelivered"]
+        runs.append(f"requeue:{self.request.retries}:{redelivered}")
+        if not redelivered:
             raise Reject("not yet", requeue=True)
         return 5
 
@@ -348,10 +350,33 @@ async def test_reject_dead_letters_ignore_acks_and_requeue_runs_again() -> None:
         await eventually(lambda: transport.message_count("work.dead"))
         dead = await drain(transport, "work.dead")
         ignored_state = (await ignored.handle.arefresh()).state
-    assert sorted(runs) == ["ignore", "reject", "requeue:0", "requeue:1"]
+    assert sorted(runs) == ["ignore", "reject", "requeue:0:False", "requeue:0:True"]
     assert [d.properties.headers["hare-dead-reason"] for d in dead] == ["rejected"]
     assert dead[0].properties.headers["hare-dead-detail"] == "bad input"
     assert ignored_state == "PENDING"  # nothing recorded
+
+
+@pytest.mark.parametrize("queue_type", ["quorum", "classic"])
+async def test_a_task_that_always_requeues_is_dead_lettered_at_the_delivery_limit(
+    queue_type: str,
+) -> None:
+    hare = memory_app(ManualClock(), default_queue="work", queue_type=queue_type, delivery_limit=3)
+    app = FakeApp(hare)
+    runs: list[bool] = []
+
+    @app.task(name="t.never", bind=True)
+    async def never(self: Task) -> None:
+        runs.append(self.request.delivery_info["redelivered"])
+        raise Reject("never", requeue=True)
+
+    app.finalize()
+    async with running_worker(app.hare):
+        await never.aapply_async()
+        transport = (await app.hare.publisher()).transport
+        await eventually(lambda: transport.message_count("work.dead"))
+        dead = await drain(transport, "work.dead")
+    assert runs == [False, True, True]  # delivered 3 times (delivery_limit), then dead
+    assert len(dead) == 1
 
 
 # -- rate limits --------------------------------------------------------------------------------

@@ -323,9 +323,8 @@ def _hare_retry(task: Task, exc: Retry | HareRetry) -> HareRetry:
 def _hare_reject(exc: Reject | HareReject) -> HareReject | HareRetry:
     if isinstance(exc, HareReject):
         return exc
-    if exc.requeue:
-        return HareRetry(0.0)  # see hare_compat.exceptions: a requeue is an immediate retry
-    return HareReject(str(exc.reason) if exc.reason is not None else "rejected by the task")
+    reason = str(exc.reason) if exc.reason is not None else "rejected by the task"
+    return HareReject(reason, requeue=bool(exc.requeue))
 
 
 # -- drivers ----------------------------------------------------------------------------------
