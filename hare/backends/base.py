@@ -14,14 +14,13 @@ from typing import Any, Protocol
 from hare.backends import celery_format
 from hare.clock import Clock
 from hare.message import Message
-from hare.result import MalformedResult, ResultBackendError, ResultTimeout, TaskResult
+from hare.result import MalformedResult, ResultTimeout, TaskResult
 
 __all__ = (
     "ResultBackend",
     "await_with_timeout",
     "encode_for_store",
     "group_index",
-    "no_chord_size",
     "settle",
 )
 
@@ -148,10 +147,3 @@ def group_index(result: TaskResult) -> int | None:
     if not isinstance(index, int) or isinstance(index, bool):
         raise ValueError(f"a group index is an int, not {index!r}")
     return index
-
-
-def no_chord_size(group_id: str) -> ResultBackendError:
-    return ResultBackendError(
-        f"chord {group_id}: its size is unknown (neither set_chord_size nor the part's "
-        "message gave it), so it can never complete"
-    )

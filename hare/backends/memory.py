@@ -19,7 +19,6 @@ from hare.backends.base import (
     await_with_timeout,
     encode_for_store,
     group_index,
-    no_chord_size,
     settle,
 )
 from hare.clock import Clock
@@ -110,7 +109,7 @@ class MemoryStore:
                 chord.size = size
             chord.parts.setdefault((result.task_id, result.group_index), result)
             if chord.size is None:
-                raise no_chord_size(group_id)
+                return None  # counted: a later part, once the size is set, completes it
             if chord.claimed or len(chord.parts) < chord.size:
                 return None
             chord.claimed = True

@@ -29,7 +29,6 @@ from hare.backends.base import (
     await_with_timeout,
     encode_for_store,
     group_index,
-    no_chord_size,
     settle,
 )
 from hare.backends.redis_chord import CHORD_CLEANUP_LUA, CHORD_PART_LUA, chord_keys
@@ -240,7 +239,10 @@ class RedisBackend:
             if int(ready) == -1:
                 return None
             if known_size is None:
-                raise no_chord_size(group_id)
+                # Counted. Celery's client sets the size just before it sends the last part
+                # (a generator header, nested groups), so a part may finish before it: the
+                # part that counts last, after the size is set, completes the chord.
+                return None
             if not int(claimed):
                 return None
             self._claims[group_id] = token

@@ -343,6 +343,27 @@ async def test_redis_chord_keys_are_celerys(
     await results_of(app).aclose()
 
 
+async def test_redis_a_part_that_finishes_before_celery_sets_the_size_is_counted(
+    redis_url: str, token: str, celery_redis: Celery
+) -> None:
+    """Celery's client sets a chord's size just before it sends the last header part (a
+    generator header, nested groups): an earlier part may finish first. It is counted, and
+    the part that counts last completes the chord with both."""
+    app = hare_app("memory://", redis_url)
+    group = f"{token}-early"
+    early = TaskResult(task_id=f"{token}-a", state=SUCCESS, value=1, group_index=0)
+    assert await results_of(app).chord_part_done(group, None, early) is None
+    await asyncio.to_thread(celery_redis.backend.set_chord_size, group, 2)
+    last = TaskResult(task_id=f"{token}-b", state=SUCCESS, value=2, group_index=1)
+    done = await results_of(app).chord_part_done(group, None, last)
+    assert done is not None and [(p.task_id, p.value) for p in done] == [
+        (early.task_id, 1),
+        (last.task_id, 2),
+    ]
+    await results_of(app).chord_complete(group)
+    await results_of(app).aclose()
+
+
 async def test_an_unreachable_redis_is_a_named_error() -> None:
     app = hare_app("memory://", "redis://:secret@127.0.0.1:1/0")
     with pytest.raises(ResultBackendError, match=r"127\.0\.0\.1:1") as raised:
