@@ -28,6 +28,9 @@ class TaskContext:
     hostname: str | None = None
     #: Celery's `request.delivery_info`: exchange, routing_key, priority, redelivered.
     delivery_info: Mapping[str, Any] = field(default_factory=dict)
+    #: The message's AMQP properties as it arrived (Celery's `request.properties`:
+    #: content_type, priority, app_id, ...), those set only, headers apart.
+    properties: Mapping[str, Any] = field(default_factory=dict)
     is_eager: bool = False
 
     @property

@@ -351,6 +351,7 @@ class Processor:
                 "redelivered": delivery.redelivered
                 or bool(delivery.properties.headers.get(REDELIVERIES_HEADER)),
             },
+            properties=_properties(delivery),
         )
 
     async def _execute(self, task: Task[Any, Any], context: Request) -> tuple[Outcome, TaskCall]:
@@ -467,6 +468,28 @@ class Processor:
         if running is None:
             return False
         return running.call.terminate(signal)
+
+
+#: The AMQP properties a task sees in `context.properties`, headers apart.
+_PROPERTIES = (
+    "content_type",
+    "content_encoding",
+    "delivery_mode",
+    "priority",
+    "correlation_id",
+    "reply_to",
+    "expiration",
+    "message_id",
+    "timestamp",
+    "type",
+    "app_id",
+)
+
+
+def _properties(delivery: Delivery) -> dict[str, Any]:
+    properties = delivery.properties
+    found = ((name, getattr(properties, name)) for name in _PROPERTIES)
+    return {name: value for name, value in found if value is not None}
 
 
 def _extended(message: Message, request: Request | None) -> dict[str, Any]:

@@ -169,7 +169,8 @@ def from_hare(context: TaskContext) -> Context:
         chain=_listed(embed.chain),
         chord=dict(embed.chord) if embed.chord is not None else None,
         headers=headers or None,
-        properties={
+        properties=dict(context.properties)
+        or {
             "correlation_id": message.correlation_id,
             "reply_to": message.reply_to,
             "priority": message.priority,
