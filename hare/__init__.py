@@ -9,7 +9,9 @@ Layout (imports point down only):
   `transport.amqp_errors`, the only modules that import aiormq; `transport.acks` coalesces
   acks) and `transport.memory` (in-process, for tests).
 * runtime, continued: `processing` (one delivery: decode, run, record, follow up),
-  `lifecycle` (a call's context and signals), `settlement` (ack, retry, dead-letter),
+  `runs` (a copy of a delivery is settled by its first run, not run again), `recording`
+  (results and what follows a run), `lifecycle` (a call's context and signals),
+  `settlement` (ack, retry, dead-letter),
   `execution` and `isolation` (running functions, time limits), `followups` (callbacks,
   chains, chords), `results` and `backends` (rpc://, redis://), `asyncresult`, `control`,
   `control_server` and `revocations` (Celery's pidbox, the revocation stream), `reconnect`,

@@ -16,21 +16,21 @@ import random
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from hare import protocol, signals
 from hare.app import Hare
 from hare.clock import Clock
 from hare.deadletter import DEATH_HEADERS, DeadLetter, strip_death_headers
-from hare.errors import BrokerError, ConfigurationError, MessageError, Reject, Retry, TaskRevoked
+from hare.errors import BrokerError, ConfigurationError, MessageError, TaskRevoked
 from hare.execution import TaskRunner
-from hare.followups import FollowUps, has_follow_ups
+from hare.followups import FollowUps
 from hare.lifecycle import Request, TaskCall
 from hare.message import Message
-from hare.outcome import Failed, Ignored, Outcome, Rejected, RetryRequested, Succeeded
+from hare.outcome import Failed, Outcome
 from hare.publisher import ETA_HEADER
-from hare.result import FAILURE, RETRY, REVOKED, STARTED, SUCCESS, TaskResult
+from hare.recording import Recorder
+from hare.result import REVOKED, STARTED
 from hare.retry import Ack, Decision, Requeue, RetryAt, RetryIn, decide
 from hare.runs import RECENT_RUNS, Run, RunKey, Runs, run_key
 from hare.settlement import REDELIVERIES_HEADER, Settlement
@@ -83,6 +83,7 @@ class Processor:
         is_revoked: Callable[[str], bool] = lambda task_id: False,
     ) -> None:
         self.follow_ups = follow_ups
+        self.recorder = Recorder(app, follow_ups, clock)
         self.app = app
         self.settlement = settlement
         self.runner = runner
@@ -206,7 +207,7 @@ class Processor:
         settle = self.settlement
         if run is None or not run.recorded:
             try:
-                await self._record(message, outcome, decision, request)
+                await self.recorder.record(message, outcome, decision, request)
             except ConfigurationError as exc:
                 # A workflow hare cannot continue (e.g. a canvas kind it does not support):
                 # the task ran, what follows it cannot be sent. Kept where an operator sees it.
@@ -313,7 +314,7 @@ class Processor:
         if run is not None:
             run.ran_as(task, message, outcome, Ack())
             run.recorded = True
-        await self._store(message, REVOKED, outcome.exception, request=request)
+        await self.recorder.store(message, REVOKED, outcome.exception, request=request)
         _settled(run)
         await self.settlement.ack(delivery)
 
@@ -324,7 +325,7 @@ class Processor:
         assert message.expires is not None
         expires = message.expires.isoformat()
         logger.warning("task %s[%s] expired at %s: discarded", task.name, message.id, expires)
-        await self._store(message, REVOKED, TaskRevoked("expired"), request=request)
+        await self.recorder.store(message, REVOKED, TaskRevoked("expired"), request=request)
         _send_revoked(task, request, expired=True)
         await self.settlement.ack(delivery)
 
@@ -333,7 +334,7 @@ class Processor:
     ) -> None:
         message = request.message
         logger.warning("task %s[%s] revoked: discarded", task.name, message.id)
-        await self._store(message, REVOKED, TaskRevoked("revoked"), request=request)
+        await self.recorder.store(message, REVOKED, TaskRevoked("revoked"), request=request)
         _send_revoked(task, request, expired=False)
         await self.settlement.ack(delivery)
 
@@ -365,7 +366,7 @@ class Processor:
         try:
             if self._tracks_started(task, message):
                 started = {"pid": os.getpid(), "hostname": self.nodename}
-                await self._store(message, STARTED, started, request=context)
+                await self.recorder.store(message, STARTED, started, request=context)
             if isolated:
                 call.start()
             outcome = await self.runner.run(
@@ -393,69 +394,6 @@ class Processor:
     def _is_retry(self, task: Task[Any, Any], message: Message, outcome: Outcome) -> bool:
         decision = decide(outcome, task.options.retry, message.retries, _KIND_RNG)
         return isinstance(decision, RetryIn | RetryAt)
-
-    async def _record(
-        self, message: Message, outcome: Outcome, decision: Decision, context: Request
-    ) -> None:
-        """Store the result the outcome means (when results are on), and send what follows.
-
-        Celery's order: after a success, callbacks and the chain's next step go out before
-        the result is stored; after a final failure, the result is stored, then errbacks.
-        """
-        if isinstance(outcome, Ignored):
-            return
-        follow = has_follow_ups(message)
-        if isinstance(outcome, Succeeded):
-            if follow:
-                await self.follow_ups.after_success(message, outcome.value)
-            if not message.ignore_result:
-                await self._store(message, SUCCESS, outcome.value, request=context)
-            if follow:
-                await self.follow_ups.chord_part_succeeded(message, outcome.value)
-            return
-        if isinstance(outcome, Rejected):
-            if not outcome.requeue:  # a requeued task runs again: nothing to record yet
-                await self._store(message, FAILURE, _rejection(outcome), request=context)
-            return
-        exc = outcome.exception
-        trace = outcome.traceback
-        if isinstance(outcome, RetryRequested) and exc is None:
-            exc = _retry_exc(outcome)
-        if isinstance(decision, RetryIn | RetryAt):
-            await self._store(message, RETRY, exc, trace, request=context)
-            return
-        await self._store(message, FAILURE, exc, trace, request=context)
-        if follow and exc is not None:
-            await self.follow_ups.after_failure(message, exc, trace, context)
-
-    async def _store(
-        self,
-        message: Message,
-        state: str,
-        value: Any,
-        trace: str | None = None,
-        *,
-        request: Request | None = None,
-    ) -> None:
-        results = self.app.results
-        if results is None:
-            return
-        result = TaskResult(
-            task_id=message.id,
-            state=state,
-            value=value,
-            traceback=trace,
-            date_done=datetime.fromtimestamp(self._clock.time(), UTC),
-            group_id=message.group,
-            parent_id=message.parent_id,
-            extra=_extended(message, request) if self.app.settings.result_extended else {},
-        )
-        try:
-            await results.store(result, message)
-        except Exception:
-            logger.exception(
-                "task %s[%s]: could not store its %s result", message.task, message.id, state
-            )
 
     def terminate(self, task_id: str, signal: str = "SIGTERM") -> bool:
         """Stop a running task (revoke with terminate=True); whether it was running here.
@@ -492,18 +430,6 @@ def _properties(delivery: Delivery) -> dict[str, Any]:
     return {name: value for name, value in found if value is not None}
 
 
-def _extended(message: Message, request: Request | None) -> dict[str, Any]:
-    """Celery's `result_extended` fields of a result."""
-    return {
-        "name": message.task,
-        "args": list(message.args),
-        "kwargs": dict(message.kwargs),
-        "worker": request.hostname if request is not None else None,
-        "retries": message.retries,
-        "queue": request.delivery_info.get("routing_key") if request is not None else None,
-    }
-
-
 def _settled(run: Run | None) -> None:
     if run is not None:
         run.mark_settled()
@@ -514,15 +440,6 @@ def _send_revoked(task: Task[Any, Any], request: Request, *, expired: bool) -> N
     signals.task_revoked.send(
         sender=task.sender, request=request, terminated=False, signum=None, expired=expired
     )
-
-
-def _rejection(outcome: Rejected) -> BaseException:
-    """What a rejected task's FAILURE records: the exception it raised, when known."""
-    return outcome.exception if outcome.exception is not None else Reject(outcome.reason)
-
-
-def _retry_exc(outcome: RetryRequested) -> Exception:
-    return Retry(outcome.countdown, eta=outcome.eta)
 
 
 def _due(message: Message) -> float | None:

@@ -16,6 +16,7 @@ import pytest
 
 from hare import Worker, protocol
 from hare.processing import Processor
+from hare.recording import Recorder
 from hare.settlement import Settlement
 from hare.testing import ManualClock
 from hare.topology import DEAD_SUFFIX
@@ -36,7 +37,7 @@ class Boom(RuntimeError):
 STAGES: dict[str, tuple[Any, str, bool]] = {
     "decode": (protocol, "decode", False),
     "before run": (Processor, "_execute", False),
-    "after run": (Processor, "_record", True),
+    "after run": (Recorder, "record", True),
     "during settle": (Settlement, "settle", True),
 }
 

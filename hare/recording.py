@@ -1,0 +1,119 @@
+"""Recording what a run ended as: its result (when results are on) and what follows it.
+
+Celery's order: after a success, callbacks and the chain's next step go out before the
+result is stored; after a final failure, the result is stored, then errbacks. A result that
+cannot be stored is logged, never fatal: the task ran.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from hare.app import Hare
+from hare.clock import Clock
+from hare.errors import Reject, Retry
+from hare.followups import FollowUps, has_follow_ups
+from hare.lifecycle import Request
+from hare.message import Message
+from hare.outcome import Ignored, Outcome, Rejected, RetryRequested, Succeeded
+from hare.result import FAILURE, RETRY, SUCCESS, TaskResult
+from hare.retry import Decision, RetryAt, RetryIn
+
+__all__ = ("Recorder",)
+
+logger = logging.getLogger("hare.worker")
+
+
+class Recorder:
+    """Stores the results of one worker's runs and sends what follows them."""
+
+    def __init__(self, app: Hare, follow_ups: FollowUps, clock: Clock) -> None:
+        self.app = app
+        self.follow_ups = follow_ups
+        self._clock = clock
+
+    async def record(
+        self, message: Message, outcome: Outcome, decision: Decision, context: Request
+    ) -> None:
+        """Store the result the outcome means (when results are on), and send what follows.
+
+        Celery's order: after a success, callbacks and the chain's next step go out before
+        the result is stored; after a final failure, the result is stored, then errbacks.
+        """
+        if isinstance(outcome, Ignored):
+            return
+        follow = has_follow_ups(message)
+        if isinstance(outcome, Succeeded):
+            if follow:
+                await self.follow_ups.after_success(message, outcome.value)
+            if not message.ignore_result:
+                await self.store(message, SUCCESS, outcome.value, request=context)
+            if follow:
+                await self.follow_ups.chord_part_succeeded(message, outcome.value)
+            return
+        if isinstance(outcome, Rejected):
+            if not outcome.requeue:  # a requeued task runs again: nothing to record yet
+                await self.store(message, FAILURE, _rejection(outcome), request=context)
+            return
+        exc = outcome.exception
+        trace = outcome.traceback
+        if isinstance(outcome, RetryRequested) and exc is None:
+            exc = _retry_exc(outcome)
+        if isinstance(decision, RetryIn | RetryAt):
+            await self.store(message, RETRY, exc, trace, request=context)
+            return
+        await self.store(message, FAILURE, exc, trace, request=context)
+        if follow and exc is not None:
+            await self.follow_ups.after_failure(message, exc, trace, context)
+
+    async def store(
+        self,
+        message: Message,
+        state: str,
+        value: Any,
+        trace: str | None = None,
+        *,
+        request: Request | None = None,
+    ) -> None:
+        results = self.app.results
+        if results is None:
+            return
+        result = TaskResult(
+            task_id=message.id,
+            state=state,
+            value=value,
+            traceback=trace,
+            date_done=datetime.fromtimestamp(self._clock.time(), UTC),
+            group_id=message.group,
+            parent_id=message.parent_id,
+            extra=_extended(message, request) if self.app.settings.result_extended else {},
+        )
+        try:
+            await results.store(result, message)
+        except Exception:
+            logger.exception(
+                "task %s[%s]: could not store its %s result", message.task, message.id, state
+            )
+
+
+def _extended(message: Message, request: Request | None) -> dict[str, Any]:
+    """Celery's `result_extended` fields of a result."""
+    return {
+        "name": message.task,
+        "args": list(message.args),
+        "kwargs": dict(message.kwargs),
+        "worker": request.hostname if request is not None else None,
+        "retries": message.retries,
+        "queue": request.delivery_info.get("routing_key") if request is not None else None,
+    }
+
+
+def _rejection(outcome: Rejected) -> BaseException:
+    """What a rejected task's FAILURE records: the exception it raised, when known."""
+    return outcome.exception if outcome.exception is not None else Reject(outcome.reason)
+
+
+def _retry_exc(outcome: RetryRequested) -> Exception:
+    return Retry(outcome.countdown, eta=outcome.eta)
