@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "run":
         return run(args.worker, args.every, args.files, args.pytest_args)
-    codes = {worker: run(worker, args.every, FILES, []) for worker in ("celery", "hare")}
+    codes = {worker: run(worker, args.every, FILES, []) for worker in ("hare", "celery")}
     write_report(CACHE / "runs", args.output, every=args.every, exit_codes=codes)
     print(f"wrote {args.output}")
     return 0
