@@ -193,7 +193,8 @@ class TaskSignal(Exception):
 
 
 class Retry(TaskSignal):
-    """Ask for another attempt, after `countdown` seconds or at `eta`."""
+    """Ask for another attempt, after `countdown` seconds or at `eta` (to `queue`, expiring
+    at `expires`, when given)."""
 
     def __init__(
         self,
@@ -204,6 +205,8 @@ class Retry(TaskSignal):
         max_retries: int | None = None,
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
+        expires: float | datetime | None = None,
+        queue: str | None = None,
     ) -> None:
         if countdown is not None and eta is not None:
             raise ConfigurationError("Retry takes countdown= or eta=, not both")
@@ -211,6 +214,10 @@ class Retry(TaskSignal):
         self.eta = eta
         self.exc = exc
         self.max_retries = max_retries
+        #: When the next attempt expires (seconds from when it is sent, or a datetime), and
+        #: the queue it goes to: by default the attempt's own.
+        self.expires = expires
+        self.queue = queue
         #: The next attempt's arguments, when they differ from this one's (Celery's
         #: `self.retry(args=, kwargs=)`); `None` keeps them.
         self.args_override = tuple(args) if args is not None else None

@@ -60,6 +60,9 @@ class RetryRequested:
     #: The next attempt's arguments, when the task asked for different ones.
     args: tuple[Any, ...] | None = None
     kwargs: dict[str, Any] | None = None
+    #: When the next attempt expires (seconds from its sending, or a datetime), and its queue.
+    expires: float | datetime | None = None
+    queue: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,8 @@ def outcome_of(exc: Exception, traceback: str) -> Outcome:
             max_retries=exc.max_retries,
             args=exc.args_override,
             kwargs=exc.kwargs_override,
+            expires=exc.expires,
+            queue=exc.queue,
         )
     return Failed(exc, traceback)
 

@@ -109,13 +109,20 @@ class Settlement:
         again = replace(
             message, retries=message.retries + 1, eta=eta, parent_id=message.id, headers=headers
         )
+        queue = delivery.queue
         if isinstance(outcome, RetryRequested):
             if outcome.args is not None:
                 again = replace(again, args=outcome.args, argsrepr=None)
             if outcome.kwargs is not None:
                 again = replace(again, kwargs=outcome.kwargs, kwargsrepr=None)
+            if outcome.expires is not None:
+                expires = outcome.expires
+                if not isinstance(expires, datetime):
+                    expires = datetime.fromtimestamp(self._clock.time() + expires, UTC)
+                again = replace(again, expires=expires)
+            queue = outcome.queue or queue
         try:
-            await self._publisher.send(delivery.queue, again, via_ladder=True)
+            await self._publisher.send(queue, again, via_ladder=True)
         except DelayTooLong as exc:
             dead = _dead_letter_for(DeadLetterAs("retry-too-far"), outcome, message.retries + 1)
             await self.dead_letter(delivery, replace(dead, detail=str(exc)), before_ack=before_ack)

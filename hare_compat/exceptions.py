@@ -168,6 +168,9 @@ class Retry(TaskPredicate):
         #: eager runner needs to run it again (see hare_compat.app.trace).
         self.retry_args: tuple[Any, ...] | None = None
         self.retry_kwargs: dict[str, Any] | None = None
+        #: `self.retry(expires=, queue=)`: when the next attempt expires, and its queue.
+        self.retry_expires: Any = None
+        self.retry_queue: str | None = None
         self.retries: int | None = None
         super().__init__(self, exc, when, **kwargs)
 

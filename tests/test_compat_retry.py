@@ -275,18 +275,44 @@ async def test_retry_options_hare_cannot_honour_fail_the_task() -> None:
     async def no_throw(self: Task) -> None:
         self.retry(throw=False)
 
-    @app.task(name="t.elsewhere", bind=True)
-    async def elsewhere(self: Task) -> None:
-        raise self.retry(queue="other")
+    @app.task(name="t.compressed", bind=True)
+    async def compressed(self: Task) -> None:
+        raise self.retry(priority=3)
 
     app.finalize()
     async with running_worker(app.hare):
         first = await no_throw.aapply_async()
-        second = await elsewhere.aapply_async()
+        second = await compressed.aapply_async()
         with pytest.raises(NotSupportedError, match="throw=False"):
             await first.aget(timeout=5)
-        with pytest.raises(NotSupportedError, match="queue"):
+        with pytest.raises(NotSupportedError, match="priority"):
             await second.aget(timeout=5)
+
+
+async def test_a_retry_goes_to_the_queue_and_expires_it_names() -> None:
+    clock = ManualClock()
+    app = make_app(clock)
+    seen: list[tuple[int, str | None, Any]] = []
+
+    @app.task(name="t.elsewhere", bind=True)
+    async def elsewhere(self: Task, where: str | None, expires: Any) -> int:
+        request = self.request
+        seen.append((request.retries, request.delivery_info["routing_key"], request.expires))
+        if not request.retries:
+            raise self.retry(countdown=0, queue=where, expires=expires)
+        return request.retries
+
+    app.finalize()
+    start = clock.time()
+    async with running_worker(app.hare, queues=["work", "other"]):
+        moved = await elsewhere.aapply_async(("other", 60))
+        assert await moved.aget(timeout=5) == 1
+        stays = await elsewhere.aapply_async((None, None))
+        assert await stays.aget(timeout=5) == 1
+    (_, q0, e0), (_, q1, e1), (_, q2, e2), (_, q3, e3) = seen
+    assert (q0, q1, q2, q3) == ("work", "other", "work", "work")
+    assert e0 is None and e2 is None and e3 is None
+    assert e1 is not None and abs(datetime.fromisoformat(e1).timestamp() - (start + 60)) < 1
 
 
 async def test_a_retry_raised_by_hand_runs_again_after_default_retry_delay() -> None:

@@ -113,10 +113,11 @@ def retry(
         raise_with_context(exc or Retry("Task can be retried", None))
     # Celery's defaults (None) and its producer's options change nothing here.
     options = {k: v for k, v in options.items() if v is not None and k not in PRODUCER_ONLY}
+    expires, queue = options.pop("expires", None), options.pop("queue", None)
     if options:
         raise NotSupportedError(
             f"retry({', '.join(sorted(options))}=)",
-            "hare sends a retry to the queue it came from, with the same options",
+            "a retry takes expires= and queue=; its other options are the task's own",
         )
     if not eta and countdown is None:
         countdown = task.default_retry_delay
@@ -131,6 +132,7 @@ def retry(
         )
     ret = Retry(exc=exc, when=eta or countdown, is_eager=request.is_eager)
     ret.retries = retries
+    ret.retry_expires, ret.retry_queue = expires, queue
     if args is not None or kwargs is not None:
         ret.retry_args, ret.retry_kwargs = tuple(next_args), dict(next_kwargs)
     if request.is_eager:

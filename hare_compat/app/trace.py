@@ -317,7 +317,15 @@ def _hare_retry(task: Task, exc: Retry | HareRetry) -> HareRetry:
             task.request.id,
             countdown,
         )
-    return HareRetry(countdown, eta=eta, exc=exc.exc, args=exc.retry_args, kwargs=exc.retry_kwargs)
+    return HareRetry(
+        countdown,
+        eta=eta,
+        exc=exc.exc,
+        args=exc.retry_args,
+        kwargs=exc.retry_kwargs,
+        expires=exc.retry_expires,
+        queue=exc.retry_queue,
+    )
 
 
 def _hare_reject(exc: Reject | HareReject) -> HareReject | HareRetry:
