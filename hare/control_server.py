@@ -77,6 +77,10 @@ class WorkerView(Protocol):
         """`{id: [state, info]}` for the ids this worker holds (Celery's `query_task`)."""
         ...
 
+    def scheduled(self) -> list[dict[str, Any]]:
+        """ETA tasks this worker sent to the delay ladder, not due yet (`scheduled`)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class ControlState:
@@ -129,7 +133,7 @@ class ControlServer:
             "revoke": self._revoke,
             "active": lambda **_: self.worker.active(),
             "reserved": lambda **_: self.worker.reserved(),
-            "scheduled": lambda **_: [],  # hare holds no ETA tasks: the broker does
+            "scheduled": lambda **_: self.worker.scheduled(),
             "registered": lambda taskinfoitems=None, **_: sorted(
                 self.worker.registered(taskinfoitems)
             ),

@@ -102,6 +102,9 @@ class Processor:
         self.is_revoked = is_revoked
         #: Tasks running now, by task id.
         self.running: dict[str, Running] = {}
+        #: Tasks this worker sent back to the delay ladder and not seen since, by task id,
+        #: with when they are due (Celery's `inspect scheduled`).
+        self.parked: dict[str, tuple[Request, float]] = {}
         self.processed = 0
         #: Runs per task name, for `inspect stats`.
         self.totals: dict[str, int] = {}
@@ -162,8 +165,10 @@ class Processor:
             await self._discard_expired(delivery, task, request)
             return None
         due = _due(message)
+        self.parked.pop(message.id, None)
         if due is not None and due > now and due - now > EARLY_TOLERANCE:
             await settle.redelay(delivery, message, due - now)
+            self._park(request, due)
             return None
         # Celery's order: a message it will run is announced on receipt, before its ETA.
         signals.task_received.send(sender=self.nodename, request=request)
@@ -291,6 +296,15 @@ class Processor:
             logger.exception("task %s[%s]: could not dead-letter it; requeued", name, task_id)
             await self._clock.sleep(_INTERNAL_ERROR_PAUSE)
             await self.settlement.requeue(delivery)
+
+    def now(self) -> float:
+        """The worker's wall clock."""
+        return self._clock.time()
+
+    def _park(self, request: Request, due: float) -> None:
+        self.parked[request.message.id] = (request, due)
+        while len(self.parked) > RECENT_RUNS:  # the oldest go first
+            self.parked.pop(next(iter(self.parked)))
 
     async def _wait_until(self, due: float) -> None:
         """Return once the clock reads `due` or later. A timer may fire a little early

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from hare.context import TaskContext
 
 if TYPE_CHECKING:
     from hare.processing import Processor, Running
 
 __all__ = ("DEFAULT_TASK_INFO_ITEMS", "WorkerView")
+
+#: Seconds past its due time a parked task stays listed as scheduled (it is on its way).
+_LATE = 60.0
 
 #: The attributes Celery's `inspect registered` shows by default, when set.
 DEFAULT_TASK_INFO_ITEMS = ("exchange", "routing_key", "rate_limit")
@@ -49,6 +55,25 @@ class WorkerView:
 
     def reserved(self) -> list[dict[str, Any]]:
         return []  # prefetched deliveries are not decoded until a slot takes them
+
+    def scheduled(self) -> list[dict[str, Any]]:
+        """Tasks this worker sent back to the delay ladder and not due yet: Celery's
+        `scheduled` shape (hare holds none in memory; the broker does)."""
+        processor = self._processor
+        now = processor.now()
+        for task_id, (_, due) in list(processor.parked.items()):
+            if due < now - _LATE:  # it came back to another worker, or was lost from view
+                del processor.parked[task_id]
+        return [
+            {
+                "eta": datetime.fromtimestamp(due, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00"),
+                # Celery's timer priority for an ETA task; hare has no timer.
+                "priority": 6,
+                "request": self._request_info(request, started=None),
+            }
+            for request, due in processor.parked.values()
+            if due >= now - _LATE
+        ]
 
     def registered(self, taskinfoitems: Sequence[str] | None = None) -> list[str]:
         """The task names, each followed by its `taskinfoitems` attributes that are set, as
@@ -95,7 +120,10 @@ class WorkerView:
         return [task_id for task_id in ids if self._processor.terminate(task_id, signal)]
 
     def _info(self, running: Running) -> dict[str, Any]:
-        request = running.call.context
+        return self._request_info(running.call.context, started=running.started)
+
+    def _request_info(self, request: TaskContext, started: float | None) -> dict[str, Any]:
+        """Celery's `Request.info()`: a running task (`started`), or one not started."""
         message = request.message
         return {
             "id": message.id,
@@ -104,8 +132,8 @@ class WorkerView:
             "kwargs": dict(message.kwargs),
             "type": message.task,
             "hostname": self._processor.nodename,
-            "time_start": running.started,
+            "time_start": started,
             "acknowledged": False,
             "delivery_info": dict(request.delivery_info),
-            "worker_pid": os.getpid(),
+            "worker_pid": os.getpid() if started is not None else None,
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -116,3 +117,34 @@ async def test_the_app_s_own_commands_are_answered_with_their_state_and_argument
     assert seen == [(app, worker.nodename, {"n": 1})]
     assert late == [{worker.nodename: "here"}]
     assert broken is not None and "error" in broken[0][worker.nodename]
+
+
+async def test_inspect_scheduled_lists_what_the_worker_parked_in_the_ladder() -> None:
+    # A producer that puts ETA tasks straight on the queue (a Celery client, here
+    # delays="eta-header"): the worker sends an early one back to the delay ladder and
+    # lists it as scheduled until it runs.
+    clock = ManualClock(time.time())
+    app = memory_app(clock, default_queue="q", delays="eta-header")
+    ledger = Ledger()
+    ledger.bind()
+
+    @app.task(name="t.later")
+    async def later(n: int) -> None:
+        ledger.record("later", n)
+
+    async with running_worker(app) as worker:
+        sent = await later.aapply_async((1,), countdown=30)
+        control = Control((await app.publisher()).transport)
+        await until(lambda: sent.id in worker._processor_of().parked, clock)
+        scheduled = await control.inspect(timeout=0.5).scheduled()
+        assert scheduled is not None
+        [entry] = scheduled[worker.nodename]
+        assert entry["request"]["id"] == sent.id and entry["request"]["args"] == [1]
+        assert entry["request"]["time_start"] is None
+        assert entry["request"]["worker_pid"] is None
+        due = datetime.fromisoformat(entry["eta"]).timestamp()
+        assert abs(due - (clock.time() + 30)) < 1
+        await clock.advance_by(31)
+        await ledger.wait_for(1)
+        # (the worker's clock is now 31 s ahead of the control's: ask the view directly)
+        assert worker._processor_of().parked == {}

@@ -81,6 +81,9 @@ class View:
     def query(self, ids: Sequence[str]) -> dict[str, list[Any]]:
         return {}
 
+    def scheduled(self) -> list[dict[str, Any]]:
+        return []
+
     def terminate(self, ids: Sequence[str], signal: str) -> list[str]:
         self.terminated.append(list(ids))
         return list(ids)

@@ -40,6 +40,9 @@ class _View:
     def query(self, ids: Any) -> dict[str, list[Any]]:
         return {}
 
+    def scheduled(self) -> list[dict[str, Any]]:
+        return []
+
     def terminate(self, ids: Any, signal: str) -> list[str]:
         return []
 
