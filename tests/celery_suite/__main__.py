@@ -31,7 +31,7 @@ PYTEST_INI = """\
 [pytest]
 python_classes = test_*
 xfail_strict = true
-timeout = 180
+timeout = 45
 markers =
     sleepdeprived_patched_module
     masked_modules
@@ -42,7 +42,9 @@ markers =
 """
 
 
-def run(worker: str, every: int, files: Sequence[str], extra: Sequence[str]) -> int:
+def run(
+    worker: str, every: int, files: Sequence[str], extra: Sequence[str], timeout: float = 45.0
+) -> int:
     """Run the suite with `worker` as the session worker; pytest's exit code."""
     root = suite_root()
     out = CACHE / "runs" / worker
@@ -68,7 +70,8 @@ def run(worker: str, every: int, files: Sequence[str], extra: Sequence[str]) -> 
         # Celery's `flaky` tests, for either worker.
         command += ["-p", "celery.contrib.pytest", "-p", "no:rerunfailures"]
         command += ["-p", "tests.celery_suite.plugin", "--suite-worker", worker]
-        command += ["--suite-every", str(every), "-p", "no:cacheprovider", "-q", "-rfE"]
+        command += ["--suite-every", str(every), "--suite-timeout", str(timeout)]
+        command += ["-p", "no:cacheprovider", "-q", "-rfE"]
         command += ["--junitxml", str(out / "junit.xml")]
         command += [str(root / "t" / "integration" / name) for name in files]
         command += list(extra)
@@ -88,15 +91,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     one.add_argument("--worker", choices=("hare", "celery"), default="hare")
     one.add_argument("--every", type=int, default=1, help="every Nth test of test_canvas.py")
     one.add_argument("--files", nargs="+", default=list(FILES))
+    one.add_argument("--timeout", type=float, default=45.0, help="seconds a test may take")
     one.add_argument("pytest_args", nargs="*")
     both = commands.add_parser("report", help="run with both workers, write the comparison")
     both.add_argument("--every", type=int, default=1)
     both.add_argument("--output", type=Path, default=Path("docs/celery-conformance.md"))
+    both.add_argument("--timeout", type=float, default=45.0, help="seconds a test may take")
     args = parser.parse_args(argv)
     if args.command == "run":
-        return run(args.worker, args.every, args.files, args.pytest_args)
-    codes = {worker: run(worker, args.every, FILES, []) for worker in ("hare", "celery")}
-    write_report(CACHE / "runs", args.output, every=args.every, exit_codes=codes)
+        return run(args.worker, args.every, args.files, args.pytest_args, args.timeout)
+    codes = {
+        worker: run(worker, args.every, FILES, [], args.timeout) for worker in ("hare", "celery")
+    }
+    write_report(
+        CACHE / "runs", args.output, every=args.every, exit_codes=codes, timeout=args.timeout
+    )
     print(f"wrote {args.output}")
     return 0
 

@@ -114,9 +114,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--suite-timeout",
         type=float,
-        default=90.0,
+        default=45.0,
         help="the most seconds one test may take (caps the suite's own timeout marks), so "
-        "that a test that hangs costs a minute and a half, not five",
+        "that a test that hangs costs 45 s, not five minutes",
     )
     group.addoption(
         "--suite-every",

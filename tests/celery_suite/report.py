@@ -63,7 +63,9 @@ def _counts(outcomes: dict[str, Outcome], file: str) -> str:
     return ", ".join(f"{counts[k]} {k}" for k in order if counts[k])
 
 
-def write_report(runs: Path, output: Path, *, every: int, exit_codes: dict[str, int]) -> None:
+def write_report(
+    runs: Path, output: Path, *, every: int, exit_codes: dict[str, int], timeout: float
+) -> None:
     celery = read_junit(runs / "celery" / "junit.xml")
     hare = read_junit(runs / "hare" / "junit.xml")
     files = sorted({o.test.split("::")[0] for o in [*celery.values(), *hare.values()]})
@@ -82,7 +84,9 @@ def write_report(runs: Path, output: Path, *, every: int, exit_codes: dict[str, 
             f"`test_canvas.py`: every {every}th test."
             if every > 1
             else "Every test of the three files runs."
-        ),
+        )
+        + f" Each test may take {timeout:.0f} s (Celery's own marks allow up to 300 s; a test"
+        " that hangs is cut there and counted failed). No reruns of Celery's flaky tests.",
         "",
         "| file | Celery's worker | hare worker |",
         "|---|---|---|",
