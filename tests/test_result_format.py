@@ -355,3 +355,23 @@ def test_chord_entries_as_celery_redis_stores_them(celery_backend: BaseBackend) 
     assert (ok.task_id, ok.value) == ("p1", [1])
     with pytest.raises(MalformedResult, match="task_id, state"):
         chord_entry_loads(b'[1, "p1"]')
+
+
+def test_a_revoked_result_is_celery_s_task_revoked_error_on_both_sides() -> None:
+    from celery import exceptions
+    from celery.exceptions import TaskRevokedError
+
+    from hare.errors import TaskRevoked
+
+    meta = celery_format.exception_to_meta(TaskRevoked("expired"))
+    assert meta == {
+        "exc_type": "TaskRevokedError",
+        "exc_message": ["expired"],
+        "exc_module": "celery.exceptions",
+    }
+    # A Celery client rebuilds Celery's class (hare_compat's where it is loaded); hare
+    # alone, hare's.
+    celery_side = celery_format.exception_from_meta(meta, modules={"celery.exceptions": exceptions})
+    assert isinstance(celery_side, TaskRevokedError)
+    hare_side = celery_format.exception_from_meta(meta, modules={})
+    assert isinstance(hare_side, TaskRevoked) and hare_side.args == ("expired",)

@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from hare.codec import json_dumps, json_loads
+from hare.errors import TaskRevoked
 from hare.result import (
     EXCEPTION_STATES,
     FAILURE,
@@ -116,6 +117,12 @@ def exception_to_meta(exc: BaseException) -> dict[str, Any]:
             "exc_module": exc.exc_module,
         }
     cls = type(exc)
+    if cls is TaskRevoked:  # a Celery client reads it back as its TaskRevokedError
+        return {
+            "exc_type": "TaskRevokedError",
+            "exc_message": [_serializable(arg) for arg in exc.args],
+            "exc_module": CELERY_EXCEPTIONS,
+        }
     qualname = getattr(cls, "__qualname__", cls.__name__)
     return {
         "exc_type": qualname,
@@ -129,6 +136,8 @@ def _find_class(module: str | None, qualname: str, modules: Mapping[str, ModuleT
         compat = _find_class(COMPAT_EXCEPTIONS, qualname, modules)
         if compat is not None:
             return compat
+        if qualname == "TaskRevokedError" and module not in modules:
+            return TaskRevoked  # hare's own, where neither Celery nor hare_compat is loaded
     if module is None or module not in modules:
         return None
     found: Any = modules[module]
