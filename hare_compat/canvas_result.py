@@ -364,6 +364,10 @@ class GroupResult(ResultSet):
         parent = self.parent
         return (self.id, parent and parent.as_tuple()), [r.as_tuple() for r in self.results]
 
+    def __json__(self) -> tuple[Any, ...]:
+        """A task returning a group's handle stores its tuple, as Celery's backends do."""
+        return self.as_tuple()
+
     def save(self, backend: Any = None) -> NoReturn:
         raise NotSupportedError(
             "GroupResult.save", "hare's result backends store task results only; keep the handle"

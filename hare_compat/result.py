@@ -324,6 +324,10 @@ class AsyncResult(ResultBase):
         parent = self.parent
         return (self.id, parent and parent.as_tuple()), None
 
+    def __json__(self) -> tuple[Any, ...]:
+        """A task returning a result handle stores its tuple, as Celery's backends do."""
+        return self.as_tuple()
+
     def as_list(self) -> list[str]:
         """This task's id and its parents'."""
         ids = [self.id]

@@ -191,3 +191,27 @@ def test_exceptions_are_celerys_names_and_hares_classes_where_hare_raises_them()
     error = exceptions.MaxRetriesExceededError("m", task_args=(1,), task_kwargs={"a": 2})
     assert (error.task_args, error.task_kwargs) == ((1,), {"a": 2})
     assert GroupResult is CanvasGroupResult
+
+
+@pytest.mark.anyio
+async def test_a_sync_task_that_returns_a_result_handle_stores_its_tuple() -> None:
+    from tests.runtime import running_worker
+
+    app = Celery("handles", broker="memory://", backend="memory://", set_as_current=False)
+    app.conf.task_default_queue = "work"
+
+    @app.task(name="handles.leaf")
+    def leaf() -> int:
+        return 1
+
+    @app.task(name="handles.starter")
+    def starter() -> Any:
+        return leaf.delay()  # a handle is awaitable, yet a sync task returns it as a value
+
+    hare = app.__hare_app__()
+    async with running_worker(hare):
+        result = await starter.aapply_async()
+        stored = await result.aget(timeout=10)
+    [[leaf_id, parent], group_part] = stored
+    assert isinstance(leaf_id, str) and parent is None and group_part is None
+    await hare.aclose()

@@ -149,7 +149,7 @@ class Tracer:
             tb: str | None = None
             try:
                 yield from self._call(task.before_start, task_id, args, kwargs)
-                retval = yield from _awaited(self.fun(*args, **kwargs))
+                retval = yield from _returned(self.fun(*args, **kwargs))
             except BaseException as exc:
                 if isinstance(exc, Exception):
                     yield from self._flush_updates()
@@ -289,6 +289,14 @@ class Tracer:
             logger.exception(
                 "Task %s[%s] %s handler raised: %r", self.task.name, self.request.id, name, exc
             )
+
+
+def _returned(value: Any) -> Steps:
+    """What the task's body returned: a coroutine (an `async def` body) is awaited; any
+    other value, awaitable or not (a result handle), is the task's return value."""
+    if inspect.iscoroutine(value):
+        value = yield value
+    return value
 
 
 def _awaited(value: Any) -> Steps:
