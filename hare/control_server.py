@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from hare import pidbox
 from hare.clock import Clock, SystemClock
 from hare.errors import BrokerError, BrokerUnavailable, ConfigurationError, HareError
-from hare.revocation import signal_name, task_ids
+from hare.revocation import signal_name, stamps_matching, task_ids
 from hare.revocations import Revocations, publish_revocation
 from hare.transport.base import Consumer, Delivery, Envelope, Properties, Transport
 
@@ -79,6 +79,10 @@ class WorkerView(Protocol):
 
     def scheduled(self) -> list[dict[str, Any]]:
         """ETA tasks this worker sent to the delay ladder, not due yet (`scheduled`)."""
+        ...
+
+    def running_headers(self) -> dict[str, Mapping[str, Any]]:
+        """The message headers of the tasks running here, by task id."""
         ...
 
 
@@ -131,6 +135,7 @@ class ControlServer:
         self._handlers: dict[str, Callable[..., Any]] = {
             "ping": lambda **_: {"ok": "pong"},
             "revoke": self._revoke,
+            "revoke_by_stamped_headers": self._revoke_stamped,
             "active": lambda **_: self.worker.active(),
             "reserved": lambda **_: self.worker.reserved(),
             "scheduled": lambda **_: self.worker.scheduled(),
@@ -278,6 +283,29 @@ class ControlServer:
         if terminate:
             return {"ok": "terminate: " + (", ".join(stopped) or "tasks unknown")}
         return {"ok": f"tasks {set(ids)!r} flagged as revoked"}
+
+    def _revoke_stamped(
+        self, headers: Any = None, terminate: bool = False, signal: Any = None, **_: Any
+    ) -> dict[str, str]:
+        """Celery's `revoke_by_stamped_headers`: messages stamped so are not started; with
+        `terminate`, those running with such a stamp are stopped."""
+        given = self.revocations.stamps.add(headers or {})
+        logger.info("stamps flagged as revoked: %s", given)
+        if not terminate:
+            return {"ok": f"headers {headers} flagged as revoked, but not terminated"}
+        matched: dict[str, set[Any]] = {}
+        stop = []
+        for task_id, message_headers in self.worker.running_headers().items():
+            match = stamps_matching(message_headers, given)
+            if match is not None:
+                stop.append(task_id)
+                for name, value in match.items():
+                    matched.setdefault(name, set()).add(value)
+        if stop:  # their ids revoked too: they are not to run again either
+            self.revocations.apply(stop, terminate=True, signal=signal_name(signal))
+        if not matched:
+            return {"ok": f"headers {headers} were not terminated"}
+        return {"ok": f"headers {matched} revoked"}
 
     async def _persist(self, ids: tuple[str, ...], terminate: bool, signal: str) -> None:
         transport = self._transport

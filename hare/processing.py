@@ -14,7 +14,7 @@ import logging
 import os
 import random
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -81,6 +81,7 @@ class Processor:
         on_start: Callable[[], None],
         follow_ups: FollowUps,
         is_revoked: Callable[[str], bool] = lambda task_id: False,
+        is_revoked_by_stamps: Callable[[Mapping[str, Any]], bool] = lambda headers: False,
     ) -> None:
         self.follow_ups = follow_ups
         self.recorder = Recorder(app, follow_ups, clock)
@@ -100,6 +101,7 @@ class Processor:
         self._failed_once: dict[RunKey, None] = {}
         self._on_start = on_start
         self.is_revoked = is_revoked
+        self.is_revoked_by_stamps = is_revoked_by_stamps
         #: Tasks running now, by task id.
         self.running: dict[str, Running] = {}
         #: Tasks this worker sent back to the delay ladder and not seen since, by task id,
@@ -158,7 +160,7 @@ class Processor:
             return None
         request = self._request(message, delivery)
         now = self._clock.time()
-        if self.is_revoked(message.id):
+        if self._revoked(message):
             await self._discard_revoked(delivery, task, request)
             return None
         if message.expires is not None and message.expires.timestamp() <= now:
@@ -176,7 +178,7 @@ class Processor:
             await self._wait_until(due)
             # A revoke that arrived while the message was held (up to 350 ms)
             # still stops it: Celery honours a revoke any time before an ETA task starts.
-            if self.is_revoked(message.id):
+            if self._revoked(message):
                 await self._discard_revoked(delivery, task, request)
                 return None
         self._on_start()
@@ -296,6 +298,9 @@ class Processor:
             logger.exception("task %s[%s]: could not dead-letter it; requeued", name, task_id)
             await self._clock.sleep(_INTERNAL_ERROR_PAUSE)
             await self.settlement.requeue(delivery)
+
+    def _revoked(self, message: Message) -> bool:
+        return self.is_revoked(message.id) or self.is_revoked_by_stamps(message.headers)
 
     def now(self) -> float:
         """The worker's wall clock."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 import signal as signals
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,12 +32,14 @@ __all__ = (
     "STREAM",
     "RevocationRecord",
     "RevokedSet",
+    "RevokedStamps",
     "SyncMarker",
     "decode_entry",
     "encode_marker",
     "encode_record",
     "revocation_stream",
     "signal_name",
+    "stamps_matching",
     "task_ids",
 )
 
@@ -231,3 +233,62 @@ class RevokedSet:
                 self._terminated.pop(task_id, None)
                 dropped += 1
         return dropped
+
+
+class RevokedStamps:
+    """Stamp values revoked by stamp name (Celery's `revoke_by_stamped_headers`).
+
+    A message is revoked when one of its `stamped_headers` has a value (or, for a list, any
+    value) among those revoked for that name. Held in memory, as Celery's worker holds them.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, list[Any]] = {}
+
+    def add(self, headers: Mapping[str, Any] | Iterable[str]) -> dict[str, list[Any]]:
+        """Revoke `{name: value or [values]}` (or Celery 3.1's `["name=value", ...]`); the
+        headers as a mapping of lists."""
+        given = _stamp_headers(headers)
+        for name, values in given.items():
+            self._values.setdefault(name, []).extend(v for v in values if not self._has(name, v))
+        return given
+
+    def matching(self, message_headers: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The revoked `{name: value}` a message's stamps match, or None."""
+        return stamps_matching(message_headers, self._values)
+
+    def clear(self) -> None:
+        self._values.clear()
+
+    def _has(self, name: str, value: Any) -> bool:
+        return value in self._values.get(name, ())
+
+
+def stamps_matching(
+    message_headers: Mapping[str, Any], revoked: Mapping[str, Iterable[Any]]
+) -> dict[str, Any] | None:
+    """The first `{name: value}` of a message's stamps that `revoked` names, or None."""
+    names = message_headers.get("stamped_headers") or ()
+    stamps = message_headers.get("stamps") or {}
+    if not isinstance(names, list | tuple) or not isinstance(stamps, Mapping):
+        return None
+    for name in names:
+        if not isinstance(name, str) or name not in revoked or stamps.get(name) is None:
+            continue
+        value = stamps[name]
+        values = list(value) if isinstance(value, list | tuple) else [value]
+        wanted = list(revoked[name])
+        for one in values:
+            if one in wanted:
+                return {name: one}
+    return None
+
+
+def _stamp_headers(headers: Mapping[str, Any] | Iterable[str]) -> dict[str, list[Any]]:
+    if not isinstance(headers, Mapping):
+        pairs = [str(h).split("=", 1) for h in headers]
+        headers = {pair[0]: pair[1] if len(pair) > 1 else None for pair in pairs}
+    return {
+        str(name): list(value) if isinstance(value, list | tuple | set) else [value]
+        for name, value in headers.items()
+    }

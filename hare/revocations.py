@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
 
 from hare.clock import Clock, SystemClock
 from hare.errors import BrokerError, BrokerUnavailable, ConfigurationError, MalformedMessage
@@ -23,6 +24,7 @@ from hare.revocation import (
     STREAM,
     RevocationRecord,
     RevokedSet,
+    RevokedStamps,
     SyncMarker,
     decode_entry,
     encode_marker,
@@ -93,6 +95,8 @@ class Revocations:
         self.ttl = ttl
         self._catch_up_timeout = catch_up_timeout
         self._set = RevokedSet()
+        #: Stamps revoked by `revoke_by_stamped_headers` (in memory, as in Celery).
+        self.stamps = RevokedStamps()
         self._next_offset: int | None = None  # where to read on after a reconnect
         self._markers: dict[str, asyncio.Event] = {}
         self._consumer: Consumer | None = None
@@ -103,6 +107,10 @@ class Revocations:
     def is_revoked(self, task_id: str) -> bool:
         """Whether `task_id` must not start now."""
         return self._set.contains(task_id, self._clock.time())
+
+    def is_revoked_by_stamps(self, headers: Mapping[str, Any]) -> bool:
+        """Whether a message with these headers carries a revoked stamp."""
+        return self.stamps.matching(headers) is not None
 
     def revoked_ids(self) -> list[str]:
         """The ids revoked now, oldest first (`inspect revoked`)."""

@@ -151,6 +151,7 @@ class Worker:
         )
         self._revocations = Revocations(clock=self._clock, terminate=view.terminate)
         self._processor.is_revoked = self._revocations.is_revoked
+        self._processor.is_revoked_by_stamps = self._revocations.is_revoked_by_stamps
         self._control = ControlServer(
             view,
             self._revocations,

@@ -8,7 +8,7 @@ read hare workers as they read Celery ones.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +101,13 @@ class WorkerView:
             "total": dict(self._processor.totals),
             "prefetch_count": self._concurrency,
             "broker": {"transport": "amqp", "hostname": self._broker},
+        }
+
+    def running_headers(self) -> dict[str, Mapping[str, Any]]:
+        """The message headers of the tasks running here, by task id."""
+        return {
+            task_id: running.call.context.message.headers
+            for task_id, running in list(self._processor.running.items())
         }
 
     def query(self, ids: Sequence[str]) -> dict[str, list[Any]]:

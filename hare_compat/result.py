@@ -297,8 +297,15 @@ class AsyncResult(ResultBase):
         signal: str | None = None,
         wait: bool = False,
         timeout: float | None = None,
-    ) -> NoReturn:
-        raise NotSupportedError("revoke_by_stamped_headers", "hare has no stamping")
+    ) -> None:
+        """Revoke the tasks stamped with `headers` (see `app.control`), as Celery's does."""
+        if connection is not None:
+            raise NotSupportedError(
+                "revoke_by_stamped_headers(connection=)", "hare uses the app's connection"
+            )
+        self.app.control.revoke_by_stamped_headers(
+            headers, terminate=terminate, signal=signal, reply=wait, timeout=timeout
+        )
 
     def revoke(
         self,
@@ -460,6 +467,17 @@ class EagerResult(AsyncResult):
         self._state = states.REVOKED
         self._result = TaskRevokedError("revoked")
         self._traceback = None
+
+    def revoke_by_stamped_headers(
+        self,
+        headers: Any,
+        connection: Any = None,
+        terminate: bool = False,
+        signal: str | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        """An eager task already ran: nothing to revoke."""
 
 
 def result_from_tuple(r: Any, app: Any = None) -> Any:

@@ -69,6 +69,9 @@ class View:
     def scheduled(self) -> list[dict[str, Any]]:
         return []
 
+    def running_headers(self) -> dict[str, Any]:
+        return {}
+
     def terminate(self, ids: Sequence[str], signal: str) -> list[str]:
         self.terminated.append((list(ids), signal))
         return [task_id for task_id in ids if task_id in self.running]

@@ -45,7 +45,6 @@ _NOT_OBEYED = {
     "heartbeat": "hare sends no Celery events",
     "rate_limit": "hare workers take rate limits from the tasks' rate_limit",
     "time_limit": "hare workers take time limits from the tasks' time_limit/soft_time_limit",
-    "revoke_by_stamped_headers": "hare has no stamping",
     "shutdown": "stop hare workers with SIGTERM (they drain first)",
     "election": "hare has no worker elections",
 }
@@ -167,8 +166,22 @@ class Control:
         terminate: bool = False,
         signal: str | int | None = "SIGTERM",
         **kwargs: Any,
-    ) -> NoReturn:
-        _refuse("revoke_by_stamped_headers")
+    ) -> Any:
+        """Revoke the tasks stamped with `headers` (`{name: value or [values]}`): hare and
+        Celery workers start none of them; with `terminate`, running ones are stopped.
+
+        `kwargs` are `broadcast`'s: `reply`, `timeout`, `limit`, `callback`."""
+        reply, timeout, limit, callback = _reply_options("revoke_by_stamped_headers", kwargs)
+        arguments = {"headers": headers, "terminate": terminate, "signal": signal}
+        return self.broadcast(
+            "revoke_by_stamped_headers",
+            arguments,
+            destination=destination,
+            reply=reply,
+            timeout=timeout,
+            limit=limit,
+            callback=callback,
+        )
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -43,6 +43,9 @@ class _View:
     def scheduled(self) -> list[dict[str, Any]]:
         return []
 
+    def running_headers(self) -> dict[str, Any]:
+        return {}
+
     def terminate(self, ids: Any, signal: str) -> list[str]:
         return []
 
