@@ -16,6 +16,7 @@ fails replies `{"error": ...}` as kombu does.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import platform
@@ -28,7 +29,8 @@ from typing import Any, Protocol
 
 from hare import pidbox
 from hare.clock import Clock, SystemClock
-from hare.errors import BrokerError, BrokerUnavailable, ConfigurationError, HareError
+from hare.errors import BrokerError, BrokerUnavailable, ConfigurationError, HareError, TaskRevoked
+from hare.result import PENDING, RETRY, REVOKED, TaskResult
 from hare.revocation import signal_name, stamps_matching, task_ids
 from hare.revocations import Revocations, publish_revocation
 from hare.transport.base import Consumer, Delivery, Envelope, Properties, Transport
@@ -211,6 +213,8 @@ class ControlServer:
             logger.debug("control request %r expired before it came", request.method)
             return
         reply = self.dispatch(request)
+        if inspect.isawaitable(reply):  # a command with I/O to finish before it replies
+            reply = await reply
         if request.reply_to is not None and not expired:
             await self._reply(request, reply)
 
@@ -272,7 +276,7 @@ class ControlServer:
         signal: Any = None,
         _everyone: bool = False,
         **kwargs: Any,
-    ) -> dict[str, str]:
+    ) -> dict[str, str] | Awaitable[dict[str, str]]:
         ids = task_ids(task_id if task_id is not None else ())
         name = signal_name(signal)
         logger.info("tasks flagged as revoked: %s", ", ".join(ids))  # Celery's line, too
@@ -281,8 +285,32 @@ class ControlServer:
             # From a Celery client: no stream entry exists, so write one for later workers.
             self._spawn(self._persist(ids, bool(terminate), name))
         if terminate:
-            return {"ok": "terminate: " + (", ".join(stopped) or "tasks unknown")}
-        return {"ok": f"tasks {set(ids)!r} flagged as revoked"}
+            reply = {"ok": "terminate: " + (", ".join(stopped) or "tasks unknown")}
+        else:
+            reply = {"ok": f"tasks {set(ids)!r} flagged as revoked"}
+        results = getattr(self._state.app, "results", None)
+        if results is None:
+            return reply
+        running = set(self.worker.running_headers())
+        return self._mark_revoked(results, [i for i in ids if i not in running], reply)
+
+    async def _mark_revoked(
+        self, results: Any, ids: Sequence[str], reply: dict[str, str]
+    ) -> dict[str, str]:
+        """Celery 5.7's worker: a revoked task no one started is REVOKED in the result store
+        at once (one started elsewhere, or finished, keeps its state)."""
+        for task_id in ids:
+            try:
+                found = await results.alookup(task_id)
+                if found is not None and found.state not in _NOT_STARTED:
+                    continue
+                revoked = TaskResult(task_id=task_id, state=REVOKED, value=TaskRevoked("revoked"))
+                await results.store(revoked, None)
+            except HareError as exc:
+                logger.warning(
+                    "could not mark task %s revoked in the result store: %s", task_id, exc
+                )
+        return reply
 
     def _revoke_stamped(
         self, headers: Any = None, terminate: bool = False, signal: Any = None, **_: Any
@@ -348,6 +376,10 @@ class ControlServer:
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+#: States of a task no worker has started: a revoke records REVOKED over them.
+_NOT_STARTED = frozenset({PENDING, "RECEIVED", RETRY, "REJECTED"})
 
 
 def _report() -> str:

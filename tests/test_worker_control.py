@@ -148,3 +148,21 @@ async def test_inspect_scheduled_lists_what_the_worker_parked_in_the_ladder() ->
         await ledger.wait_for(1)
         # (the worker's clock is now 31 s ahead of the control's: ask the view directly)
         assert worker._processor_of().parked == {}
+
+
+@pytest.mark.parametrize("elsewhere", ["STARTED", "PROGRESS"])
+async def test_a_revoke_records_revoked_for_tasks_no_one_started(elsewhere: str) -> None:
+    """Celery 5.7's worker: a revoked task that nobody started is REVOKED in the result
+    store once the worker replied; one another worker started keeps its state."""
+    app = memory_app(ManualClock(time.time()), default_queue="q", result_backend="memory://")
+    results = app.results
+    assert results is not None
+    async with running_worker(app) as worker:
+        await results.astore_state("started", elsewhere, {"hostname": "other@host"})
+        control = Control((await app.publisher()).transport)
+        replies = await control.revoke(["started", "waiting"], reply=True, timeout=0.5)
+        started = await results.alookup("started")
+        waiting = await results.alookup("waiting")
+    assert replies and worker.nodename in replies[0]
+    assert started is not None and started.state == elsewhere
+    assert waiting is not None and waiting.state == "REVOKED"
