@@ -31,4 +31,32 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     "test_tasks.py::test_trace_log_arguments::test_task_success": _IN_PROCESS
     + " (its log records)",
     "test_tasks.py::test_trace_log_arguments::test_task_failed": _IN_PROCESS + " (its log records)",
+    "test_inspect.py::test_Inspect::test_query_task": _ACKS_LATE
+    + ", so a running task shows acknowledged: False",
+    "test_tasks.py::test_tasks::test_send_task_without_ignore_result_uses_task_ignore_result": (
+        _IN_PROCESS + " (celery.worker.state.successful_requests)"
+    ),
+    "test_tasks.py::test_tasks::test_send_task_without_ignore_result_stores_result": (
+        _IN_PROCESS + " (celery.worker.state.successful_requests)"
+    ),
+    "test_tasks.py::test_task_redis_result_backend::test_retry_preserves_ignore_result_false": (
+        _IN_PROCESS + " (celery.worker.state.successful_requests)"
+    ),
+    "test_tasks.py::test_task_redis_result_backend::test_retry_preserves_ignore_result_true": (
+        _IN_PROCESS + " (celery.worker.state.successful_requests)"
+    ),
+    "test_tasks.py::test_tasks::test_revoked_by_headers_simple_canvas": _IN_PROCESS
+    + " (it clears celery.worker.state.revoked_stamps between steps)",
+    "test_tasks.py::test_signal_bound_method_receivers::test_each_instance_receives": (
+        _IN_PROCESS + " (signal receivers connected in the test process)"
+    ),
+    "test_tasks.py::test_signal_bound_method_receivers::"
+    "test_disconnect_leaves_other_instance_connected": _IN_PROCESS
+    + " (signal receivers connected in the test process)",
+    "test_tasks.py::test_signal_bound_method_receivers::"
+    "test_other_instance_receives_after_garbage_collection": _IN_PROCESS
+    + " (signal receivers connected in the test process)",
+    "test_canvas.py::test_stamping_mechanism::test_task_received_has_access_to_stamps": (
+        _IN_PROCESS + " (a task_received receiver in the test process)"
+    ),
 }
