@@ -51,6 +51,11 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.iterdir():
         stale.unlink()
+    # (the commit of hare the run used, for the report)
+    commit = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    (out / "commit").write_text(commit or "unknown")
     ini = CACHE / "pytest.ini"
     ini.write_text(PYTEST_INI)
     vhost = f"hare-celery-suite-{uuid.uuid4().hex[:8]}"

@@ -55,6 +55,13 @@ def read_junit(path: Path) -> dict[str, Outcome]:
     return outcomes
 
 
+def _commit(run: Path) -> str:
+    try:
+        return (run / "commit").read_text().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
 def _counts(outcomes: dict[str, Outcome], file: str) -> str:
     counts = Counter(o.result for o in outcomes.values() if o.test.startswith(file))
     if not counts:
@@ -79,7 +86,7 @@ def write_report(
         "with the real Celery client, a RabbitMQ broker and a Redis result backend, once "
         "against Celery's embedded session worker and once against a `hare worker` serving "
         "the same `tasks.py` with its `celery` imports read as `hare_compat` "
-        f"(hare {metadata.version('hare')}).",
+        f"(hare {metadata.version('hare')} at commit {_commit(runs / 'hare')}).",
         (
             f"`test_canvas.py`: every {every}th test."
             if every > 1
