@@ -236,7 +236,7 @@ class Processor:
 
     async def _settle_copy(self, delivery: Delivery, run: Run) -> None:
         """Settle a copy of a delivery whose task ran here by that run's outcome."""
-        task_id, retries, _ = run.key
+        task_id, _, retries, _, _ = run.key
         if run.settled:
             await self.settlement.ack(delivery)
             logger.warning(

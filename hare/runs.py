@@ -3,8 +3,10 @@
 A connection cut loses the acks of the deliveries whose tasks are running or have just
 finished: the broker delivers them again, often to the same worker while the first run still
 goes on; and a producer whose confirm was lost publishes its message again. Every such copy
-carries the same *run key*: the task id, its `retries` and its `hare-replays`. A retry
-(`retries` + 1) or a replayed dead letter (`hare-replays` + 1) has a key of its own and runs.
+carries the same *run key*: the task id and name, its `retries`, its `hare-replays` and its
+`replaced_task_nesting`. A retry (`retries` + 1), a replayed dead letter (`hare-replays` + 1)
+and a task's replacement (Celery's `Task.replace`: same id, another task, one more nesting
+level) have keys of their own and run.
 
 A worker registers a key before it runs the task and keeps what the run ended as, for the
 last `RECENT_RUNS` runs. A copy that arrives meanwhile waits for the first run to end, then
@@ -33,8 +35,9 @@ __all__ = ("RECENT_RUNS", "Run", "RunKey", "Runs", "run_key")
 #: history, far more than a reconnect and a publisher's retry take.
 RECENT_RUNS = 10_000
 
-#: (task id, retries, replays): what makes one delivery a copy of another.
-RunKey = tuple[str, int, int]
+#: (task id, task name, retries, replays, replacement nesting): what makes one delivery a
+#: copy of another.
+RunKey = tuple[str, str, int, int, int]
 
 
 def run_key(headers: Mapping[str, Any]) -> RunKey | None:
@@ -42,7 +45,14 @@ def run_key(headers: Mapping[str, Any]) -> RunKey | None:
     task_id = headers.get("id")
     if not isinstance(task_id, str) or not task_id:
         return None
-    return task_id, _count(headers.get("retries")), _count(headers.get(REPLAYS_HEADER))
+    name = headers.get("task")
+    return (
+        task_id,
+        name if isinstance(name, str) else "",
+        _count(headers.get("retries")),
+        _count(headers.get(REPLAYS_HEADER)),
+        _count(headers.get("replaced_task_nesting")),
+    )
 
 
 def _count(value: object) -> int:

@@ -103,9 +103,8 @@ class Worker:
         # Quorum queues hare declared count deliveries themselves (x-delivery-limit); classic
         # ones only say "redelivered", so the worker keeps the count in a header of its own,
         # and so it does for a queue it consumes as another client declared it.
-        self._self_counted: set[str] = (
-            set(self.queues) if app.settings.queue_type == "classic" else set()
-        )
+        classic = app.settings.queue_type == "classic"
+        self._self_counted: set[str] = set(self.queues) if classic else set()
         # Queues found declared otherwise than hare would: warned about once.
         self._adopted: set[str] = set()
         self._stopping = asyncio.Event()

@@ -273,7 +273,9 @@ class Signature(dict[str, Any]):
             parent_id=parent_id,
             group_index=group_index,
         )
-        self.update(Signature.from_dict(frozen, app=self._app))
+        # The frozen copy is rebuilt from a dict: it keeps the app it sends through (a chain's
+        # tasks name theirs only through the task objects the dict no longer holds).
+        self.update(Signature.from_dict(frozen, app=self._own_app()))
         return result_of(app, ref)
 
     # -- calling ----------------------------------------------------------------------------

@@ -142,14 +142,15 @@ async def test_a_retry_or_a_replay_of_the_same_task_id_runs(change: dict[str, in
 
 
 def test_run_keys_and_the_bound_on_what_is_remembered() -> None:
-    assert run_key({"id": "a"}) == ("a", 0, 0)
-    assert run_key({"id": "a", "retries": 2, REPLAYS_HEADER: 1}) == ("a", 2, 1)
+    assert run_key({"id": "a"}) == ("a", "", 0, 0, 0)
+    assert run_key({"id": "a", "task": "t", "retries": 2, REPLAYS_HEADER: 1}) == ("a", "t", 2, 1, 0)
+    assert run_key({"id": "a", "task": "u", "replaced_task_nesting": 1}) == ("a", "u", 0, 0, 1)
     assert run_key({"id": ""}) is None
     assert run_key({"retries": 1}) is None
-    assert run_key({"id": "a", "retries": True}) == ("a", 0, 0)
+    assert run_key({"id": "a", "retries": True}) == ("a", "", 0, 0, 0)
 
     runs = Runs(size=2)
-    keys = [(f"t{n}", 0, 0) for n in range(3)]
+    keys = [(f"t{n}", "t", 0, 0, 0) for n in range(3)]
     for key in keys:
         run = runs.begin(key)
         assert runs.get(key) is run
@@ -158,13 +159,13 @@ def test_run_keys_and_the_bound_on_what_is_remembered() -> None:
         assert run.over.is_set()
     assert runs.get(keys[0]) is None  # the oldest is forgotten
     assert runs.get(keys[1]) is not None and runs.get(keys[2]) is not None
-    never_ran = runs.begin(("x", 0, 0))
+    never_ran = runs.begin(("x", "t", 0, 0, 0))
     runs.end(never_ran)
-    assert runs.get(("x", 0, 0)) is None  # a delivery that ran nothing leaves no trace
+    assert runs.get(("x", "t", 0, 0, 0)) is None  # a delivery that ran nothing leaves no trace
     assert len(runs) == 2
     with pytest.raises(ValueError):
         Runs(size=-1)
-    settled = Runs().begin(("s", 0, 0))
+    settled = Runs().begin(("s", "t", 0, 0, 0))
     settled.ran_as(object(), object(), object(), object())  # type: ignore[arg-type]
     settled.mark_settled()  # a settled run keeps its key only, not its message or result
     assert settled.ran and settled.settled

@@ -169,6 +169,7 @@ def from_hare(context: TaskContext) -> Context:
         chain=_listed(embed.chain),
         chord=dict(embed.chord) if embed.chord is not None else None,
         headers=headers or None,
+        replaced_task_nesting=_nesting(message.headers.get("replaced_task_nesting")),
         properties=dict(context.properties)
         or {
             "correlation_id": message.correlation_id,
@@ -178,6 +179,10 @@ def from_hare(context: TaskContext) -> Context:
         },
         utc=True,
     )
+
+
+def _nesting(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 # -- the request stack ----------------------------------------------------------------------

@@ -86,11 +86,18 @@ class TaskCanvas:
     def starmap(self, it: Any) -> Any:
         return canvas_object("xstarmap")(self.s(), it, app=self._get_app())
 
-    def replace(self, sig: Any) -> NoReturn:
-        raise NotSupportedError("Task.replace", "hare_compat cannot replace a running task")
+    def replace(self, sig: Any) -> Any:
+        """Replace this task with `sig`, which inherits its id, callbacks, chain and chord
+        (see `hare_compat.app.replacing`); ends the task with `Ignore` in a worker."""
+        from hare_compat.app.replacing import replacement
 
-    def on_replace(self, sig: Any) -> NoReturn:
-        raise NotSupportedError("Task.on_replace", "hare_compat cannot replace a running task")
+        return self.on_replace(replacement(self, sig))
+
+    def on_replace(self, sig: Any) -> Any:
+        """Send the replacement and end this task (Celery's hook: override to stamp it)."""
+        from hare_compat.app.replacing import send_replacement
+
+        return send_replacement(self, sig)
 
     def add_to_chord(self, sig: Any, lazy: bool = False) -> NoReturn:
         raise NotSupportedError("Task.add_to_chord", "hare_compat cannot grow a running chord")

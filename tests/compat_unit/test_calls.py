@@ -217,6 +217,16 @@ def _celery_retry() -> Any:
     return app.task(noop, name="raises.noop").retry()
 
 
+def _celery_replace(hook: str) -> Any:
+    app = celery.Celery("raises", broker="memory://", set_as_current=False)
+
+    def noop() -> None:
+        return None
+
+    task = app.task(noop, name="raises.noop")
+    return getattr(task, hook)(task.s())
+
+
 #: Calls that raise in Celery too: the exception, and the same call on Celery.
 RAISES: dict[str, tuple[type[BaseException], Callable[[], Any]]] = {
     "celery.exceptions.reraise": (
@@ -226,6 +236,14 @@ RAISES: dict[str, tuple[type[BaseException], Callable[[], Any]]] = {
     "celery.app.task.Task.retry": (
         exceptions.Retry,  # called outside a worker, the retry is raised to the caller
         _celery_retry,
+    ),
+    "celery.app.task.Task.replace": (
+        exceptions.Ignore,  # the replacement is sent, and the task ends with Ignore
+        lambda: _celery_replace("replace"),
+    ),
+    "celery.app.task.Task.on_replace": (
+        exceptions.Ignore,  # as replace: sent, then Ignore
+        lambda: _celery_replace("on_replace"),
     ),
     "celery.schedules.BaseSchedule.is_due": (
         NotImplementedError,  # abstract
