@@ -120,7 +120,7 @@ class Processor:
         `BrokerError` (the connection is gone: the broker delivers it again) and
         cancellation.
         """
-        key = run_key(delivery.properties.headers)
+        key = run_key(delivery.properties.headers, delivery.body)
         run: Run | None = None
         try:
             if key is not None:
@@ -236,7 +236,7 @@ class Processor:
 
     async def _settle_copy(self, delivery: Delivery, run: Run) -> None:
         """Settle a copy of a delivery whose task ran here by that run's outcome."""
-        task_id, _, retries, _, _ = run.key
+        task_id, _, retries, *_ = run.key
         if run.settled:
             await self.settlement.ack(delivery)
             logger.warning(

@@ -3,10 +3,10 @@
 A connection cut loses the acks of the deliveries whose tasks are running or have just
 finished: the broker delivers them again, often to the same worker while the first run still
 goes on; and a producer whose confirm was lost publishes its message again. Every such copy
-carries the same *run key*: the task id and name, its `retries`, its `hare-replays` and its
-`replaced_task_nesting`. A retry (`retries` + 1), a replayed dead letter (`hare-replays` + 1)
-and a task's replacement (Celery's `Task.replace`: same id, another task, one more nesting
-level) have keys of their own and run.
+carries the same *run key* (`run_key`). A retry (`retries` + 1), a replayed dead letter
+(`hare-replays` + 1), a task's replacement (Celery's `Task.replace`: same id, another task,
+one more nesting level) and the same id sent again in another workflow have keys of their
+own and run.
 
 A worker registers a key before it runs the task and keeps what the run ended as, for the
 last `RECENT_RUNS` runs. A copy that arrives meanwhile waits for the first run to end, then
@@ -35,23 +35,28 @@ __all__ = ("RECENT_RUNS", "Run", "RunKey", "Runs", "run_key")
 #: history, far more than a reconnect and a publisher's retry take.
 RECENT_RUNS = 10_000
 
-#: (task id, task name, retries, replays, replacement nesting): what makes one delivery a
-#: copy of another.
-RunKey = tuple[str, str, int, int, int]
+#: What makes one delivery a copy of another: the task id and name, retries, replays,
+#: replacement nesting, and a digest of where the message stands (group, parent, root) and
+#: of its body. A copy (a redelivery, a producer's re-sent publish) is the same message to
+#: the byte; the same task id sent again in another workflow (another group or parent) or
+#: with other arguments is a new run.
+RunKey = tuple[str, str, int, int, int, int]
 
 
-def run_key(headers: Mapping[str, Any]) -> RunKey | None:
-    """The run key of a message from its raw headers; `None` without a usable task id."""
+def run_key(headers: Mapping[str, Any], body: bytes = b"") -> RunKey | None:
+    """The run key of a message from its raw headers and body; `None` without a task id."""
     task_id = headers.get("id")
     if not isinstance(task_id, str) or not task_id:
         return None
     name = headers.get("task")
+    place = (headers.get("group"), headers.get("parent_id"), headers.get("root_id"))
     return (
         task_id,
         name if isinstance(name, str) else "",
         _count(headers.get("retries")),
         _count(headers.get(REPLAYS_HEADER)),
         _count(headers.get("replaced_task_nesting")),
+        hash((repr(place), body)),
     )
 
 

@@ -142,15 +142,25 @@ async def test_a_retry_or_a_replay_of_the_same_task_id_runs(change: dict[str, in
 
 
 def test_run_keys_and_the_bound_on_what_is_remembered() -> None:
-    assert run_key({"id": "a"}) == ("a", "", 0, 0, 0)
-    assert run_key({"id": "a", "task": "t", "retries": 2, REPLAYS_HEADER: 1}) == ("a", "t", 2, 1, 0)
-    assert run_key({"id": "a", "task": "u", "replaced_task_nesting": 1}) == ("a", "u", 0, 0, 1)
+    plain = run_key({"id": "a"})
+    assert plain is not None and plain[:5] == ("a", "", 0, 0, 0)
+    assert run_key({"id": "a"}) == plain  # a copy: the same key
+    assert run_key({"id": "a", "task": "t", "retries": 2, REPLAYS_HEADER: 1})[:5] == (  # type: ignore[index]
+        "a", "t", 2, 1, 0,
+    )  # fmt: skip
+    assert run_key({"id": "a", "task": "u", "replaced_task_nesting": 1})[:5] == (  # type: ignore[index]
+        "a", "u", 0, 0, 1,
+    )  # fmt: skip
+    # The same id in another group, under another parent, or with other arguments: a new run.
+    assert run_key({"id": "a", "group": "g"}) != plain
+    assert run_key({"id": "a", "parent_id": "p"}) != plain
+    assert run_key({"id": "a"}, b"[[1], {}, {}]") != run_key({"id": "a"}, b"[[2], {}, {}]")
     assert run_key({"id": ""}) is None
     assert run_key({"retries": 1}) is None
-    assert run_key({"id": "a", "retries": True}) == ("a", "", 0, 0, 0)
+    assert run_key({"id": "a", "retries": True}) == plain
 
     runs = Runs(size=2)
-    keys = [(f"t{n}", "t", 0, 0, 0) for n in range(3)]
+    keys = [(f"t{n}", "t", 0, 0, 0, 0) for n in range(3)]
     for key in keys:
         run = runs.begin(key)
         assert runs.get(key) is run
@@ -159,13 +169,13 @@ def test_run_keys_and_the_bound_on_what_is_remembered() -> None:
         assert run.over.is_set()
     assert runs.get(keys[0]) is None  # the oldest is forgotten
     assert runs.get(keys[1]) is not None and runs.get(keys[2]) is not None
-    never_ran = runs.begin(("x", "t", 0, 0, 0))
+    never_ran = runs.begin(("x", "t", 0, 0, 0, 0))
     runs.end(never_ran)
-    assert runs.get(("x", "t", 0, 0, 0)) is None  # a delivery that ran nothing leaves no trace
+    assert runs.get(("x", "t", 0, 0, 0, 0)) is None  # a delivery that ran nothing leaves no trace
     assert len(runs) == 2
     with pytest.raises(ValueError):
         Runs(size=-1)
-    settled = Runs().begin(("s", "t", 0, 0, 0))
+    settled = Runs().begin(("s", "t", 0, 0, 0, 0))
     settled.ran_as(object(), object(), object(), object())  # type: ignore[arg-type]
     settled.mark_settled()  # a settled run keeps its key only, not its message or result
     assert settled.ran and settled.settled
@@ -191,3 +201,17 @@ class _worker:
         self._worker.stop()
         await self._running
         await self._app.aclose()
+
+
+async def test_the_same_id_sent_again_in_another_group_or_with_other_arguments_runs() -> None:
+    app, ledger = _echo_app()
+    async with _worker(app) as transport:
+        _, message = app.build_message("t.echo", (1,), {}, {"task_id": "same"})
+        publisher = Publisher(transport, app.settings, app.clock)
+        await publisher.send(QUEUE, message)
+        await ledger.wait_for(1)
+        await publisher.send(QUEUE, replace(message, group="another-group"))
+        await ledger.wait_for(2)
+        await publisher.send(QUEUE, replace(message, args=(2,)))
+        await ledger.wait_for(3)
+    assert ledger.runs == [("echo", 1), ("echo", 1), ("echo", 2)]
