@@ -214,7 +214,7 @@ def _celery_retry() -> Any:
     def noop() -> None:
         return None
 
-    return app.task(noop, name="raises.noop").retry()
+    return app.task(noop, name="raises.retry_noop", shared=False).retry()
 
 
 def _celery_replace(hook: str) -> Any:
@@ -223,7 +223,7 @@ def _celery_replace(hook: str) -> Any:
     def noop() -> None:
         return None
 
-    task = app.task(noop, name="raises.noop")
+    task = app.task(noop, name=f"raises.{hook}_noop", shared=False)
     return getattr(task, hook)(task.s())
 
 
