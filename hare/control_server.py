@@ -62,7 +62,9 @@ class WorkerView(Protocol):
         """Received tasks that wait for a free slot, same shape as `active`."""
         ...
 
-    def registered(self, taskinfoitems: Sequence[str] | None = None) -> list[str]:
+    def registered(
+        self, taskinfoitems: Sequence[str] | None = None, builtins: bool = False
+    ) -> list[str]:
         """The task names this worker runs, with `taskinfoitems` fields as Celery lists them."""
         ...
 
@@ -141,8 +143,8 @@ class ControlServer:
             "active": lambda **_: self.worker.active(),
             "reserved": lambda **_: self.worker.reserved(),
             "scheduled": lambda **_: self.worker.scheduled(),
-            "registered": lambda taskinfoitems=None, **_: sorted(
-                self.worker.registered(taskinfoitems)
+            "registered": lambda taskinfoitems=None, builtins=False, **_: sorted(
+                self.worker.registered(taskinfoitems, bool(builtins))
             ),
             "stats": lambda **_: self._stats(),
             "query_task": lambda ids=(), **_: self.worker.query(

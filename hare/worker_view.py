@@ -75,7 +75,9 @@ class WorkerView:
             if due >= now - _LATE
         ]
 
-    def registered(self, taskinfoitems: Sequence[str] | None = None) -> list[str]:
+    def registered(
+        self, taskinfoitems: Sequence[str] | None = None, builtins: bool = False
+    ) -> list[str]:
         """The task names, each followed by its `taskinfoitems` attributes that are set, as
         Celery's `registered` answers: `"name [rate_limit=2/s]"`.
 
@@ -88,7 +90,11 @@ class WorkerView:
             if isinstance(item, str) and not item.startswith("_")
         ]
         tasks = self._processor.app.tasks
-        return sorted(_described(name, tasks[name], items) for name in tasks)
+        return sorted(
+            _described(name, tasks[name], items)
+            for name in tasks
+            if builtins or not name.startswith("celery.")  # Celery's built-ins, as Celery
+        )
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -54,7 +54,9 @@ class View:
     def reserved(self) -> list[dict[str, Any]]:
         return []
 
-    def registered(self, taskinfoitems: Sequence[str] | None = None) -> list[str]:
+    def registered(
+        self, taskinfoitems: Sequence[str] | None = None, builtins: bool = False
+    ) -> list[str]:
         return ["shop.mul", "shop.add"]
 
     def stats(self) -> dict[str, Any]:

@@ -28,7 +28,7 @@ class _View:
     def reserved(self) -> list[dict[str, Any]]:
         return []
 
-    def registered(self, taskinfoitems: Any = None) -> list[str]:
+    def registered(self, taskinfoitems: Any = None, builtins: bool = False) -> list[str]:
         return []
 
     def stats(self) -> dict[str, Any]:
