@@ -16,7 +16,7 @@ import random
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from hare import protocol, signals
 from hare.app import Hare
@@ -47,6 +47,12 @@ logger = logging.getLogger("hare.worker")
 #: delayed message for much longer than 350 ms in normal operation (the ladder releases
 #: messages `ladder.LEAD_SECONDS` early, plus the sub-unit remainder).
 EARLY_TOLERANCE = 1.0
+
+#: Seconds past its due time a parked task stays listed as scheduled (it is on its way).
+_PARKED_GRACE = 60.0
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 #: How long to wait before handing back a message that not even a dead letter could take.
 _INTERNAL_ERROR_PAUSE = 1.0
@@ -276,9 +282,7 @@ class Processor:
         try:
             if not again:
                 assert key is not None
-                self._failed_once[key] = None
-                while len(self._failed_once) > RECENT_RUNS:
-                    self._failed_once.pop(next(iter(self._failed_once)))
+                _remember(self._failed_once, key, None)
                 await self.settlement.requeue(delivery)
                 return
             if key is not None:
@@ -302,14 +306,17 @@ class Processor:
     def _revoked(self, message: Message) -> bool:
         return self.is_revoked(message.id) or self.is_revoked_by_stamps(message.headers)
 
-    def now(self) -> float:
-        """The worker's wall clock."""
-        return self._clock.time()
+    def scheduled(self) -> list[tuple[Request, float]]:
+        """The tasks parked in the delay ladder and not seen since, with when they are due.
+        One over a minute past due came back to another worker: it is forgotten."""
+        oldest = self._clock.time() - _PARKED_GRACE
+        for task_id, (_, due) in list(self.parked.items()):
+            if due < oldest:
+                del self.parked[task_id]
+        return list(self.parked.values())
 
     def _park(self, request: Request, due: float) -> None:
-        self.parked[request.message.id] = (request, due)
-        while len(self.parked) > RECENT_RUNS:  # the oldest go first
-            self.parked.pop(next(iter(self.parked)))
+        _remember(self.parked, request.message.id, (request, due))
 
     async def _wait_until(self, due: float) -> None:
         """Return once the clock reads `due` or later. A timer may fire a little early
@@ -447,6 +454,13 @@ def _properties(delivery: Delivery) -> dict[str, Any]:
     properties = delivery.properties
     found = ((name, getattr(properties, name)) for name in _PROPERTIES)
     return {name: value for name, value in found if value is not None}
+
+
+def _remember(table: dict[K, V], key: K, value: V) -> None:
+    """Add to an insertion-ordered table bounded at `RECENT_RUNS`: the oldest go first."""
+    table[key] = value
+    while len(table) > RECENT_RUNS:
+        del table[next(iter(table))]
 
 
 def _settled(run: Run | None) -> None:

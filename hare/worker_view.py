@@ -19,8 +19,6 @@ if TYPE_CHECKING:
 
 __all__ = ("DEFAULT_TASK_INFO_ITEMS", "WorkerView")
 
-#: Seconds past its due time a parked task stays listed as scheduled (it is on its way).
-_LATE = 60.0
 
 #: The attributes Celery's `inspect registered` shows by default, when set.
 DEFAULT_TASK_INFO_ITEMS = ("exchange", "routing_key", "rate_limit")
@@ -59,11 +57,6 @@ class WorkerView:
     def scheduled(self) -> list[dict[str, Any]]:
         """Tasks this worker sent back to the delay ladder and not due yet: Celery's
         `scheduled` shape (hare holds none in memory; the broker does)."""
-        processor = self._processor
-        now = processor.now()
-        for task_id, (_, due) in list(processor.parked.items()):
-            if due < now - _LATE:  # it came back to another worker, or was lost from view
-                del processor.parked[task_id]
         return [
             {
                 "eta": datetime.fromtimestamp(due, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00"),
@@ -71,8 +64,7 @@ class WorkerView:
                 "priority": 6,
                 "request": self._request_info(request, started=None),
             }
-            for request, due in processor.parked.values()
-            if due >= now - _LATE
+            for request, due in self._processor.scheduled()
         ]
 
     def registered(
