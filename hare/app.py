@@ -24,6 +24,7 @@ from hare.retry import RetryPolicy
 from hare.settings import Settings, mask_url
 from hare.task import Sent, Task, TaskOptions, normalise_eta, task_name
 from hare.topology import validate_queue_name
+from hare.tracelog import HARE_LOGGERS
 from hare.transport.base import Transport
 
 if TYPE_CHECKING:
@@ -40,29 +41,10 @@ Command = TypeVar("Command", bound=Callable[..., Any])
 #: `apply_async` / `send_task` options hare understands. Anything else raises
 #: `NotSupportedError` rather than being silently ignored.
 _SEND_OPTIONS = frozenset(
-    {
-        "queue",
-        "task_id",
-        "headers",
-        "expires",
-        "priority",
-        "ignore_result",
-        "shadow",
-        "countdown",
-        "eta",
-        "time_limit",
-        "soft_time_limit",
-        # Workflows (see hare.canvas): signatures as Celery's JSON dicts.
-        "link",
-        "link_error",
-        "chain",
-        "chord",
-        "group_id",
-        "group_index",
-        "root_id",
-        "parent_id",
-        "reply_to",
-    }
+    "queue task_id headers expires priority ignore_result shadow countdown eta time_limit"
+    " soft_time_limit argsrepr kwargsrepr reply_to"
+    # Workflows (see hare.canvas): signatures as Celery's JSON dicts.
+    " link link_error chain chord group_id group_index root_id parent_id".split()
 )
 
 
@@ -101,6 +83,8 @@ class Hare:
         self.control_commands: dict[str, Callable[..., Any]] = {}
         #: Asked first for the queue of a task sent without `queue=` (see `route`).
         self.router: Callable[[str], str | None] | None = None
+        #: The loggers of the worker's task lines, (received, ran): see `hare.tracelog`.
+        self.trace_loggers: tuple[str, str] = HARE_LOGGERS
         #: Where results go (`result_backend`); `None` when results are off.
         self.results: Results | None = (
             Results(self.settings, self.connections, self.clock)
@@ -401,6 +385,8 @@ class Hare:
             reply_to=reply_to,
             correlation_id=task_id,
             shadow=options.get("shadow"),
+            argsrepr=options.get("argsrepr"),
+            kwargsrepr=options.get("kwargsrepr"),
             timelimit=(
                 _limit("time_limit", options.get("time_limit")),
                 _limit("soft_time_limit", options.get("soft_time_limit")),

@@ -16,7 +16,7 @@ from typing import Any
 from hare.codec import get_serializer
 from hare.errors import ConfigurationError, NotSupportedError
 from hare.message import Embed, Message
-from hare.protocol import _safe_repr
+from hare.protocol import safe_repr
 from hare.topology import validate_queue_name
 
 __all__ = ("Env", "Outgoing", "task_message")
@@ -123,7 +123,7 @@ def task_message(
         group_index=_int(name, "group_index", opt("group_index")),
         timelimit=(_limit(name, "time_limit", opt), _limit(name, "soft_time_limit", opt)),
         shadow=opt("shadow"),
-        argsrepr=_safe_repr(args) if opt("argsrepr") is None else opt("argsrepr"),
+        argsrepr=safe_repr(args) if opt("argsrepr") is None else opt("argsrepr"),
         kwargsrepr=opt("kwargsrepr"),
         origin=env.origin,
         ignore_result=opt("ignore_result", False),

@@ -35,6 +35,7 @@ from hare.retry import Ack, Decision, Requeue, RetryAt, RetryIn, decide
 from hare.runs import RECENT_RUNS, Run, RunKey, Runs, run_key
 from hare.settlement import REDELIVERIES_HEADER, Settlement
 from hare.task import Task
+from hare.tracelog import TraceLog
 from hare.transport.base import Delivery
 
 __all__ = ("EARLY_TOLERANCE", "Processor", "Running")
@@ -91,6 +92,7 @@ class Processor:
     ) -> None:
         self.follow_ups = follow_ups
         self.recorder = Recorder(app, follow_ups, clock)
+        self.trace_log = TraceLog(app.trace_loggers)
         self.app = app
         self.settlement = settlement
         self.runner = runner
@@ -179,6 +181,7 @@ class Processor:
             self._park(request, due)
             return None
         # Celery's order: a message it will run is announced on receipt, before its ETA.
+        self.trace_log.received(message)
         signals.task_received.send(sender=self.nodename, request=request)
         if due is not None and due > now:
             await self._wait_until(due)
@@ -196,13 +199,12 @@ class Processor:
             await self._settle_terminated(delivery, run, task, request, outcome)
             return message
         decision = decide(outcome, task.options.retry, message.retries, self._rng)
+        runtime = self._clock.monotonic() - started
+        self.trace_log.ran(message, outcome, runtime, task.throws)
         if run is not None and not isinstance(decision, Requeue):
             # (A requeued delivery is meant to run again: its run is not kept.)
             run.ran_as(task, message, outcome, decision)
-        runtime = self._clock.monotonic() - started
-        await self._record_and_settle(
-            delivery, run, task, message, outcome, decision, request, runtime
-        )
+        await self._record_and_settle(delivery, run, task, message, outcome, decision, request)
         return message
 
     async def _record_and_settle(
@@ -214,7 +216,6 @@ class Processor:
         outcome: Outcome,
         decision: Decision,
         request: Request,
-        runtime: float = 0.0,
     ) -> None:
         """Store the result, send what follows, then settle the delivery by `decision`."""
         settle = self.settlement
@@ -235,7 +236,6 @@ class Processor:
             task,
             message,
             outcome,
-            runtime,
             decision=decision,
             before_ack=lambda: _settled(run),
         )

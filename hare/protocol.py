@@ -13,7 +13,7 @@ from hare.errors import ConfigurationError, MalformedMessage
 from hare.message import Embed, Message
 from hare.transport.base import Properties
 
-__all__ = ("decode", "encode")
+__all__ = ("decode", "encode", "safe_repr")
 
 #: Headers that map onto `Message` fields; never copied into `Message.headers`.
 _FIELDS = frozenset(
@@ -67,7 +67,7 @@ def _is_plain_item(item: tuple[object, object]) -> bool:
     return _is_plain(item[0]) and _is_plain(item[1])
 
 
-def _safe_repr(value: object) -> str:
+def safe_repr(value: object) -> str:
     """Repr `value` for logs: bounded in size, never raising."""
     # Flat args of small scalars (the common case) take C repr, ten times faster than reprlib.
     if type(value) is tuple and len(value) <= 64 and all(map(_is_plain, value)):
@@ -136,8 +136,8 @@ def encode(
         "timelimit": [m.timelimit[0], m.timelimit[1]],
         "root_id": m.root_id or m.id,
         "parent_id": m.parent_id,
-        "argsrepr": _safe_repr(m.args) if m.argsrepr is None else m.argsrepr,
-        "kwargsrepr": _safe_repr(kwargs) if m.kwargsrepr is None else m.kwargsrepr,
+        "argsrepr": safe_repr(m.args) if m.argsrepr is None else m.argsrepr,
+        "kwargsrepr": safe_repr(kwargs) if m.kwargsrepr is None else m.kwargsrepr,
         "origin": m.origin,
         "ignore_result": m.ignore_result,
         "replaced_task_nesting": 0,

@@ -55,7 +55,6 @@ class Settlement:
         task: Task[Any, Any],
         message: Message,
         outcome: Outcome,
-        runtime: float,
         *,
         decision: Decision | None = None,
         before_ack: Callable[[], None] | None = None,
@@ -71,8 +70,6 @@ class Settlement:
             if before_ack is not None:
                 before_ack()
             await self._transport.ack(delivery)
-            if logger.isEnabledFor(logging.INFO):
-                logger.info("task %s[%s] succeeded in %.3fs", task.name, message.id, runtime)
             return
         if isinstance(decision, RetryIn | RetryAt):
             await self._retry(delivery, task, message, outcome, decision, before_ack)
@@ -85,7 +82,9 @@ class Settlement:
             )
             return
         dead = _dead_letter_for(decision, outcome, attempts=message.retries + 1)
-        logger.error("task %s[%s] %s: %s", task.name, message.id, dead.reason, dead.detail)
+        # (A task's exception is logged with its traceback where it ran: `hare.tracelog`.)
+        level = logging.INFO if isinstance(outcome, Failed) else logging.ERROR
+        logger.log(level, "task %s[%s] %s: %s", task.name, message.id, dead.reason, dead.detail)
         await self.dead_letter(delivery, dead, before_ack=before_ack)
 
     async def _retry(

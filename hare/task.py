@@ -71,6 +71,8 @@ class Task(Generic[P, R]):
         #: Whether a worker stores `STARTED` before running it; `None`: the app's
         #: `track_started` setting.
         self.track_started: bool | None = None
+        #: Exceptions the task is expected to raise: logged at INFO, without a traceback.
+        self.throws: tuple[type[BaseException], ...] = ()
         #: Called by the worker after the `task_success` / `task_failure` / `task_retry`
         #: signal and before `task_postrun`, with the state and the value (or exception), in
         #: the context that ran the task; an async task's may return an awaitable (awaited).

@@ -357,6 +357,8 @@ class Celery(Configuration, WorkerOptions, Publishing):
                 # Messages hare sends without a queue (chain steps, callbacks, retries of
                 # unknown tasks) are routed by `task_routes`, as Celery routes them.
                 hare.router = lambda name: self.router.route({}, name)["queue"]
+                # The worker's task lines go where Celery's do, for log filters written for it.
+                hare.trace_loggers = ("celery.worker.strategy", "celery.app.trace")
                 worker_control.serve_commands(hare, self)
                 self._hare = hare
             return self._hare

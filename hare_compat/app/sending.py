@@ -23,14 +23,14 @@ __all__ = ("PRODUCER_ONLY", "hare_options")
 _PASSED = frozenset(
     "task_id countdown eta expires priority headers ignore_result shadow time_limit"
     " soft_time_limit link link_error chain chord group_id group_index root_id parent_id"
-    " reply_to".split()
+    " reply_to argsrepr kwargsrepr".split()
 )
 #: Options of Celery's producer, with nothing to do in hare: it always waits for the
 #: broker's confirm and reconnects until publish_timeout (tasks, retries and workflows).
 PRODUCER_ONLY = frozenset("retry retry_policy declare mandatory immediate".split())
 #: Celery send_task options with nothing to do in hare.
 _ACCEPTED = PRODUCER_ONLY | frozenset(
-    "add_to_parent result_cls route_name task_type router exchange_type argsrepr kwargsrepr".split()
+    "add_to_parent result_cls route_name task_type router exchange_type".split()
 )
 _REFUSED = {
     "producer": "hare publishes on its own connection",

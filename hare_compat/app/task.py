@@ -192,6 +192,7 @@ class Task(TaskCanvas, TaskHandlers):
             soft_time_limit=self.soft_time_limit or None,
         )(self._entry)
         hare_task.sender = self
+        hare_task.throws = tuple(self.throws)
         hare_task.after_signal = after_signal(self)
         hare_task.track_started = bool(self.track_started)
         self._hare_task = hare_task

@@ -65,11 +65,6 @@ NOTICES: Mapping[str, tuple[Any, str]] = {
     ),
     "send_events": (True, "hare's workers send the task events they send for every task"),
     "store_eager_result": (False, "eager results are not stored"),
-    "throws": (
-        False,
-        "only eager calls log them as expected; hare's worker logs and dead-letters every "
-        "failure alike",
-    ),
 }
 
 REFUSED: Mapping[str, str] = {
