@@ -223,6 +223,15 @@ class RevokedSet:
         """The ids revoked at `now`, in the order they were first revoked."""
         return [task_id for task_id, until in self._until.items() if until > now]
 
+    def until(self, now: float) -> dict[str, float]:
+        """The ids revoked at `now`, each with when its revocation ends."""
+        return {task_id: until for task_id, until in self._until.items() if until > now}
+
+    def discard(self, task_id: str) -> None:
+        """Revoke `task_id` no more (its heap entry is skipped as stale)."""
+        self._until.pop(task_id, None)
+        self._terminated.pop(task_id, None)
+
     def purge(self, now: float) -> int:
         """Forget the ids whose revocation has expired; how many went."""
         dropped = 0

@@ -116,6 +116,15 @@ class Revocations:
         """The ids revoked now, oldest first (`inspect revoked`)."""
         return self._set.ids(self._clock.time())
 
+    def revoked_until(self) -> dict[str, float]:
+        """The ids revoked now, each with the time its revocation ends (`self.ttl` after it
+        was revoked, unless the revoke said otherwise)."""
+        return self._set.until(self._clock.time())
+
+    def forget(self, task_id: str) -> None:
+        """Let `task_id` run after all (Celery's `worker_state.revoked.discard`)."""
+        self._set.discard(task_id)
+
     def apply(
         self,
         ids: Sequence[str],

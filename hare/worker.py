@@ -110,7 +110,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
         self._processor: Processor | None = None
-        self._revocations: Revocations | None = None
+        self.revocations: Revocations | None = None
         self._control: ControlServer | None = None
         self._restoring: asyncio.Future[None] | None = None
         #: This worker's name in `inspect` replies and in `request.hostname`.
@@ -148,12 +148,12 @@ class Worker:
             concurrency=self.concurrency,
             broker=mask_url(app_settings.broker_url),
         )
-        self._revocations = Revocations(clock=self._clock, terminate=view.terminate)
-        self._processor.is_revoked = self._revocations.is_revoked
-        self._processor.is_revoked_by_stamps = self._revocations.is_revoked_by_stamps
+        self.revocations = Revocations(clock=self._clock, terminate=view.terminate)
+        self._processor.is_revoked = self.revocations.is_revoked
+        self._processor.is_revoked_by_stamps = self.revocations.is_revoked_by_stamps
         self._control = ControlServer(
             view,
-            self._revocations,
+            self.revocations,
             nodename=self.nodename,
             clock=self._clock,
             commands=self.app.control_commands,
@@ -205,7 +205,7 @@ class Worker:
             self.app.unbind_loop()
             if self._restoring is not None:
                 self._restoring.cancel()
-            for part in (self._control, self._revocations):
+            for part in (self._control, self.revocations):
                 if part is not None:
                     try:
                         await part.close()
@@ -217,9 +217,9 @@ class Worker:
     async def _subscribe(self, transport: Transport, publisher: Publisher) -> None:
         """Declare the queues and consume them, revocations first: a task revoked before
         this worker started is known before any task arrives."""
-        if self._revocations is not None and self._control is not None:
+        if self.revocations is not None and self._control is not None:
             if self._restoring is None:  # first start: every earlier revoke before any task
-                await self._revocations.subscribe(transport)
+                await self.revocations.subscribe(transport)
                 await self._control.subscribe(transport)
                 self._restoring = asyncio.get_running_loop().create_future()
                 self._restoring.set_result(None)
@@ -298,11 +298,11 @@ class Worker:
 
     async def _restore_control(self, transport: Transport) -> None:
         """Re-subscribe revocations and the pidbox after a reconnect, retrying until done."""
-        assert self._revocations is not None and self._control is not None
+        assert self.revocations is not None and self._control is not None
         attempt = 0
         while not self._stopping.is_set() and not transport.connection_lost.is_set():
             try:
-                await self._revocations.subscribe(transport)
+                await self.revocations.subscribe(transport)
                 await self._control.subscribe(transport)
                 logger.info("revocations and remote control restored after the reconnect")
                 return
