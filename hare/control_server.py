@@ -357,6 +357,8 @@ class ControlServer:
         # Celery's mingle: a starting Celery worker sends its revoked ids and takes ours.
         if from_node == self.nodename:
             return None
+        if isinstance(revoked, dict):  # Celery 5's LimitedSet as sent: {id: [stamp, seq, id]}
+            revoked = list(revoked)
         if isinstance(revoked, list) and all(isinstance(i, str) and i for i in revoked):
             if revoked:
                 self.revocations.apply(revoked)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import operator
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from functools import reduce
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = (
     "CanvasApp",
     "GroupResult",
     "Signature",
+    "StampingVisitor",
     "chain",
     "chord",
     "group",
@@ -441,3 +443,43 @@ class _chord(Signature):
 
 
 chord = _chord
+
+
+class StampingVisitor(ABC):
+    """Celery 5.3's stamping visitor: the stamps (`{name: value}`) for each part of a canvas.
+
+    Subclass it as in Celery (`on_signature` is required). hare_compat does not stamp canvases
+    yet: `Signature.stamp(visitor=...)` raises `NotSupportedError`; stamps set by a Celery
+    client are honoured by hare's worker (`revoke_by_stamped_headers`, stamped callbacks).
+    """
+
+    def on_group_start(self, group: Any, **headers: Any) -> dict[str, Any]:
+        return {}
+
+    def on_group_end(self, group: Any, **headers: Any) -> None:
+        return None
+
+    def on_chain_start(self, chain: Any, **headers: Any) -> dict[str, Any]:
+        return {}
+
+    def on_chain_end(self, chain: Any, **headers: Any) -> None:
+        return None
+
+    @abstractmethod
+    def on_signature(self, sig: Any, **headers: Any) -> dict[str, Any]:
+        """The stamps of one signature."""
+
+    def on_chord_header_start(self, sig: Any, **header: Any) -> dict[str, Any]:
+        return self.on_group_start(sig.tasks, **header)
+
+    def on_chord_header_end(self, sig: Any, **header: Any) -> None:
+        self.on_group_end(sig.tasks, **header)
+
+    def on_chord_body(self, sig: Any, **header: Any) -> dict[str, Any]:
+        return {}
+
+    def on_callback(self, callback: Any, **header: Any) -> dict[str, Any]:
+        return {}
+
+    def on_errback(self, errback: Any, **header: Any) -> dict[str, Any]:
+        return {}

@@ -330,6 +330,18 @@ async def test_hello_from_a_starting_celery_worker_swaps_revoked_ids(env: Env) -
     assert own == {"hare@a": None}
 
 
+async def test_hello_takes_the_revoked_ids_of_celerys_limited_set_as_sent(env: Env) -> None:
+    node = await env.node("hare@a")
+    control = await env.control()
+    # Celery 5 sends its LimitedSet's data, {id: [stamp, seq, id]}, stamps from its own clock.
+    revoked = {"one": [10.0**9, 0, "one"], "two": [10.0**9, 1, "two"]}
+    (reply,) = await control.broadcast(
+        "hello", {"from_node": "celery@x", "revoked": revoked}, destination=["hare@a"]
+    )
+    assert reply["hare@a"]["revoked"] == ["one", "two"]
+    assert node.revocations.is_revoked("one") and node.revocations.is_revoked("two")
+
+
 async def test_a_reconnected_server_answers_again(env: Env) -> None:
     node = await env.node("hare@a")
     transport = env.transports[-1]

@@ -25,12 +25,14 @@ from hare.app import Hare
 from hare.errors import NotSupportedError
 from hare_compat import _state, signals
 from hare_compat.app import beat, djangofixup, loader
+from hare_compat.app.backend import Backend
 from hare_compat.app.conf import Settings
 from hare_compat.app.configuration import Configuration
 from hare_compat.app.mapping import hare_settings
 from hare_compat.app.publishing import Publishing
 from hare_compat.app.registry import Promise, TaskRegistry
 from hare_compat.app.replacing import ACCUMULATE, accumulate
+from hare_compat.app.routes import AMQP
 from hare_compat.app.worker_options import WorkerOptions
 from hare_compat.app.worker_options import worker_concurrency as worker_concurrency
 from hare_compat.utils.local import Proxy
@@ -376,10 +378,23 @@ class Celery(Configuration, WorkerOptions, Publishing):
             for task in list(self._tasks.values()):
                 task.bind_hare(hare)
             self._add_periodics()
+        # As Celery's worker: `include` names every module a task came from (`inspect conf`).
+        modules = {getattr(task.run, "__module__", "") for task in self._tasks.values()}
+        self.conf.include = tuple(sorted({*(self.conf.include or ()), *modules} - {""}))
         if self._django:
             djangofixup.connect_worker()
         signals.celeryd_after_setup.send(sender=node, instance=None, conf=self.conf)
         return hare
+
+    @property
+    def backend(self) -> Backend:
+        """The result store, with Celery's backend methods (`get_task_meta`...)."""
+        return Backend(self.hare.results)
+
+    @property
+    def amqp(self) -> AMQP:
+        """The app's queues (`app.amqp.queues`), as Celery's `app.amqp` lists them."""
+        return AMQP(self.conf)
 
     @cached_property
     def control(self) -> Control:

@@ -27,7 +27,15 @@ from hare.topology import validate_queue_name
 from hare_compat.app.loader import symbol_by_name
 from hare_compat.exceptions import QueueNotFound
 
-__all__ = ("MapRoute", "QueueDecl", "Router", "declared_queues", "prepare", "queue_name")
+__all__ = (
+    "AMQP",
+    "MapRoute",
+    "QueueDecl",
+    "Router",
+    "declared_queues",
+    "prepare",
+    "queue_name",
+)
 
 Route = dict[str, Any]
 RouterFn = Callable[..., Any]
@@ -57,6 +65,22 @@ def _exchange_type(exchange: Any) -> str:
         return "direct"
     kind = getattr(exchange, "type", "direct")
     return kind if isinstance(kind, str) else "direct"
+
+
+class AMQP:
+    """`app.amqp`, the part hare has: `queues`, the app's queues by name (`task_queues`, or
+    the default queue when none are configured), as its workers consume them."""
+
+    def __init__(self, conf: Any) -> None:
+        self._conf = conf
+
+    @property
+    def queues(self) -> dict[str, QueueDecl]:
+        declared = declared_queues(self._conf.task_queues)
+        if declared:
+            return declared
+        name = self._conf.task_default_queue
+        return {name: _declaration(name, {}, None)}
 
 
 def _declaration(name: str, options: Mapping[str, Any], queue: Any) -> QueueDecl:

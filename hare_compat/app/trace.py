@@ -40,6 +40,11 @@ from hare.errors import Retry as HareRetry
 from hare.errors import TaskRevoked
 from hare.lifecycle import ExceptionInfo
 from hare.task import normalise_eta
+from hare.tracelog import FAILURE as LOG_FAILURE
+from hare.tracelog import RECEIVED as LOG_RECEIVED
+from hare.tracelog import REJECTED as LOG_REJECTED
+from hare.tracelog import RETRY as LOG_RETRY
+from hare.tracelog import SUCCESS as LOG_SUCCESS
 from hare_compat.app.request import (
     PENDING_UPDATES,
     Context,
@@ -53,6 +58,11 @@ if TYPE_CHECKING:
     from hare_compat.app.task import Task
 
 __all__ = (
+    "LOG_FAILURE",
+    "LOG_RECEIVED",
+    "LOG_REJECTED",
+    "LOG_RETRY",
+    "LOG_SUCCESS",
     "EagerOutcome",
     "Tracer",
     "adrive",

@@ -1,6 +1,6 @@
 """`python -m tests.celery_suite run|report`: Celery's integration suite against hare and Celery.
 
-    run --worker hare|celery [--every N] [--files test_tasks.py ...] [-- PYTEST ARGS]
+    run --worker hare|hare-inprocess|celery [--every N] [--files test_tasks.py ...] [-- PYTEST ARGS]
     report [--every N] [--output docs/celery-conformance.md]
 
 `run` runs the suite once, with the session worker of the kind named, in a RabbitMQ vhost of
@@ -23,6 +23,9 @@ from tests.celery_suite.report import write_report
 from tests.celery_suite.source import CACHE, suite_root
 
 FILES = ("test_tasks.py", "test_inspect.py", "test_canvas.py")
+#: `hare`: a `hare worker` process beside Celery's client; `hare-inprocess`: everything read
+#: as hare_compat, the worker in the test process; `celery`: Celery's own embedded worker.
+WORKERS = ("hare", "hare-inprocess", "celery")
 BROKER = "amqp://guest:guest@127.0.0.1:5672"
 BACKEND = "redis://127.0.0.1:6379/0"
 
@@ -70,10 +73,13 @@ def run(
             "CELERY_SUITE_LOGS": str(out),
             "PYTHONPATH": os.pathsep.join([str(root), str(Path.cwd())]),
         }
+        if worker == "hare-inprocess":
+            env["CELERY_SUITE_IN_PROCESS"] = "1"
         command = [sys.executable, "-m", "pytest", "-c", str(ini), "--rootdir", str(root)]
         # Celery's fixtures (`celery_session_worker`...), then the swap; no reruns of
         # Celery's `flaky` tests, for either worker.
-        command += ["-p", "celery.contrib.pytest", "-p", "no:rerunfailures"]
+        fixtures = "hare_compat" if worker == "hare-inprocess" else "celery"
+        command += ["-p", f"{fixtures}.contrib.pytest", "-p", "no:rerunfailures"]
         command += ["-p", "tests.celery_suite.plugin", "--suite-worker", worker]
         command += ["--suite-every", str(every), "--suite-timeout", str(timeout)]
         command += ["-p", "no:cacheprovider", "-q", "-rfE"]
@@ -93,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.celery_suite")
     commands = parser.add_subparsers(dest="command", required=True)
     one = commands.add_parser("run", help="run the suite with one kind of worker")
-    one.add_argument("--worker", choices=("hare", "celery"), default="hare")
+    one.add_argument("--worker", choices=WORKERS, default="hare")
     one.add_argument("--every", type=int, default=1, help="every Nth test of test_canvas.py")
     one.add_argument("--files", nargs="+", default=list(FILES))
     one.add_argument("--timeout", type=float, default=45.0, help="seconds a test may take")

@@ -36,7 +36,9 @@ class _Finder(importlib.abc.MetaPathFinder):
         parts = fullname.split(".")
         if parts[0] != "t":
             return None
-        return rewritten_spec(fullname, self.root.joinpath(*parts), _MODULES, {})
+        # (tests and conftest get pytest's assertion messages, as when pytest imports them)
+        asserts = parts[-1].startswith("test_") or parts[-1] == "conftest"
+        return rewritten_spec(fullname, self.root.joinpath(*parts), _MODULES, {}, asserts)
 
 
 def install(root: Path) -> None:

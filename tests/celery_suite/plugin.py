@@ -1,4 +1,5 @@
-"""pytest plugin: Celery's session worker becomes a `hare worker` process.
+"""pytest plugin: Celery's session worker becomes a `hare worker` process (or, with
+`--suite-worker hare-inprocess`, hare_compat.contrib.pytest's worker in the test process).
 
 `celery.contrib.pytest`'s `celery_session_worker` fixture starts an embedded Celery worker with
 `celery.contrib.testing.worker.start_worker`. Loaded with `-p tests.celery_suite.plugin`, this
@@ -23,7 +24,15 @@ from typing import Any
 import pytest
 from celery.contrib.testing import worker as testing_worker
 
+from tests.celery_suite import hook
+
 ROOT = Path(__file__).resolve().parents[2]
+#: In-process mode: Celery's tests, conftest and tasks as a migrated project has them, every
+#: `celery` import read as `hare_compat`, so the session worker is hare_compat.contrib.pytest's.
+#: The hook goes in as this plugin is imported (`-p`), before pytest loads the suite's conftest.
+_IN_PROCESS = os.environ.get("CELERY_SUITE_IN_PROCESS") == "1"
+if _IN_PROCESS:
+    hook.install(Path(os.environ["CELERY_SUITE_ROOT"]))
 APP = "tests.celery_suite.worker_app:app"
 #: Seconds to wait for the hare worker to answer its first ping.
 START_WITHIN = 60.0
@@ -107,9 +116,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("celery-suite")
     group.addoption(
         "--suite-worker",
-        choices=("hare", "celery"),
+        choices=("hare", "hare-inprocess", "celery"),
         default="hare",
-        help="the session worker: a hare worker process, or Celery's own embedded worker",
+        help="the session worker: a hare worker process; a hare worker in the test process "
+        "(hare_compat.contrib.pytest, with the suite's celery imports read as hare_compat); or "
+        "Celery's own embedded worker",
     )
     group.addoption(
         "--suite-timeout",
@@ -127,8 +138,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("--suite-worker") == "hare":
+    worker = config.getoption("--suite-worker")
+    if worker == "hare":
         testing_worker.start_worker = start_hare_worker
+    elif worker == "hare-inprocess" and not _IN_PROCESS:
+        raise pytest.UsageError("--suite-worker hare-inprocess needs CELERY_SUITE_IN_PROCESS=1")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -16,6 +16,7 @@ rewritten variant, and the Celery variant is imported untouched by Python's own 
 
 from __future__ import annotations
 
+import ast
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -73,7 +74,8 @@ def _import_edits(source: str, modules: Mapping[str, str]) -> list[tuple[int, in
     at_statement_start = True
     state = ""  # "from": next NAME is the module; "import": a module list follows
     expect_module = False
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+    tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    for index, token in enumerate(tokens):
         kind, text = token.type, token.string
         if kind in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT) or text == ";":
             at_statement_start, state, expect_module = True, "", False
@@ -94,11 +96,25 @@ def _import_edits(source: str, modules: Mapping[str, str]) -> list[tuple[int, in
             expect_module = False  # a relative import: the project's own modules
         elif expect_module and kind == tokenize.NAME:
             if text in modules:
-                edits.append((token.start[0], token.start[1], token.end[1], modules[text]))
+                renamed = _renamed(text, modules[text], state == "import" and _bare(tokens, index))
+                edits.append((token.start[0], token.start[1], token.end[1], renamed))
             expect_module = False
         elif state == "import" and text == ",":
             expect_module = True
     return edits
+
+
+def _renamed(name: str, new: str, bare: bool) -> str:
+    """`import celery` -> `import hare_compat as celery`, so that `celery.x` still works."""
+    return f"{new} as {name}" if bare else new
+
+
+def _bare(tokens: Sequence[tokenize.TokenInfo], index: int) -> bool:
+    """Whether the module name at `index` of an `import` stands alone (no `.x`, no `as`)."""
+    for token in tokens[index + 1 :]:
+        if token.type not in (tokenize.NL, tokenize.COMMENT):
+            return token.string not in (".", "as")
+    return True
 
 
 def _rename_string(literal: str, strings: Mapping[str, str]) -> str | None:
@@ -118,16 +134,29 @@ class _RewritingLoader(importlib.machinery.SourceFileLoader):
     """Compiles the rewritten source of the Celery project's file; caches no bytecode."""
 
     def __init__(
-        self, fullname: str, path: str, modules: Mapping[str, str], strings: Mapping[str, str]
+        self,
+        fullname: str,
+        path: str,
+        modules: Mapping[str, str],
+        strings: Mapping[str, str],
+        asserts: bool = False,
     ) -> None:
         super().__init__(fullname, path)
         self._modules = dict(modules)
         self._strings = dict(strings)
+        self._asserts = asserts
 
     def get_code(self, fullname: str) -> CodeType:
         source = importlib.util.decode_source(self.get_data(self.path))
         text = rewrite(source, modules=self._modules, strings=self._strings)
-        return compile(text, self.path, "exec", dont_inherit=True)
+        if not self._asserts:
+            return compile(text, self.path, "exec", dont_inherit=True)
+        # pytest's own assertion rewriting, which this loader takes the place of.
+        from _pytest.assertion.rewrite import rewrite_asserts
+
+        tree = ast.parse(text, self.path)
+        rewrite_asserts(tree, text.encode(), self.path, None)
+        return compile(tree, self.path, "exec", dont_inherit=True)
 
 
 class VariantFinder(importlib.abc.MetaPathFinder):
@@ -154,17 +183,22 @@ class VariantFinder(importlib.abc.MetaPathFinder):
 
 
 def rewritten_spec(
-    fullname: str, base: Path, modules: Mapping[str, str], strings: Mapping[str, str]
+    fullname: str,
+    base: Path,
+    modules: Mapping[str, str],
+    strings: Mapping[str, str],
+    asserts: bool = False,
 ) -> ModuleSpec | None:
     """The spec of module `fullname` from `base` (a package directory or `base.py`), its
-    source rewritten with `modules` and `strings` (see `rewrite`); None if neither exists."""
+    source rewritten with `modules` and `strings` (see `rewrite`); None if neither exists.
+    With `asserts`, its `assert` statements are rewritten as pytest rewrites a test's."""
     if (base / "__init__.py").is_file():
         file, search = base / "__init__.py", [str(base)]
     elif base.with_suffix(".py").is_file():
         file, search = base.with_suffix(".py"), None
     else:
         return None
-    loader = _RewritingLoader(fullname, str(file), modules, strings)
+    loader = _RewritingLoader(fullname, str(file), modules, strings, asserts)
     return importlib.util.spec_from_file_location(
         fullname, file, loader=loader, submodule_search_locations=search
     )

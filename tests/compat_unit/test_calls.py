@@ -41,6 +41,13 @@ OTHER = "calls-other"
 WHEN = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
 
 
+class Stamps(canvas.StampingVisitor):
+    """A visitor as users write one: stamps for each signature."""
+
+    def on_signature(self, sig: Any, **headers: Any) -> dict[str, Any]:
+        return {"mark": 1}
+
+
 @dataclass
 class Ctx:
     """One app with a task and stored results, and the objects whose methods are called."""
@@ -99,6 +106,7 @@ def make_ctx() -> Ctx:
             "celery.canvas.chain": lambda: canvas.chain(ctx.sig(), echo.s(3)),
             "celery.canvas.group": lambda: canvas.group(ctx.sig(), echo.s(3, 4)),
             "celery.canvas.chord": lambda: canvas.chord([ctx.sig(), echo.s(3, 4)], echo.s()),
+            "celery.canvas.StampingVisitor": lambda: Stamps(),
             "celery.schedules.BaseSchedule": lambda: schedules.BaseSchedule(app=app),
             "celery.schedules.schedule": lambda: schedules.schedule(60, app=app),
             "celery.schedules.crontab": lambda: schedules.crontab(minute="*/15", app=app),
@@ -123,6 +131,17 @@ ARGUMENTS: dict[str, Callable[[Ctx, Any], tuple[Any, ...]]] = {
     "ResultSet": lambda c, o: ([c.result()],),
     "EagerResult": lambda c, o: ("calls-eager", 3, "SUCCESS"),
     "add": lambda c, o: (c.result("calls-new"),),
+    # StampingVisitor's hooks: the canvas part each visits
+    "on_signature": lambda c, o: (c.sig(),),
+    "on_callback": lambda c, o: (c.sig(),),
+    "on_errback": lambda c, o: (c.sig(),),
+    "on_chord_body": lambda c, o: (c.sig(),),
+    "on_chain_start": lambda c, o: (c.objects["celery.canvas.chain"](),),
+    "on_chain_end": lambda c, o: (c.objects["celery.canvas.chain"](),),
+    "on_group_start": lambda c, o: (c.objects["celery.canvas.group"](),),
+    "on_group_end": lambda c, o: (c.objects["celery.canvas.group"](),),
+    "on_chord_header_start": lambda c, o: (c.objects["celery.canvas.chord"](),),
+    "on_chord_header_end": lambda c, o: (c.objects["celery.canvas.chord"](),),
     "add_around": lambda c, o: ("run", lambda fun: fun),
     "add_consumer": lambda c, o: ("calls",),
     "add_defaults": lambda c, o: ({"calls_custom": 1},),
@@ -229,6 +248,10 @@ def _celery_replace(hook: str) -> Any:
 
 #: Calls that raise in Celery too: the exception, and the same call on Celery.
 RAISES: dict[str, tuple[type[BaseException], Callable[[], Any]]] = {
+    "celery.canvas.StampingVisitor": (
+        TypeError,  # abstract: a subclass defines on_signature
+        lambda: celery.canvas.StampingVisitor(),
+    ),
     "celery.exceptions.reraise": (
         ValueError,  # re-raising is its job
         lambda: celery.exceptions.reraise(ValueError, ValueError("x")),
