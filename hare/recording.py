@@ -48,7 +48,7 @@ class Recorder:
         if isinstance(outcome, Succeeded):
             if follow:
                 await self.follow_ups.after_success(message, outcome.value)
-            if not message.ignore_result:
+            if not self.ignores_result(message):
                 await self.store(message, SUCCESS, outcome.value, request=context)
             if follow:
                 await self.follow_ups.chord_part_succeeded(message, outcome.value)
@@ -67,6 +67,11 @@ class Recorder:
         await self.store(message, FAILURE, exc, trace, request=context)
         if follow and exc is not None:
             await self.follow_ups.after_failure(message, exc, trace, context)
+
+    def ignores_result(self, message: Message) -> bool:
+        """Whether a success of `message` is not stored: the message or its task says so."""
+        task = self.app.tasks.get(message.task)
+        return message.ignore_result or (task is not None and task.ignore_result)
 
     async def store(
         self,

@@ -73,6 +73,9 @@ class Task(Generic[P, R]):
         self.track_started: bool | None = None
         #: Exceptions the task is expected to raise: logged at INFO, without a traceback.
         self.throws: tuple[type[BaseException], ...] = ()
+        #: Never store this task's result, whatever its messages say (Celery's `ignore_result`
+        #: on the task: a message sent by name without the option still has it ignored).
+        self.ignore_result = False
         #: Called by the worker after the `task_success` / `task_failure` / `task_retry`
         #: signal and before `task_postrun`, with the state and the value (or exception), in
         #: the context that ran the task; an async task's may return an awaitable (awaited).

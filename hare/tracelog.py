@@ -71,8 +71,8 @@ class TraceLog:
             if expected:
                 log.info(FAILURE, data, extra={"data": data})
             else:
-                # The traceback as text: the exception's own frames are gone by now.
-                log.error(FAILURE + "\n%(traceback)s", data, extra={"data": data})
+                exc_info = (type(exc), exc, exc.__traceback__)
+                log.error(FAILURE, data, exc_info=exc_info, extra={"data": data})
         elif isinstance(outcome, RetryRequested):
             if log.isEnabledFor(logging.INFO):
                 data = _context(message)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from hare import tracelog
 from hare.errors import Retry
 from hare.testing import ManualClock
 from hare_compat import Celery
@@ -94,7 +95,8 @@ async def test_a_hare_worker_logs_received_and_each_outcome_with_the_tasks_data(
     record = next(
         r for r in caplog.records if r.name == "hare.trace" and data(r)["id"] == failed.id
     )
-    assert "Traceback" in record.getMessage() and "no 3" in data(record)["traceback"]
+    assert record.exc_info is not None and record.exc_info[1] is not None
+    assert "no 3" in data(record)["traceback"] and record.msg == tracelog.FAILURE
     assert lines(caplog, HARE, thrown.id)[1][:3] == (
         "hare.trace",
         logging.INFO,

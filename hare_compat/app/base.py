@@ -33,6 +33,7 @@ from hare_compat.app.publishing import Publishing
 from hare_compat.app.registry import Promise, TaskRegistry
 from hare_compat.app.replacing import ACCUMULATE, accumulate
 from hare_compat.app.routes import AMQP
+from hare_compat.app.trace import CELERY_LOGGERS
 from hare_compat.app.worker_options import WorkerOptions
 from hare_compat.app.worker_options import worker_concurrency as worker_concurrency
 from hare_compat.utils.local import Proxy
@@ -360,7 +361,7 @@ class Celery(Configuration, WorkerOptions, Publishing):
                 # unknown tasks) are routed by `task_routes`, as Celery routes them.
                 hare.router = lambda name: self.router.route({}, name)["queue"]
                 # The worker's task lines go where Celery's do, for log filters written for it.
-                hare.trace_loggers = ("celery.worker.strategy", "celery.app.trace")
+                hare.trace_loggers = CELERY_LOGGERS
                 worker_control.serve_commands(hare, self)
                 self._hare = hare
             return self._hare

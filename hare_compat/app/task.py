@@ -193,6 +193,7 @@ class Task(TaskCanvas, TaskHandlers):
         )(self._entry)
         hare_task.sender = self
         hare_task.throws = tuple(self.throws)
+        hare_task.ignore_result = bool(self.ignore_result)
         hare_task.after_signal = after_signal(self)
         hare_task.track_started = bool(self.track_started)
         self._hare_task = hare_task

@@ -54,10 +54,14 @@ from hare_compat.app.request import (
 )
 from hare_compat.exceptions import Reject, Retry
 
+#: Where Celery's worker logs each task's lines: (received, ran). hare_compat apps' do too.
+CELERY_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+
 if TYPE_CHECKING:
     from hare_compat.app.task import Task
 
 __all__ = (
+    "CELERY_LOGGERS",
     "LOG_FAILURE",
     "LOG_RECEIVED",
     "LOG_REJECTED",

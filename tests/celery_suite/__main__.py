@@ -6,7 +6,7 @@
 `run` runs the suite once, with the session worker of the kind named, in a RabbitMQ vhost of
 its own (created and deleted here; needs `rabbitmqctl`) and Redis on 127.0.0.1:6379 as the
 result backend; its JUnit XML and worker log go to `.celery-suite/runs/<worker>/`. `report`
-runs it with both workers, then writes the comparison.
+runs it three ways (hare, hare-inprocess, celery), then writes the comparison.
 """
 
 from __future__ import annotations
@@ -26,6 +26,13 @@ FILES = ("test_tasks.py", "test_inspect.py", "test_canvas.py")
 #: `hare`: a `hare worker` process beside Celery's client; `hare-inprocess`: everything read
 #: as hare_compat, the worker in the test process; `celery`: Celery's own embedded worker.
 WORKERS = ("hare", "hare-inprocess", "celery")
+#: What the in-process run covers: the files whose tests read the worker in the test process,
+#: and the one such test of test_canvas.py.
+IN_PROCESS_FILES = (
+    "test_tasks.py",
+    "test_inspect.py",
+    "test_canvas.py::test_stamping_mechanism::test_task_received_has_access_to_stamps",
+)
 BROKER = "amqp://guest:guest@127.0.0.1:5672"
 BACKEND = "redis://127.0.0.1:6379/0"
 
@@ -114,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     codes = {
         worker: run(worker, args.every, FILES, [], args.timeout) for worker in ("hare", "celery")
     }
+    codes["hare-inprocess"] = run("hare-inprocess", 1, IN_PROCESS_FILES, [], args.timeout)
     write_report(
         CACHE / "runs", args.output, every=args.every, exit_codes=codes, timeout=args.timeout
     )

@@ -1,62 +1,68 @@
-"""Tests of Celery's suite that hare does not pass, each with its reason.
+"""Tests of Celery's suite that hare does not pass by design, and tests judged in-process.
 
-Keys are node ids relative to `t/integration/` (`test_tasks.py::test_tasks::test_x`). The
-report shows these reasons instead of the failure message. Two kinds:
+Keys are node ids relative to `t/integration/` (`test_tasks.py::test_tasks::test_x`).
 
-* by design: what hare does differently on purpose, and why;
-* in-process: the test reads the embedded worker's state, log records or signals in the test
-  process; an out-of-process `hare worker` cannot pass it. The in-process fixtures
-  (`hare_compat.contrib.pytest`, still to be built) are meant to.
+* `KNOWN_DIFFERENCES`: what hare does differently on purpose, and why. The report shows
+  these reasons instead of the failure message.
+* `IN_PROCESS`: tests that read the embedded worker's state, log records or signals in the
+  test process. An out-of-process `hare worker` cannot pass them; they are judged by the run
+  with hare_compat.contrib.pytest's worker in the test process (`--worker hare-inprocess`).
 """
 
 from __future__ import annotations
 
-__all__ = ("KNOWN_DIFFERENCES",)
+__all__ = ("IN_PROCESS", "KNOWN_DIFFERENCES")
 
 _ACKS_LATE = "by design: hare acks a message only once its task ran (Celery's task_acks_late=True)"
-_IN_PROCESS = "in-process: reads the embedded worker's state in the test process"
 
 KNOWN_DIFFERENCES: dict[str, str] = {
     "test_inspect.py::test_Inspect::test_active": _ACKS_LATE
+    + ", so a running task shows acknowledged: False",
+    "test_inspect.py::test_Inspect::test_query_task": _ACKS_LATE
     + ", so a running task shows acknowledged: False",
     "test_tasks.py::test_tasks::test_expired": _ACKS_LATE
     + " and prefetches only what it runs; RabbitMQ drops a message whose per-message TTL "
     "(Celery's client sets it from expires) passes while it waits in the queue. Celery's "
     "worker, acking early, had already taken it into memory",
-    "test_inspect.py::test_Inspect::test_stats": _IN_PROCESS + " (its pid is the test's)",
-    "test_inspect.py::test_Inspect::test_hello_stamps_received_revoked_ids_locally": _IN_PROCESS
-    + " (celery.worker.state.revoked)",
     "test_inspect.py::test_Inspect::test_report": "by design: the report names the software "
     "that runs, hare, not celery",
-    "test_tasks.py::test_trace_log_arguments::test_task_success": _IN_PROCESS
-    + " (its log records)",
-    "test_tasks.py::test_trace_log_arguments::test_task_failed": _IN_PROCESS + " (its log records)",
-    "test_inspect.py::test_Inspect::test_query_task": _ACKS_LATE
-    + ", so a running task shows acknowledged: False",
+}
+
+#: What each in-process test reads in the test process.
+IN_PROCESS: dict[str, str] = {
+    "test_inspect.py::test_Inspect::test_stats": "the worker's pid is the test's",
+    "test_inspect.py::test_Inspect::test_hello_stamps_received_revoked_ids_locally": (
+        "celery.worker.state.revoked"
+    ),
+    "test_tasks.py::test_trace_log_arguments::test_task_success": "the worker's log records",
+    "test_tasks.py::test_trace_log_arguments::test_task_failed": "the worker's log records",
     "test_tasks.py::test_tasks::test_send_task_without_ignore_result_uses_task_ignore_result": (
-        _IN_PROCESS + " (celery.worker.state.successful_requests)"
+        "celery.worker.state.successful_requests"
     ),
     "test_tasks.py::test_tasks::test_send_task_without_ignore_result_stores_result": (
-        _IN_PROCESS + " (celery.worker.state.successful_requests)"
+        "celery.worker.state.successful_requests"
     ),
     "test_tasks.py::test_task_redis_result_backend::test_retry_preserves_ignore_result_false": (
-        _IN_PROCESS + " (celery.worker.state.successful_requests)"
+        "celery.worker.state.successful_requests"
     ),
     "test_tasks.py::test_task_redis_result_backend::test_retry_preserves_ignore_result_true": (
-        _IN_PROCESS + " (celery.worker.state.successful_requests)"
+        "celery.worker.state.successful_requests"
     ),
-    "test_tasks.py::test_tasks::test_revoked_by_headers_simple_canvas": _IN_PROCESS
-    + " (it clears celery.worker.state.revoked_stamps between steps)",
+    "test_tasks.py::test_tasks::test_revoked_by_headers_simple_canvas": (
+        "it clears celery.worker.state.revoked_stamps between steps"
+    ),
     "test_tasks.py::test_signal_bound_method_receivers::test_each_instance_receives": (
-        _IN_PROCESS + " (signal receivers connected in the test process)"
+        "task_received receivers connected in the test process"
     ),
     "test_tasks.py::test_signal_bound_method_receivers::"
-    "test_disconnect_leaves_other_instance_connected": _IN_PROCESS
-    + " (signal receivers connected in the test process)",
+    "test_disconnect_leaves_other_instance_connected": (
+        "task_received receivers connected in the test process"
+    ),
     "test_tasks.py::test_signal_bound_method_receivers::"
-    "test_other_instance_receives_after_garbage_collection": _IN_PROCESS
-    + " (signal receivers connected in the test process)",
+    "test_other_instance_receives_after_garbage_collection": (
+        "task_received receivers connected in the test process"
+    ),
     "test_canvas.py::test_stamping_mechanism::test_task_received_has_access_to_stamps": (
-        _IN_PROCESS + " (a task_received receiver in the test process)"
+        "a task_received receiver in the test process"
     ),
 }

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from tests.celery_suite.known import KNOWN_DIFFERENCES
+from tests.celery_suite.known import IN_PROCESS, KNOWN_DIFFERENCES
 from tests.celery_suite.source import CELERY_VERSION
 
 __all__ = ("Outcome", "read_junit", "write_report")
@@ -74,8 +74,12 @@ def write_report(
     runs: Path, output: Path, *, every: int, exit_codes: dict[str, int], timeout: float
 ) -> None:
     celery = read_junit(runs / "celery" / "junit.xml")
-    hare = read_junit(runs / "hare" / "junit.xml")
-    files = sorted({o.test.split("::")[0] for o in [*celery.values(), *hare.values()]})
+    apart = read_junit(runs / "hare" / "junit.xml")
+    inside = read_junit(runs / "hare-inprocess" / "junit.xml")
+    # Each test is judged by the hare run that can pass it: in-process tests by the run with
+    # the worker in the test process, the others by the `hare worker` process.
+    hare = {t: inside[t] if t in IN_PROCESS and t in inside else o for t, o in apart.items()}
+    files = sorted({o.test.split("::")[0] for o in [*celery.values(), *apart.values()]})
     lines = [
         "# Celery's integration suite against hare",
         "",
@@ -83,10 +87,19 @@ def write_report(
         "hand: run the command again.",
         "",
         f"Celery {CELERY_VERSION}'s own `t/integration/` (from its sdist on PyPI, unchanged) runs "
-        "with the real Celery client, a RabbitMQ broker and a Redis result backend, once "
-        "against Celery's embedded session worker and once against a `hare worker` serving "
-        "the same `tasks.py` with its `celery` imports read as `hare_compat` "
-        f"(hare {metadata.version('hare')} at commit {_commit(runs / 'hare')}).",
+        "with a RabbitMQ broker and a Redis result backend, three ways:",
+        "",
+        "- **Celery's worker**: the real Celery client and Celery's embedded session worker;",
+        "- **hare worker**: the real Celery client and a `hare worker` process serving the same "
+        "`tasks.py`, its `celery` imports read as `hare_compat`;",
+        "- **in the test process**: the suite read as a migrated project has it (every `celery` "
+        "import read as `hare_compat`, client included), with `hare_compat.contrib.pytest`'s "
+        "session worker running in the test process (`test_tasks.py`, `test_inspect.py` and "
+        "the in-process canvas test).",
+        "",
+        f"hare {metadata.version('hare')} at commit {_commit(runs / 'hare')}. A test that reads "
+        "the worker's state, log records or signals in the test process (listed below) is "
+        "judged by the in-process run; every other test by the `hare worker` run.",
         (
             f"`test_canvas.py`: every {every}th test."
             if every > 1
@@ -95,18 +108,19 @@ def write_report(
         + f" Each test may take {timeout:.0f} s (Celery's own marks allow up to 300 s; a test"
         " that hangs is cut there and counted failed). No reruns of Celery's flaky tests.",
         "",
-        "| file | Celery's worker | hare worker |",
-        "|---|---|---|",
+        "| file | Celery's worker | hare worker | in the test process |",
+        "|---|---|---|---|",
     ]
     for file in files:
-        lines.append(f"| {file} | {_counts(celery, file)} | {_counts(hare, file)} |")
+        counts = (_counts(celery, file), _counts(apart, file), _counts(inside, file))
+        lines.append(f"| {file} | {' | '.join(counts)} |")
     both = [t for t in celery if t in hare]
     celery_pass = [t for t in both if celery[t].result in PASSING]
     hare_pass = [t for t in celery_pass if hare[t].result in PASSING]
     share = 100 * len(hare_pass) / len(celery_pass) if celery_pass else 0.0
     lines += [
         f"| **all** | **{len(celery_pass)} pass** | **{len(hare_pass)} of those "
-        f"({share:.0f} %)** |",
+        f"({share:.0f} %)** | |",
         "",
         f"pytest exit codes: {', '.join(f'{k} {v}' for k, v in exit_codes.items())}.",
         "",
@@ -120,15 +134,35 @@ def write_report(
         lines += ["| test | hare | reason |", "|---|---|---|"]
         for test in missing:
             outcome = hare[test]
+            where = " (in-process)" if test in IN_PROCESS and test in inside else ""
             reason = KNOWN_DIFFERENCES.get(test, outcome.message.replace("|", "\\|"))
-            lines.append(f"| `{test}` | {outcome.result} | {reason} |")
+            lines.append(f"| `{test}` | {outcome.result}{where} | {reason} |")
     extra = [t for t in both if hare[t].result in PASSING and celery[t].result not in PASSING]
     lines += ["", "## Passing under hare's worker, not under Celery's", ""]
     lines += [f"- `{t}` (Celery: {celery[t].message})" for t in extra] or ["None."]
     lines += ["", "## Known differences", ""]
-    if KNOWN_DIFFERENCES:
-        lines += ["| test | reason |", "|---|---|"]
-        lines += [f"| `{t}` | {why} |" for t, why in KNOWN_DIFFERENCES.items()]
-    else:
-        lines.append("None listed.")
+    lines += ["| test | reason |", "|---|---|"]
+    lines += [f"| `{t}` | {why} |" for t, why in KNOWN_DIFFERENCES.items()]
+    lines += ["", "## Judged in the test process", ""]
+    lines += ["| test | reads | in the test process |", "|---|---|---|"]
+    for test, reads in IN_PROCESS.items():
+        result = inside[test].result if test in inside else "not run"
+        lines.append(f"| `{test}` | {reads} | {result} |")
+    client = [
+        t
+        for t in celery_pass
+        if t in inside and t not in IN_PROCESS and inside[t].result not in PASSING
+    ]
+    lines += [
+        "",
+        "## In the test process, with hare_compat as the client too",
+        "",
+        "Tests Celery passes that the in-process run (hare_compat's client, fixtures and "
+        "worker) does not, beyond those above: what a migrated project's own tests would "
+        "still meet.",
+        "",
+    ]
+    lines += [
+        f"- `{t}`: {inside[t].message.replace('|', '/')}" for t in client if t not in missing
+    ] or ["None."]
     output.write_text("\n".join(lines) + "\n")

@@ -24,7 +24,9 @@ import hare_compat.worker.state  # noqa: F401  (its receivers must see the worke
 from hare import Worker
 from hare.errors import NotSupportedError
 from hare.signals import Signal
+from hare.tracelog import HARE_LOGGERS
 from hare_compat.app.base import Celery
+from hare_compat.app.trace import CELERY_LOGGERS
 from hare_compat.contrib.testing.tasks import ping
 from hare_compat.utils.nodenames import anon_nodename
 
@@ -36,7 +38,10 @@ __all__ = (
     "test_worker_stopped",
 )
 
-WORKER_LOGLEVEL = os.environ.get("WORKER_LOGLEVEL", "error")
+#: The level of the worker's own loggers: its task lines (`celery.worker.strategy`,
+#: `celery.app.trace`) and hare's. INFO by default (Celery's embedded worker says "error"),
+#: so that a test's `caplog` sees `Task ... received` / `succeeded in`.
+WORKER_LOGLEVEL = os.environ.get("WORKER_LOGLEVEL", "info")
 #: Pool names accepted: tasks run in hare's way (threads and the loop) whichever is named.
 POOLS = frozenset({"solo", "threads", "prefork"})
 #: Options of Celery's embedded worker with nothing to do in hare's.
@@ -117,8 +122,9 @@ def start_worker(
     """Run a hare worker for `app` in this process for the block (Celery's signature).
 
     `hostname` (default `gen<pid>@<host>`, as Celery's) and `queues` (default: the app's, as
-    `hare worker` consumes them) may be given; `loglevel` sets the level of hare's own
-    `hare` loggers. An option hare's worker does not have raises `NotSupportedError`.
+    `hare worker` consumes them) may be given; `loglevel` sets the level of the worker's
+    loggers (its task lines and hare's own). An option hare's worker does not have raises
+    `NotSupportedError`.
     """
     if pool not in POOLS:
         raise NotSupportedError(f"start_worker(pool={pool!r})", f"hare runs {sorted(POOLS)}")
@@ -130,9 +136,9 @@ def start_worker(
     if unknown:
         raise NotSupportedError(f"start_worker({', '.join(sorted(unknown))}=)", "not in hare")
     if loglevel is not None:
-        logging.getLogger("hare").setLevel(
-            loglevel.upper() if isinstance(loglevel, str) else loglevel
-        )
+        level = loglevel.upper() if isinstance(loglevel, str) else loglevel
+        for name in ("hare", *HARE_LOGGERS, *CELERY_LOGGERS):
+            logging.getLogger(name).setLevel(level)
     test_worker_starting.send(sender=app)
     controller: TestWorkController | None = None
     try:
