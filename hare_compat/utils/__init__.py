@@ -18,6 +18,10 @@ def uuid(_uuid: Callable[[], UUID] = _uuid.uuid4) -> str:
     return str(_uuid())
 
 
+#: The Celery release whose API hare_compat follows.
+CELERY_API = "5.7"
+
+
 def bugreport(app: Any = None) -> str:
     """Versions and the settings that matter, to paste into a bug report (passwords hidden)."""
     from importlib.metadata import PackageNotFoundError, version
@@ -30,11 +34,15 @@ def bugreport(app: Any = None) -> str:
     except PackageNotFoundError:
         hare_version = "unknown"
     conf = app.conf.table(censored=True)
+    broker = str(conf.get("broker_url") or "amqp://")
     lines = [
-        f"hare_compat (hare {hare_version}) on Python {platform.python_version()}"
-        f" ({platform.python_implementation()}), {sys.platform}",
-        f"broker: {conf.get('broker_url', 'amqp (default)')}",
-        f"results: {conf.get('result_backend', 'disabled')}",
+        # Celery's layout (tools read `software -> celery:`): the API is Celery's, served by hare.
+        f"software -> celery:{CELERY_API} (hare_compat) hare:{hare_version} "
+        f"py:{platform.python_version()}",
+        f"platform -> system:{platform.system()} arch:{platform.machine()} "
+        f"imp:{platform.python_implementation()}",
+        f"settings -> transport:{broker.partition(':')[0]} "
+        f"results:{conf.get('result_backend') or 'disabled'}",
         "",
         app.conf.humanize(censored=True),
     ]

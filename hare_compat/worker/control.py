@@ -152,6 +152,12 @@ def conf(state: Any, with_defaults: bool = False, **kwargs: Any) -> dict[str, An
 
 
 @inspect_command()
+def report(state: Any, **kwargs: Any) -> dict[str, str]:
+    """Celery's `inspect report`: the app's bug report (versions, settings; secrets hidden)."""
+    return {"ok": state.app.bugreport()}
+
+
+@inspect_command()
 def active_queues(state: Any, **kwargs: Any) -> list[dict[str, Any]]:
     """The queues consumed, declared as Celery declares them for this app."""
     return [_queue_as_dict(state.app.conf, name) for name in state.worker.queues()]

@@ -24,8 +24,6 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     + " and prefetches only what it runs; RabbitMQ drops a message whose per-message TTL "
     "(Celery's client sets it from expires) passes while it waits in the queue. Celery's "
     "worker, acking early, had already taken it into memory",
-    "test_inspect.py::test_Inspect::test_report": "by design: the report names the software "
-    "that runs, hare, not celery",
 }
 
 #: What each in-process test reads in the test process.

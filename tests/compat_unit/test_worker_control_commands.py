@@ -85,6 +85,7 @@ async def test_inspect_answers_in_celery_s_shapes() -> None:
         query = await asyncio.to_thread(inspect.query_task, sent.id)
         unknown = await asyncio.to_thread(inspect.query_task, "nope")
         stats = await asyncio.to_thread(inspect.stats)
+        report = await asyncio.to_thread(inspect.report)
         release.set()
     node = worker.nodename
     [queue] = queues[node]
@@ -97,4 +98,10 @@ async def test_inspect_answers_in_celery_s_shapes() -> None:
     assert query[node][sent.id][1]["id"] == sent.id
     assert unknown[node] == {}
     assert stats[node]["pool"]["processes"] == [os.getpid()]
+    # Celery's layout (tools look for `software -> celery:`), naming hare as what serves it
+    first = report[node]["ok"].splitlines()[0]
+    assert first.startswith("software -> celery:5.7 (hare_compat) hare:")
+    assert "task_default_queue: 'celery'" in report[node]["ok"]
+    # conf names the modules the worker's tasks come from, as Celery's worker sets `include`
+    assert "tests.compat_unit.test_worker_control_commands" in conf[node]["include"]
     await hare.aclose()
