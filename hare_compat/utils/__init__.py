@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import platform
-import sys
 import uuid as _uuid
 from collections.abc import Callable
 from typing import Any
