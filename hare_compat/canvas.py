@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import operator
 import uuid
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from functools import reduce
 from typing import Any
@@ -26,6 +25,7 @@ from hare_compat.canvas_signature import (
     signature,
     subtask,
 )
+from hare_compat.canvas_stamping import StampingVisitor, stamp_headers, stamp_parts
 
 __all__ = (
     "CanvasApp",
@@ -90,6 +90,9 @@ class _chain(Signature):
     @tasks.setter
     def tasks(self, value: list[Any]) -> None:
         self.kwargs["tasks"] = value
+
+    def stamp(self, visitor: Any = None, append_stamps: bool = False, **headers: Any) -> None:
+        stamp_parts(self, visitor, append_stamps, headers, "chain", self.tasks)
 
     def _own_app(self) -> CanvasApp | None:
         return self._app if self._app is not None else _app_of(*self.tasks[:1])
@@ -211,6 +214,10 @@ class group(Signature):
     @tasks.setter
     def tasks(self, value: list[Any]) -> None:
         self.kwargs["tasks"] = value
+
+    def stamp(self, visitor: Any = None, append_stamps: bool = False, **headers: Any) -> None:
+        self.tasks = [maybe_signature(task, app=self._app) for task in self.tasks]
+        stamp_parts(self, visitor, append_stamps, headers, "group", self.tasks)
 
     def _own_app(self) -> CanvasApp | None:
         return self._app if self._app is not None else _app_of(*self.tasks[:1])
@@ -340,6 +347,15 @@ class _chord(Signature):
     def body(self, value: Any) -> None:
         self.kwargs["body"] = value
 
+    def stamp(self, visitor: Any = None, append_stamps: bool = False, **headers: Any) -> None:
+        header = self.tasks.tasks if isinstance(self.tasks, group) else self.tasks
+        given = stamp_parts(self, visitor, append_stamps, headers, "chord_header", header)
+        if visitor is not None and self.body is not None:
+            stamps = visitor.on_chord_body(self, **given) or {}
+            self.body.stamp(
+                visitor, append_stamps, **stamp_headers(self, stamps, append_stamps, **given)
+            )
+
     def _own_app(self) -> CanvasApp | None:
         if self._app is not None:
             return self._app
@@ -443,43 +459,3 @@ class _chord(Signature):
 
 
 chord = _chord
-
-
-class StampingVisitor(ABC):
-    """Celery 5.3's stamping visitor: the stamps (`{name: value}`) for each part of a canvas.
-
-    Subclass it as in Celery (`on_signature` is required). hare_compat does not stamp canvases
-    yet: `Signature.stamp(visitor=...)` raises `NotSupportedError`; stamps set by a Celery
-    client are honoured by hare's worker (`revoke_by_stamped_headers`, stamped callbacks).
-    """
-
-    def on_group_start(self, group: Any, **headers: Any) -> dict[str, Any]:
-        return {}
-
-    def on_group_end(self, group: Any, **headers: Any) -> None:
-        return None
-
-    def on_chain_start(self, chain: Any, **headers: Any) -> dict[str, Any]:
-        return {}
-
-    def on_chain_end(self, chain: Any, **headers: Any) -> None:
-        return None
-
-    @abstractmethod
-    def on_signature(self, sig: Any, **headers: Any) -> dict[str, Any]:
-        """The stamps of one signature."""
-
-    def on_chord_header_start(self, sig: Any, **header: Any) -> dict[str, Any]:
-        return self.on_group_start(sig.tasks, **header)
-
-    def on_chord_header_end(self, sig: Any, **header: Any) -> None:
-        self.on_group_end(sig.tasks, **header)
-
-    def on_chord_body(self, sig: Any, **header: Any) -> dict[str, Any]:
-        return {}
-
-    def on_callback(self, callback: Any, **header: Any) -> dict[str, Any]:
-        return {}
-
-    def on_errback(self, errback: Any, **header: Any) -> dict[str, Any]:
-        return {}

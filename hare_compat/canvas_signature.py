@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Protocol
 from hare import canvas as core
 from hare.canvas_message import Env
 from hare.errors import ConfigurationError, NotSupportedError
+from hare_compat import canvas_stamping as stamping
 from hare_compat.app.sending import PRODUCER_ONLY
 from hare_compat.canvas_result import result_of
 
@@ -206,10 +207,21 @@ class Signature(dict[str, Any]):
         return flat
 
     def stamp(self, visitor: Any = None, append_stamps: bool = False, **headers: Any) -> Any:
-        raise NotSupportedError("Signature.stamp", "hare_compat does not stamp canvases")
+        """Stamp this signature and its links (see `hare_compat.canvas_stamping`)."""
+        return stamping.stamp_signature(self, visitor, append_stamps, headers)
 
-    def stamp_links(self, visitor: Any, append_stamps: bool = False, **headers: Any) -> Any:
-        raise NotSupportedError("Signature.stamp_links", "hare_compat does not stamp canvases")
+    def stamp_links(self, visitor: Any, append_stamps: bool = False, **headers: Any) -> None:
+        """Stamp this signature's callbacks and errbacks."""
+        stamping.stamp_links(self, visitor, append_stamps, headers)
+
+    def _stamp_headers(
+        self,
+        visitor_headers: Mapping[str, Any] | None = None,
+        append_stamps: bool = False,
+        self_headers: bool = True,
+        **headers: Any,
+    ) -> dict[str, Any]:
+        return stamping.stamp_headers(self, visitor_headers, append_stamps, self_headers, **headers)
 
     def election(self) -> Any:
         raise NotSupportedError("Signature.election", "hare has no worker elections")

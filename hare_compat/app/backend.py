@@ -45,6 +45,10 @@ class Backend:
             "date_done": found.date_done,
         }
 
+    def ensure_chords_allowed(self) -> None:
+        """Celery's check before a chord: hare runs chords on every result store it has."""
+        self._store()
+
     def get_state(self, task_id: str) -> str:
         state: str = self.get_task_meta(task_id)["status"]
         return state

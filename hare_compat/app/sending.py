@@ -16,6 +16,7 @@ from typing import Any
 
 from hare.errors import NotSupportedError
 from hare_compat.app.routes import Router
+from hare_compat.canvas_stamping import stamps_of
 
 __all__ = ("PRODUCER_ONLY", "hare_options")
 
@@ -61,7 +62,19 @@ def hare_options(
     given = {k: v for k, v in options.items() if k not in _ACCEPTED and k not in _REFUSED}
     routed = routing.route(given, route_name, args or (), kwargs or {}, task_type)
     hare: dict[str, Any] = {}
+    stamps = stamps_of(routed)
+    if routed.get("stamped_headers"):
+        # Celery's client sends the stamps in the headers: their names and their values.
+        names = list(routed["stamped_headers"])
+        extra = {"stamped_headers": names, "stamps": stamps}
+        hare["headers"] = {**(routed.get("headers") or {}), **extra}
     for option, value in routed.items():
+        if (
+            option in stamps
+            or option == "stamped_headers"
+            or (option == "headers" and "headers" in hare)
+        ):
+            continue
         if option in _PASSED or option == "queue":
             if value is not None:
                 hare[option] = value
@@ -104,8 +117,7 @@ _CHECKS: Mapping[str, Callable[[Any, str], None]] = {
     "delivery_mode": _check_delivery_mode,
     "retries": _refuse_if_set("retries", "the worker counts retries"),
     "replaced_task_nesting": _refuse_if_set("replaced_task_nesting", "set by the worker"),
-    "stamped_headers": _refuse_if_set("stamped_headers", "hare has no stamping"),
-    "stamps": _refuse_if_set("stamps", "hare has no stamping"),
+    "stamps": _refuse_if_set("stamps", "stamp with sig.stamp() or stamped_headers="),
 }
 
 
