@@ -392,7 +392,8 @@ class Hare:
                 _limit("soft_time_limit", options.get("soft_time_limit")),
             ),
             origin=self.origin,
-            ignore_result=options.get("ignore_result", False),
+            # (not given: None, "the worker's task decides", as Celery's send_task sends it)
+            ignore_result=options.get("ignore_result"),
             priority=options.get("priority"),
             headers=dict(options.get("headers") or {}),
             content_type=self._content_type,

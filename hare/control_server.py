@@ -369,7 +369,7 @@ class ControlServer:
         stats: dict[str, Any] = {
             "pid": os.getpid(),
             "clock": str(self.lamport.value),
-            "uptime": int(self._clock.monotonic() - self._started),
+            "uptime": round(self._clock.monotonic() - self._started),
             "rusage": {key: getattr(usage, "ru_" + key) for key in _RUSAGE},
             "total": {},
         }

@@ -415,7 +415,7 @@ class Processor:
         tracks = task.track_started
         if tracks is None:
             tracks = self.app.settings.track_started
-        return tracks and not (message.ignore_result or task.ignore_result)
+        return tracks and not self.recorder.ignores_result(message)
 
     def _is_retry(self, task: Task[Any, Any], message: Message, outcome: Outcome) -> bool:
         decision = decide(outcome, task.options.retry, message.retries, _KIND_RNG)

@@ -69,9 +69,12 @@ class Recorder:
             await self.follow_ups.after_failure(message, exc, trace, context)
 
     def ignores_result(self, message: Message) -> bool:
-        """Whether a success of `message` is not stored: the message or its task says so."""
+        """Whether a success of `message` is not stored: as the message says, or when it says
+        nothing (`None`), as its task says (Celery's rule)."""
+        if message.ignore_result is not None:
+            return message.ignore_result
         task = self.app.tasks.get(message.task)
-        return message.ignore_result or (task is not None and task.ignore_result)
+        return task is not None and task.ignore_result
 
     async def store(
         self,

@@ -1,5 +1,5 @@
-"""A task declared `ignore_result=True` has no result stored by the worker, even when a client
-sends it by name without the option (Celery's worker goes by the task's own setting)."""
+"""Whether the worker stores a success: as the message says (`ignore_result` of the call), and
+when it says nothing (sent by name without the option) as the task says, as Celery's does."""
 
 from __future__ import annotations
 
@@ -33,9 +33,14 @@ async def test_a_task_that_ignores_its_result_is_not_stored_when_sent_by_name() 
             # Sent by name, without ignore_result: the worker goes by the task's own setting.
             silent = await app.asend_task("t.quiet")
             stored = await app.asend_task("t.loud")
+            # The call's own option wins over the task's, either way.
+            kept = await quiet.aapply_async(ignore_result=False)
+            dropped = await loud.aapply_async(ignore_result=True)
             assert await stored.aget(timeout=5) == 2
-            await eventually(lambda: silent.id in done)
+            assert await kept.aget(timeout=5) == 1
+            await eventually(lambda: {silent.id, dropped.id} <= set(done))
     finally:
         task_postrun.disconnect(dispatch_uid="ig")
     assert app.backend.get_task_meta(silent.id)["status"] == "PENDING"
     assert app.backend.get_task_meta(stored.id)["status"] == "SUCCESS"
+    assert app.backend.get_task_meta(dropped.id)["status"] == "PENDING"

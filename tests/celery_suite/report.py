@@ -94,8 +94,8 @@ def write_report(
         "`tasks.py`, its `celery` imports read as `hare_compat`;",
         "- **in the test process**: the suite read as a migrated project has it (every `celery` "
         "import read as `hare_compat`, client included), with `hare_compat.contrib.pytest`'s "
-        "session worker running in the test process (`test_tasks.py`, `test_inspect.py` and "
-        "the in-process canvas test).",
+        "session worker running in the test process: the tests listed at the end, which read "
+        "that worker's state, log records or signals.",
         "",
         f"hare {metadata.version('hare')} at commit {_commit(runs / 'hare')}. A test that reads "
         "the worker's state, log records or signals in the test process (listed below) is "
@@ -148,21 +148,4 @@ def write_report(
     for test, reads in IN_PROCESS.items():
         result = inside[test].result if test in inside else "not run"
         lines.append(f"| `{test}` | {reads} | {result} |")
-    client = [
-        t
-        for t in celery_pass
-        if t in inside and t not in IN_PROCESS and inside[t].result not in PASSING
-    ]
-    lines += [
-        "",
-        "## In the test process, with hare_compat as the client too",
-        "",
-        "Tests Celery passes that the in-process run (hare_compat's client, fixtures and "
-        "worker) does not, beyond those above: what a migrated project's own tests would "
-        "still meet.",
-        "",
-    ]
-    lines += [
-        f"- `{t}`: {inside[t].message.replace('|', '/')}" for t in client if t not in missing
-    ] or ["None."]
     output.write_text("\n".join(lines) + "\n")
