@@ -64,6 +64,10 @@ class ResultBackend(Protocol):
         (Celery's `set_chord_size`; a chord applied again with the same id starts anew)."""
         ...
 
+    async def add_to_chord(self, group_id: str) -> None:
+        """One more part for `group_id`'s running chord header (Celery's `add_to_chord`)."""
+        ...
+
     async def chord_part_done(
         self, group_id: str, size: int | None, result: TaskResult
     ) -> list[TaskResult] | None:

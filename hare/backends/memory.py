@@ -32,6 +32,8 @@ __all__ = ("MemoryBackend", "MemoryStore")
 class _Chord:
     parts: dict[tuple[str, int | None], TaskResult] = field(default_factory=dict)
     size: int | None = None
+    #: Parts added while the chord runs (`add_to_chord`).
+    added: int = 0
     claimed: bool = False
 
 
@@ -110,10 +112,14 @@ class MemoryStore:
             chord.parts.setdefault((result.task_id, result.group_index), result)
             if chord.size is None:
                 return None  # counted: a later part, once the size is set, completes it
-            if chord.claimed or len(chord.parts) < chord.size:
+            if chord.claimed or len(chord.parts) < chord.size + chord.added:
                 return None
             chord.claimed = True
             return sorted(chord.parts.values(), key=_by_index)
+
+    def add_to_chord(self, group_id: str) -> None:
+        with self._lock:
+            self._chords.setdefault(group_id, _Chord()).added += 1
 
     def chord_complete(self, group_id: str) -> None:
         with self._lock:
@@ -166,6 +172,9 @@ class MemoryBackend:
         )
         part = replace(entry, group_index=group_index(result))
         return self._store.chord_part(group_id, None if size is None else _checked_size(size), part)
+
+    async def add_to_chord(self, group_id: str) -> None:
+        self._store.add_to_chord(group_id)
 
     async def chord_complete(self, group_id: str) -> None:
         self._store.chord_complete(group_id)

@@ -214,6 +214,13 @@ class RedisBackend:
             await self._client.delete(keys[".c"])
             await self._client.set(keys[".s"], size, ex=self._expires)
 
+    async def add_to_chord(self, group_id: str) -> None:
+        """Celery's: one more part, counted in the chord's `.t` key beside its size."""
+        key = chord_keys(group_id)[".t"]
+        async with _redis_errors(f"adding a part to chord {group_id} in {self._where}"):
+            await self._client.incr(key)
+            await self._client.expire(key, self._expires)
+
     async def chord_part_done(
         self, group_id: str, size: int | None, result: TaskResult
     ) -> list[TaskResult] | None:

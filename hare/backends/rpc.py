@@ -228,6 +228,9 @@ class RpcBackend:
     ) -> list[TaskResult] | None:
         raise _no_chords()
 
+    async def add_to_chord(self, group_id: str) -> None:
+        raise _no_chords()
+
     async def chord_complete(self, group_id: str) -> None:
         raise _no_chords()
 

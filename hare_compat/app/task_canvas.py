@@ -7,7 +7,7 @@ becomes a piece of a `hare_compat.canvas` workflow (imported when first used).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from hare.errors import NotSupportedError
 
@@ -99,8 +99,26 @@ class TaskCanvas:
 
         return send_replacement(self, sig)
 
-    def add_to_chord(self, sig: Any, lazy: bool = False) -> NoReturn:
-        raise NotSupportedError("Task.add_to_chord", "hare_compat cannot grow a running chord")
+    def add_to_chord(self, sig: Any, lazy: bool = False) -> Any:
+        """Add `sig` to the chord this task is a header part of: the chord's body waits for it
+        too (Celery's; needs a result backend that runs chords). Sends it, unless `lazy`
+        (then returns it, to send yourself). From a sync task: an async task's loop cannot
+        wait on the result store here."""
+        request = self.request
+        if not request.chord:
+            raise ValueError("Current task is not member of any chord")
+        sig.set(
+            group_id=request.group,
+            group_index=request.group_index,
+            chord=request.chord,
+            root_id=request.root_id,
+        )
+        sig.freeze()
+        results = self._get_app().hare.results
+        if results is None:
+            raise NotSupportedError("Task.add_to_chord", "the app has no result backend")
+        results.add_to_chord_sync(request.group)
+        return sig if lazy else sig.delay()
 
 
 def canvas_object(name: str) -> Any:

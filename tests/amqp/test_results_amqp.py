@@ -323,6 +323,26 @@ async def test_redis_chord_completes_exactly_once_across_connections(
         await results_of(app).aclose()
 
 
+async def test_a_part_added_to_a_running_chord_is_waited_for(redis_url: str, token: str) -> None:
+    # (the memory store too: the same rule on the in-process backend)
+    for backend in (redis_url, "memory://"):
+        app = hare_app("memory://", backend)
+        results = results_of(app)
+        group = f"{token}-added-{backend[:5]}"
+
+        def part(index: int) -> TaskResult:
+            return TaskResult(task_id=f"{token}-a{index}", state=SUCCESS, value=index)
+
+        await results.set_chord_size(group, 2)
+        assert await results.chord_part_done(group, 2, part(0)) is None
+        await results.add_to_chord(group)  # part 0 grew the header (Celery's add_to_chord)
+        assert await results.chord_part_done(group, 2, part(1)) is None  # 2 of 3
+        done = await results.chord_part_done(group, 2, part(2))
+        assert done is not None and sorted(p.value for p in done) == [0, 1, 2]
+        await results.chord_complete(group)
+        await results.aclose()
+
+
 async def test_redis_chord_keys_are_celerys(
     redis_url: str, token: str, celery_redis: Celery
 ) -> None:

@@ -248,6 +248,10 @@ def _celery_replace(hook: str) -> Any:
 
 #: Calls that raise in Celery too: the exception, and the same call on Celery.
 RAISES: dict[str, tuple[type[BaseException], Callable[[], Any]]] = {
+    "celery.app.task.Task.add_to_chord": (
+        ValueError,  # called outside a chord's header part: no chord to add to
+        lambda: _celery_replace("add_to_chord"),
+    ),
     "celery.canvas.StampingVisitor": (
         TypeError,  # abstract: a subclass defines on_signature
         lambda: celery.canvas.StampingVisitor(),
