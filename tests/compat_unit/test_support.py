@@ -43,5 +43,7 @@ def test_the_guide_has_the_agreed_sections() -> None:
         "## Results",
         "## Signals",
         "## Revocation and inspect",
+        "## Testing your project",
+        "## Stamping",
         "## What behaves differently",
     ]

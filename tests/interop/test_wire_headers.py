@@ -121,6 +121,7 @@ async def test_pyamqp_531_and_the_installed_one_read_every_header_hare_writes(
         soft_time_limit=240,
         priority=5,
         expires=3600,
+        ignore_result=False,  # a bool header (left unsaid, it is null: the task decides)
         headers=USER_HEADERS,
     )
     await record.aapply_async(
