@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 from hare.canvas_message import Env, Outgoing
@@ -289,13 +290,13 @@ def chord_failed(
     body: Mapping[str, Any],
     exc: BaseException,
     *,
-    request: Any,
     env: Env,
     accepts_request: AcceptsRequest,
 ) -> Plan:
     """What Celery does when a header task of a chord failed (`chord_error_from_stack`):
     the body is stored as FAILURE with `exc` (a `ChordError`), its errbacks called (with no
-    traceback) and its chain failed. A group body's tasks are each stored as FAILURE."""
+    traceback, and as request one standing for the body, as Celery's fake request: its id is
+    the body's) and its chain failed. A group body's tasks are each stored as FAILURE."""
     sig = from_dict(body)
     chain = failed_steps(sig["options"].get("chain"))
     if kind(sig) == GROUP:
@@ -309,11 +310,19 @@ def chord_failed(
         _maybe_list(sig["options"].get("link_error")),
         task_id,
         task_id,
-        (request, exc, None),
+        (_body_request(sig, task_id), exc, None),
         env,
         accepts_request,
         (FailedStep(task_id, None, None, None), *chain),
     )
+
+
+def _body_request(sig: Mapping[str, Any], task_id: str) -> SimpleNamespace:
+    """Celery's `_create_fake_task_request` for a chord body that will not run: the body's
+    signature fields, its id, its errbacks and an empty `delivery_info`."""
+    fields = {k: v for k, v in sig.items() if k.isidentifier()}
+    fields |= {"id": task_id, "errbacks": _maybe_list(sig["options"].get("link_error"))}
+    return SimpleNamespace(**fields, delivery_info={})
 
 
 def _errbacks(

@@ -127,7 +127,6 @@ class FollowUps:
             plan = canvas.chord_failed(
                 part.body,
                 error,
-                request=context,
                 env=env,
                 accepts_request=self._accepts_request,
             )
@@ -138,7 +137,8 @@ class FollowUps:
         task = self._app.tasks.get(str(sig.get("task")))
         if task is None:
             return None
-        return canvas.errback_accepts_request(task.fn, sig)
+        header = task.errback_header
+        return header is not None and canvas.errback_accepts_request(header, sig)
 
     async def _carry_out(
         self, plan: canvas.Plan, *, request: Any = None, exc: BaseException | None = None

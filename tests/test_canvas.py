@@ -478,11 +478,28 @@ def test_chord_member_says_which_chord_and_the_body_gets_results_in_order() -> N
 def test_a_failed_chord_calls_the_body_errbacks_and_fails_the_body() -> None:
     body = _sig("t.tsum", task_id="body", link_error=[_sig("t.err")])
     plan = canvas.chord_failed(
-        body, RuntimeError("part"), request=None, env=env(), accepts_request=lambda s: False
+        body, RuntimeError("part"), env=env(), accepts_request=lambda s: False
     )
     ((_, call),) = plan.publish
     assert (call.task, call.args, call.parent_id) == ("t.err", ("body",), "body")
     assert [f.task_id for f in plan.failed] == ["body"]
+
+
+def test_a_failed_chord_s_inline_errbacks_get_a_request_standing_for_the_body() -> None:
+    # Celery's chord_error_from_stack: a fake request with the body's id and errbacks.
+    errback = _sig("t.onerr", "label")
+    body = _sig("t.tsum", task_id="body", link_error=[errback])
+    exc = RuntimeError("part")
+    plan = canvas.chord_failed(body, exc, env=env(), accepts_request=lambda s: True)
+    ((call,),) = (plan.inline,)
+    request, got, traceback, *rest = call.args
+    assert (call.task, got, traceback, rest) == ("t.onerr", exc, None, ["label"])
+    assert (request.id, request.task, request.errbacks, request.delivery_info) == (
+        "body",
+        "t.tsum",
+        [errback],
+        {},
+    )
 
 
 def test_signature_message_prepends_unless_immutable() -> None:
