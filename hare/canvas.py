@@ -34,8 +34,8 @@ from typing import Any
 
 from hare.canvas_message import Env, Outgoing
 from hare.canvas_plan import GroupRef, Planner, Ref
-from hare.canvas_sig import GROUP, from_dict, kind, merge, new_group
-from hare.errors import ConfigurationError, NotSupportedError
+from hare.canvas_sig import CHAIN, CHORD, GROUP, from_dict, kind, merge, new_group
+from hare.errors import ChordError, ConfigurationError, NotSupportedError
 from hare.message import Message
 
 __all__ = (
@@ -87,6 +87,8 @@ class FailedStep:
     group_id: str | None
     group_index: int | None
     chord: Mapping[str, Any] | None
+    #: What to store; None: the failure the plan is carried out for.
+    exc: BaseException | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -296,33 +298,79 @@ def chord_failed(
     """What Celery does when a header task of a chord failed (`chord_error_from_stack`):
     the body is stored as FAILURE with `exc` (a `ChordError`), its errbacks called (with no
     traceback, and as request one standing for the body, as Celery's fake request: its id is
-    the body's) and its chain failed. A group body's tasks are each stored as FAILURE."""
+    the body's) and its chain failed with `exc`. A group body: see `_group_body_failed`."""
     sig = from_dict(body)
     chain = failed_steps(sig["options"].get("chain"))
     if kind(sig) == GROUP:
-        members = tuple(
-            FailedStep(t["options"].get("task_id"), None, None, None)
-            for t in sig["kwargs"]["tasks"]
-        )
-        return Plan(failed=members + chain)
+        return _group_body_failed(sig, exc, env, accepts_request, chain)
     task_id = sig["options"].get("task_id") or env.new_id()
-    return _errbacks(
-        _maybe_list(sig["options"].get("link_error")),
-        task_id,
-        task_id,
-        (_body_request(sig, task_id), exc, None),
-        env,
-        accepts_request,
-        (FailedStep(task_id, None, None, None), *chain),
-    )
-
-
-def _body_request(sig: Mapping[str, Any], task_id: str) -> SimpleNamespace:
-    """Celery's `_create_fake_task_request` for a chord body that will not run: the body's
-    signature fields, its id, its errbacks and an empty `delivery_info`."""
+    errbacks = _maybe_list(sig["options"].get("link_error"))
     fields = {k: v for k, v in sig.items() if k.isidentifier()}
-    fields |= {"id": task_id, "errbacks": _maybe_list(sig["options"].get("link_error"))}
-    return SimpleNamespace(**fields, delivery_info={})
+    planner = Planner(env)
+    inline = _call_errbacks(
+        planner,
+        errbacks,
+        task_id,
+        task_id,
+        (_fake_request(task_id, errbacks, **fields), exc, None),
+        accepts_request,
+    )
+    failed = (FailedStep(task_id, None, None, None), *chain)
+    return _plan(planner, inline=inline, failed=failed)
+
+
+def _group_body_failed(
+    sig: Mapping[str, Any],
+    exc: BaseException,
+    env: Env,
+    accepts_request: AcceptsRequest,
+    chain: tuple[FailedStep, ...],
+) -> Plan:
+    """Celery's `_handle_group_chord_error`: each task of a group body calls its errbacks
+    (its own, then the group's, each once) with the header's failure (the `ChordError`'s
+    cause) and is stored as FAILURE with it, as is the group's id; the chain after the
+    group fails with `exc`."""
+    cause = exc.__cause__ if isinstance(exc, ChordError) and exc.__cause__ else exc
+    group_errbacks = _maybe_list(sig["options"].get("link_error"))
+    planner = Planner(env)
+    inline: list[InlineCall] = []
+    failed: list[FailedStep] = []
+    for task in sig["kwargs"]["tasks"]:
+        task_id, own = _result_errbacks(task)
+        task_id = task_id or env.new_id()
+        errbacks: list[Any] = []
+        for errback in (*own, *group_errbacks):
+            if errback not in errbacks:
+                errbacks.append(errback)
+        call = (_fake_request(task_id, errbacks, task="unknown"), cause, None)
+        inline += _call_errbacks(planner, errbacks, task_id, task_id, call, accepts_request)
+        failed.append(FailedStep(task_id, None, None, None, cause))
+    group_id = sig["options"].get("task_id")
+    if group_id:
+        failed.append(FailedStep(group_id, None, None, None, cause))
+    return _plan(planner, inline=tuple(inline), failed=(*failed, *chain))
+
+
+def _result_errbacks(sig: Mapping[str, Any]) -> tuple[str | None, list[Any]]:
+    """Celery's `_result_errbacks`: the id of `sig`'s result and the errbacks linked to it
+    (a chord's are its body's; a group's, its own and its tasks')."""
+    errbacks: list[Any] = []
+    while kind(sig) == CHORD and sig["kwargs"].get("body") is not None:
+        errbacks += _maybe_list(sig["options"].get("link_error"))
+        sig = sig["kwargs"]["body"]
+    errbacks += _maybe_list(sig["options"].get("link_error"))
+    if kind(sig) == GROUP:
+        for task in sig["kwargs"]["tasks"]:
+            errbacks += _result_errbacks(task)[1]
+    if kind(sig) == CHAIN and sig["kwargs"].get("tasks"):
+        return _result_errbacks(sig["kwargs"]["tasks"][-1])[0], errbacks
+    return sig["options"].get("task_id"), errbacks
+
+
+def _fake_request(task_id: str, errbacks: list[Any], **fields: Any) -> SimpleNamespace:
+    """Celery's `_create_fake_task_request`, what an errback gets as the request of a task
+    that will not run: `fields`, its id, its errbacks and an empty `delivery_info`."""
+    return SimpleNamespace(**(fields | {"id": task_id, "errbacks": errbacks, "delivery_info": {}}))
 
 
 def _errbacks(
@@ -334,6 +382,21 @@ def _errbacks(
     accepts_request: AcceptsRequest,
     failed: tuple[FailedStep, ...],
 ) -> Plan:
+    planner = Planner(env)
+    inline = _call_errbacks(planner, errbacks, task_id, root_id, call, accepts_request)
+    return _plan(planner, inline=inline, failed=failed)
+
+
+def _call_errbacks(
+    planner: Planner,
+    errbacks: list[Any],
+    task_id: str,
+    root_id: str,
+    call: tuple[Any, Any, Any],
+    accepts_request: AcceptsRequest,
+) -> tuple[InlineCall, ...]:
+    """Celery's `_call_task_errbacks`: those that take the request are returned, to call
+    with `call`; the others are sent, as one group, the failed task's id."""
     inline, old = [], []
     for errback in errbacks:
         sig = from_dict(errback)
@@ -346,11 +409,10 @@ def _errbacks(
             inline.append(InlineCall(sig["task"], tuple(args), dict(kwargs)))
         else:
             old.append(sig)
-    planner = Planner(env)
     if old:
         ids = {"parent_id": task_id, "root_id": root_id}
         planner.apply(new_group(old), (task_id,), None, ids)
-    return _plan(planner, inline=tuple(inline), failed=failed)
+    return tuple(inline)
 
 
 def _maybe_list(value: Any) -> list[Any]:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from hare import canvas
 from hare.clock import Clock
+from hare.errors import ChordError
 from hare.message import Message
 from hare.result import FAILURE, SUCCESS, TaskResult
 
@@ -35,10 +36,6 @@ def has_follow_ups(message: Message) -> bool:
     """Whether anything may follow `message`'s task (the common case: nothing)."""
     embed = message.embed
     return bool(embed.callbacks or embed.chain or embed.errbacks or embed.chord)
-
-
-class ChordError(Exception):
-    """A task of a chord's header failed, so its body cannot run (Celery's `ChordError`)."""
 
 
 class FollowUps:
@@ -120,17 +117,21 @@ class FollowUps:
             return
         env = self._env(current=message)
         broken = next((p for p in parts if p.state != SUCCESS), None)
+        error: ChordError | None = None
         if broken is None:
             plan = canvas.chord_body(part.body, [p.value for p in parts], env=env)
         else:
-            error = ChordError(f"dependency {broken.task_id} raised {broken.value!r}")
+            # Celery's words (`_unpack_chord_result`), the part's exception as the cause
+            error = ChordError(f"Dependency {broken.task_id} raised {broken.value!r}")
+            if isinstance(broken.value, BaseException):
+                error.__cause__ = broken.value
             plan = canvas.chord_failed(
                 part.body,
                 error,
                 env=env,
                 accepts_request=self._accepts_request,
             )
-        await self._carry_out(plan, request=context, exc=None)
+        await self._carry_out(plan, request=context, exc=error)
         await results.chord_complete(part.group_id)
 
     def _accepts_request(self, sig: Mapping[str, Any]) -> bool | None:
@@ -168,7 +169,7 @@ class FollowUps:
             failed = TaskResult(
                 task_id=step.task_id,
                 state=FAILURE,
-                value=exc if exc is not None else ChordError("an earlier step failed"),
+                value=step.exc or exc or ChordError("an earlier step failed"),
                 date_done=now,
                 group_id=step.group_id,
             )

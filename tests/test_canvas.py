@@ -25,7 +25,7 @@ from celery.app.trace import build_tracer
 from hare import canvas, protocol
 from hare.canvas import Env, Plan
 from hare.codec import accepted_content_types
-from hare.errors import ConfigurationError, NotSupportedError
+from hare.errors import ChordError, ConfigurationError, NotSupportedError
 from hare.message import Embed, Message
 from hare.transport.base import Properties
 
@@ -500,6 +500,40 @@ def test_a_failed_chord_s_inline_errbacks_get_a_request_standing_for_the_body() 
         [errback],
         {},
     )
+
+
+def test_a_failed_chord_s_group_body_tasks_each_call_their_errbacks_with_the_cause() -> None:
+    # Celery's _handle_group_chord_error: each task calls its own errbacks and the group's,
+    # each once, with the ChordError's cause; it, the group and the chain after it fail.
+    shared, own = _sig("t.onerr", "chord"), _sig("t.onerr", "own")
+    first = _sig("t.tsum", task_id="b1", link_error=[own, shared])
+    body = {
+        **_sig("celery.group", task_id="g1", link_error=[shared]),
+        "subtask_type": "group",
+        "kwargs": {"tasks": [first, _sig("t.tsum", task_id="b2"), _sig("t.old", task_id="b3")]},
+    }
+    body["options"]["chain"] = [_sig("t.after", task_id="after")]
+    cause = RuntimeError("part")
+    exc = ChordError("Dependency p raised RuntimeError('part')")
+    exc.__cause__ = cause
+    plan = canvas.chord_failed(
+        body, exc, env=env(), accepts_request=lambda s: s["task"] == "t.onerr"
+    )
+    inline = [(c.args[0].id, c.args[1], c.args[3:]) for c in plan.inline]
+    assert inline == [
+        ("b1", cause, ("own",)),
+        ("b1", cause, ("chord",)),
+        ("b2", cause, ("chord",)),
+        ("b3", cause, ("chord",)),
+    ]
+    assert [(f.task_id, f.exc) for f in plan.failed] == [
+        ("b1", cause),
+        ("b2", cause),
+        ("b3", cause),
+        ("g1", cause),
+        ("after", None),  # stored with the plan's failure, the ChordError
+    ]
+    assert plan.publish == ()
 
 
 def test_signature_message_prepends_unless_immutable() -> None:
