@@ -53,6 +53,7 @@ __all__ = (
     "chord_body",
     "chord_failed",
     "chord_member",
+    "failed_chord_part",
     "errback_accepts_request",
     "failed_steps",
     "freeze",
@@ -268,16 +269,22 @@ def errback_accepts_request(fn: Callable[..., Any], errback: Mapping[str, Any]) 
 def chord_member(message: Message) -> ChordPart | None:
     """The chord `message` is a header part of, or None (Celery: `request.chord` with a
     `request.group`)."""
-    body = message.embed.chord
-    if body is None or not message.group:
+    return _chord_part(message.group, message.group_index, message.embed.chord)
+
+
+def failed_chord_part(step: FailedStep) -> ChordPart | None:
+    """The chord a step that will not run was a header part of (Celery's `_fail_chain`
+    counts it as a failed part), or None."""
+    return _chord_part(step.group_id, step.group_index, step.chord)
+
+
+def _chord_part(
+    group_id: str | None, group_index: int | None, body: Mapping[str, Any] | None
+) -> ChordPart | None:
+    if body is None or not group_id:
         return None
     size = body.get("chord_size")
-    return ChordPart(
-        message.group,
-        message.group_index,
-        body,
-        size if type(size) is int else None,
-    )
+    return ChordPart(group_id, group_index, body, size if type(size) is int else None)
 
 
 def chord_body(body: Mapping[str, Any], results: list[Any], *, env: Env) -> Plan:

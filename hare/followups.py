@@ -78,18 +78,19 @@ class FollowUps:
             await self._carry_out(plan, request=context, exc=exc)
         part = canvas.chord_member(message)
         if part is not None:
-            await self._chord_part(message, part, failed=exc, context=context)
+            await self._chord_part(message.id, part, message, failed=exc, context=context)
 
     async def chord_part_succeeded(self, message: Message, value: Any) -> None:
         """Count a chord header part that succeeded; the last one publishes the body."""
         part = canvas.chord_member(message)
         if part is not None:
-            await self._chord_part(message, part, value=value)
+            await self._chord_part(message.id, part, message, value=value)
 
     async def _chord_part(
         self,
-        message: Message,
+        task_id: str,
         part: canvas.ChordPart,
+        message: Message | None,
         *,
         value: Any = None,
         failed: BaseException | None = None,
@@ -98,15 +99,14 @@ class FollowUps:
         results = self._app.results
         if results is None:
             logger.error(
-                "task %s[%s] is part of a chord, but this worker has no result backend to "
+                "task %s is part of a chord, but this worker has no result backend to "
                 "count the parts in: the chord body will not run",
-                message.task,
-                message.id,
+                task_id,
             )
             return
         state = SUCCESS if failed is None else FAILURE
         mine = TaskResult(
-            task_id=message.id,
+            task_id=task_id,
             state=state,
             value=value if failed is None else failed,
             group_id=part.group_id,
@@ -174,3 +174,7 @@ class FollowUps:
                 group_id=step.group_id,
             )
             await results.store(failed, None)
+            # Celery's _fail_chain: a step that was a chord's header part counts as failed
+            part = canvas.failed_chord_part(step)
+            if part is not None:
+                await self._chord_part(step.task_id, part, None, failed=failed.value)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from hare_compat import Celery, chord, group
+from hare_compat import Celery, chain, chord, group
 from hare_compat.app.task import Task
 from tests.amqp.helpers import eventually
 from tests.runtime import running_worker
@@ -175,3 +175,17 @@ async def test_each_task_of_a_group_body_calls_the_errbacks_once_its_header_fail
         await asyncio.to_thread(result.get, timeout=10)
     extra = None if style == "old" else "ValueError('expected')"
     await _called(*((style, task_id, extra) for task_id in ids))
+
+
+async def test_a_header_chain_that_fails_before_its_end_fails_the_chord(
+    running: dict[str, Any],
+) -> None:
+    # Celery's _fail_chain: the chain's last step, the chord's header part, never runs but
+    # counts as failed, so the body fails and its errback is called (it used to hang).
+    body = running["tsum"].s()
+    body_id = body.freeze().id
+    header = chain(running["ok"].si(1), running["fail"].si(), running["ok"].si(2))
+    sig = chord([header], body)
+    sig.link_error(running["old"].s())
+    await _fails(sig)
+    await _called(("old", body_id, None))
