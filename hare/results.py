@@ -210,6 +210,14 @@ class Results:
         """The chord body is published: drop the chord's state for good."""
         await self.backend().chord_complete(group_id)
 
+    async def aadd_to_chord(self, group_id: str) -> None:
+        """One more part for the chord `group_id`, added by a task of its header."""
+        await self.backend().add_to_chord(group_id)
+
+    def add_to_chord(self, group_id: str) -> None:
+        """`aadd_to_chord` from a sync task's thread (runs on the worker's loop)."""
+        self._call(self.aadd_to_chord(group_id))
+
     # -- closing ------------------------------------------------------------------------------
 
     async def aclose(self) -> None:

@@ -81,6 +81,11 @@ class ResultBackend(Protocol):
         """The body of `group_id`'s chord is published: drop the chord's state for good."""
         ...
 
+    async def add_to_chord(self, group_id: str) -> None:
+        """One more part for `group_id`'s chord header, added by a task of it while it runs
+        (Celery's `add_to_chord`: the header completes one part later)."""
+        ...
+
     async def aclose(self) -> None:
         """Close the backend's connections on this loop."""
         ...

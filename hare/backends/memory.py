@@ -33,6 +33,8 @@ class _Chord:
     parts: dict[tuple[str, int | None], TaskResult] = field(default_factory=dict)
     size: int | None = None
     claimed: bool = False
+    #: Parts added by `add_to_chord`, on top of `size`.
+    added: int = 0
 
 
 def _checked_size(size: int) -> int:
@@ -110,10 +112,14 @@ class MemoryStore:
             chord.parts.setdefault((result.task_id, result.group_index), result)
             if chord.size is None:
                 return None  # counted: a later part, once the size is set, completes it
-            if chord.claimed or len(chord.parts) < chord.size:
+            if chord.claimed or len(chord.parts) < chord.size + chord.added:
                 return None
             chord.claimed = True
             return sorted(chord.parts.values(), key=_by_index)
+
+    def add_to_chord(self, group_id: str) -> None:
+        with self._lock:
+            self._chords.setdefault(group_id, _Chord()).added += 1
 
     def chord_complete(self, group_id: str) -> None:
         with self._lock:
@@ -169,6 +175,9 @@ class MemoryBackend:
 
     async def chord_complete(self, group_id: str) -> None:
         self._store.chord_complete(group_id)
+
+    async def add_to_chord(self, group_id: str) -> None:
+        self._store.add_to_chord(group_id)
 
     async def aclose(self) -> None:
         return None

@@ -281,6 +281,12 @@ class RedisBackend:
                 group_id,
             )
 
+    async def add_to_chord(self, group_id: str) -> None:
+        """Celery's `add_to_chord`: one more part in `.t`, which the count adds to the size."""
+        key = chord_keys(group_id)[".t"]
+        async with _redis_errors(f"adding a part to chord {group_id} in {self._where}"):
+            await self._client.incr(key)
+
     async def aclose(self) -> None:
         reader, self._reader = self._reader, None
         if reader is not None:

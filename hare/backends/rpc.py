@@ -231,6 +231,9 @@ class RpcBackend:
     async def chord_complete(self, group_id: str) -> None:
         raise _no_chords()
 
+    async def add_to_chord(self, group_id: str) -> None:
+        raise _no_chords()
+
     # -- worker side ------------------------------------------------------------------------
 
     async def store(self, result: TaskResult, request: Message | None) -> None:

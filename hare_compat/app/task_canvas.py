@@ -7,7 +7,7 @@ becomes a piece of a `hare_compat.canvas` workflow (imported when first used).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from hare.errors import NotSupportedError
 
@@ -99,8 +99,24 @@ class TaskCanvas:
 
         return send_replacement(self, sig)
 
-    def add_to_chord(self, sig: Any, lazy: bool = False) -> NoReturn:
-        raise NotSupportedError("Task.add_to_chord", "hare_compat cannot grow a running chord")
+    def add_to_chord(self, sig: Any, lazy: bool = False) -> Any:
+        """Add `sig` to the chord whose header this task is a part of (Celery's): the chord
+        then waits for one part more, `sig`'s result. Sent now, unless `lazy`."""
+        request = self.request
+        if not request.chord:
+            raise ValueError("Current task is not member of any chord")
+        results = self._get_app().hare.results
+        if results is None:
+            raise NotSupportedError("Task.add_to_chord", "the app stores no results")
+        sig.set(
+            group_id=request.group,
+            group_index=request.group_index,
+            chord=request.chord,
+            root_id=request.root_id,
+        )
+        sig.freeze()
+        results.add_to_chord(request.group)
+        return sig if lazy else sig.delay()
 
 
 def canvas_object(name: str) -> Any:

@@ -245,6 +245,10 @@ RAISES: dict[str, tuple[type[BaseException], Callable[[], Any]]] = {
         exceptions.Ignore,  # as replace: sent, then Ignore
         lambda: _celery_replace("on_replace"),
     ),
+    "celery.app.task.Task.add_to_chord": (
+        ValueError,  # called outside a chord: nothing to add to
+        lambda: _celery_replace("add_to_chord"),
+    ),
     "celery.schedules.BaseSchedule.is_due": (
         NotImplementedError,  # abstract
         lambda: celery_schedules.BaseSchedule().is_due(WHEN),
