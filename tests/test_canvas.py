@@ -215,6 +215,9 @@ CANVASES: dict[str, Callable[[], Any]] = {
     ),
     "a chord as callback": lambda: add.s(1, 2).set(link=chord([add.s(1), add.s(2)], tsum.s())),
     "a step with its own link": lambda: chain(add.s(1, 2).set(link=add.s(100)), add.s(3)),
+    "starmap": lambda: add.starmap([[1, 1], [2, 2]]).set(link=add.s(5)),
+    "map in a group": lambda: group(add.map([1, 2]), add.s(3, 3)),
+    "chain into a starmap": lambda: chain(add.si(1, 1), add.starmap([(1, 1), (2, 2)])),
 }
 
 
@@ -370,6 +373,7 @@ WORKFLOWS = [
     "callbacks of every kind",
     "a chord as callback",
     "a step with its own link",
+    "chain into a starmap",
 ]
 
 
