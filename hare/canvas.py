@@ -90,6 +90,8 @@ class FailedStep:
     chord: Mapping[str, Any] | None
     #: What to store; None: the failure the plan is carried out for.
     exc: BaseException | None = None
+    #: Its result's `children` (Celery's result tuples): what was sent for it.
+    children: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -314,6 +316,7 @@ def chord_failed(
     errbacks = _maybe_list(sig["options"].get("link_error"))
     fields = {k: v for k, v in sig.items() if k.isidentifier()}
     planner = Planner(env)
+    sent: list[Ref] = []
     inline = _call_errbacks(
         planner,
         errbacks,
@@ -321,8 +324,11 @@ def chord_failed(
         task_id,
         (_fake_request(task_id, errbacks, **fields), exc, None),
         accepts_request,
+        sent,
     )
-    failed = (FailedStep(task_id, None, None, None), *chain)
+    # Celery stores the body's failure with the running task's children: the errbacks sent.
+    children = tuple(result_tuple(ref) for ref in sent)
+    failed = (FailedStep(task_id, None, None, None, children=children), *chain)
     return _plan(planner, inline=inline, failed=failed)
 
 
@@ -401,9 +407,11 @@ def _call_errbacks(
     root_id: str,
     call: tuple[Any, Any, Any],
     accepts_request: AcceptsRequest,
+    sent: list[Ref] | None = None,
 ) -> tuple[InlineCall, ...]:
     """Celery's `_call_task_errbacks`: those that take the request are returned, to call
-    with `call`; the others are sent, as one group, the failed task's id."""
+    with `call`; the others are sent, as one group, the failed task's id (its result added
+    to `sent`)."""
     inline, old = [], []
     for errback in errbacks:
         sig = from_dict(errback)
@@ -418,8 +426,18 @@ def _call_errbacks(
             old.append(sig)
     if old:
         ids = {"parent_id": task_id, "root_id": root_id}
-        planner.apply(new_group(old), (task_id,), None, ids)
+        ref = planner.apply(new_group(old), (task_id,), None, ids)
+        if sent is not None and ref is not None:
+            sent.append(ref)
     return tuple(inline)
+
+
+def result_tuple(ref: Ref) -> Any:
+    """Celery's `result.as_tuple()` (no parent): `((id, None), None)` for a task,
+    `((id, None), [member tuples])` for a group."""
+    if isinstance(ref, str):
+        return [[ref, None], None]
+    return [[ref.id, None], [result_tuple(r) for r in ref.results]]
 
 
 def _maybe_list(value: Any) -> list[Any]:

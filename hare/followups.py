@@ -132,7 +132,7 @@ class FollowUps:
                 accepts_request=self._accepts_request,
             )
         await self._carry_out(plan, request=context, exc=error)
-        await results.chord_complete(part.group_id)
+        await results.chord_complete(part.group_id, failed=error is not None)
 
     def _accepts_request(self, sig: Mapping[str, Any]) -> bool | None:
         task = self._app.tasks.get(str(sig.get("task")))
@@ -172,6 +172,7 @@ class FollowUps:
                 value=step.exc or exc or ChordError("an earlier step failed"),
                 date_done=now,
                 group_id=step.group_id,
+                children=step.children,
             )
             await results.store(failed, None)
             # Celery's _fail_chain: a step that was a chord's header part counts as failed

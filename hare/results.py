@@ -206,9 +206,10 @@ class Results:
         every part, in group-index order, to the one caller whose part completes it."""
         return await self.backend().chord_part_done(group_id, size, result)
 
-    async def chord_complete(self, group_id: str) -> None:
-        """The chord body is published: drop the chord's state for good."""
-        await self.backend().chord_complete(group_id)
+    async def chord_complete(self, group_id: str, *, failed: bool = False) -> None:
+        """The chord body is published (or, `failed`, will not run): drop the chord's state
+        for good (a failed chord's parts stay)."""
+        await self.backend().chord_complete(group_id, failed=failed)
 
     async def aadd_to_chord(self, group_id: str) -> None:
         """One more part for the chord `group_id`, added by a task of its header."""

@@ -487,6 +487,8 @@ def test_a_failed_chord_calls_the_body_errbacks_and_fails_the_body() -> None:
     ((_, call),) = plan.publish
     assert (call.task, call.args, call.parent_id) == ("t.err", ("body",), "body")
     assert [f.task_id for f in plan.failed] == ["body"]
+    # Stored with the errbacks sent as its children (Celery: the running task's children).
+    assert plan.failed[0].children == ([[call.group, None], [[[call.id, None], None]]],)
 
 
 def test_a_failed_chord_s_inline_errbacks_get_a_request_standing_for_the_body() -> None:

@@ -77,8 +77,9 @@ class ResultBackend(Protocol):
         """
         ...
 
-    async def chord_complete(self, group_id: str) -> None:
-        """The body of `group_id`'s chord is published: drop the chord's state for good."""
+    async def chord_complete(self, group_id: str, *, failed: bool = False) -> None:
+        """The body of `group_id`'s chord is published (or, `failed`, will not run): drop
+        the chord's state for good; a failed chord's parts' results stay, as in Celery."""
         ...
 
     async def add_to_chord(self, group_id: str) -> None:

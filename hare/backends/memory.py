@@ -173,7 +173,7 @@ class MemoryBackend:
         part = replace(entry, group_index=group_index(result))
         return self._store.chord_part(group_id, None if size is None else _checked_size(size), part)
 
-    async def chord_complete(self, group_id: str) -> None:
+    async def chord_complete(self, group_id: str, *, failed: bool = False) -> None:
         self._store.chord_complete(group_id)
 
     async def add_to_chord(self, group_id: str) -> None:

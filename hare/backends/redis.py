@@ -262,7 +262,7 @@ class RedisBackend:
             )
         return parts
 
-    async def chord_complete(self, group_id: str) -> None:
+    async def chord_complete(self, group_id: str, *, failed: bool = False) -> None:
         token = self._claims.pop(group_id, None)
         if token is None:
             raise ResultBackendError(
@@ -273,7 +273,8 @@ class RedisBackend:
         order = [keys[s] for s in (".c", ".j", ".t", ".s", ".d")]
         done_seconds = max(self._claim_seconds * 2, 300)
         async with _redis_errors(f"completing chord {group_id} in {self._where}"):
-            cleaned = await self._cleanup_script(keys=order, args=[token, done_seconds])
+            args: list[str | int] = [token, done_seconds, int(failed)]
+            cleaned = await self._cleanup_script(keys=order, args=args)
         if not int(cleaned):
             logger.warning(
                 "chord %s: the claim expired before the body was published; "

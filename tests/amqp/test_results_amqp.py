@@ -339,7 +339,12 @@ async def test_redis_chord_keys_are_celerys(
     ok = TaskResult(task_id=f"{token}-b", state=SUCCESS, value=2, extra={"group_index": 1})
     done = await results_of(app).chord_part_done(group, None, ok)
     assert done is not None and [p.state for p in done] == [FAILURE, SUCCESS]
-    await results_of(app).chord_complete(group)
+    # A failed chord keeps its parts' results, as Celery does (its size goes).
+    await results_of(app).chord_complete(group, failed=True)
+    client = aioredis.Redis.from_url(redis_url)
+    key = f"celery-taskset-meta-{group}"
+    assert await client.zcard(key + ".j") == 2 and not await client.exists(key + ".s")
+    await client.aclose()
     await results_of(app).aclose()
 
 
