@@ -29,12 +29,13 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 from hare.canvas_message import Env, Outgoing
 from hare.canvas_plan import GroupRef, Planner, Ref
-from hare.canvas_sig import GROUP, from_dict, kind, merge, new_group
-from hare.errors import ConfigurationError, NotSupportedError
+from hare.canvas_sig import CHAIN, CHORD, GROUP, from_dict, kind, merge, new_group
+from hare.errors import ChordError, ConfigurationError, NotSupportedError
 from hare.message import Message
 
 __all__ = (
@@ -52,6 +53,7 @@ __all__ = (
     "chord_body",
     "chord_failed",
     "chord_member",
+    "failed_chord_part",
     "errback_accepts_request",
     "failed_steps",
     "freeze",
@@ -86,6 +88,10 @@ class FailedStep:
     group_id: str | None
     group_index: int | None
     chord: Mapping[str, Any] | None
+    #: What to store; None: the failure the plan is carried out for.
+    exc: BaseException | None = None
+    #: Its result's `children` (Celery's result tuples): what was sent for it.
+    children: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -265,16 +271,22 @@ def errback_accepts_request(fn: Callable[..., Any], errback: Mapping[str, Any]) 
 def chord_member(message: Message) -> ChordPart | None:
     """The chord `message` is a header part of, or None (Celery: `request.chord` with a
     `request.group`)."""
-    body = message.embed.chord
-    if body is None or not message.group:
+    return _chord_part(message.group, message.group_index, message.embed.chord)
+
+
+def failed_chord_part(step: FailedStep) -> ChordPart | None:
+    """The chord a step that will not run was a header part of (Celery's `_fail_chain`
+    counts it as a failed part), or None."""
+    return _chord_part(step.group_id, step.group_index, step.chord)
+
+
+def _chord_part(
+    group_id: str | None, group_index: int | None, body: Mapping[str, Any] | None
+) -> ChordPart | None:
+    if body is None or not group_id:
         return None
     size = body.get("chord_size")
-    return ChordPart(
-        message.group,
-        message.group_index,
-        body,
-        size if type(size) is int else None,
-    )
+    return ChordPart(group_id, group_index, body, size if type(size) is int else None)
 
 
 def chord_body(body: Mapping[str, Any], results: list[Any], *, env: Env) -> Plan:
@@ -289,31 +301,89 @@ def chord_failed(
     body: Mapping[str, Any],
     exc: BaseException,
     *,
-    request: Any,
     env: Env,
     accepts_request: AcceptsRequest,
 ) -> Plan:
     """What Celery does when a header task of a chord failed (`chord_error_from_stack`):
     the body is stored as FAILURE with `exc` (a `ChordError`), its errbacks called (with no
-    traceback) and its chain failed. A group body's tasks are each stored as FAILURE."""
+    traceback, and as request one standing for the body, as Celery's fake request: its id is
+    the body's) and its chain failed with `exc`. A group body: see `_group_body_failed`."""
     sig = from_dict(body)
     chain = failed_steps(sig["options"].get("chain"))
     if kind(sig) == GROUP:
-        members = tuple(
-            FailedStep(t["options"].get("task_id"), None, None, None)
-            for t in sig["kwargs"]["tasks"]
-        )
-        return Plan(failed=members + chain)
+        return _group_body_failed(sig, exc, env, accepts_request, chain)
     task_id = sig["options"].get("task_id") or env.new_id()
-    return _errbacks(
-        _maybe_list(sig["options"].get("link_error")),
+    errbacks = _maybe_list(sig["options"].get("link_error"))
+    fields = {k: v for k, v in sig.items() if k.isidentifier()}
+    planner = Planner(env)
+    sent: list[Ref] = []
+    inline = _call_errbacks(
+        planner,
+        errbacks,
         task_id,
         task_id,
-        (request, exc, None),
-        env,
+        (_fake_request(task_id, errbacks, **fields), exc, None),
         accepts_request,
-        (FailedStep(task_id, None, None, None), *chain),
+        sent,
     )
+    # Celery stores the body's failure with the running task's children: the errbacks sent.
+    children = tuple(result_tuple(ref) for ref in sent)
+    failed = (FailedStep(task_id, None, None, None, children=children), *chain)
+    return _plan(planner, inline=inline, failed=failed)
+
+
+def _group_body_failed(
+    sig: Mapping[str, Any],
+    exc: BaseException,
+    env: Env,
+    accepts_request: AcceptsRequest,
+    chain: tuple[FailedStep, ...],
+) -> Plan:
+    """Celery's `_handle_group_chord_error`: each task of a group body calls its errbacks
+    (its own, then the group's, each once) with the header's failure (the `ChordError`'s
+    cause) and is stored as FAILURE with it, as is the group's id; the chain after the
+    group fails with `exc`."""
+    cause = exc.__cause__ if isinstance(exc, ChordError) and exc.__cause__ else exc
+    group_errbacks = _maybe_list(sig["options"].get("link_error"))
+    planner = Planner(env)
+    inline: list[InlineCall] = []
+    failed: list[FailedStep] = []
+    for task in sig["kwargs"]["tasks"]:
+        task_id, own = _result_errbacks(task)
+        task_id = task_id or env.new_id()
+        errbacks: list[Any] = []
+        for errback in (*own, *group_errbacks):
+            if errback not in errbacks:
+                errbacks.append(errback)
+        call = (_fake_request(task_id, errbacks, task="unknown"), cause, None)
+        inline += _call_errbacks(planner, errbacks, task_id, task_id, call, accepts_request)
+        failed.append(FailedStep(task_id, None, None, None, cause))
+    group_id = sig["options"].get("task_id")
+    if group_id:
+        failed.append(FailedStep(group_id, None, None, None, cause))
+    return _plan(planner, inline=tuple(inline), failed=(*failed, *chain))
+
+
+def _result_errbacks(sig: Mapping[str, Any]) -> tuple[str | None, list[Any]]:
+    """Celery's `_result_errbacks`: the id of `sig`'s result and the errbacks linked to it
+    (a chord's are its body's; a group's, its own and its tasks')."""
+    errbacks: list[Any] = []
+    while kind(sig) == CHORD and sig["kwargs"].get("body") is not None:
+        errbacks += _maybe_list(sig["options"].get("link_error"))
+        sig = sig["kwargs"]["body"]
+    errbacks += _maybe_list(sig["options"].get("link_error"))
+    if kind(sig) == GROUP:
+        for task in sig["kwargs"]["tasks"]:
+            errbacks += _result_errbacks(task)[1]
+    if kind(sig) == CHAIN and sig["kwargs"].get("tasks"):
+        return _result_errbacks(sig["kwargs"]["tasks"][-1])[0], errbacks
+    return sig["options"].get("task_id"), errbacks
+
+
+def _fake_request(task_id: str, errbacks: list[Any], **fields: Any) -> SimpleNamespace:
+    """Celery's `_create_fake_task_request`, what an errback gets as the request of a task
+    that will not run: `fields`, its id, its errbacks and an empty `delivery_info`."""
+    return SimpleNamespace(**(fields | {"id": task_id, "errbacks": errbacks, "delivery_info": {}}))
 
 
 def _errbacks(
@@ -325,6 +395,23 @@ def _errbacks(
     accepts_request: AcceptsRequest,
     failed: tuple[FailedStep, ...],
 ) -> Plan:
+    planner = Planner(env)
+    inline = _call_errbacks(planner, errbacks, task_id, root_id, call, accepts_request)
+    return _plan(planner, inline=inline, failed=failed)
+
+
+def _call_errbacks(
+    planner: Planner,
+    errbacks: list[Any],
+    task_id: str,
+    root_id: str,
+    call: tuple[Any, Any, Any],
+    accepts_request: AcceptsRequest,
+    sent: list[Ref] | None = None,
+) -> tuple[InlineCall, ...]:
+    """Celery's `_call_task_errbacks`: those that take the request are returned, to call
+    with `call`; the others are sent, as one group, the failed task's id (its result added
+    to `sent`)."""
     inline, old = [], []
     for errback in errbacks:
         sig = from_dict(errback)
@@ -337,11 +424,20 @@ def _errbacks(
             inline.append(InlineCall(sig["task"], tuple(args), dict(kwargs)))
         else:
             old.append(sig)
-    planner = Planner(env)
     if old:
         ids = {"parent_id": task_id, "root_id": root_id}
-        planner.apply(new_group(old), (task_id,), None, ids)
-    return _plan(planner, inline=tuple(inline), failed=failed)
+        ref = planner.apply(new_group(old), (task_id,), None, ids)
+        if sent is not None and ref is not None:
+            sent.append(ref)
+    return tuple(inline)
+
+
+def result_tuple(ref: Ref) -> Any:
+    """Celery's `result.as_tuple()` (no parent): `((id, None), None)` for a task,
+    `((id, None), [member tuples])` for a group."""
+    if isinstance(ref, str):
+        return [[ref, None], None]
+    return [[ref.id, None], [result_tuple(r) for r in ref.results]]
 
 
 def _maybe_list(value: Any) -> list[Any]:

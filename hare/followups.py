@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from hare import canvas
 from hare.clock import Clock
+from hare.errors import ChordError
 from hare.message import Message
 from hare.result import FAILURE, SUCCESS, TaskResult
 
@@ -35,10 +36,6 @@ def has_follow_ups(message: Message) -> bool:
     """Whether anything may follow `message`'s task (the common case: nothing)."""
     embed = message.embed
     return bool(embed.callbacks or embed.chain or embed.errbacks or embed.chord)
-
-
-class ChordError(Exception):
-    """A task of a chord's header failed, so its body cannot run (Celery's `ChordError`)."""
 
 
 class FollowUps:
@@ -81,18 +78,19 @@ class FollowUps:
             await self._carry_out(plan, request=context, exc=exc)
         part = canvas.chord_member(message)
         if part is not None:
-            await self._chord_part(message, part, failed=exc, context=context)
+            await self._chord_part(message.id, part, message, failed=exc, context=context)
 
     async def chord_part_succeeded(self, message: Message, value: Any) -> None:
         """Count a chord header part that succeeded; the last one publishes the body."""
         part = canvas.chord_member(message)
         if part is not None:
-            await self._chord_part(message, part, value=value)
+            await self._chord_part(message.id, part, message, value=value)
 
     async def _chord_part(
         self,
-        message: Message,
+        task_id: str,
         part: canvas.ChordPart,
+        message: Message | None,
         *,
         value: Any = None,
         failed: BaseException | None = None,
@@ -101,15 +99,14 @@ class FollowUps:
         results = self._app.results
         if results is None:
             logger.error(
-                "task %s[%s] is part of a chord, but this worker has no result backend to "
+                "task %s is part of a chord, but this worker has no result backend to "
                 "count the parts in: the chord body will not run",
-                message.task,
-                message.id,
+                task_id,
             )
             return
         state = SUCCESS if failed is None else FAILURE
         mine = TaskResult(
-            task_id=message.id,
+            task_id=task_id,
             state=state,
             value=value if failed is None else failed,
             group_id=part.group_id,
@@ -120,25 +117,29 @@ class FollowUps:
             return
         env = self._env(current=message)
         broken = next((p for p in parts if p.state != SUCCESS), None)
+        error: ChordError | None = None
         if broken is None:
             plan = canvas.chord_body(part.body, [p.value for p in parts], env=env)
         else:
-            error = ChordError(f"dependency {broken.task_id} raised {broken.value!r}")
+            # Celery's words (`_unpack_chord_result`), the part's exception as the cause
+            error = ChordError(f"Dependency {broken.task_id} raised {broken.value!r}")
+            if isinstance(broken.value, BaseException):
+                error.__cause__ = broken.value
             plan = canvas.chord_failed(
                 part.body,
                 error,
-                request=context,
                 env=env,
                 accepts_request=self._accepts_request,
             )
-        await self._carry_out(plan, request=context, exc=None)
-        await results.chord_complete(part.group_id)
+        await self._carry_out(plan, request=context, exc=error)
+        await results.chord_complete(part.group_id, failed=error is not None)
 
     def _accepts_request(self, sig: Mapping[str, Any]) -> bool | None:
         task = self._app.tasks.get(str(sig.get("task")))
         if task is None:
             return None
-        return canvas.errback_accepts_request(task.fn, sig)
+        header = task.errback_header
+        return header is not None and canvas.errback_accepts_request(header, sig)
 
     async def _carry_out(
         self, plan: canvas.Plan, *, request: Any = None, exc: BaseException | None = None
@@ -168,8 +169,13 @@ class FollowUps:
             failed = TaskResult(
                 task_id=step.task_id,
                 state=FAILURE,
-                value=exc if exc is not None else ChordError("an earlier step failed"),
+                value=step.exc or exc or ChordError("an earlier step failed"),
                 date_done=now,
                 group_id=step.group_id,
+                children=step.children,
             )
             await results.store(failed, None)
+            # Celery's _fail_chain: a step that was a chord's header part counts as failed
+            part = canvas.failed_chord_part(step)
+            if part is not None:
+                await self._chord_part(step.task_id, part, None, failed=failed.value)

@@ -206,17 +206,18 @@ class Results:
         every part, in group-index order, to the one caller whose part completes it."""
         return await self.backend().chord_part_done(group_id, size, result)
 
-    async def add_to_chord(self, group_id: str) -> None:
-        """One more part for a running chord's header (Celery's `add_to_chord`)."""
+    async def chord_complete(self, group_id: str, *, failed: bool = False) -> None:
+        """The chord body is published (or, `failed`, will not run): drop the chord's state
+        for good (a failed chord's parts stay)."""
+        await self.backend().chord_complete(group_id, failed=failed)
+
+    async def aadd_to_chord(self, group_id: str) -> None:
+        """One more part for the chord `group_id`, added by a task of its header."""
         await self.backend().add_to_chord(group_id)
 
-    def add_to_chord_sync(self, group_id: str) -> None:
-        """`add_to_chord` from a sync task's thread."""
-        self._call(self.add_to_chord(group_id))
-
-    async def chord_complete(self, group_id: str) -> None:
-        """The chord body is published: drop the chord's state for good."""
-        await self.backend().chord_complete(group_id)
+    def add_to_chord(self, group_id: str) -> None:
+        """`aadd_to_chord` from a sync task's thread (runs on the worker's loop)."""
+        self._call(self.aadd_to_chord(group_id))
 
     # -- closing ------------------------------------------------------------------------------
 

@@ -81,6 +81,12 @@ class Task(Generic[P, R]):
         #: the context that ran the task; an async task's may return an awaitable (awaited).
         #: hare_compat runs Celery's `after_return` here, in Celery's place.
         self.after_signal: Callable[[str, Any], Any] | None = None
+        #: The function whose parameters decide how this task is called as an errback
+        #: (Celery's `__header__`): when it takes more than the failed task's id, the worker
+        #: calls it with `(request, exc, traceback)`; otherwise, or when None, it is sent the
+        #: failed task's id. hare_compat sets the user's function here (None for bound and
+        #: class-based tasks, as Celery), since `fn` is then its own wrapper.
+        self.errback_header: Callable[..., Any] | None = fn
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"

@@ -25,7 +25,7 @@ from celery.app.trace import build_tracer
 from hare import canvas, protocol
 from hare.canvas import Env, Plan
 from hare.codec import accepted_content_types
-from hare.errors import ConfigurationError, NotSupportedError
+from hare.errors import ChordError, ConfigurationError, NotSupportedError
 from hare.message import Embed, Message
 from hare.transport.base import Properties
 
@@ -215,6 +215,9 @@ CANVASES: dict[str, Callable[[], Any]] = {
     ),
     "a chord as callback": lambda: add.s(1, 2).set(link=chord([add.s(1), add.s(2)], tsum.s())),
     "a step with its own link": lambda: chain(add.s(1, 2).set(link=add.s(100)), add.s(3)),
+    "starmap": lambda: add.starmap([[1, 1], [2, 2]]).set(link=add.s(5)),
+    "map in a group": lambda: group(add.map([1, 2]), add.s(3, 3)),
+    "chain into a starmap": lambda: chain(add.si(1, 1), add.starmap([(1, 1), (2, 2)])),
 }
 
 
@@ -370,6 +373,7 @@ WORKFLOWS = [
     "callbacks of every kind",
     "a chord as callback",
     "a step with its own link",
+    "chain into a starmap",
 ]
 
 
@@ -478,11 +482,64 @@ def test_chord_member_says_which_chord_and_the_body_gets_results_in_order() -> N
 def test_a_failed_chord_calls_the_body_errbacks_and_fails_the_body() -> None:
     body = _sig("t.tsum", task_id="body", link_error=[_sig("t.err")])
     plan = canvas.chord_failed(
-        body, RuntimeError("part"), request=None, env=env(), accepts_request=lambda s: False
+        body, RuntimeError("part"), env=env(), accepts_request=lambda s: False
     )
     ((_, call),) = plan.publish
     assert (call.task, call.args, call.parent_id) == ("t.err", ("body",), "body")
     assert [f.task_id for f in plan.failed] == ["body"]
+    # Stored with the errbacks sent as its children (Celery: the running task's children).
+    assert plan.failed[0].children == ([[call.group, None], [[[call.id, None], None]]],)
+
+
+def test_a_failed_chord_s_inline_errbacks_get_a_request_standing_for_the_body() -> None:
+    # Celery's chord_error_from_stack: a fake request with the body's id and errbacks.
+    errback = _sig("t.onerr", "label")
+    body = _sig("t.tsum", task_id="body", link_error=[errback])
+    exc = RuntimeError("part")
+    plan = canvas.chord_failed(body, exc, env=env(), accepts_request=lambda s: True)
+    ((call,),) = (plan.inline,)
+    request, got, traceback, *rest = call.args
+    assert (call.task, got, traceback, rest) == ("t.onerr", exc, None, ["label"])
+    assert (request.id, request.task, request.errbacks, request.delivery_info) == (
+        "body",
+        "t.tsum",
+        [errback],
+        {},
+    )
+
+
+def test_a_failed_chord_s_group_body_tasks_each_call_their_errbacks_with_the_cause() -> None:
+    # Celery's _handle_group_chord_error: each task calls its own errbacks and the group's,
+    # each once, with the ChordError's cause; it, the group and the chain after it fail.
+    shared, own = _sig("t.onerr", "chord"), _sig("t.onerr", "own")
+    first = _sig("t.tsum", task_id="b1", link_error=[own, shared])
+    body = {
+        **_sig("celery.group", task_id="g1", link_error=[shared]),
+        "subtask_type": "group",
+        "kwargs": {"tasks": [first, _sig("t.tsum", task_id="b2"), _sig("t.old", task_id="b3")]},
+    }
+    body["options"]["chain"] = [_sig("t.after", task_id="after")]
+    cause = RuntimeError("part")
+    exc = ChordError("Dependency p raised RuntimeError('part')")
+    exc.__cause__ = cause
+    plan = canvas.chord_failed(
+        body, exc, env=env(), accepts_request=lambda s: s["task"] == "t.onerr"
+    )
+    inline = [(c.args[0].id, c.args[1], c.args[3:]) for c in plan.inline]
+    assert inline == [
+        ("b1", cause, ("own",)),
+        ("b1", cause, ("chord",)),
+        ("b2", cause, ("chord",)),
+        ("b3", cause, ("chord",)),
+    ]
+    assert [(f.task_id, f.exc) for f in plan.failed] == [
+        ("b1", cause),
+        ("b2", cause),
+        ("b3", cause),
+        ("g1", cause),
+        ("after", None),  # stored with the plan's failure, the ChordError
+    ]
+    assert plan.publish == ()
 
 
 def test_signature_message_prepends_unless_immutable() -> None:

@@ -357,21 +357,22 @@ def test_chord_entries_as_celery_redis_stores_them(celery_backend: BaseBackend) 
         chord_entry_loads(b'[1, "p1"]')
 
 
-def test_a_revoked_result_is_celery_s_task_revoked_error_on_both_sides() -> None:
+@pytest.mark.parametrize("name", ["TaskRevokedError", "ChordError"])
+def test_hare_s_revoked_and_chord_errors_are_celery_s_on_both_sides(name: str) -> None:
     from celery import exceptions
-    from celery.exceptions import TaskRevokedError
 
-    from hare.errors import TaskRevoked
+    from hare import errors
 
-    meta = celery_format.exception_to_meta(TaskRevoked("expired"))
+    hare_cls = {"TaskRevokedError": errors.TaskRevoked, "ChordError": errors.ChordError}[name]
+    meta = celery_format.exception_to_meta(hare_cls("expired"))
     assert meta == {
-        "exc_type": "TaskRevokedError",
+        "exc_type": name,
         "exc_message": ["expired"],
         "exc_module": "celery.exceptions",
     }
     # A Celery client rebuilds Celery's class (hare_compat's where it is loaded); hare
     # alone, hare's.
     celery_side = celery_format.exception_from_meta(meta, modules={"celery.exceptions": exceptions})
-    assert isinstance(celery_side, TaskRevokedError)
+    assert isinstance(celery_side, getattr(exceptions, name))
     hare_side = celery_format.exception_from_meta(meta, modules={})
-    assert isinstance(hare_side, TaskRevoked) and hare_side.args == ("expired",)
+    assert isinstance(hare_side, hare_cls) and hare_side.args == ("expired",)

@@ -64,10 +64,6 @@ class ResultBackend(Protocol):
         (Celery's `set_chord_size`; a chord applied again with the same id starts anew)."""
         ...
 
-    async def add_to_chord(self, group_id: str) -> None:
-        """One more part for `group_id`'s running chord header (Celery's `add_to_chord`)."""
-        ...
-
     async def chord_part_done(
         self, group_id: str, size: int | None, result: TaskResult
     ) -> list[TaskResult] | None:
@@ -81,8 +77,14 @@ class ResultBackend(Protocol):
         """
         ...
 
-    async def chord_complete(self, group_id: str) -> None:
-        """The body of `group_id`'s chord is published: drop the chord's state for good."""
+    async def chord_complete(self, group_id: str, *, failed: bool = False) -> None:
+        """The body of `group_id`'s chord is published (or, `failed`, will not run): drop
+        the chord's state for good; a failed chord's parts' results stay, as in Celery."""
+        ...
+
+    async def add_to_chord(self, group_id: str) -> None:
+        """One more part for `group_id`'s chord header, added by a task of it while it runs
+        (Celery's `add_to_chord`: the header completes one part later)."""
         ...
 
     async def aclose(self) -> None:

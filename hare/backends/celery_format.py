@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from hare.codec import json_dumps, json_loads
-from hare.errors import TaskRevoked
+from hare.errors import ChordError, TaskRevoked
 from hare.result import (
     EXCEPTION_STATES,
     FAILURE,
@@ -93,6 +93,15 @@ CELERY_EXCEPTION_NAMES = frozenset(
 )
 
 
+#: hare's own exceptions that Celery has one of: written as Celery's (a Celery client reads
+#: back its own class), read back as hare's where neither Celery nor hare_compat is loaded.
+HARE_AS_CELERY: dict[type[BaseException], str] = {
+    TaskRevoked: "TaskRevokedError",
+    ChordError: "ChordError",
+}
+_CELERY_AS_HARE = {name: cls for cls, name in HARE_AS_CELERY.items()}
+
+
 def _exc_module(cls: type[BaseException], qualname: str) -> str:
     if cls.__module__ == COMPAT_EXCEPTIONS and qualname in CELERY_EXCEPTION_NAMES:
         return CELERY_EXCEPTIONS
@@ -117,9 +126,9 @@ def exception_to_meta(exc: BaseException) -> dict[str, Any]:
             "exc_module": exc.exc_module,
         }
     cls = type(exc)
-    if cls is TaskRevoked:  # a Celery client reads it back as its TaskRevokedError
+    if cls in HARE_AS_CELERY:
         return {
-            "exc_type": "TaskRevokedError",
+            "exc_type": HARE_AS_CELERY[cls],
             "exc_message": [_serializable(arg) for arg in exc.args],
             "exc_module": CELERY_EXCEPTIONS,
         }
@@ -136,8 +145,8 @@ def _find_class(module: str | None, qualname: str, modules: Mapping[str, ModuleT
         compat = _find_class(COMPAT_EXCEPTIONS, qualname, modules)
         if compat is not None:
             return compat
-        if qualname == "TaskRevokedError" and module not in modules:
-            return TaskRevoked  # hare's own, where neither Celery nor hare_compat is loaded
+        if qualname in _CELERY_AS_HARE and module not in modules:
+            return _CELERY_AS_HARE[qualname]
     if module is None or module not in modules:
         return None
     found: Any = modules[module]

@@ -32,9 +32,9 @@ __all__ = ("MemoryBackend", "MemoryStore")
 class _Chord:
     parts: dict[tuple[str, int | None], TaskResult] = field(default_factory=dict)
     size: int | None = None
-    #: Parts added while the chord runs (`add_to_chord`).
-    added: int = 0
     claimed: bool = False
+    #: Parts added by `add_to_chord`, on top of `size`.
+    added: int = 0
 
 
 def _checked_size(size: int) -> int:
@@ -173,11 +173,11 @@ class MemoryBackend:
         part = replace(entry, group_index=group_index(result))
         return self._store.chord_part(group_id, None if size is None else _checked_size(size), part)
 
+    async def chord_complete(self, group_id: str, *, failed: bool = False) -> None:
+        self._store.chord_complete(group_id)
+
     async def add_to_chord(self, group_id: str) -> None:
         self._store.add_to_chord(group_id)
-
-    async def chord_complete(self, group_id: str) -> None:
-        self._store.chord_complete(group_id)
 
     async def aclose(self) -> None:
         return None

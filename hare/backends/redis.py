@@ -214,13 +214,6 @@ class RedisBackend:
             await self._client.delete(keys[".c"])
             await self._client.set(keys[".s"], size, ex=self._expires)
 
-    async def add_to_chord(self, group_id: str) -> None:
-        """Celery's: one more part, counted in the chord's `.t` key beside its size."""
-        key = chord_keys(group_id)[".t"]
-        async with _redis_errors(f"adding a part to chord {group_id} in {self._where}"):
-            await self._client.incr(key)
-            await self._client.expire(key, self._expires)
-
     async def chord_part_done(
         self, group_id: str, size: int | None, result: TaskResult
     ) -> list[TaskResult] | None:
@@ -269,7 +262,7 @@ class RedisBackend:
             )
         return parts
 
-    async def chord_complete(self, group_id: str) -> None:
+    async def chord_complete(self, group_id: str, *, failed: bool = False) -> None:
         token = self._claims.pop(group_id, None)
         if token is None:
             raise ResultBackendError(
@@ -280,13 +273,20 @@ class RedisBackend:
         order = [keys[s] for s in (".c", ".j", ".t", ".s", ".d")]
         done_seconds = max(self._claim_seconds * 2, 300)
         async with _redis_errors(f"completing chord {group_id} in {self._where}"):
-            cleaned = await self._cleanup_script(keys=order, args=[token, done_seconds])
+            args: list[str | int] = [token, done_seconds, int(failed)]
+            cleaned = await self._cleanup_script(keys=order, args=args)
         if not int(cleaned):
             logger.warning(
                 "chord %s: the claim expired before the body was published; "
                 "its state was left to expire",
                 group_id,
             )
+
+    async def add_to_chord(self, group_id: str) -> None:
+        """Celery's `add_to_chord`: one more part in `.t`, which the count adds to the size."""
+        key = chord_keys(group_id)[".t"]
+        async with _redis_errors(f"adding a part to chord {group_id} in {self._where}"):
+            await self._client.incr(key)
 
     async def aclose(self) -> None:
         reader, self._reader = self._reader, None

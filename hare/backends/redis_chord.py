@@ -73,7 +73,8 @@ end
 return {readycount, totaldiff, size, claimed}
 """
 
-# KEYS: claim, parts, total diff, size, counted; ARGV: claim token, seconds to keep `done`.
+# KEYS: claim, parts, total diff, size, counted; ARGV: claim token, seconds to keep `done`,
+# '1' when the chord failed: its parts (and added count) stay, as Celery keeps them.
 CHORD_CLEANUP_LUA = """
 local ckey = KEYS[1]
 local jkey = KEYS[2]
@@ -84,7 +85,11 @@ local token = ARGV[1]
 local done_expires = tonumber(ARGV[2])
 
 if redis.call('GET', ckey) == token then
-    redis.call('DEL', jkey, tkey, skey, dkey)
+    if ARGV[3] == '1' then
+        redis.call('DEL', skey, dkey)
+    else
+        redis.call('DEL', jkey, tkey, skey, dkey)
+    end
     if done_expires and done_expires > 0 then
         redis.call('SET', ckey, 'done', 'EX', done_expires)
     end

@@ -228,10 +228,10 @@ class RpcBackend:
     ) -> list[TaskResult] | None:
         raise _no_chords()
 
-    async def add_to_chord(self, group_id: str) -> None:
+    async def chord_complete(self, group_id: str, *, failed: bool = False) -> None:
         raise _no_chords()
 
-    async def chord_complete(self, group_id: str) -> None:
+    async def add_to_chord(self, group_id: str) -> None:
         raise _no_chords()
 
     # -- worker side ------------------------------------------------------------------------

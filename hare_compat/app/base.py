@@ -26,12 +26,12 @@ from hare.errors import NotSupportedError
 from hare_compat import _state, signals
 from hare_compat.app import beat, djangofixup, loader
 from hare_compat.app.backend import Backend
+from hare_compat.app.builtins import add_builtin_tasks
 from hare_compat.app.conf import Settings
 from hare_compat.app.configuration import Configuration
 from hare_compat.app.mapping import hare_settings
 from hare_compat.app.publishing import Publishing
 from hare_compat.app.registry import Promise, TaskRegistry
-from hare_compat.app.replacing import ACCUMULATE, accumulate
 from hare_compat.app.routes import AMQP
 from hare_compat.app.trace import CELERY_LOGGERS
 from hare_compat.app.worker_options import WorkerOptions
@@ -313,10 +313,7 @@ class Celery(Configuration, WorkerOptions, Publishing):
             _state.announce_app_finalized(self)
             while self._pending:
                 self._pending.popleft().evaluate()
-            if ACCUMULATE not in self._tasks:  # Celery's built-in, for Task.replace
-                from hare_compat.app.task import task_from_function
-
-                task_from_function(self, accumulate, name=ACCUMULATE)
+            add_builtin_tasks(self)
             self.on_after_finalize.send(sender=self)
 
     def autodiscover_tasks(

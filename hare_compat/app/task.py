@@ -196,6 +196,12 @@ class Task(TaskCanvas, TaskHandlers):
         hare_task.ignore_result = bool(self.ignore_result)
         hare_task.after_signal = after_signal(self)
         hare_task.track_started = bool(self.track_started)
+        # Celery's `__header__`, which decides how the task is called as an errback: the
+        # decorated function's; a bound task's (a partial there) and a class-based task's
+        # (none) make it one sent the failed task's id.
+        fun = getattr(self, "_decorated_fun", None)
+        bound = getattr(self, "_bound_self", False)
+        hare_task.errback_header = None if fun is None or bound else fun
         self._hare_task = hare_task
         if parse_rate(self.rate_limit) > 0:
             assert self.rate_limit is not None

@@ -100,13 +100,14 @@ class TaskCanvas:
         return send_replacement(self, sig)
 
     def add_to_chord(self, sig: Any, lazy: bool = False) -> Any:
-        """Add `sig` to the chord this task is a header part of: the chord's body waits for it
-        too (Celery's; needs a result backend that runs chords). Sends it, unless `lazy`
-        (then returns it, to send yourself). From a sync task: an async task's loop cannot
-        wait on the result store here."""
+        """Add `sig` to the chord whose header this task is a part of (Celery's): the chord
+        then waits for one part more, `sig`'s result. Sent now, unless `lazy`."""
         request = self.request
         if not request.chord:
             raise ValueError("Current task is not member of any chord")
+        results = self._get_app().hare.results
+        if results is None:
+            raise NotSupportedError("Task.add_to_chord", "the app stores no results")
         sig.set(
             group_id=request.group,
             group_index=request.group_index,
@@ -114,10 +115,7 @@ class TaskCanvas:
             root_id=request.root_id,
         )
         sig.freeze()
-        results = self._get_app().hare.results
-        if results is None:
-            raise NotSupportedError("Task.add_to_chord", "the app has no result backend")
-        results.add_to_chord_sync(request.group)
+        results.add_to_chord(request.group)
         return sig if lazy else sig.delay()
 
 

@@ -335,7 +335,7 @@ async def test_a_part_added_to_a_running_chord_is_waited_for(redis_url: str, tok
 
         await results.set_chord_size(group, 2)
         assert await results.chord_part_done(group, 2, part(0)) is None
-        await results.add_to_chord(group)  # part 0 grew the header (Celery's add_to_chord)
+        await results.aadd_to_chord(group)  # part 0 grew the header (Celery's add_to_chord)
         assert await results.chord_part_done(group, 2, part(1)) is None  # 2 of 3
         done = await results.chord_part_done(group, 2, part(2))
         assert done is not None and sorted(p.value for p in done) == [0, 1, 2]
@@ -359,7 +359,12 @@ async def test_redis_chord_keys_are_celerys(
     ok = TaskResult(task_id=f"{token}-b", state=SUCCESS, value=2, extra={"group_index": 1})
     done = await results_of(app).chord_part_done(group, None, ok)
     assert done is not None and [p.state for p in done] == [FAILURE, SUCCESS]
-    await results_of(app).chord_complete(group)
+    # A failed chord keeps its parts' results, as Celery does (its size goes).
+    await results_of(app).chord_complete(group, failed=True)
+    client = aioredis.Redis.from_url(redis_url)
+    key = f"celery-taskset-meta-{group}"
+    assert await client.zcard(key + ".j") == 2 and not await client.exists(key + ".s")
+    await client.aclose()
     await results_of(app).aclose()
 
 

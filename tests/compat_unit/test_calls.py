@@ -248,10 +248,6 @@ def _celery_replace(hook: str) -> Any:
 
 #: Calls that raise in Celery too: the exception, and the same call on Celery.
 RAISES: dict[str, tuple[type[BaseException], Callable[[], Any]]] = {
-    "celery.app.task.Task.add_to_chord": (
-        ValueError,  # called outside a chord's header part: no chord to add to
-        lambda: _celery_replace("add_to_chord"),
-    ),
     "celery.canvas.StampingVisitor": (
         TypeError,  # abstract: a subclass defines on_signature
         lambda: celery.canvas.StampingVisitor(),
@@ -271,6 +267,10 @@ RAISES: dict[str, tuple[type[BaseException], Callable[[], Any]]] = {
     "celery.app.task.Task.on_replace": (
         exceptions.Ignore,  # as replace: sent, then Ignore
         lambda: _celery_replace("on_replace"),
+    ),
+    "celery.app.task.Task.add_to_chord": (
+        ValueError,  # called outside a chord: nothing to add to
+        lambda: _celery_replace("add_to_chord"),
     ),
     "celery.schedules.BaseSchedule.is_due": (
         NotImplementedError,  # abstract
