@@ -64,6 +64,46 @@ class Request(TaskContext):
     def kwargs(self) -> dict[str, Any]:
         return dict(self.message.kwargs)
 
+    @property
+    def callbacks(self) -> list[Any] | None:
+        embed = self.message.embed
+        return None if embed.callbacks is None else list(embed.callbacks)
+
+    @property
+    def errbacks(self) -> list[Any] | None:
+        embed = self.message.embed
+        return None if embed.errbacks is None else list(embed.errbacks)
+
+    @property
+    def chain(self) -> list[Any] | None:
+        embed = self.message.embed
+        return None if embed.chain is None else list(embed.chain)
+
+    @property
+    def chord(self) -> Any:
+        return self.message.embed.chord
+
+    @property
+    def payload(self) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
+        """The message body as Celery's protocol v2 has it: args, kwargs and what follows."""
+        follows = {"callbacks": self.callbacks, "errbacks": self.errbacks}
+        return self.args, self.kwargs, {**follows, "chain": self.chain, "chord": self.chord}
+
+    #: Celery's worker `Request` keeps the body as `_Request__payload`; code reaches for it.
+    __payload = payload
+
+    @property
+    def stamped_headers(self) -> list[str]:
+        """The names of the message's stamps (Celery 5.3 stamping)."""
+        names = self.message.headers.get("stamped_headers")
+        return list(names) if isinstance(names, list | tuple) else []
+
+    @property
+    def stamps(self) -> dict[str, Any]:
+        """The message's stamps by name."""
+        stamps = self.message.headers.get("stamps")
+        return dict(stamps) if isinstance(stamps, dict) else {}
+
 
 @dataclass(frozen=True, slots=True)
 class ExceptionInfo:

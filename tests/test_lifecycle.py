@@ -332,3 +332,31 @@ async def test_before_task_publish_receivers_can_add_headers() -> None:
     [delivery] = await drain(transport, "q")
     assert delivery.properties.headers["traceparent"] == "00-abc-def-01"
     assert delivery.properties.headers["task"] == "t.noop"
+
+
+def test_a_request_shows_the_messages_stamps_and_what_follows_as_celerys_does() -> None:
+    from hare.lifecycle import Request
+    from hare.message import Embed, Message
+
+    errback = {"task": "t.err", "args": [], "kwargs": {}, "options": {"stamped_headers": ["m"]}}
+    message = Message(
+        id="r1",
+        task="t.add",
+        args=(1, 2),
+        kwargs={"z": 3},
+        embed=Embed(errbacks=(errback,)),
+        headers={"stamped_headers": ["m"], "stamps": {"m": "x"}},
+    )
+    request = Request(message=message, queue="q")
+    assert (request.stamped_headers, request.stamps) == (["m"], {"m": "x"})
+    assert request.errbacks == [errback] and request.callbacks is None
+    # Celery's worker Request keeps the body as `_Request__payload`, which code reaches for.
+    args, kwargs, follows = request._Request__payload  # type: ignore[attr-defined]
+    assert (args, kwargs, follows["errbacks"], follows["chain"]) == (
+        [1, 2],
+        {"z": 3},
+        [errback],
+        None,
+    )
+    bare = Request(message=Message(id="r2", task="t.add"), queue="q")
+    assert (bare.stamped_headers, bare.stamps) == ([], {})

@@ -27,13 +27,12 @@ FILES = ("test_tasks.py", "test_inspect.py", "test_canvas.py")
 #: `hare`: a `hare worker` process beside Celery's client; `hare-inprocess`: everything read
 #: as hare_compat, the worker in the test process; `celery`: Celery's own embedded worker.
 WORKERS = ("hare", "hare-inprocess", "celery")
-#: What the in-process run covers: the tests that read the worker in the test process (the
-#: canvas one cannot run so: test_canvas.py imports Celery's backend internals).
+#: What the in-process run covers: the tests that read the worker in the test process.
 #: In the order a whole run meets them: the trace-log tests ask for no worker (an earlier test
 #: started the session worker), and the inspect ones expect it to have been up a while.
 IN_PROCESS_TESTS = tuple(
     sorted(
-        (test for test in IN_PROCESS if not test.startswith("test_canvas.py")),
+        IN_PROCESS,
         key=lambda test: ("test_trace_log" in test, test.startswith("test_inspect.py")),
     )
 )

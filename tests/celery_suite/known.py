@@ -61,14 +61,12 @@ IN_PROCESS: dict[str, str] = {
         "task_received receivers connected in the test process"
     ),
     "test_canvas.py::test_stamping_mechanism::test_task_received_has_access_to_stamps": (
-        "a task_received receiver in the test process"
+        "a task_received receiver in the test process (request.stamps)"
+    ),
+    "test_canvas.py::test_stamping_mechanism::test_linking_stamped_sig": (
+        "a task_received receiver in the test process (the request's payload)"
+    ),
+    "test_canvas.py::test_stamping_mechanism::test_err_linking_stamped_sig": (
+        "a task_received receiver in the test process (request.errbacks)"
     ),
 }
-KNOWN_DIFFERENCES[
-    "test_canvas.py::test_stamping_mechanism::test_task_received_has_access_to_stamps"
-] = (
-    "in-process only, and test_canvas.py cannot run in-process: it imports Celery's backend "
-    "internals (celery.backends.base.BaseKeyValueStoreBackend), which hare_compat does not "
-    "have; out of process, its task_received receiver in the test process never hears a "
-    "worker in another process"
-)
