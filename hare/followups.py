@@ -138,7 +138,8 @@ class FollowUps:
         task = self._app.tasks.get(str(sig.get("task")))
         if task is None:
             return None
-        return canvas.errback_accepts_request(task.fn, sig)
+        header = task.errback_header
+        return header is not None and canvas.errback_accepts_request(header, sig)
 
     async def _carry_out(
         self, plan: canvas.Plan, *, request: Any = None, exc: BaseException | None = None

@@ -76,6 +76,13 @@ class Task(Generic[P, R]):
         #: the context that ran the task; an async task's may return an awaitable (awaited).
         #: hare_compat runs Celery's `after_return` here, in Celery's place.
         self.after_signal: Callable[[str, Any], Any] | None = None
+        #: The function whose parameters decide, by Celery's rule, how an errback
+        #: (`link_error`) that calls this task runs: with more than one positional parameter
+        #: left after the errback's own arguments it is called in the worker with `(request,
+        #: exc, traceback)`, else sent as a message, the failed task's id first. `None`:
+        #: always sent. (Celery's `__header__`; hare_compat sets its task's function here,
+        #: or None for bound and class-based tasks, which Celery always sends.)
+        self.errback_header: Callable[..., Any] | None = fn
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"

@@ -193,6 +193,10 @@ class Task(TaskCanvas, TaskHandlers):
         )(self._entry)
         hare_task.sender = self
         hare_task.after_signal = after_signal(self)
+        # Celery reads an errback's arity from the task's function (its `__header__`), not
+        # from the worker's entry; bound and class-based tasks it always sends.
+        function = getattr(self, "_decorated_fun", None)
+        hare_task.errback_header = None if getattr(self, "_bound_self", False) else function
         hare_task.track_started = bool(self.track_started)
         self._hare_task = hare_task
         if parse_rate(self.rate_limit) > 0:
