@@ -17,6 +17,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from hare import signals
@@ -42,19 +43,58 @@ __all__ = ("ExceptionInfo", "Request", "TaskCall")
 logger = logging.getLogger("hare.worker")
 
 
+def _of_message(field: str) -> Any:
+    """A read-only attribute that is the message's `field`."""
+    return property(attrgetter(f"message.{field}"))
+
+
+def _signatures(field: str) -> Any:
+    """A read-only attribute: the signature dicts the message embeds as `field`, or None."""
+
+    def get(request: Request) -> list[dict[str, Any]] | None:
+        value = getattr(request.message.embed, field)
+        return None if value is None else [dict(sig) for sig in value]
+
+    return property(get)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Request(TaskContext):
-    """A worker's context of one message, as `task_received` / `task_revoked` receivers get
-    it: Celery's worker `Request` attributes (`id`, `name`, `args`, `kwargs`) on hare's
-    `TaskContext`."""
+    """A worker's context of one message, as `task_received`, `task_revoked` and `task_retry`
+    receivers and errbacks that take the request get it: Celery's worker `Request` attributes,
+    read from the message, on hare's `TaskContext` (`task` is the task's name here).
+
+    As in Celery, `name` is the shadow name when the message has one (`type` is the task's
+    name), `stamps` holds the values of the stamps `stamped_headers` names, `time_limits` is
+    (hard, soft) and `callbacks`, `errbacks`, `chain` and `chord` are the signature dicts the
+    message embeds (or None).
+    """
+
+    type = task = _of_message("task")
+    task_id = _of_message("id")
+    root_id = _of_message("root_id")
+    parent_id = _of_message("parent_id")
+    group = _of_message("group")
+    group_index = _of_message("group_index")
+    eta = _of_message("eta")
+    expires = _of_message("expires")
+    time_limits = _of_message("timelimit")
+    reply_to = _of_message("reply_to")
+    correlation_id = _of_message("correlation_id")
+    replaced_task_nesting = _of_message("replaced_task_nesting")
+    stamped_headers = _of_message("stamped_headers")
+    stamps = _of_message("stamps")
+    callbacks = _signatures("callbacks")
+    errbacks = _signatures("errbacks")
+    chain = _signatures("chain")
 
     @property
     def name(self) -> str:
-        return self.message.task
+        return self.message.shadow or self.message.task
 
     @property
-    def task(self) -> str:
-        return self.message.task
+    def task_name(self) -> str:
+        return self.name
 
     @property
     def args(self) -> list[Any]:
@@ -65,23 +105,17 @@ class Request(TaskContext):
         return dict(self.message.kwargs)
 
     @property
-    def callbacks(self) -> list[Any] | None:
-        embed = self.message.embed
-        return None if embed.callbacks is None else list(embed.callbacks)
+    def argsrepr(self) -> str:
+        return self.message.argsrepr or ""
 
     @property
-    def errbacks(self) -> list[Any] | None:
-        embed = self.message.embed
-        return None if embed.errbacks is None else list(embed.errbacks)
+    def kwargsrepr(self) -> str:
+        return self.message.kwargsrepr or ""
 
     @property
-    def chain(self) -> list[Any] | None:
-        embed = self.message.embed
-        return None if embed.chain is None else list(embed.chain)
-
-    @property
-    def chord(self) -> Any:
-        return self.message.embed.chord
+    def chord(self) -> dict[str, Any] | None:
+        chord = self.message.embed.chord
+        return None if chord is None else dict(chord)
 
     @property
     def payload(self) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
@@ -91,18 +125,6 @@ class Request(TaskContext):
 
     #: Celery's worker `Request` keeps the body as `_Request__payload`; code reaches for it.
     __payload = payload
-
-    @property
-    def stamped_headers(self) -> list[str]:
-        """The names of the message's stamps (Celery 5.3 stamping)."""
-        names = self.message.headers.get("stamped_headers")
-        return list(names) if isinstance(names, list | tuple) else []
-
-    @property
-    def stamps(self) -> dict[str, Any]:
-        """The message's stamps by name."""
-        stamps = self.message.headers.get("stamps")
-        return dict(stamps) if isinstance(stamps, dict) else {}
 
 
 @dataclass(frozen=True, slots=True)

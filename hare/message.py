@@ -58,3 +58,25 @@ class Message:
     headers: Mapping[str, Any] = field(default_factory=dict)
     #: The serializer's content type; JSON unless the sender chose otherwise.
     content_type: str = "application/json"
+
+    @property
+    def replaced_task_nesting(self) -> int:
+        """How many `Task.replace` calls this message descends from (Celery's header; 0)."""
+        value = self.headers.get("replaced_task_nesting")
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    @property
+    def stamped_headers(self) -> list[str]:
+        """The names of the message's stamps (Celery 5.3 stamping's header; none: `[]`)."""
+        names = self.headers.get("stamped_headers")
+        if not isinstance(names, list | tuple):
+            return []
+        return [name for name in names if isinstance(name, str)]
+
+    @property
+    def stamps(self) -> dict[str, Any]:
+        """The value of each stamp `stamped_headers` names, as Celery's worker reads them."""
+        values = self.headers.get("stamps")
+        if not isinstance(values, Mapping):
+            values = {}
+        return {name: values.get(name) for name in self.stamped_headers}

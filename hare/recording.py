@@ -107,8 +107,9 @@ class Recorder:
 
 
 def _extended(message: Message, request: Request | None) -> dict[str, Any]:
-    """Celery's `result_extended` fields of a result."""
-    return {
+    """Celery's `result_extended` fields of a result: with the stamps of a stamped message
+    (`stamped_headers`, then each stamp by its name), as Celery's backend stores them."""
+    extended = {
         "name": message.task,
         "args": list(message.args),
         "kwargs": dict(message.kwargs),
@@ -116,6 +117,11 @@ def _extended(message: Message, request: Request | None) -> dict[str, Any]:
         "retries": message.retries,
         "queue": request.delivery_info.get("routing_key") if request is not None else None,
     }
+    stamps = message.stamps
+    if stamps:
+        extended["stamped_headers"] = message.stamped_headers
+        extended.update(stamps)
+    return extended
 
 
 def _rejection(outcome: Rejected) -> BaseException:

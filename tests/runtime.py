@@ -33,6 +33,24 @@ BAD_INPUTS: list[tuple[str, bytes, dict[str, Any], str]] = [
 ]
 
 
+#: Celery 5.7 stamping as its client puts it on the wire (`sig.stamp(visitor)`, the visitor
+#: returning `{"mtask_id": "1234"}`): the headers of a stamped message...
+STAMP_HEADERS: dict[str, Any] = {"stamped_headers": ["mtask_id"], "stamps": {"mtask_id": "1234"}}
+
+
+def stamped_signature(task: str, *args: Any, immutable: bool = False) -> dict[str, Any]:
+    """... and a stamped signature's dict (as a `link_error` carries it): the stamps are
+    options, named by `stamped_headers`."""
+    return {
+        "task": task,
+        "args": list(args),
+        "kwargs": {},
+        "options": {"stamped_headers": ["mtask_id"], "mtask_id": "1234"},
+        "subtask_type": None,
+        "immutable": immutable,
+    }
+
+
 class Ledger:
     """Every execution, by task id: duplicates show, unlike a counter's total."""
 

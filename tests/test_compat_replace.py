@@ -4,12 +4,15 @@ Celery; on the memory broker with a hare worker."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import pytest
 
+from hare.asyncresult import AsyncResult
 from hare_compat import Celery, chain, group
-from tests.runtime import running_worker
+from hare_compat.signals import task_received
+from tests.runtime import STAMP_HEADERS, running_worker
 
 pytestmark = pytest.mark.anyio
 
@@ -18,34 +21,41 @@ def make_app() -> tuple[Celery, dict[str, Any]]:
     app = Celery("repl", broker="memory://", backend="memory://", set_as_current=False)
     app.conf.task_default_queue = "work"
     tasks: dict[str, Any] = {}
+    # Not shared (Celery's default): each test's app has its own tasks, not the first app's.
+    task = functools.partial(app.task, shared=False)
 
-    @app.task(name="repl.add")
+    @task(name="repl.add")
     def add(x: int, y: int) -> int:
         return x + y
 
-    @app.task(name="repl.nesting", bind=True)
+    @task(name="repl.nesting", bind=True)
     def nesting(self: Any) -> int:
         return int(self.request.replaced_task_nesting or 0)
 
-    @app.task(name="repl.by_task", bind=True)
+    @task(name="repl.by_task", bind=True)
     def by_task(self: Any, x: int) -> Any:
         return self.replace(add.s(x, 1))
 
-    @app.task(name="repl.by_chain", bind=True)
+    @task(name="repl.by_chain", bind=True)
     def by_chain(self: Any, x: int) -> Any:
         return self.replace(chain(add.s(x, 1), add.s(100)))
 
-    @app.task(name="repl.by_group", bind=True)
+    @task(name="repl.by_group", bind=True)
     def by_group(self: Any, x: int) -> Any:
         return self.replace(group(add.s(x, 1), add.s(x, 2)))
 
-    @app.task(name="repl.twice", bind=True)
+    @task(name="repl.stamps", bind=True)
+    def stamps(self: Any) -> Any:
+        return [self.request.stamped_headers, self.request.stamps]
+
+    @task(name="repl.twice", bind=True)
     def twice(self: Any, depth: int) -> Any:
         if depth:
             return self.replace(twice.s(depth - 1))
         return self.replace(nesting.si())
 
     tasks.update(add=add, by_task=by_task, by_chain=by_chain, by_group=by_group, twice=twice)
+    tasks.update(stamps=stamps)
     return app, tasks
 
 
@@ -66,6 +76,39 @@ async def test_a_replaced_task_s_id_gets_the_replacement_s_result() -> None:
         nested = await t["twice"].aapply_async((2,))
         assert await nested.aget(timeout=10) == 3
     await hare.aclose()
+
+
+async def test_task_received_and_the_request_show_the_nesting_level_and_the_stamps() -> None:
+    """What Celery's suite reads in `task_received` (test_replaced_task_nesting_*): each
+    replacement's request counts one more level; a stamped message's request has its stamps."""
+    app, t = make_app()
+    hare = app.__hare_app__()
+    received: list[tuple[str, int]] = []
+
+    def on_received(sender: Any = None, request: Any = None, **_: Any) -> None:
+        received.append((request.name, request.replaced_task_nesting))
+
+    task_received.connect(on_received)
+    try:
+        async with running_worker(hare):
+            nested = await t["twice"].aapply_async((2,))
+            assert await nested.aget(timeout=10) == 3
+            plain = await t["stamps"].aapply_async()
+            assert await plain.aget(timeout=10) == [None, {}]
+            # (hare_compat's client does not stamp: the message is sent as Celery's client
+            # sends a stamped one)
+            stamped = await hare.asend_task("repl.stamps", headers=STAMP_HEADERS)
+            value = await AsyncResult(stamped.id, hare).aget(timeout=10)
+            assert value == [["mtask_id"], {"mtask_id": "1234"}]
+    finally:
+        task_received.disconnect(on_received)
+        await hare.aclose()
+    assert received[:4] == [
+        ("repl.twice", 0),
+        ("repl.twice", 1),
+        ("repl.twice", 2),
+        ("repl.nesting", 3),
+    ]
 
 
 def test_replacing_with_a_chord_member_or_an_empty_chain_is_refused() -> None:

@@ -16,7 +16,15 @@ from hare import context, signals
 from hare.asyncresult import AsyncResult
 from hare.errors import Ignore, Retry, TaskRevoked
 from hare.testing import ManualClock
-from tests.runtime import Ledger, drain, memory_app, running_worker, until
+from tests.runtime import (
+    STAMP_HEADERS,
+    Ledger,
+    drain,
+    memory_app,
+    running_worker,
+    stamped_signature,
+    until,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -360,3 +368,99 @@ def test_a_request_shows_the_messages_stamps_and_what_follows_as_celerys_does() 
     )
     bare = Request(message=Message(id="r2", task="t.add"), queue="q")
     assert (bare.stamped_headers, bare.stamps) == ([], {})
+
+
+#: The suite's stamped `fail.si()`, as Celery's client sends it once replaced twice.
+_STAMPED_HEADERS = {**STAMP_HEADERS, "replaced_task_nesting": 2}
+
+
+async def test_task_received_gets_celerys_request_attributes(heard: list[Any]) -> None:
+    """Celery's worker `Request` as receivers read it: nesting, stamps, errbacks, ids."""
+    app = memory_app(default_queue="q")
+
+    @app.task(name="t.plain")
+    async def plain() -> None:
+        return None
+
+    @app.task(name="t.stamped")
+    async def stamped() -> None:
+        return None
+
+    eta = datetime.fromtimestamp(app.clock.time(), UTC)
+    async with running_worker(app):
+        first = await plain.adelay()
+        second = await stamped.aapply_async(
+            headers=_STAMPED_HEADERS,
+            link_error=[stamped_signature("t.plain", "link_error", immutable=True)],
+            parent_id="p",
+            root_id="r",
+            shadow="shown",
+            eta=eta,
+            time_limit=9,
+        )
+        await until(lambda: [n for n, _ in heard].count("task_postrun") == 2, app.clock)  # type: ignore[arg-type]
+    received = {named["request"].id: named["request"] for n, named in heard if n == "task_received"}
+    plain_request, request = received[first.id], received[second.id]
+    # Celery's defaults for a message neither replaced nor stamped
+    assert plain_request.replaced_task_nesting == 0
+    assert (plain_request.stamped_headers, plain_request.stamps) == ([], {})
+    assert plain_request.errbacks is None and plain_request.callbacks is None
+    assert plain_request.root_id == first.id and plain_request.parent_id is None
+    # ... and a replaced, stamped one with a stamped errback (Celery's integration suite reads
+    # these in task_received: test_replaced_task_nesting_*, test_err_linking_stamped_sig)
+    assert request.replaced_task_nesting == 2
+    assert request.stamped_headers == ["mtask_id"]
+    assert request.stamps == {"mtask_id": "1234"}
+    (errback,) = request.errbacks
+    assert all(name in errback["options"] for name in errback["options"]["stamped_headers"])
+    assert errback["options"]["mtask_id"] == "1234"
+    assert (request.root_id, request.parent_id) == ("r", "p")
+    assert (request.name, request.type, request.task_name) == ("shown", "t.stamped", "shown")
+    assert request.task_id == second.id and request.eta == eta
+    assert request.time_limits == (9.0, None) and request.correlation_id == second.id
+
+
+async def test_stamped_errbacks_are_sent_and_called_with_their_stamps(heard: list[Any]) -> None:
+    """A stamped errback that takes the failed id goes out with its stamps as headers; one
+    that takes the request is called with a request that shows the failed task's stamps."""
+    app = memory_app(default_queue="q", result_backend="memory://", result_extended=True)
+    seen: list[tuple[str, Any]] = []
+
+    @app.task(name="t.fail")
+    async def fail() -> None:
+        raise ValueError("expected")
+
+    @app.task(name="t.by_id")
+    async def by_id(value: str) -> None:
+        running = context.current()
+        assert running is not None
+        seen.append(("by_id", (value, dict(running.message.headers))))
+
+    @app.task(name="t.with_request")
+    def with_request(request: Any, exc: BaseException, traceback: Any) -> None:
+        seen.append(("with_request", (request.id, request.stamps, request.stamped_headers)))
+
+    async with running_worker(app):
+        sent = await fail.aapply_async(
+            headers=_STAMPED_HEADERS,
+            link_error=[
+                stamped_signature("t.by_id", "link_error", immutable=True),
+                stamped_signature("t.with_request"),
+            ],
+        )
+        await until(lambda: len(seen) == 2, app.clock)  # type: ignore[arg-type]
+        stored = await AsyncResult(sent.id, app).arefresh()
+    by_name = dict(seen)
+    value, headers = by_name["by_id"]
+    assert value == "link_error"
+    assert headers["stamped_headers"] == ["mtask_id"] and headers["stamps"] == {"mtask_id": "1234"}
+    assert by_name["with_request"] == (sent.id, {"mtask_id": "1234"}, ["mtask_id"])
+    errback_received = [
+        named["request"]
+        for n, named in heard
+        if n == "task_received" and named["request"].name == "t.by_id"
+    ]
+    assert [r.stamps for r in errback_received] == [{"mtask_id": "1234"}]
+    # result_extended: Celery stores the stamps with the result
+    assert stored.extra["stamped_headers"] == ["mtask_id"]
+    assert stored.extra["mtask_id"] == "1234"

@@ -130,7 +130,8 @@ def _listed(value: tuple[Mapping[str, Any], ...] | None) -> list[dict[str, Any]]
 def from_hare(context: TaskContext) -> Context:
     """The request of the message `context` runs, as Celery's worker builds it.
 
-    `eta` and `expires` are ISO-8601 strings and `args` a list, as Celery's worker has them.
+    `eta` and `expires` are ISO-8601 strings and `args` a list, as Celery's worker has them;
+    `stamped_headers` is None and `stamps` empty for a message no one stamped.
     """
     message = context.message
     hard, soft = message.timelimit
@@ -169,7 +170,9 @@ def from_hare(context: TaskContext) -> Context:
         chain=_listed(embed.chain),
         chord=dict(embed.chord) if embed.chord is not None else None,
         headers=headers or None,
-        replaced_task_nesting=_nesting(message.headers.get("replaced_task_nesting")),
+        replaced_task_nesting=message.replaced_task_nesting,
+        stamped_headers=message.stamped_headers or None,
+        stamps=message.stamps,
         properties=dict(context.properties)
         or {
             "correlation_id": message.correlation_id,
@@ -179,10 +182,6 @@ def from_hare(context: TaskContext) -> Context:
         },
         utc=True,
     )
-
-
-def _nesting(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 # -- the request stack ----------------------------------------------------------------------

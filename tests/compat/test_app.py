@@ -27,7 +27,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 SHOP_TASKS = {
     "add", "audited", "backoff", "boom", "collect", "export_orders", "fetch_rates",
     "fire_and_forget", "flaky", "give_up", "hold", "member", "mul", "nightly_report", "on_boom",
-    "polite", "progress", "refuse", "remember", "skip", "slow_add", "step", "throttled",
+    "polite", "progress", "refuse", "relay", "remember", "skip", "slow_add", "step", "throttled",
     "urgent", "whoami",
 }  # fmt: skip
 

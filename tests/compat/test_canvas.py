@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from celery import Celery
+from celery.canvas import StampingVisitor
 
 from tests.compat.conftest import Project
 from tests.compat.harness import wait_until
@@ -68,4 +72,46 @@ def test_link_error_calls_the_errback(shop: Project, key: str) -> None:
     lines = wait_until(lambda: shop.lines(event="errback", key=key), within=TIMEOUT, what="errback")
     assert [(line["failed_id"], line["exc"]) for line in lines] == [
         (result.id, f"ValueError('boom {key}')")
+    ]
+
+
+class _MonitoringId(StampingVisitor):  # type: ignore[misc]
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def on_signature(self, sig: Any, **headers: Any) -> dict[str, Any]:
+        return {"mtask_id": self.value}
+
+
+def test_a_stamped_errback_keeps_its_stamps(shop: Project, key: str) -> None:
+    """Celery's suite's test_err_linking_stamped_sig, its task_received receiver in the worker
+    (the shop's): the failing task's request shows its stamps and its errback's, and the
+    errback, sent with the failed id, arrives with the same stamps. A real Celery client
+    sends it to either worker (hare_compat's client does not stamp)."""
+    client = Celery("stamper", broker=shop.env.urls["shop", shop.variant.name])
+    try:
+        name = shop.variant.task_name
+        failing = client.signature(name("shop.tasks.boom"), (key,), immutable=True)
+        failing.stamp(visitor=_MonitoringId("first"))
+        # (one positional parameter: Celery sends it, rather than calling it with the request)
+        errback = client.signature(name("shop.tasks.fire_and_forget"), (key,), immutable=True)
+        failing.link_error(errback)
+        failing.stamp(visitor=_MonitoringId(key))
+        sent = failing.apply_async()
+    finally:
+        client.close()
+    wait_until(lambda: shop.lines(event="fired", key=key), within=TIMEOUT, what="the errback")
+
+    def both_received() -> list[dict[str, Any]]:
+        lines = shop.lines(event="task_received", stamps={"mtask_id": key})
+        return lines if len(lines) >= 2 else []
+
+    received = wait_until(both_received, within=TIMEOUT, what="2 x task_received")
+    assert [(line["task"], line["task_id"] == sent.id) for line in received] == [
+        (name("shop.tasks.boom"), True),
+        (name("shop.tasks.fire_and_forget"), False),
+    ]
+    assert [line["errbacks"] for line in received] == [
+        [{"stamped_headers": ["mtask_id"], "mtask_id": key}],
+        [],
     ]

@@ -124,3 +124,19 @@ def test_retry_order(shop: Project) -> None:
 def test_every_worker_announced_ready_once(shop: Project) -> None:
     ready = shop.lines(event="worker_ready", pid=shop.worker.pid)
     assert len(ready) == 1
+
+
+def test_task_received_shows_each_replacement_s_nesting_level(shop: Project, key: str) -> None:
+    """Celery's suite reads `replaced_task_nesting` in task_received
+    (test_replaced_task_nesting_level_*): 0 for the call sent, one more per replacement."""
+    result = shop.tasks.relay.delay(key, 2)
+    assert result.get(timeout=TIMEOUT) == "arrived"
+
+    def received_thrice() -> list[dict[str, Any]]:
+        lines = shop.lines(event="task_received", task_id=result.id)
+        return lines if len(lines) >= 3 else []
+
+    received = wait_until(received_thrice, within=TIMEOUT, what="3 x task_received")
+    assert [line["nesting"] for line in received] == [0, 1, 2]
+    assert [line["stamps"] for line in received] == [{}, {}, {}]
+    assert [line["nesting"] for line in shop.lines(event="relay", key=key)] == [0, 1, 2]

@@ -40,7 +40,16 @@ def on_after_publish(
 
 @task_received.connect
 def on_received(sender: Any = None, request: Any = None, **kwargs: Any) -> None:
-    audit.note("task_received", task_id=request.id, task=request.name)
+    # What a monitoring integration reads from the worker's request: how deep in replacements
+    # the task is, its stamps, and the options (stamps among them) of its errbacks.
+    audit.note(
+        "task_received",
+        task_id=request.id,
+        task=request.name,
+        nesting=request.replaced_task_nesting,
+        stamps=request.stamps,
+        errbacks=[errback["options"] for errback in request.errbacks or ()],
+    )
 
 
 @task_prerun.connect

@@ -176,6 +176,18 @@ def audited(self: Task, mode: str) -> str:
     return f"{mode} done"
 
 
+# -- replacing -------------------------------------------------------------------------------
+
+
+@app.task(bind=True)
+def relay(self: Task, key: str, hops: int) -> str:
+    """Hand the call on to a new call of itself `hops` times (`Task.replace`), then answer."""
+    audit.note("relay", key=key, hops=hops, nesting=self.request.replaced_task_nesting)
+    if hops:
+        return self.replace(relay.s(key, hops - 1))  # type: ignore[no-any-return]
+    return "arrived"
+
+
 # -- time limits, states, results ------------------------------------------------------------
 
 
