@@ -88,7 +88,9 @@ def test_a_stamped_errback_keeps_its_stamps(shop: Project, key: str) -> None:
     (the shop's): the failing task's request shows its stamps and its errback's, and the
     errback, sent with the failed id, arrives with the same stamps. A real Celery client
     sends it to either worker (hare_compat's client does not stamp)."""
-    client = Celery("stamper", broker=shop.env.urls["shop", shop.variant.name])
+    client = Celery(
+        "stamper", broker=shop.env.urls["shop", shop.variant.name], set_as_current=False
+    )
     try:
         name = shop.variant.task_name
         failing = client.signature(name("shop.tasks.boom"), (key,), immutable=True)
