@@ -81,6 +81,12 @@ class Planner:
         self.chord_sizes: list[tuple[str, int]] = []
         self.parents: dict[str, Ref] = {}
 
+    def _fresh(self, result_id: str) -> None:
+        """A freeze makes a new result object in Celery, with no parent yet: a link left by
+        an earlier freeze of the same signature (a chord header is frozen, then frozen
+        again as it is applied) must not survive into the new one's parents."""
+        self.parents.pop(result_id, None)
+
     def _root(self, ref: Ref) -> Ref:
         """The first result up `ref`'s parents that has none."""
         seen = {_ref_id(ref)}
@@ -141,6 +147,7 @@ class Planner:
         opts = sig["options"]
         if "task_id" not in opts:
             opts["task_id"] = _id or self.env.new_id()
+        self._fresh(opts["task_id"])
         if root_id:
             opts["root_id"] = root_id
         if parent_id:
@@ -353,6 +360,7 @@ class Planner:
                     )
                 )
         group["kwargs"]["tasks"] = new_tasks
+        self._fresh(opts["task_id"])
         return GroupRef(opts["task_id"], tuple(results))
 
     # -- chord ------------------------------------------------------------------------------

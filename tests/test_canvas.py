@@ -206,6 +206,13 @@ CANVASES: dict[str, Callable[[], Any]] = {
     "chord in a chord header": lambda: chord(
         [chord([add.s(1, 1), add.s(2, 2)], tsum.s()), add.s(3, 3)], tsum.s()
     ),
+    "a chain through a chord in a chord header": lambda: chain(
+        add.si(1, 0),
+        chord(
+            [add.si(2, 0), chain(add.si(3, 0), chord([add.si(4, 0), add.si(5, 0)], tsum.s()))],
+            tsum.s(),
+        ),
+    ),
     "empty chord": lambda: chord([], tsum.s()),
     "chord on_error": lambda: chord([add.s(1, 1)], tsum.s()).on_error(err.s()),
     "queues per task": lambda: chord([add.s(1).set(queue="a"), add.s(2)], tsum.s().set(queue="b")),
@@ -365,6 +372,7 @@ WORKFLOWS = [
     "chord in a group",
     "chord of chains",
     "chord in a chord header",
+    "a chain through a chord in a chord header",
     "chain link",
     "two callbacks",
     "callbacks of every kind",
