@@ -14,6 +14,7 @@ Failures (exceptions hare raises to you)::
     ├── SoftTimeLimitExceeded     raised inside a task at its soft time limit
     ├── TimeLimitExceeded         a task was stopped at its hard time limit
     ├── TaskRevoked               a task was revoked, expired, or terminated
+    ├── ChordError                a chord's body did not run: a header task failed
     └── BrokerError               the broker did not do what was asked
         ├── BrokerUnavailable     no connection within the deadline
         ├── TopologyMismatch      a queue/exchange exists with other arguments (406)
@@ -40,6 +41,7 @@ from typing import Any
 __all__ = (
     "BrokerError",
     "BrokerUnavailable",
+    "ChordError",
     "ConfigurationError",
     "ContentTypeRefused",
     "DelayTooLong",
@@ -143,6 +145,12 @@ class TimeLimitExceeded(HareError):
 
 class TaskRevoked(HareError):
     """The task was revoked (`revoke`), expired before it ran, or was terminated while running."""
+
+
+class ChordError(HareError):
+    """A task of a chord's header failed, so its body did not run (Celery's `ChordError`,
+    stored as `celery.exceptions.ChordError`); the failed task's exception is its
+    `__cause__` where it is known."""
 
 
 class BrokerError(HareError):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from hare import canvas
 from hare.clock import Clock
+from hare.errors import ChordError
 from hare.message import Message
 from hare.result import FAILURE, SUCCESS, TaskResult
 
@@ -35,10 +36,6 @@ def has_follow_ups(message: Message) -> bool:
     """Whether anything may follow `message`'s task (the common case: nothing)."""
     embed = message.embed
     return bool(embed.callbacks or embed.chain or embed.errbacks or embed.chord)
-
-
-class ChordError(Exception):
-    """A task of a chord's header failed, so its body cannot run (Celery's `ChordError`)."""
 
 
 class FollowUps:

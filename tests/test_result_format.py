@@ -357,21 +357,28 @@ def test_chord_entries_as_celery_redis_stores_them(celery_backend: BaseBackend) 
         chord_entry_loads(b'[1, "p1"]')
 
 
-def test_a_revoked_result_is_celery_s_task_revoked_error_on_both_sides() -> None:
+@pytest.mark.parametrize(
+    ("hare_name", "celery_name"),
+    [("TaskRevoked", "TaskRevokedError"), ("ChordError", "ChordError")],
+)
+def test_hare_s_own_celery_exceptions_are_celery_s_on_both_sides(
+    hare_name: str, celery_name: str
+) -> None:
     from celery import exceptions
-    from celery.exceptions import TaskRevokedError
 
-    from hare.errors import TaskRevoked
+    from hare import errors
 
-    meta = celery_format.exception_to_meta(TaskRevoked("expired"))
+    hare_cls = getattr(errors, hare_name)
+    meta = celery_format.exception_to_meta(hare_cls("why"))
     assert meta == {
-        "exc_type": "TaskRevokedError",
-        "exc_message": ["expired"],
+        "exc_type": celery_name,
+        "exc_message": ["why"],
         "exc_module": "celery.exceptions",
     }
     # A Celery client rebuilds Celery's class (hare_compat's where it is loaded); hare
     # alone, hare's.
     celery_side = celery_format.exception_from_meta(meta, modules={"celery.exceptions": exceptions})
-    assert isinstance(celery_side, TaskRevokedError)
+    assert type(celery_side) is getattr(exceptions, celery_name)
     hare_side = celery_format.exception_from_meta(meta, modules={})
-    assert isinstance(hare_side, TaskRevoked) and hare_side.args == ("expired",)
+    assert hare_side is not None and type(hare_side) is hare_cls
+    assert hare_side.args == ("why",)

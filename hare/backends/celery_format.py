@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from hare.codec import json_dumps, json_loads
-from hare.errors import TaskRevoked
+from hare.errors import ChordError, TaskRevoked
 from hare.result import (
     EXCEPTION_STATES,
     FAILURE,
@@ -93,6 +93,15 @@ CELERY_EXCEPTION_NAMES = frozenset(
 )
 
 
+#: hare's own exceptions that are Celery's, by the name `celery.exceptions` gives them: written
+#: as Celery's, so a Celery client rebuilds its class, and read back as hare's where neither
+#: Celery nor hare_compat is loaded.
+_HARE_AS_CELERY: dict[str, type[BaseException]] = {
+    "TaskRevokedError": TaskRevoked,
+    "ChordError": ChordError,
+}
+
+
 def _exc_module(cls: type[BaseException], qualname: str) -> str:
     if cls.__module__ == COMPAT_EXCEPTIONS and qualname in CELERY_EXCEPTION_NAMES:
         return CELERY_EXCEPTIONS
@@ -117,12 +126,13 @@ def exception_to_meta(exc: BaseException) -> dict[str, Any]:
             "exc_module": exc.exc_module,
         }
     cls = type(exc)
-    if cls is TaskRevoked:  # a Celery client reads it back as its TaskRevokedError
-        return {
-            "exc_type": "TaskRevokedError",
-            "exc_message": [_serializable(arg) for arg in exc.args],
-            "exc_module": CELERY_EXCEPTIONS,
-        }
+    for name, own in _HARE_AS_CELERY.items():
+        if cls is own:  # a Celery client reads it back as its own class of that name
+            return {
+                "exc_type": name,
+                "exc_message": [_serializable(arg) for arg in exc.args],
+                "exc_module": CELERY_EXCEPTIONS,
+            }
     qualname = getattr(cls, "__qualname__", cls.__name__)
     return {
         "exc_type": qualname,
@@ -136,8 +146,8 @@ def _find_class(module: str | None, qualname: str, modules: Mapping[str, ModuleT
         compat = _find_class(COMPAT_EXCEPTIONS, qualname, modules)
         if compat is not None:
             return compat
-        if qualname == "TaskRevokedError" and module not in modules:
-            return TaskRevoked  # hare's own, where neither Celery nor hare_compat is loaded
+        if qualname in _HARE_AS_CELERY and module not in modules:
+            return _HARE_AS_CELERY[qualname]  # where neither Celery nor hare_compat is loaded
     if module is None or module not in modules:
         return None
     found: Any = modules[module]
