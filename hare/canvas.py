@@ -33,8 +33,8 @@ from typing import Any
 
 from hare.canvas_message import Env, Outgoing
 from hare.canvas_plan import GroupRef, Planner, Ref
-from hare.canvas_sig import GROUP, from_dict, kind, merge, new_group
-from hare.errors import ConfigurationError, NotSupportedError
+from hare.canvas_sig import CHORD, GROUP, S, from_dict, kind, merge, new_group, tasks_of
+from hare.errors import ChordError, ConfigurationError, NotSupportedError
 from hare.message import Message
 
 __all__ = (
@@ -86,6 +86,8 @@ class FailedStep:
     group_id: str | None
     group_index: int | None
     chord: Mapping[str, Any] | None
+    #: What to store; None: the failure that makes the step fail (the plan's).
+    exc: BaseException | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -212,15 +214,16 @@ def after_failure(
     """
     if not message.embed.errbacks and not message.embed.chain:
         return _NOTHING
-    return _errbacks(
+    planner = Planner(replace(env, current=message))
+    inline = _call_errbacks(
+        planner,
         list(message.embed.errbacks or ()),
         message.id,
-        message.root_id or message.id,
         (request, exc, traceback),
-        replace(env, current=message),
         accepts_request,
-        failed_steps(message.embed.chain),
+        root_id=message.root_id,
     )
+    return _plan(planner, inline=inline, failed=failed_steps(message.embed.chain))
 
 
 def failed_steps(chain: Any) -> tuple[FailedStep, ...]:
@@ -295,36 +298,85 @@ def chord_failed(
 ) -> Plan:
     """What Celery does when a header task of a chord failed (`chord_error_from_stack`):
     the body is stored as FAILURE with `exc` (a `ChordError`), its errbacks called (with no
-    traceback) and its chain failed. A group body's tasks are each stored as FAILURE."""
+    traceback) and its chain failed with `exc`.
+
+    A group body (`_handle_group_chord_error`) fails with the header task's own exception
+    (`exc.__cause__`, when set): each of its results is stored as FAILURE with it, and the
+    errbacks linked to that result (a chord's, down to its body) and the group's own are
+    called with it; the group's id is stored as FAILURE too. Its chain fails with `exc`."""
     sig = from_dict(body)
     chain = failed_steps(sig["options"].get("chain"))
     if kind(sig) == GROUP:
-        members = tuple(
-            FailedStep(t["options"].get("task_id"), None, None, None)
-            for t in sig["kwargs"]["tasks"]
-        )
-        return Plan(failed=members + chain)
+        return _group_body_failed(sig, exc, chain, request, env, accepts_request)
     task_id = sig["options"].get("task_id") or env.new_id()
-    return _errbacks(
+    planner = Planner(env)
+    inline = _call_errbacks(
+        planner,
         _maybe_list(sig["options"].get("link_error")),
         task_id,
-        task_id,
         (request, exc, None),
-        env,
         accepts_request,
-        (FailedStep(task_id, None, None, None), *chain),
     )
+    return _plan(planner, inline=inline, failed=(FailedStep(task_id, None, None, None), *chain))
 
 
-def _errbacks(
-    errbacks: list[Any],
-    task_id: str,
-    root_id: str,
-    call: tuple[Any, Any, Any],
+def _group_body_failed(
+    group: S,
+    exc: BaseException,
+    chain: tuple[FailedStep, ...],
+    request: Any,
     env: Env,
     accepts_request: AcceptsRequest,
-    failed: tuple[FailedStep, ...],
 ) -> Plan:
+    cause = exc.__cause__ if isinstance(exc, ChordError) else None
+    original = cause if cause is not None else exc
+    planner = Planner(env)
+    frozen = planner.freeze(group)  # its tasks become their frozen copies, as in Celery
+    results = frozen.results if isinstance(frozen, GroupRef) else (frozen,)
+    own = _maybe_list(group["options"].get("link_error"))
+    linked = dict(_result_errbacks(task) for task in tasks_of(group))
+    inline: list[InlineCall] = []
+    failed = []
+    for result in results:
+        result_id = result if isinstance(result, str) else result.id
+        errbacks: list[Any] = []
+        for errback in (*linked.get(result_id, ()), *own):
+            if errback not in errbacks:
+                errbacks.append(errback)
+        call = (request, original, None)
+        inline += _call_errbacks(planner, errbacks, result_id, call, accepts_request)
+        failed.append(FailedStep(result_id, None, None, None, exc=original))
+    if isinstance(frozen, GroupRef):
+        failed.append(FailedStep(frozen.id, None, None, None, exc=original))
+    return _plan(planner, inline=tuple(inline), failed=(*failed, *chain))
+
+
+def _result_errbacks(sig: S) -> tuple[str | None, list[Any]]:
+    """Celery's `_result_errbacks`: the id of `sig`'s result, and the errbacks linked to it
+    (a chord's own and its body's, down to the body; a group's and its tasks')."""
+    errbacks: list[Any] = []
+    while kind(sig) == CHORD and sig["kwargs"]["body"] is not None:
+        errbacks.extend(_maybe_list(sig["options"].get("link_error")))
+        sig = sig["kwargs"]["body"]
+    errbacks.extend(_maybe_list(sig["options"].get("link_error")))
+    if kind(sig) == GROUP:
+        for task in tasks_of(sig):
+            errbacks.extend(_result_errbacks(task)[1])
+    return sig["options"].get("task_id"), errbacks
+
+
+def _call_errbacks(
+    planner: Planner,
+    errbacks: list[Any],
+    task_id: str,
+    call: tuple[Any, Any, Any],
+    accepts_request: AcceptsRequest,
+    *,
+    root_id: str | None = None,
+) -> tuple[InlineCall, ...]:
+    """Celery's `_call_task_errbacks` for the task `task_id`: the errbacks that take the
+    request, to call inline with `call`; the others sent (by `planner`) as one group with
+    `task_id` as their first argument."""
     inline, old = [], []
     for errback in errbacks:
         sig = from_dict(errback)
@@ -337,11 +389,10 @@ def _errbacks(
             inline.append(InlineCall(sig["task"], tuple(args), dict(kwargs)))
         else:
             old.append(sig)
-    planner = Planner(env)
     if old:
-        ids = {"parent_id": task_id, "root_id": root_id}
+        ids = {"parent_id": task_id, "root_id": root_id or task_id}
         planner.apply(new_group(old), (task_id,), None, ids)
-    return _plan(planner, inline=tuple(inline), failed=failed)
+    return tuple(inline)
 
 
 def _maybe_list(value: Any) -> list[Any]:

@@ -117,10 +117,14 @@ class FollowUps:
             return
         env = self._env(current=message)
         broken = next((p for p in parts if p.state != SUCCESS), None)
+        error = None
         if broken is None:
             plan = canvas.chord_body(part.body, [p.value for p in parts], env=env)
         else:
-            error = ChordError(f"dependency {broken.task_id} raised {broken.value!r}")
+            # Celery's: the part's own exception as its cause (a group body fails with it)
+            error = ChordError(f"Dependency {broken.task_id} raised {broken.value!r}")
+            if isinstance(broken.value, Exception):
+                error.__cause__ = broken.value
             plan = canvas.chord_failed(
                 part.body,
                 error,
@@ -128,7 +132,7 @@ class FollowUps:
                 env=env,
                 accepts_request=self._accepts_request,
             )
-        await self._carry_out(plan, request=context, exc=None)
+        await self._carry_out(plan, request=context, exc=error)
         await results.chord_complete(part.group_id)
 
     def _accepts_request(self, sig: Mapping[str, Any]) -> bool | None:
@@ -162,10 +166,11 @@ class FollowUps:
         for step in plan.failed:
             if step.task_id is None:
                 continue
+            why = step.exc if step.exc is not None else exc
             failed = TaskResult(
                 task_id=step.task_id,
                 state=FAILURE,
-                value=exc if exc is not None else ChordError("an earlier step failed"),
+                value=why if why is not None else ChordError("an earlier step failed"),
                 date_done=now,
                 group_id=step.group_id,
             )
