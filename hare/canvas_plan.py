@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
 
 from hare.canvas_message import Env, Outgoing, task_message
 from hare.canvas_sig import (
@@ -45,20 +44,9 @@ from hare.canvas_sig import (
     unroll_chords,
 )
 from hare.errors import ConfigurationError
+from hare.result import GroupRef, Ref
 
 __all__ = ("GroupRef", "Planner", "Ref")
-
-
-@dataclass(frozen=True, slots=True)
-class GroupRef:
-    """The result of a group: its id and its members' results, in order."""
-
-    id: str
-    results: tuple[Ref, ...]
-
-
-#: What applying a signature returns: a task id, or a group's ids.
-Ref: TypeAlias = "str | GroupRef"
 
 
 def _ref_id(ref: Ref) -> str:
@@ -70,15 +58,18 @@ class Planner:
 
     `publish` lists the messages in the order Celery sends them; `chord_sizes` the
     `(group_id, size)` pairs Celery's `backend.set_chord_size` records (before the header's
-    last message: record them before publishing any); `parents` each result's parent, by
-    the result's id (Celery's `AsyncResult.parent`: a chain step's the step before it, a
-    chord body's its header group).
+    last message: record them before publishing any); `chord_headers` the chord headers
+    with a group among their results, which Celery's Redis `backend.apply_chord` saves so
+    that the body gets the values in that shape; `parents` each result's parent, by the
+    result's id (Celery's `AsyncResult.parent`: a chain step's the step before it, a chord
+    body's its header group).
     """
 
     def __init__(self, env: Env) -> None:
         self.env = env
         self.publish: list[Outgoing] = []
         self.chord_sizes: list[tuple[str, int]] = []
+        self.chord_headers: list[GroupRef] = []
         self.parents: dict[str, Ref] = {}
 
     def _fresh(self, result_id: str) -> None:
@@ -456,7 +447,10 @@ class Planner:
         for key in ("chain", "chord", "task_id"):
             options.pop(key, None)
         header["options"]["task_id"] = group_id
-        header_ref: Ref = self._freeze_group_tasks(header, group_id, body, root_id, None, None)
+        frozen = self._freeze_group_tasks(header, group_id, body, root_id, None, None)
+        if any(isinstance(result, GroupRef) for result in frozen.results):
+            self.chord_headers.append(frozen)
+        header_ref: Ref = frozen
         if tasks_of(header):
             header_ref = self._apply_group(
                 header, partial_args, kwargs, {**options, **header_delay, "task_id": group_id}

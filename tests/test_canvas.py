@@ -113,7 +113,7 @@ def env(**changes: Any) -> Env:
     return replace(base, **changes)
 
 
-def canon(messages: list[dict[str, Any]], sizes: list[tuple[str, int]]) -> Any:
+def canon(messages: list[dict[str, Any]], sizes: list[Any]) -> Any:
     """Messages and chord sizes with every id replaced by its order of first appearance."""
     names: dict[str, str] = {}
 
