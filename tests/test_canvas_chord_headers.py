@@ -90,3 +90,18 @@ def test_a_worker_saves_the_header_of_a_chord_it_continues_into() -> None:
     mine = [_hare_tree(header) for header in plan.chord_headers]
     assert canon(wire(plan), [mine]) == canon(sent, [list(SAVED)])
     assert len(mine) == 1
+
+
+def test_a_copy_of_a_step_continues_into_the_same_chord_header_as_celery() -> None:
+    """A step before a chord delivered twice (a broker's or producer's copy) and run twice,
+    on two workers: both runs send the chord's header under the one group id the client
+    froze, as Celery's do (Celery's test_chord_header_id_duplicated_on_rabbitmq_msg_
+    duplication)."""
+    (first,), _ = celery_sends(chain(add.s(1, 1), chord([add.s(1), add.s(2)], tsum.s())))
+    celery_groups = {m["headers"]["group"] for _ in range(2) for m in celery_runs(first)[0]}
+    hare_groups = {
+        message.group
+        for _ in range(2)
+        for _, message in canvas.after_success(decoded(first), 2, env=env()).publish
+    }
+    assert hare_groups == celery_groups and len(hare_groups) == 1
