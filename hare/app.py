@@ -329,7 +329,8 @@ class Hare:
         await publisher.send(queue, message)
 
     def send_plan(self, plan: Plan) -> None:
-        """Send a workflow from sync code (see `hare.canvas`): chord sizes, then each message."""
+        """Send a workflow from sync code (see `hare.canvas`): its chords recorded, then each
+        message."""
         portal, publisher = self.connections.home_portal()
         portal.call(self._send_plan(publisher, plan))
 
@@ -338,11 +339,10 @@ class Hare:
         await self._send_plan(await self.publisher(), plan)
 
     async def _send_plan(self, publisher: Publisher, plan: Plan) -> None:
-        if plan.chord_sizes:
+        if plan.chord_sizes or plan.chord_headers:
             if self.results is None:
                 raise ResultsDisabled("chord")
-            for group_id, size in plan.chord_sizes:
-                await self.results.set_chord_size(group_id, size)
+            await self.results.record_chords(plan)
         for queue, message in plan.publish:
             await self._publish(publisher, queue or self.route(message.task), message)
 

@@ -16,10 +16,10 @@ workers and the other way round. The worker publishes what they return:
   `chord_body(...)` with the parts' values in group_index order, or, when a part failed,
   `chord_failed(...)`.
 
-Each returns a `Plan`: record `chord_sizes` in the result backend first, then publish
-`publish` in order (a `None` queue: route by task name as `send_task` does), call `inline`
-(errbacks that take the request) and store FAILURE for each of `failed` (counting those
-with a `chord` as failed parts of it).
+Each returns a `Plan`: save `chord_headers` and record `chord_sizes` in the result backend
+first, then publish `publish` in order (a `None` queue: route by task name as `send_task`
+does), call `inline` (errbacks that take the request) and store FAILURE for each of
+`failed` (counting those with a `chord` as failed parts of it).
 """
 
 from __future__ import annotations
@@ -100,6 +100,9 @@ class Plan:
 
     publish: tuple[Outgoing, ...] = ()
     chord_sizes: tuple[tuple[str, int], ...] = ()
+    #: Chord headers with a group among their results, to save before `chord_sizes` are
+    #: recorded (Celery's Redis `apply_chord`): the body gets the values in their shape.
+    chord_headers: tuple[GroupRef, ...] = ()
     inline: tuple[InlineCall, ...] = ()
     failed: tuple[FailedStep, ...] = ()
     #: What a caller's result handle follows: a task id, or a group's ids.
@@ -450,6 +453,7 @@ def _plan(planner: Planner, **fields: Any) -> Plan:
     return Plan(
         publish=tuple(planner.publish),
         chord_sizes=tuple(planner.chord_sizes),
+        chord_headers=tuple(planner.chord_headers),
         parents=tuple(planner.parents.items()),
         **fields,
     )

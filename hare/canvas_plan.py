@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
 
 from hare.canvas_message import Env, Outgoing, task_message
 from hare.canvas_sig import (
@@ -45,20 +44,9 @@ from hare.canvas_sig import (
     unroll_chords,
 )
 from hare.errors import ConfigurationError
+from hare.result import GroupRef, Ref
 
 __all__ = ("GroupRef", "Planner", "Ref")
-
-
-@dataclass(frozen=True, slots=True)
-class GroupRef:
-    """The result of a group: its id and its members' results, in order."""
-
-    id: str
-    results: tuple[Ref, ...]
-
-
-#: What applying a signature returns: a task id, or a group's ids.
-Ref: TypeAlias = "str | GroupRef"
 
 
 def _ref_id(ref: Ref) -> str:
@@ -70,16 +58,25 @@ class Planner:
 
     `publish` lists the messages in the order Celery sends them; `chord_sizes` the
     `(group_id, size)` pairs Celery's `backend.set_chord_size` records (before the header's
-    last message: record them before publishing any); `parents` each result's parent, by
-    the result's id (Celery's `AsyncResult.parent`: a chain step's the step before it, a
-    chord body's its header group).
+    last message: record them before publishing any); `chord_headers` the chord headers
+    with a group among their results, which Celery's Redis `backend.apply_chord` saves so
+    that the body gets the values in that shape; `parents` each result's parent, by the
+    result's id (Celery's `AsyncResult.parent`: a chain step's the step before it, a chord
+    body's its header group).
     """
 
     def __init__(self, env: Env) -> None:
         self.env = env
         self.publish: list[Outgoing] = []
         self.chord_sizes: list[tuple[str, int]] = []
+        self.chord_headers: list[GroupRef] = []
         self.parents: dict[str, Ref] = {}
+
+    def _fresh(self, result_id: str) -> None:
+        """A freeze makes a new result object in Celery, with no parent yet: a link left by
+        an earlier freeze of the same signature (a chord header is frozen, then frozen
+        again as it is applied) must not survive into the new one's parents."""
+        self.parents.pop(result_id, None)
 
     def _root(self, ref: Ref) -> Ref:
         """The first result up `ref`'s parents that has none."""
@@ -141,6 +138,7 @@ class Planner:
         opts = sig["options"]
         if "task_id" not in opts:
             opts["task_id"] = _id or self.env.new_id()
+        self._fresh(opts["task_id"])
         if root_id:
             opts["root_id"] = root_id
         if parent_id:
@@ -353,6 +351,7 @@ class Planner:
                     )
                 )
         group["kwargs"]["tasks"] = new_tasks
+        self._fresh(opts["task_id"])
         return GroupRef(opts["task_id"], tuple(results))
 
     # -- chord ------------------------------------------------------------------------------
@@ -448,7 +447,10 @@ class Planner:
         for key in ("chain", "chord", "task_id"):
             options.pop(key, None)
         header["options"]["task_id"] = group_id
-        header_ref: Ref = self._freeze_group_tasks(header, group_id, body, root_id, None, None)
+        frozen = self._freeze_group_tasks(header, group_id, body, root_id, None, None)
+        if any(isinstance(result, GroupRef) for result in frozen.results):
+            self.chord_headers.append(frozen)
+        header_ref: Ref = frozen
         if tasks_of(header):
             header_ref = self._apply_group(
                 header, partial_args, kwargs, {**options, **header_delay, "task_id": group_id}

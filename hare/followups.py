@@ -1,7 +1,7 @@
 """What a worker publishes after a task: callbacks, the next chain step, errbacks, chord bodies.
 
 `hare.canvas` computes it (purely, as Celery 5.7's worker does); this module carries it out
-on the worker's connection: chord sizes recorded first, then each message published and
+on the worker's connection: its chords recorded first, then each message published and
 confirmed, then errbacks that take the request called here, then the steps that will never
 run stored as FAILURE. The worker does all of it before acking the delivery, so a crash in
 between sends it again rather than never (at-least-once).
@@ -145,9 +145,8 @@ class FollowUps:
         self, plan: canvas.Plan, *, request: Any = None, exc: BaseException | None = None
     ) -> None:
         results = self._app.results
-        if plan.chord_sizes and results is not None:
-            for group_id, size in plan.chord_sizes:
-                await results.set_chord_size(group_id, size)
+        if results is not None:
+            await results.record_chords(plan)
         for queue, message in plan.publish:
             await self._publisher.send(queue or self._app.route(message.task), message)
         for call in plan.inline:

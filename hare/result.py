@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from hare.errors import ConfigurationError, HareError
 
@@ -24,7 +24,9 @@ __all__ = (
     "REVOKED",
     "STARTED",
     "SUCCESS",
+    "GroupRef",
     "MalformedResult",
+    "Ref",
     "RemoteError",
     "ResultBackendError",
     "ResultTimeout",
@@ -43,6 +45,18 @@ READY_STATES = frozenset({SUCCESS, FAILURE, REVOKED})
 EXCEPTION_STATES = frozenset({RETRY, FAILURE, REVOKED})
 #: The states whose exception `get(propagate=True)` raises, as in Celery.
 PROPAGATE_STATES = frozenset({FAILURE, REVOKED})
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRef:
+    """The result of a group: its id and its members' results, in order."""
+
+    id: str
+    results: tuple[Ref, ...]
+
+
+#: A result by its ids: a task's id, or a group's (what applying a signature returns).
+Ref: TypeAlias = "str | GroupRef"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -28,6 +28,7 @@ from hare.result import TaskResult
 from hare.settings import Settings, mask_url
 
 if TYPE_CHECKING:
+    from hare.canvas import Plan
     from hare.connections import Connections
 
 __all__ = ("Results", "backend_kind")
@@ -198,6 +199,15 @@ class Results:
     async def set_chord_size(self, group_id: str, size: int) -> None:
         """Record a chord's header size as it is applied (Celery's `set_chord_size`)."""
         await self.backend().set_chord_size(group_id, size)
+
+    async def record_chords(self, plan: Plan) -> None:
+        """What Celery records for the chords a workflow applies, before its messages go
+        out: each header with a group among its results (`apply_chord`), then each size."""
+        backend = self.backend()
+        for header in plan.chord_headers:
+            await backend.save_chord_header(header)
+        for group_id, size in plan.chord_sizes:
+            await backend.set_chord_size(group_id, size)
 
     async def chord_part_done(
         self, group_id: str, size: int | None, result: TaskResult

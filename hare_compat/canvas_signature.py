@@ -43,8 +43,9 @@ class CanvasApp(Protocol):
         ...
 
     def publish_plan(self, plan: core.Plan) -> None:
-        """Record `plan.chord_sizes` in the result backend, then publish `plan.publish` in
-        order (a `None` queue routed by task name, as `send_task`), confirmed."""
+        """Record `plan.chord_headers` and `plan.chord_sizes` in the result backend, then
+        publish `plan.publish` in order (a `None` queue routed by task name, as `send_task`),
+        confirmed."""
         ...
 
     def AsyncResult(self, task_id: str) -> Any: ...

@@ -113,7 +113,7 @@ def env(**changes: Any) -> Env:
     return replace(base, **changes)
 
 
-def canon(messages: list[dict[str, Any]], sizes: list[tuple[str, int]]) -> Any:
+def canon(messages: list[dict[str, Any]], sizes: list[Any]) -> Any:
     """Messages and chord sizes with every id replaced by its order of first appearance."""
     names: dict[str, str] = {}
 
@@ -205,6 +205,13 @@ CANVASES: dict[str, Callable[[], Any]] = {
     "chord of chains": lambda: chord([add.s(1, 1) | add.s(2), add.s(2, 2) | add.s(3)], tsum.s()),
     "chord in a chord header": lambda: chord(
         [chord([add.s(1, 1), add.s(2, 2)], tsum.s()), add.s(3, 3)], tsum.s()
+    ),
+    "a chain through a chord in a chord header": lambda: chain(
+        add.si(1, 0),
+        chord(
+            [add.si(2, 0), chain(add.si(3, 0), chord([add.si(4, 0), add.si(5, 0)], tsum.s()))],
+            tsum.s(),
+        ),
     ),
     "empty chord": lambda: chord([], tsum.s()),
     "chord on_error": lambda: chord([add.s(1, 1)], tsum.s()).on_error(err.s()),
@@ -368,6 +375,7 @@ WORKFLOWS = [
     "chord in a group",
     "chord of chains",
     "chord in a chord header",
+    "a chain through a chord in a chord header",
     "chain link",
     "two callbacks",
     "callbacks of every kind",

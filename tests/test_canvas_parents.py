@@ -50,7 +50,7 @@ def test_the_result_has_celerys_parents(name: str) -> None:
     plan: Plan = canvas.apply(sig, env=env())
     mine = _hare_tree(plan.result, dict(plan.parents))
     # The tree rides in canon's second list so its ids get the messages' names.
-    assert canon(wire(plan), [(mine,)]) == canon(messages, [(tree,)])  # type: ignore[list-item]
+    assert canon(wire(plan), [(mine,)]) == canon(messages, [(tree,)])
 
 
 def test_a_chain_of_three_links_each_step_to_the_one_before() -> None:

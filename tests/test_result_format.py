@@ -376,3 +376,26 @@ def test_hare_s_revoked_and_chord_errors_are_celery_s_on_both_sides(name: str) -
     assert isinstance(celery_side, getattr(exceptions, name))
     hare_side = celery_format.exception_from_meta(meta, modules={})
     assert isinstance(hare_side, hare_cls) and hare_side.args == ("expired",)
+
+
+def test_saved_groups_as_celery_saves_and_restores_them(celery_backend: BaseBackend) -> None:
+    from celery.result import AsyncResult as CeleryResult
+    from celery.result import GroupResult, result_from_tuple
+
+    from hare.result import GroupRef
+
+    app = celery_backend.app
+    inner = GroupResult("g2", [CeleryResult("a", app=app), CeleryResult("b", app=app)], app=app)
+    theirs = GroupResult("g1", [CeleryResult("x", app=app), inner], app=app)
+    ours = GroupRef("g1", ("x", GroupRef("g2", ("a", "b"))))
+    # What Celery's Redis apply_chord (and GroupResult.save) writes, hare reads ...
+    assert celery_format.group_loads(celery_backend.encode({"result": theirs.as_tuple()})) == ours
+    # ... and what hare writes, Celery restores as the same results.
+    saved = celery_backend.decode(celery_format.group_dumps(ours))["result"]
+    restored = result_from_tuple(saved, app)
+    assert restored == theirs
+    assert [isinstance(r, GroupResult) for r in restored.results] == [False, True]
+    with pytest.raises(MalformedResult, match="as_tuple"):
+        celery_format.group_loads(b'{"result": [["x", null], null]}')
+    with pytest.raises(MalformedResult, match="members"):
+        celery_format.group_loads(b'{"result": [["g", null], [7]]}')

@@ -12,6 +12,7 @@ import random
 import re
 import threading
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from hare import Hare
 from hare.asyncresult import AsyncResult
 from hare.backends.replies import ReplyRouter
 from hare.backends.rpc import RpcBackend, reply_queue
+from hare.canvas import Plan
 from hare.errors import BrokerError, ConfigurationError, NotSupportedError
 from hare.message import Message
 from hare.result import (
@@ -28,6 +30,7 @@ from hare.result import (
     RETRY,
     REVOKED,
     SUCCESS,
+    GroupRef,
     MalformedResult,
     RemoteError,
     ResultsDisabled,
@@ -273,6 +276,38 @@ async def test_a_chord_size_recorded_when_applied_serves_parts_that_carry_none()
     assert await results.chord_part_done(group, None, second) is not None
     with pytest.raises(ValueError, match="at least one part"):
         await results.set_chord_size(group, 0)
+
+
+async def test_a_saved_chord_header_gives_the_body_its_results_in_their_shape() -> None:
+    """A header with a chain ending in a group: the body gets that group's values as one
+    list (Celery's Redis apply_chord saves such a header and joins it when complete)."""
+    app = results_app("memory://")
+    results = results_of(app)
+    group = new_id()
+    header = GroupRef(group, ("a", GroupRef("inner", ("b", "c"))))
+    await results.record_chords(Plan(chord_headers=(header,), chord_sizes=((group, 3),)))
+    parts = [
+        TaskResult(task_id="a", state=SUCCESS, value=1, group_index=0),
+        TaskResult(task_id="b", state=SUCCESS, value=2, group_index=0),
+        TaskResult(task_id="c", state=FAILURE, value=ValueError("c"), group_index=1),
+    ]
+    for part in parts:  # a worker stores a part's result before it counts it
+        await results.store(part, None)
+    assert await results.chord_part_done(group, None, parts[0]) is None
+    assert await results.chord_part_done(group, None, parts[1]) is None
+    done = await results.chord_part_done(group, None, parts[2])
+    assert done is not None
+    assert [(p.task_id, p.state, p.group_index) for p in done] == [
+        ("a", SUCCESS, 0),
+        ("c", FAILURE, 1),  # the group's failed member
+    ]
+    await results.chord_complete(group)
+    # All succeeded: the group's values, as a list.
+    await results.record_chords(Plan(chord_headers=(header,), chord_sizes=((group, 3),)))
+    await results.store(replace(parts[2], state=SUCCESS, value=3), None)
+    for part in parts:
+        done = await results.chord_part_done(group, None, part)
+    assert done is not None and [p.value for p in done] == [1, [2, 3]]
 
 
 def test_sync_calls_run_on_the_home_loop() -> None:

@@ -8,23 +8,38 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from hare.backends import celery_format
 from hare.clock import Clock
 from hare.message import Message
-from hare.result import MalformedResult, ResultTimeout, TaskResult
+from hare.result import (
+    FAILURE,
+    SUCCESS,
+    GroupRef,
+    MalformedResult,
+    Ref,
+    ResultTimeout,
+    TaskResult,
+)
 
 __all__ = (
+    "JOIN_TIMEOUT",
     "ResultBackend",
     "await_with_timeout",
     "encode_for_store",
     "group_index",
+    "join_header",
     "settle",
 )
 
 logger = logging.getLogger("hare.results")
+
+#: How long completing a chord waits for a header result it joins (Celery's default
+#: `result_chord_join_timeout`).
+JOIN_TIMEOUT = 3.0
 
 
 class ResultBackend(Protocol):
@@ -64,6 +79,12 @@ class ResultBackend(Protocol):
         (Celery's `set_chord_size`; a chord applied again with the same id starts anew)."""
         ...
 
+    async def save_chord_header(self, header: GroupRef) -> None:
+        """Save a chord's header, which has a group among its results, when the chord is
+        applied (Celery's Redis `apply_chord`), so that `chord_part_done` returns its values
+        in that shape."""
+        ...
+
     async def chord_part_done(
         self, group_id: str, size: int | None, result: TaskResult
     ) -> list[TaskResult] | None:
@@ -73,7 +94,8 @@ class ResultBackend(Protocol):
         by `set_chord_size`. Returns every part's result, in group-index order, to exactly one
         caller: the one whose part completed the header, across processes. That caller
         publishes the chord body, then calls `chord_complete`. A part counted twice (a
-        redelivery) counts once.
+        redelivery) counts once. When the header was saved (`save_chord_header`), the
+        results are those of the header's results instead (`join_header`).
         """
         ...
 
@@ -141,6 +163,36 @@ def encode_for_store(result: TaskResult, clock: Clock) -> bytes:
     except MalformedResult as problem:
         logger.warning("task %s: storing a FAILURE instead: %s", result.task_id, problem)
         return celery_format.dumps(celery_format.unencodable(result, problem), now=now)
+
+
+async def join_header(header: GroupRef, backend: ResultBackend) -> list[TaskResult]:
+    """Celery's join of a saved chord header (`GroupResult.join_native`), from the stored
+    results: one per header result, in order; a group's value is the list of its members'
+    values, or, when one did not succeed, that member's result. A result not stored yet is
+    waited for `JOIN_TIMEOUT` seconds (Celery's `result_chord_join_timeout`), then failed
+    with the timeout."""
+    return [
+        replace(await _joined(ref, backend), group_id=header.id, group_index=index)
+        for index, ref in enumerate(header.results)
+    ]
+
+
+async def _joined(ref: Ref, backend: ResultBackend) -> TaskResult:
+    if isinstance(ref, str):
+        found = await backend.get(ref)
+        if found is not None and found.ready:
+            return found
+        try:
+            return await backend.wait(ref, JOIN_TIMEOUT)
+        except ResultTimeout as exc:
+            return TaskResult(task_id=ref, state=FAILURE, value=exc)
+    values = []
+    for member in ref.results:
+        found = await _joined(member, backend)
+        if found.state != SUCCESS:
+            return found
+        values.append(found.value)
+    return TaskResult(task_id=ref.id, state=SUCCESS, value=values)
 
 
 def group_index(result: TaskResult) -> int | None:

@@ -25,7 +25,9 @@ from hare.result import (
     EXCEPTION_STATES,
     FAILURE,
     READY_STATES,
+    GroupRef,
     MalformedResult,
+    Ref,
     RemoteError,
     TaskResult,
 )
@@ -40,6 +42,8 @@ __all__ = (
     "exception_from_meta",
     "exception_to_meta",
     "from_meta",
+    "group_dumps",
+    "group_loads",
     "loads",
     "to_meta",
     "unencodable",
@@ -327,3 +331,43 @@ def chord_entry_loads(body: bytes | str, *, group_id: str | None = None) -> Task
     return TaskResult(
         task_id=task_id, state=state, value=_decode_value(state, value), group_id=group_id
     )
+
+
+# --- saved groups (Celery's `celery-taskset-meta-<group id>`) -------------------------------
+
+
+def group_dumps(group: GroupRef) -> bytes:
+    """A group's result ids as Celery saves a `GroupResult` (`_save_group`, and its Redis
+    `apply_chord`): `{"result": as_tuple()}`, a group as `[[id, parent], [member, ...]]`, a
+    task as `[[id, parent], null]`. hare writes no parents (Celery's reader takes none)."""
+
+    def as_tuple(ref: Ref) -> list[Any]:
+        if isinstance(ref, str):
+            return [[ref, None], None]
+        return [[ref.id, None], [as_tuple(member) for member in ref.results]]
+
+    return json_dumps({"result": as_tuple(group)})
+
+
+def group_loads(body: bytes | str) -> GroupRef:
+    """Read a group saved by `group_dumps` or by Celery (`result_from_tuple`)."""
+    try:
+        saved = json_loads(body)
+    except Exception as exc:  # written by any process sharing the store
+        raise MalformedResult(f"a saved group is not JSON: {exc}") from exc
+    found = _from_tuple(saved.get("result") if isinstance(saved, dict) else None)
+    if not isinstance(found, GroupRef):
+        raise MalformedResult(f"a saved group must be a group's as_tuple(): {saved!r:.200}")
+    return found
+
+
+def _from_tuple(node: Any) -> Ref:
+    if not isinstance(node, list | tuple) or len(node) != 2:
+        raise MalformedResult(f"a result tuple must be [[id, parent], members]: {node!r:.200}")
+    head, members = node
+    result_id = head[0] if isinstance(head, list | tuple) and head else head
+    if not isinstance(result_id, str) or not isinstance(members, list | tuple | None):
+        raise MalformedResult(f"a result tuple must be [[id, parent], members]: {node!r:.200}")
+    if members is None:
+        return result_id
+    return GroupRef(result_id, tuple(_from_tuple(member) for member in members))

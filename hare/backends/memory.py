@@ -19,11 +19,12 @@ from hare.backends.base import (
     await_with_timeout,
     encode_for_store,
     group_index,
+    join_header,
     settle,
 )
 from hare.clock import Clock
 from hare.message import Message
-from hare.result import SUCCESS, TaskResult
+from hare.result import SUCCESS, GroupRef, TaskResult
 
 __all__ = ("MemoryBackend", "MemoryStore")
 
@@ -57,6 +58,7 @@ class MemoryStore:
         self._waiters: dict[str, set[asyncio.Future[TaskResult]]] = {}
         self._chords: dict[str, _Chord] = {}
         self._done_chords: set[str] = set()
+        self._headers: dict[str, GroupRef] = {}
 
     def put(self, result: TaskResult) -> None:
         """Record `result`; a SUCCESS is never replaced (Celery's key-value backends' rule)."""
@@ -121,9 +123,18 @@ class MemoryStore:
         with self._lock:
             self._chords.setdefault(group_id, _Chord()).added += 1
 
+    def save_header(self, header: GroupRef) -> None:
+        with self._lock:
+            self._headers[header.id] = header
+
+    def header(self, group_id: str) -> GroupRef | None:
+        with self._lock:
+            return self._headers.get(group_id)
+
     def chord_complete(self, group_id: str) -> None:
         with self._lock:
             self._chords.pop(group_id, None)
+            self._headers.pop(group_id, None)
             self._done_chords.add(group_id)
 
 
@@ -171,7 +182,14 @@ class MemoryBackend:
             celery_format.chord_entry_dumps(result), group_id=group_id
         )
         part = replace(entry, group_index=group_index(result))
-        return self._store.chord_part(group_id, None if size is None else _checked_size(size), part)
+        parts = self._store.chord_part(
+            group_id, None if size is None else _checked_size(size), part
+        )
+        header = None if parts is None else self._store.header(group_id)
+        return parts if header is None else await join_header(header, self)
+
+    async def save_chord_header(self, header: GroupRef) -> None:
+        self._store.save_header(header)
 
     async def chord_complete(self, group_id: str, *, failed: bool = False) -> None:
         self._store.chord_complete(group_id)

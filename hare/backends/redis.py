@@ -29,6 +29,7 @@ from hare.backends.base import (
     await_with_timeout,
     encode_for_store,
     group_index,
+    join_header,
     settle,
 )
 from hare.backends.redis_chord import CHORD_CLEANUP_LUA, CHORD_PART_LUA, chord_keys
@@ -36,7 +37,14 @@ from hare.clock import Clock
 from hare.errors import ConfigurationError
 from hare.message import Message
 from hare.reconnect import backoff_delay
-from hare.result import SUCCESS, MalformedResult, ResultBackendError, ResultTimeout, TaskResult
+from hare.result import (
+    SUCCESS,
+    GroupRef,
+    MalformedResult,
+    ResultBackendError,
+    ResultTimeout,
+    TaskResult,
+)
 from hare.settings import mask_url
 
 __all__ = ("RedisBackend", "task_key")
@@ -214,6 +222,12 @@ class RedisBackend:
             await self._client.delete(keys[".c"])
             await self._client.set(keys[".s"], size, ex=self._expires)
 
+    async def save_chord_header(self, header: GroupRef) -> None:
+        """Celery's Redis `apply_chord`: the header, under its group's key."""
+        key = chord_keys(header.id)[""]
+        async with _redis_errors(f"saving the header of chord {header.id} in {self._where}"):
+            await self._client.set(key, celery_format.group_dumps(header), ex=self._expires)
+
     async def chord_part_done(
         self, group_id: str, size: int | None, result: TaskResult
     ) -> list[TaskResult] | None:
@@ -246,6 +260,9 @@ class RedisBackend:
             if not int(claimed):
                 return None
             self._claims[group_id] = token
+            header = await self._saved_header(group_id)
+            if header is not None:
+                return await join_header(header, self)
             entries = await self._client.zrange(keys[".j"], 0, -1, withscores=True)
         parts = []
         for body, score in cast(list[tuple[bytes, float]], entries):
@@ -261,6 +278,17 @@ class RedisBackend:
                 )
             )
         return parts
+
+    async def _saved_header(self, group_id: str) -> GroupRef | None:
+        """The header saved when the chord was applied (by hare or Celery), if any."""
+        saved = await self._client.get(chord_keys(group_id)[""])
+        if saved is None:
+            return None
+        try:
+            return celery_format.group_loads(saved)
+        except MalformedResult as exc:
+            logger.warning("chord %s: its saved header is unreadable, not used: %s", group_id, exc)
+            return None
 
     async def chord_complete(self, group_id: str, *, failed: bool = False) -> None:
         token = self._claims.pop(group_id, None)

@@ -31,7 +31,7 @@ from hare.clock import Clock
 from hare.errors import BrokerError, ConfigurationError, NotSupportedError
 from hare.message import Message
 from hare.reconnect import backoff_delay, reconnect
-from hare.result import MalformedResult, ResultBackendError, ResultTimeout, TaskResult
+from hare.result import GroupRef, MalformedResult, ResultBackendError, ResultTimeout, TaskResult
 from hare.settings import Settings
 from hare.topology import Queue
 from hare.transport.base import Consumer, Delivery, Envelope, Properties, Transport
@@ -221,6 +221,9 @@ class RpcBackend:
         self._router.forget(task_id)
 
     async def set_chord_size(self, group_id: str, size: int) -> None:
+        raise _no_chords()
+
+    async def save_chord_header(self, header: GroupRef) -> None:
         raise _no_chords()
 
     async def chord_part_done(

@@ -181,5 +181,6 @@ class Publishing:
         )
 
     def publish_plan(self, plan: Plan) -> None:
-        """Record a workflow's chord sizes, then publish its messages in order, confirmed."""
+        """Record a workflow's chords (headers, sizes), then publish its messages in order,
+        confirmed."""
         self.hare.send_plan(plan)  # hare.route() asks this app's router (see base.py)

@@ -389,6 +389,50 @@ async def test_redis_a_part_that_finishes_before_celery_sets_the_size_is_counted
     await results_of(app).aclose()
 
 
+async def test_redis_a_chord_header_is_saved_and_joined_as_celery_does(
+    redis_url: str, token: str, celery_redis: Celery
+) -> None:
+    """A header with a chain ending in a group (Celery's test_nested_chord_group_chain_group_
+    tail): Celery's client saves it (apply_chord), and hare's part that completes the chord
+    gives the body that group's values as one list; a header hare saves, Celery restores."""
+    from celery.result import AsyncResult as CeleryResult
+    from celery.result import GroupResult
+
+    from hare.canvas import Plan
+    from hare.result import GroupRef
+
+    app = hare_app("memory://", redis_url)
+    results = results_of(app)
+    group, inner = f"{token}-g", f"{token}-inner"
+    a, b, c = (f"{token}-{name}" for name in "abc")
+    theirs = GroupResult(
+        group,
+        [CeleryResult(a), GroupResult(inner, [CeleryResult(b), CeleryResult(c)])],
+        app=celery_redis,
+    )
+    await asyncio.to_thread(celery_redis.backend.apply_chord, (group, theirs.results), None)
+    await asyncio.to_thread(celery_redis.backend.set_chord_size, group, 3)
+    parts = [
+        TaskResult(task_id=a, state=SUCCESS, value=1, group_index=0),
+        TaskResult(task_id=b, state=SUCCESS, value=2, group_index=0),
+        TaskResult(task_id=c, state=SUCCESS, value=3, group_index=1),
+    ]
+    outcomes = []
+    for part in parts:
+        await results.store(part, None)
+        outcomes.append(await results.chord_part_done(group, None, part))
+    done = outcomes[-1]
+    assert outcomes[:2] == [None, None] and done is not None
+    assert [(p.task_id, p.value) for p in done] == [(a, 1), (inner, [2, 3])]
+    await results.chord_complete(group)
+
+    ours = GroupRef(f"{token}-h", (a, GroupRef(inner, (b, c))))
+    await results.record_chords(Plan(chord_headers=(ours,)))
+    restored = await asyncio.to_thread(GroupResult.restore, ours.id, app=celery_redis)
+    assert restored == GroupResult(ours.id, theirs.results, app=celery_redis)
+    await results.aclose()
+
+
 async def test_an_unreachable_redis_is_a_named_error() -> None:
     app = hare_app("memory://", "redis://:secret@127.0.0.1:1/0")
     with pytest.raises(ResultBackendError, match=r"127\.0\.0\.1:1") as raised:
