@@ -55,6 +55,11 @@ def read_junit(path: Path) -> dict[str, Outcome]:
     return outcomes
 
 
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def _commit(run: Path) -> str:
     try:
         return (run / "commit").read_text().strip() or "unknown"
@@ -101,7 +106,7 @@ def write_report(
         "the worker's state, log records or signals in the test process (listed below) is "
         "judged by the in-process run; every other test by the `hare worker` run.",
         (
-            f"`test_canvas.py`: every {every}th test."
+            f"`test_canvas.py`: every {_ordinal(every)} test (`report --every {every}`)."
             if every > 1
             else "Every test of the three files runs."
         )
