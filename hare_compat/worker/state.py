@@ -2,8 +2,7 @@
 
 Celery's worker keeps process-wide sets that tests and extensions read: the ids of tasks that
 succeeded here (`successful_requests`), the revoked ids (`revoked`) and revoked stamps
-(`revoked_stamps`), a count per task name
-(`total_count`). hare keeps these per worker; this module shows the hare workers running in
+(`revoked_stamps`). hare keeps these per worker; this module shows the hare workers running in
 this process (a `hare worker`, or the in-process worker of `hare_compat.contrib.pytest`)
 through the same names. Changes go to those workers: `revoked.discard(id)` lets a task run,
 `revoked_stamps.clear()` forgets every revoked stamp.
@@ -13,12 +12,13 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
 from hare import signals
 from hare.context import current
+from hare.revocations import Revocations
 from hare.worker import Worker
 
 __all__ = (
@@ -26,7 +26,6 @@ __all__ = (
     "revoked",
     "revoked_stamps",
     "successful_requests",
-    "total_count",
     "workers",
 )
 
@@ -73,72 +72,66 @@ class LimitedIds:
         return len(self._ids)
 
 
+def _revocations() -> Iterator[Revocations]:
+    """The revocations of the running workers of this process."""
+    return (w.revocations for w in workers() if w.revocations is not None)
+
+
 class RevokedView:
     """The ids the workers of this process hold revoked (Celery's `state.revoked`)."""
 
-    def _all(self) -> dict[str, float]:
-        until: dict[str, float] = {}
-        for worker in workers():
-            if worker.revocations is not None:
-                for task_id, ends in worker.revocations.revoked_until().items():
-                    until[task_id] = max(ends, until.get(task_id, ends))
-        return until
+    def _revoked_at(self) -> dict[str, float]:
+        """Each revoked id with when (wall clock) it was revoked, the earliest among workers."""
+        at: dict[str, float] = {}
+        for revocations in _revocations():
+            for task_id, ends in revocations.revoked_until().items():
+                at[task_id] = min(ends - revocations.ttl, at.get(task_id, ends))
+        return at
 
     def add(self, task_id: str) -> None:
-        for worker in workers():
-            if worker.revocations is not None:
-                worker.revocations.apply([task_id])
+        for revocations in _revocations():
+            revocations.apply([task_id])
 
     def discard(self, task_id: str) -> None:
-        for worker in workers():
-            if worker.revocations is not None:
-                worker.revocations.forget(task_id)
+        for revocations in _revocations():
+            revocations.forget(task_id)
 
     def clear(self) -> None:
-        for task_id in list(self._all()):
+        for task_id in list(self._revoked_at()):
             self.discard(task_id)
 
     def as_dict(self) -> dict[str, float]:
         """Each id with when it was revoked, on this process's `time.monotonic()` clock."""
         wall, mono = time.time(), time.monotonic()
-        ttl = {w.revocations.ttl for w in workers() if w.revocations is not None}
-        span = max(ttl, default=0.0)
         return {
-            task_id: min(mono, mono - (wall - (ends - span)))
-            for task_id, ends in self._all().items()
+            task_id: min(mono, mono - (wall - at)) for task_id, at in self._revoked_at().items()
         }
 
     def __contains__(self, task_id: object) -> bool:
-        return isinstance(task_id, str) and any(
-            w.revocations is not None and w.revocations.is_revoked(task_id) for w in workers()
-        )
+        return isinstance(task_id, str) and any(r.is_revoked(task_id) for r in _revocations())
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._all())
+        return iter(self._revoked_at())
 
     def __len__(self) -> int:
-        return len(self._all())
+        return len(self._revoked_at())
 
 
 class RevokedStampsView:
     """The stamps the workers of this process hold revoked (Celery's `state.revoked_stamps`)."""
 
     def clear(self) -> None:
-        for worker in workers():
-            if worker.revocations is not None:
-                worker.revocations.stamps.clear()
+        for revocations in _revocations():
+            revocations.stamps.clear()
 
     def update(self, headers: dict[str, Any]) -> None:
-        for worker in workers():
-            if worker.revocations is not None:
-                worker.revocations.stamps.add(headers)
+        for revocations in _revocations():
+            revocations.stamps.add(headers)
 
 
 successful_requests = LimitedIds(SUCCESSFUL_MAX)
 revoked = RevokedView()
 revoked_stamps = RevokedStampsView()
-#: Tasks run in this process, by name.
-total_count: Counter[str] = Counter()
 
 
 def _on_worker_init(sender: Any = None, **_: Any) -> None:
@@ -157,13 +150,6 @@ def _on_success(sender: Any = None, **_: Any) -> None:
         successful_requests.add(context.id)
 
 
-def _on_postrun(sender: Any = None, task: Any = None, **_: Any) -> None:
-    context = current()
-    if context is not None and not context.is_eager and context.queue is not None:
-        total_count[context.message.task] += 1
-
-
 signals.worker_init.connect(_on_worker_init, dispatch_uid="hare_compat.worker.state.init")
 signals.worker_shutdown.connect(_on_worker_shutdown, dispatch_uid="hare_compat.worker.state.down")
 signals.task_success.connect(_on_success, dispatch_uid="hare_compat.worker.state.success")
-signals.task_postrun.connect(_on_postrun, dispatch_uid="hare_compat.worker.state.postrun")

@@ -45,7 +45,7 @@ WORKER_LOGLEVEL = os.environ.get("WORKER_LOGLEVEL", "info")
 #: Pool names accepted: tasks run in hare's way (threads and the loop) whichever is named.
 POOLS = frozenset({"solo", "threads", "prefork"})
 #: Options of Celery's embedded worker with nothing to do in hare's.
-_ACCEPTED = frozenset({"without_heartbeat", "without_mingle", "without_gossip", "ready_callback"})
+_ACCEPTED = frozenset({"without_heartbeat", "without_mingle", "without_gossip"})
 
 test_worker_starting = Signal("test_worker_starting")
 test_worker_started = Signal("test_worker_started")
