@@ -52,8 +52,8 @@ async def windows(n: int, send: Callable[[int], Awaitable[Any]]) -> float:
 
 def celery_message(i: int) -> tuple[bytes, dict[str, Any]]:
     """The body and headers hare publishes for `noop(i)` (Celery protocol v2)."""
-    from hare import protocol
-    from hare.message import Message
+    from hare.core import protocol
+    from hare.core.message import Message
 
     message = Message(
         id=f"{i:08d}-0000-4000-8000-000000000000",

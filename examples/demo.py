@@ -14,7 +14,7 @@ import sys
 from urllib.parse import urlsplit
 
 from hare import Hare, Reject, Worker
-from hare.settings import DEFAULT_BROKER_URL
+from hare.core.settings import DEFAULT_BROKER_URL
 
 
 def pick_broker() -> str:

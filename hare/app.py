@@ -12,18 +12,18 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from hare.clock import Clock, SystemClock
-from hare.codec import get_serializer
 from hare.connections import Connections
+from hare.core.codec import get_serializer
+from hare.core.message import Embed, Message
+from hare.core.retry import RetryPolicy
+from hare.core.settings import Settings, mask_url
+from hare.core.topology import validate_queue_name
 from hare.errors import ConfigurationError, NotSupportedError
-from hare.message import Embed, Message
 from hare.periodic import Periodic
 from hare.publisher import Publisher
 from hare.result import ResultsDisabled
 from hare.results import Results
-from hare.retry import RetryPolicy
-from hare.settings import Settings, mask_url
 from hare.task import Sent, Task, TaskOptions, normalise_eta, task_name
-from hare.topology import validate_queue_name
 from hare.tracelog import HARE_LOGGERS
 from hare.transport.base import Transport
 

@@ -1,6 +1,6 @@
 """Workflows (Celery's canvas) as the worker continues them: callbacks, chains, errbacks, chords.
 
-Celery protocol v2 carries a workflow in each message's `embed` (`hare.message.Embed`):
+Celery protocol v2 carries a workflow in each message's `embed` (`hare.core.message.Embed`):
 `callbacks` (`link=`), `errbacks` (`link_error=`), `chain` (the remaining steps, last first)
 and `chord` (the body to call once every task of the group has finished). These functions
 compute, purely, what Celery 5.7's worker does with them (`celery/app/trace.py`,
@@ -35,8 +35,8 @@ from typing import Any
 from hare.canvas_message import Env, Outgoing
 from hare.canvas_plan import GroupRef, Planner, Ref
 from hare.canvas_sig import CHAIN, CHORD, GROUP, from_dict, kind, merge, new_group
+from hare.core.message import Message
 from hare.errors import ChordError, ConfigurationError, NotSupportedError
-from hare.message import Message
 
 __all__ = (
     "ChordPart",

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hare.codec import get_serializer
+from hare.core.codec import get_serializer
+from hare.core.message import Embed, Message
+from hare.core.protocol import safe_repr
+from hare.core.topology import validate_queue_name
 from hare.errors import ConfigurationError, NotSupportedError
-from hare.message import Embed, Message
-from hare.protocol import safe_repr
-from hare.topology import validate_queue_name
 
 __all__ = ("Env", "Outgoing", "task_message")
 

@@ -14,10 +14,10 @@ import atexit
 import threading
 
 from hare.clock import Clock
+from hare.core.settings import Settings, mask_url
 from hare.errors import ConfigurationError
 from hare.portal import LoopPortal
 from hare.publisher import Publisher
-from hare.settings import Settings, mask_url
 from hare.transport.base import Transport
 
 __all__ = ("Connections",)
@@ -41,13 +41,13 @@ class Connections:
         """A new, unconnected transport for the configured broker."""
         url = self._settings.broker_url
         if url.startswith("memory://"):
-            from hare.transport.memory import MemoryBroker, MemoryTransport
+            from hare.transport.memory.transport import MemoryBroker, MemoryTransport
 
             if not isinstance(self._memory_broker, MemoryBroker):
                 self._memory_broker = MemoryBroker()
             return MemoryTransport(self._memory_broker, clock=self._clock)
         if url.startswith(("amqp://", "amqps://")):
-            from hare.transport.amqp import AmqpTransport
+            from hare.transport.amqp.transport import AmqpTransport
 
             return AmqpTransport(
                 [part.strip() for part in url.split(";") if part.strip()],

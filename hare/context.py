@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from hare.message import Message
+from hare.core.message import Message
 
 __all__ = ("TaskContext", "current", "running")
 

@@ -15,18 +15,18 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, replace
 
-from hare import ladder
 from hare.app import Hare
-from hare.codec import accepted_content_types
-from hare.dlq_rows import REPLAYS_HEADER as REPLAYS_HEADER
-from hare.dlq_rows import DeadLetterDetail as DeadLetterDetail
-from hare.dlq_rows import DeadLetterRow as DeadLetterRow
-from hare.dlq_rows import Selector as Selector
-from hare.dlq_rows import dead_at, read_detail, read_row, replay_headers, replay_message
-from hare.dlq_rows import dead_queue_name as dead_queue_name
-from hare.dlq_rows import work_queue_name as work_queue_name
+from hare.core import ladder
+from hare.core.codec import accepted_content_types
+from hare.core.deadletter_rows import REPLAYS_HEADER as REPLAYS_HEADER
+from hare.core.deadletter_rows import DeadLetterDetail as DeadLetterDetail
+from hare.core.deadletter_rows import DeadLetterRow as DeadLetterRow
+from hare.core.deadletter_rows import Selector as Selector
+from hare.core.deadletter_rows import dead_at, read_detail, read_row, replay_headers, replay_message
+from hare.core.deadletter_rows import dead_queue_name as dead_queue_name
+from hare.core.deadletter_rows import work_queue_name as work_queue_name
+from hare.core.message import Message
 from hare.errors import BrokerError, ConfigurationError, HareError
-from hare.message import Message
 from hare.publisher import Publisher
 from hare.transport.base import Delivery, Envelope, Transport
 

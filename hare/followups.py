@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from hare import canvas
 from hare.clock import Clock
+from hare.core.message import Message
 from hare.errors import ChordError
-from hare.message import Message
 from hare.result import FAILURE, SUCCESS, TaskResult
 
 if TYPE_CHECKING:

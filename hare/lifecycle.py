@@ -22,9 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from hare import signals
 from hare.context import TaskContext, running
-from hare.errors import TaskRevoked
-from hare.execution import raise_in_thread
-from hare.outcome import (
+from hare.core.outcome import (
     Failed,
     Ignored,
     Outcome,
@@ -34,6 +32,8 @@ from hare.outcome import (
     format_traceback,
     outcome_of,
 )
+from hare.errors import TaskRevoked
+from hare.execution import raise_in_thread
 
 if TYPE_CHECKING:
     from hare.task import Task

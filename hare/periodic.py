@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hare.clock import Clock
+from hare.core.message import Message
 from hare.errors import MessageError, MessageReturned, PublishNacked
-from hare.message import Message
 from hare.publisher import Publisher
 from hare.ticks import (
     Tick,

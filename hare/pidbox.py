@@ -26,9 +26,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from hare.codec import json_dumps, json_loads
+from hare.core.codec import json_dumps, json_loads
+from hare.core.topology import Binding, Exchange, Queue
 from hare.errors import MalformedMessage
-from hare.topology import Binding, Exchange, Queue
 
 __all__ = (
     "CONTENT_TYPE",

@@ -18,20 +18,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from hare import protocol, signals
+from hare import signals
 from hare.app import Hare
 from hare.clock import Clock
-from hare.deadletter import DEATH_HEADERS, DeadLetter, strip_death_headers
+from hare.core import protocol
+from hare.core.deadletter import DEATH_HEADERS, DeadLetter, strip_death_headers
+from hare.core.message import Message
+from hare.core.outcome import Failed, Outcome
+from hare.core.retry import Ack, Decision, Requeue, RetryAt, RetryIn, decide
 from hare.errors import BrokerError, ConfigurationError, MessageError, TaskRevoked
 from hare.execution import TaskRunner
 from hare.followups import FollowUps
 from hare.lifecycle import Request, TaskCall
-from hare.message import Message
-from hare.outcome import Failed, Outcome
 from hare.publisher import ETA_HEADER
 from hare.recording import Recorder
 from hare.result import REVOKED, STARTED
-from hare.retry import Ack, Decision, Requeue, RetryAt, RetryIn, decide
 from hare.runs import RECENT_RUNS, Run, RunKey, Runs, run_key
 from hare.settlement import REDELIVERIES_HEADER, Settlement
 from hare.task import Task

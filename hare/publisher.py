@@ -8,14 +8,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from hare import ladder, protocol, signals
+from hare import signals
 from hare.clock import Clock
+from hare.core import ladder, protocol
+from hare.core.message import Message
+from hare.core.settings import Settings
+from hare.core.topology import Queue, dead_letter_queue, work_queue
 from hare.errors import BrokerUnavailable, NotFound, TopologyMismatch
-from hare.message import Message
-from hare.reconnect import backoff_delay, reconnect
-from hare.settings import Settings
-from hare.topology import Queue, dead_letter_queue, work_queue
 from hare.transport.base import Envelope, Transport
+from hare.transport.reconnect import backoff_delay, reconnect
 
 #: The header carrying a message's due time in epoch milliseconds (the ISO `eta` header says
 #: the same for Celery; this one is cheaper to read and exact).

@@ -13,13 +13,13 @@ from typing import Any
 
 from hare.app import Hare
 from hare.clock import Clock
+from hare.core.message import Message
+from hare.core.outcome import Ignored, Outcome, Rejected, RetryRequested, Succeeded
+from hare.core.retry import Decision, RetryAt, RetryIn
 from hare.errors import Reject, Retry
 from hare.followups import FollowUps, has_follow_ups
 from hare.lifecycle import Request
-from hare.message import Message
-from hare.outcome import Ignored, Outcome, Rejected, RetryRequested, Succeeded
 from hare.result import FAILURE, RETRY, SUCCESS, TaskResult
-from hare.retry import Decision, RetryAt, RetryIn
 
 __all__ = ("Recorder",)
 

@@ -22,10 +22,10 @@ from hare.backends.memory import MemoryBackend, MemoryStore
 from hare.backends.replies import ReplyRouter
 from hare.backends.rpc import RpcBackend, reply_queue, reply_queue_name
 from hare.clock import Clock, SystemClock
+from hare.core.message import Message
+from hare.core.settings import Settings, mask_url
 from hare.errors import ConfigurationError, NotSupportedError
-from hare.message import Message
 from hare.result import TaskResult
-from hare.settings import Settings, mask_url
 
 if TYPE_CHECKING:
     from hare.canvas import Plan

@@ -22,9 +22,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hare.codec import json_dumps, json_loads
+from hare.core.codec import json_dumps, json_loads
+from hare.core.topology import Queue
 from hare.errors import ConfigurationError, MalformedMessage
-from hare.topology import Queue
 
 __all__ = (
     "DEFAULT_TTL",

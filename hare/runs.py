@@ -23,10 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hare.dlq_rows import REPLAYS_HEADER
-from hare.message import Message
-from hare.outcome import Outcome
-from hare.retry import Decision
+from hare.core.deadletter_rows import REPLAYS_HEADER
+from hare.core.message import Message
+from hare.core.outcome import Outcome
+from hare.core.retry import Decision
 from hare.task import Task
 
 __all__ = ("RECENT_RUNS", "Run", "RunKey", "Runs", "run_key")

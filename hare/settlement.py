@@ -17,12 +17,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hare.clock import Clock
-from hare.deadletter import DeadLetter, dead_letter_envelope
+from hare.core.deadletter import DeadLetter, dead_letter_envelope
+from hare.core.message import Message
+from hare.core.outcome import Failed, Outcome, Rejected, RetryRequested
+from hare.core.retry import Ack, DeadLetterAs, Decision, Requeue, RetryAt, RetryIn, decide
 from hare.errors import DelayTooLong
-from hare.message import Message
-from hare.outcome import Failed, Outcome, Rejected, RetryRequested
 from hare.publisher import ETA_HEADER, Publisher
-from hare.retry import Ack, DeadLetterAs, Decision, Requeue, RetryAt, RetryIn, decide
 from hare.task import Task
 from hare.transport.base import Delivery, Envelope
 

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hare.core.topology import Queue
 from hare.errors import MalformedMessage
-from hare.topology import Queue
 from hare.transport.base import Envelope, Properties
 
 __all__ = (

@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from hare.message import Message
-from hare.outcome import Failed, Outcome, Rejected, RetryRequested, Succeeded
-from hare.protocol import safe_repr
+from hare.core.message import Message
+from hare.core.outcome import Failed, Outcome, Rejected, RetryRequested, Succeeded
+from hare.core.protocol import safe_repr
 
 __all__ = ("HARE_LOGGERS", "TraceLog")
 

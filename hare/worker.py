@@ -25,8 +25,10 @@ from typing import Any
 
 from hare import signals
 from hare.app import Hare
-from hare.codec import accepted_content_types
 from hare.control_server import ControlServer
+from hare.core.codec import accepted_content_types
+from hare.core.settings import mask_url
+from hare.core.topology import DEAD_SUFFIX
 from hare.errors import (
     BrokerError,
     BrokerUnavailable,
@@ -39,12 +41,10 @@ from hare.followups import FollowUps
 from hare.periodic import PERIODIC_HEADER, Scheduler
 from hare.processing import Processor
 from hare.publisher import Publisher
-from hare.reconnect import backoff_delay, reconnect
 from hare.revocations import Revocations
-from hare.settings import mask_url
 from hare.settlement import Settlement
-from hare.topology import DEAD_SUFFIX
 from hare.transport.base import Consumer, Delivery, Transport
+from hare.transport.reconnect import backoff_delay, reconnect
 from hare.worker_view import WorkerView
 
 __all__ = ("Worker",)

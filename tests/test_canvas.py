@@ -22,11 +22,12 @@ from celery import Celery, chain, chord, group
 from celery._state import get_current_app
 from celery.app.trace import build_tracer
 
-from hare import canvas, protocol
+from hare import canvas
 from hare.canvas import Env, Plan
-from hare.codec import accepted_content_types
+from hare.core import protocol
+from hare.core.codec import accepted_content_types
+from hare.core.message import Embed, Message
 from hare.errors import ChordError, ConfigurationError, NotSupportedError
-from hare.message import Embed, Message
 from hare.transport.base import Properties
 
 # Celery warns that chord errbacks will also go onto the header some day; 5.7 does not yet.

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hare.codec import (
+from hare.core.codec import (
     CLOUDPICKLE,
     DEFAULT_ACCEPT,
     JSON,

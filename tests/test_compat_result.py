@@ -12,8 +12,8 @@ import pytest
 
 import hare.errors
 from hare.context import TaskContext, running
+from hare.core.message import Message
 from hare.errors import NotSupportedError
-from hare.message import Message
 from hare.result import TaskResult
 from hare_compat import Celery, exceptions, states
 from hare_compat.canvas_result import GroupResult as CanvasGroupResult

@@ -18,7 +18,7 @@ from hare.revocation import STREAM, RevocationRecord, decode_entry
 from hare.revocations import Revocations
 from hare.testing import ManualClock
 from hare.transport.base import Delivery, Envelope, Properties
-from hare.transport.memory import MemoryBroker, MemoryTransport
+from hare.transport.memory.transport import MemoryBroker, MemoryTransport
 
 pytestmark = pytest.mark.anyio
 

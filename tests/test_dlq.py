@@ -21,7 +21,7 @@ from hare.errors import BrokerUnavailable, ConfigurationError, PublishNacked
 from hare.publisher import Publisher
 from hare.testing import ManualClock
 from hare.transport.base import Delivery, Transport
-from hare.transport.memory import MemoryTransport
+from hare.transport.memory.transport import MemoryTransport
 from tests.runtime import GOOD_BODY, Ledger, drain, memory_app, publish_raw, running_worker
 
 pytestmark = pytest.mark.anyio

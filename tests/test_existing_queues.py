@@ -12,10 +12,10 @@ import logging
 
 import pytest
 
+from hare.core.topology import DEAD_SUFFIX, Queue, work_queue
 from hare.publisher import Publisher
 from hare.testing import ManualClock
-from hare.topology import DEAD_SUFFIX, Queue, work_queue
-from hare.transport.memory import MemoryTransport
+from hare.transport.memory.transport import MemoryTransport
 from tests.runtime import Ledger, memory_app, running_worker
 
 pytestmark = pytest.mark.anyio

@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 
-from hare import Worker, protocol
+from hare import Worker
+from hare.core import protocol
+from hare.core.topology import DEAD_SUFFIX
 from hare.processing import Processor
 from hare.recording import Recorder
 from hare.settlement import Settlement
 from hare.testing import ManualClock
-from hare.topology import DEAD_SUFFIX
-from hare.transport.memory import MemoryTransport
+from hare.transport.memory.transport import MemoryTransport
 from tests.runtime import Ledger, memory_app, until
 
 pytestmark = pytest.mark.anyio

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from hare.core.outcome import Failed, Outcome, Succeeded
 from hare.errors import ConfigurationError
 from hare.execution import TaskRunner
 from hare.isolation import TaskProcessDied
-from hare.outcome import Failed, Outcome, Succeeded
 from hare.testing import ManualClock
 from tests.apps import isolated_app
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hare import ladder
+from hare.core import ladder
 from hare.errors import DelayTooLong
 
 queue_names = st.text(

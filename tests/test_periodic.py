@@ -17,7 +17,7 @@ from hare.schedule import every
 from hare.testing import ManualClock
 from hare.ticks import occurrence_task_id, slot_name
 from hare.transport.base import Delivery
-from hare.transport.memory import MemoryBroker, MemoryTransport
+from hare.transport.memory.transport import MemoryBroker, MemoryTransport
 
 pytestmark = pytest.mark.anyio
 

@@ -10,8 +10,8 @@ from kombu.pidbox import Mailbox
 from kombu.transport.base import to_rabbitmq_queue_arguments
 
 from hare import pidbox
+from hare.core.topology import Queue
 from hare.errors import MalformedMessage
-from hare.topology import Queue
 
 #: A request exactly as a Celery 5.7 client sends it (captured from `inspect().ping()`).
 CELERY_PING = (

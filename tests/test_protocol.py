@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hare.codec import DEFAULT_ACCEPT, accepted_content_types
+from hare.core.codec import DEFAULT_ACCEPT, accepted_content_types
+from hare.core.message import Embed, Message
+from hare.core.protocol import decode, encode
 from hare.errors import ConfigurationError, ContentTypeRefused, MalformedMessage
-from hare.message import Embed, Message
-from hare.protocol import decode, encode
 from hare.transport.base import Properties
 from tests.test_codec import OFFSETS, json_values
 

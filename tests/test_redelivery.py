@@ -18,13 +18,13 @@ import pytest
 
 from hare import Hare, Reject, Retry, Worker
 from hare.context import current
-from hare.dlq_rows import REPLAYS_HEADER
+from hare.core.deadletter_rows import REPLAYS_HEADER
+from hare.core.topology import DEAD_SUFFIX
 from hare.publisher import Publisher
-from hare.reconnect import MAX_PAUSE
 from hare.runs import Runs, run_key
 from hare.testing import ManualClock
-from hare.topology import DEAD_SUFFIX
-from hare.transport.memory import MemoryTransport
+from hare.transport.memory.transport import MemoryTransport
+from hare.transport.reconnect import MAX_PAUSE
 from tests.runtime import Ledger, memory_app, until
 
 pytestmark = pytest.mark.anyio

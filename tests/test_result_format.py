@@ -26,7 +26,7 @@ from hare.backends.celery_format import (
     loads,
     to_meta,
 )
-from hare.codec import json_dumps
+from hare.core.codec import json_dumps
 from hare.result import FAILURE, MalformedResult, RemoteError, TaskResult
 
 BERLIN = timezone(timedelta(hours=1))

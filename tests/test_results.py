@@ -22,8 +22,8 @@ from hare.asyncresult import AsyncResult
 from hare.backends.replies import ReplyRouter
 from hare.backends.rpc import RpcBackend, reply_queue
 from hare.canvas import Plan
+from hare.core.message import Message
 from hare.errors import BrokerError, ConfigurationError, NotSupportedError
-from hare.message import Message
 from hare.result import (
     FAILURE,
     PENDING,
@@ -40,7 +40,7 @@ from hare.result import (
 from hare.results import Results, backend_kind
 from hare.testing import ManualClock
 from hare.transport.base import Envelope, Properties
-from hare.transport.memory import MemoryTransport
+from hare.transport.memory.transport import MemoryTransport
 from tests.runtime import memory_app, until
 
 pytestmark = pytest.mark.anyio

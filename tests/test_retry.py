@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hare.core.outcome import Failed, Outcome, Rejected, RetryRequested, Succeeded
+from hare.core.retry import Ack, DeadLetterAs, RetryAt, RetryIn, RetryPolicy, backoff, decide
 from hare.errors import ConfigurationError
-from hare.outcome import Failed, Outcome, Rejected, RetryRequested, Succeeded
-from hare.retry import Ack, DeadLetterAs, RetryAt, RetryIn, RetryPolicy, backoff, decide
 
 
 class Fixed:

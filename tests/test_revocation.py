@@ -29,7 +29,7 @@ from hare.revocation import (
 from hare.revocations import Revocations, publish_revocation
 from hare.testing import ManualClock
 from hare.transport.base import Envelope, Properties
-from hare.transport.memory import MemoryBroker, MemoryTransport
+from hare.transport.memory.transport import MemoryBroker, MemoryTransport
 
 pytestmark = pytest.mark.anyio
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hare import Hare
+from hare.core.settings import DEFAULT_BROKER_URL, Settings
 from hare.errors import ConfigurationError
-from hare.settings import DEFAULT_BROKER_URL, Settings
 
 
 def test_defaults() -> None:

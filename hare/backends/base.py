@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from hare.backends import celery_format
 from hare.clock import Clock
-from hare.message import Message
+from hare.core.message import Message
 from hare.result import (
     FAILURE,
     SUCCESS,

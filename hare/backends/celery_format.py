@@ -8,7 +8,7 @@ A result is the JSON object Celery's backends write (`celery/backends/base.py`,
 
 plus `group_id` / `parent_id` when set (and `result_extended` fields). An exception travels as
 `{"exc_type": qualname, "exc_message": [args...], "exc_module": module}`. Values use kombu's
-JSON (hare.codec). Pure: no I/O, no clock (the time of storing is an argument).
+JSON (hare.core.codec). Pure: no I/O, no clock (the time of storing is an argument).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
-from hare.codec import json_dumps, json_loads
+from hare.core.codec import json_dumps, json_loads
 from hare.errors import ChordError, TaskRevoked
 from hare.result import (
     EXCEPTION_STATES,

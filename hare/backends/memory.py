@@ -23,7 +23,7 @@ from hare.backends.base import (
     settle,
 )
 from hare.clock import Clock
-from hare.message import Message
+from hare.core.message import Message
 from hare.result import SUCCESS, GroupRef, TaskResult
 
 __all__ = ("MemoryBackend", "MemoryStore")

@@ -34,9 +34,9 @@ from hare.backends.base import (
 )
 from hare.backends.redis_chord import CHORD_CLEANUP_LUA, CHORD_PART_LUA, chord_keys
 from hare.clock import Clock
+from hare.core.message import Message
+from hare.core.settings import mask_url
 from hare.errors import ConfigurationError
-from hare.message import Message
-from hare.reconnect import backoff_delay
 from hare.result import (
     SUCCESS,
     GroupRef,
@@ -45,7 +45,7 @@ from hare.result import (
     ResultTimeout,
     TaskResult,
 )
-from hare.settings import mask_url
+from hare.transport.reconnect import backoff_delay
 
 __all__ = ("RedisBackend", "task_key")
 

@@ -28,13 +28,13 @@ from hare.backends import celery_format
 from hare.backends.base import await_with_timeout, encode_for_store
 from hare.backends.replies import ReplyRouter
 from hare.clock import Clock
+from hare.core.message import Message
+from hare.core.settings import Settings
+from hare.core.topology import Queue
 from hare.errors import BrokerError, ConfigurationError, NotSupportedError
-from hare.message import Message
-from hare.reconnect import backoff_delay, reconnect
 from hare.result import GroupRef, MalformedResult, ResultBackendError, ResultTimeout, TaskResult
-from hare.settings import Settings
-from hare.topology import Queue
 from hare.transport.base import Consumer, Delivery, Envelope, Properties, Transport
+from hare.transport.reconnect import backoff_delay, reconnect
 
 if TYPE_CHECKING:
     from hare.connections import Connections

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from hare.topology import Binding, Exchange, Queue
+from hare.core.topology import Binding, Exchange, Queue
 
 if TYPE_CHECKING:
     import asyncio
@@ -94,7 +94,7 @@ class Transport(Protocol):
     A transport reports a lost connection and does not repair it: `connection_lost` is set
     when the connection closes other than by `close()`, and stays set until its owner clears
     it; `connect()` opens the connection again. The runtime owns reconnecting, re-declaring and
-    re-consuming (`hare.reconnect`). A publish may reconnect the connection a worker consumes
+    re-consuming (`transport.reconnect`). A publish may reconnect the connection a worker consumes
     on: the flag staying set is how the worker still learns its consumers are gone.
     """
 
@@ -147,7 +147,7 @@ class Transport(Protocol):
     ) -> Consumer:
         """Subscribe to `queue`; at most `prefetch` deliveries are unsettled at once.
 
-        `arguments` are basic.consume's (`hare.topology.consumer_arguments` says which): a
+        `arguments` are basic.consume's (`hare.core.topology.consumer_arguments` says which): a
         stream consumer gives `x-stream-offset`. A stream needs a prefetch of at least 1, and
         its acks and rejects only give credit back; every delivery from a stream carries its
         offset in the `x-stream-offset` header.

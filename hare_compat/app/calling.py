@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from hare.codec import get_serializer
+from hare.core.codec import get_serializer
 from hare.errors import NotSupportedError
 from hare_compat.app.request import Context
 from hare_compat.app.sending import PRODUCER_ONLY

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from hare.settings import mask_url
+from hare.core.settings import mask_url
 
 __all__ = ("censored",)
 

@@ -19,8 +19,8 @@ from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hare.context import TaskContext, current, running
+from hare.core.message import Message
 from hare.errors import NotSupportedError
-from hare.message import Message
 from hare_compat.app.request import PENDING_UPDATES, Context, top_task
 from hare_compat.app.trace import EagerOutcome, Tracer, adrive, drive, is_async_task
 from hare_compat.exceptions import Retry

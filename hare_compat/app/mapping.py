@@ -14,9 +14,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from hare.codec import get_serializer
+from hare.core.codec import get_serializer
+from hare.core.settings import DEFAULT_BROKER_URL, mask_url
 from hare.errors import ConfigurationError, NotSupportedError
-from hare.settings import DEFAULT_BROKER_URL, mask_url
 from hare_compat.app.defaults import DEFAULTS
 from hare_compat.app.routes import declared_queues
 from hare_compat.app.support import rule_for

@@ -167,7 +167,7 @@ class Publishing:
     def canvas_env(self) -> Env:
         """What building workflow messages needs (see `hare_compat.signature.CanvasApp`)."""
         from hare.canvas import Env
-        from hare.codec import get_serializer
+        from hare.core.codec import get_serializer
 
         hare = self.hare
         context = current()

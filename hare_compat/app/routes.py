@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from hare.core.topology import validate_queue_name
 from hare.errors import ConfigurationError, NotSupportedError
-from hare.topology import validate_queue_name
 from hare_compat.app.loader import symbol_by_name
 from hare_compat.exceptions import QueueNotFound
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from hare.codec import get_serializer
+from hare.core.codec import get_serializer
 from hare.errors import NotSupportedError
 from hare_compat.app import calling, eager
 from hare_compat.app.request import Context, current_request, pop_request, push_request

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from hare.topology import DEAD_SUFFIX
+from hare.core.topology import DEAD_SUFFIX
 from hare_compat import Celery, chain, chord, group
 from tests.amqp.helpers import delete_queues, eventually
 from tests.results_fixtures import redis_url_or_skip

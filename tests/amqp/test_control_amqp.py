@@ -25,7 +25,7 @@ from hare.control import Control
 from hare.control_server import ControlServer
 from hare.revocation import STREAM
 from hare.revocations import Revocations
-from hare.transport.amqp import AmqpTransport
+from hare.transport.amqp.transport import AmqpTransport
 from tests.amqp.helpers import eventually
 
 pytestmark = [pytest.mark.amqp, pytest.mark.anyio]

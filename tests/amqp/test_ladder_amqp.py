@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from hare import Retry, ladder
-from hare.topology import DEAD_SUFFIX
+from hare import Retry
+from hare.core import ladder
+from hare.core.topology import DEAD_SUFFIX
 from hare.transport.base import Envelope, Properties, Transport
 from tests.amqp.helpers import amqp_app, delete_queues, eventually, take_all
 from tests.runtime import Ledger, running_worker

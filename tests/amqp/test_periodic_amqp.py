@@ -10,12 +10,12 @@ import time
 import pytest
 
 from hare.clock import SystemClock
+from hare.core.settings import Settings
 from hare.periodic import Periodic, Scheduler
 from hare.publisher import Publisher
 from hare.schedule import every
-from hare.settings import Settings
 from hare.ticks import slot_name, slot_queue, tick_queue_name
-from hare.transport.amqp import AmqpTransport
+from hare.transport.amqp.transport import AmqpTransport
 
 pytestmark = [pytest.mark.amqp, pytest.mark.anyio]
 

@@ -19,11 +19,11 @@ from celery import Celery
 from hare import Hare
 from hare.asyncresult import AsyncResult
 from hare.backends.redis import task_key
+from hare.core.message import Message
 from hare.errors import BrokerError
-from hare.message import Message
 from hare.result import FAILURE, SUCCESS, ResultBackendError, TaskResult
 from hare.results import Results
-from hare.transport.amqp import AmqpTransport
+from hare.transport.amqp.transport import AmqpTransport
 from tests.results_fixtures import delete_keys_with, redis_url_or_skip
 
 pytestmark = [

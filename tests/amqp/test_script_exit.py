@@ -18,8 +18,8 @@ from typing import cast
 import aiormq
 import pytest
 
-from hare.transport import amqp
-from hare.transport.amqp import AmqpTransport
+from hare.transport.amqp import transport as amqp
+from hare.transport.amqp.transport import AmqpTransport
 
 SYNC = """
     from hare import Hare

@@ -20,6 +20,7 @@ from typing import Any
 import aiormq
 import pytest
 
+from hare.core.topology import Binding, Exchange, Queue
 from hare.errors import (
     BrokerError,
     BrokerUnavailable,
@@ -29,8 +30,7 @@ from hare.errors import (
     PublishTimeout,
     TopologyMismatch,
 )
-from hare.topology import Binding, Exchange, Queue
-from hare.transport.amqp import AmqpTransport, mask_url
+from hare.transport.amqp.transport import AmqpTransport, mask_url
 from hare.transport.base import Delivery, Envelope, Properties, Transport
 from hare.transport.fieldtable import FieldTableError
 from tests.amqp.helpers import amqp_app, delete_queues

@@ -13,8 +13,8 @@ from typing import Any, cast
 import pytest
 
 from hare.context import TaskContext, running
+from hare.core.message import Message
 from hare.errors import ConfigurationError, NotSupportedError
-from hare.message import Message
 from hare.schedule import every
 from hare_compat import Celery, Task, current_app, shared_task, signals
 from hare_compat.app import beat

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from hare.context import TaskContext, running
+from hare.core.message import Message
 from hare.errors import NotSupportedError
-from hare.message import Message
 from hare.result import TaskResult
 from hare_compat import Celery, exceptions
 from hare_compat.canvas import chord, group

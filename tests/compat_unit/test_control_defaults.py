@@ -17,7 +17,7 @@ from hare.control_server import ControlServer
 from hare.errors import ConfigurationError, NotSupportedError
 from hare.revocations import Revocations
 from hare.testing import ManualClock
-from hare.transport.memory import MemoryBroker, MemoryTransport
+from hare.transport.memory.transport import MemoryBroker, MemoryTransport
 from hare_compat import Celery
 
 

@@ -37,7 +37,7 @@ import psutil
 import pytest
 
 from hare import Hare
-from hare.topology import DEAD_SUFFIX
+from hare.core.topology import DEAD_SUFFIX
 from tests.amqp.helpers import eventually
 from tests.apps.fault_app import Ledger, Run
 

@@ -15,9 +15,9 @@ from dataclasses import replace
 
 import pytest
 
-from hare import protocol
-from hare.message import Message
-from hare.topology import DEAD_SUFFIX
+from hare.core import protocol
+from hare.core.message import Message
+from hare.core.topology import DEAD_SUFFIX
 from hare.transport.base import Delivery, Envelope, Properties, Transport
 from tests.amqp.helpers import eventually
 from tests.apps.fault_app import Ledger

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from hare import Hare, HareError
-from hare.topology import DEAD_SUFFIX
+from hare.core.topology import DEAD_SUFFIX
 from tests.amqp.helpers import eventually
 from tests.apps.fault_app import Ledger
 from tests.faults.conftest import (

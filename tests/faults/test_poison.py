@@ -14,8 +14,8 @@ import time
 
 import pytest
 
+from hare.core.topology import DEAD_SUFFIX
 from hare.settlement import REDELIVERIES_HEADER
-from hare.topology import DEAD_SUFFIX
 from hare.transport.base import Delivery
 from tests.amqp.helpers import eventually
 from tests.apps.fault_app import Ledger

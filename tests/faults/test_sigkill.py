@@ -12,7 +12,7 @@ import signal
 
 import pytest
 
-from hare.topology import DEAD_SUFFIX
+from hare.core.topology import DEAD_SUFFIX
 from tests.apps.fault_app import Ledger
 from tests.faults.conftest import (
     Figures,

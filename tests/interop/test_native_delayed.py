@@ -10,7 +10,7 @@ The `celery_delayed_*` topology is what a Celery worker declares at start-up; he
 declares it with the same kombu functions (`declare_native_delayed_delivery_exchanges_and_queues`,
 `bind_queue_to_native_delayed_delivery_exchange`) instead of starting a Celery worker for it.
 The queue is declared by hare (`queue_type="quorum"`); Celery clients must declare it with
-hare's arguments (`hare.topology.work_queue(name, "quorum").arguments`), or RabbitMQ refuses
+hare's arguments (`hare.core.topology.work_queue(name, "quorum").arguments`), or RabbitMQ refuses
 their declaration (tested below).
 """
 
@@ -32,7 +32,7 @@ from kombu.transport.native_delayed_delivery import (
     declare_native_delayed_delivery_exchanges_and_queues,
 )
 
-from hare.topology import work_queue
+from hare.core.topology import work_queue
 from tests.interop import celery_side
 from tests.interop.harness import Fleet, amqp_connection, close_celery
 

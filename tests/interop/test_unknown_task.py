@@ -12,7 +12,7 @@ import pytest
 from celery import Celery
 
 from hare import Hare
-from hare.topology import DEAD_SUFFIX
+from hare.core.topology import DEAD_SUFFIX
 from hare.transport.base import Delivery
 from tests.interop import celery_side
 from tests.interop.harness import (

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from hare import Hare
-from hare.topology import DEAD_SUFFIX
+from hare.core.topology import DEAD_SUFFIX
 from hare.transport.base import Delivery
 from tests.interop.harness import ROOT, Fleet
 

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import anyio
 import pytest
 
+from hare.core.topology import Binding, Exchange, Queue
 from hare.errors import (
     BrokerError,
     ConfigurationError,
@@ -37,7 +38,6 @@ from hare.errors import (
     PublishNacked,
     TopologyMismatch,
 )
-from hare.topology import Binding, Exchange, Queue
 from hare.transport.base import Delivery, Envelope, Properties, Transport
 
 __all__ = ("ContractEnv", "TransportContract", "TransportFactory", "eventually")

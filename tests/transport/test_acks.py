@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from hare.transport.acks import AckCoalescer
+from hare.transport.amqp.acks import AckCoalescer
 
 pytestmark = pytest.mark.anyio
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hare.transport.amqp import AmqpTransport
+from hare.transport.amqp.transport import AmqpTransport
 from hare.transport.base import Transport
 from tests.transport.contract import TransportContract, TransportFactory
 

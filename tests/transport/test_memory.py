@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from hare.core.topology import Binding, Exchange, Queue
 from hare.errors import (
     BrokerError,
     BrokerUnavailable,
@@ -28,10 +29,9 @@ from hare.errors import (
     TopologyMismatch,
 )
 from hare.testing import ManualClock
-from hare.topology import Binding, Exchange, Queue
 from hare.transport.base import Delivery, Envelope, Properties, Transport
-from hare.transport.memory import MemoryBroker, MemoryTransport
-from hare.transport.memory_topology import topic_matches
+from hare.transport.memory.topology import topic_matches
+from hare.transport.memory.transport import MemoryBroker, MemoryTransport
 from tests.transport.contract import TransportContract, TransportFactory
 
 DLX_TO = "x-dead-letter-routing-key"
@@ -702,7 +702,7 @@ async def test_a_failing_handler_is_logged_and_its_delivery_stays_unsettled(
         raise ValueError("boom")
 
     await transport.consume(queue, handler, prefetch=5)
-    with caplog.at_level(logging.ERROR, logger="hare.transport.memory"):
+    with caplog.at_level(logging.ERROR, logger="hare.transport.memory.transport"):
         await transport.publish(message(queue))
         await clock.yield_control()
     assert "consumer handler failed" in caplog.text

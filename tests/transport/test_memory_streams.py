@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from hare.core.topology import Queue
 from hare.testing import ManualClock
-from hare.topology import Queue
 from hare.transport.base import Delivery, Envelope, Properties
-from hare.transport.memory import MemoryBroker, MemoryTransport
+from hare.transport.memory.transport import MemoryBroker, MemoryTransport
 
 pytestmark = pytest.mark.anyio
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from hare.core.topology import Binding, Exchange, Queue
 from hare.errors import NotSupportedError, TopologyMismatch
-from hare.topology import Binding, Exchange, Queue
 
 __all__ = (
     "ExchangeRoutes",

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from hare.topology import DEAD_SUFFIX
+from hare.core.topology import DEAD_SUFFIX
 from hare.transport.base import Delivery, Envelope
 
 __all__ = (

@@ -1,6 +1,6 @@
 """aiormq's and pamqp's exceptions as hare's errors: the one place they are mapped.
 
-Part of the AMQP transport (with `hare.transport.amqp`, the only modules that import aiormq).
+Part of the AMQP transport (`hare.transport.amqp`, the only package that imports aiormq).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Celery task protocol v2 (and v1, read only) to and from `hare.message.Message`."""
+"""Celery task protocol v2 (and v1, read only) to and from `hare.core.message.Message`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
-from hare.codec import decode_body, encode_body
+from hare.core.codec import decode_body, encode_body
+from hare.core.message import Embed, Message
 from hare.errors import ConfigurationError, MalformedMessage
-from hare.message import Embed, Message
 from hare.transport.base import Properties
 
 __all__ = ("decode", "encode", "safe_repr")
@@ -161,7 +161,7 @@ def encode(
 def decode(body: bytes, properties: Properties, *, accept: frozenset[str]) -> Message:
     """Decode a delivered task message, protocol v2 or (with no `task` header) v1.
 
-    `accept` holds content types (see `hare.codec.accepted_content_types`). Raises
+    `accept` holds content types (see `hare.core.codec.accepted_content_types`). Raises
     `ContentTypeRefused`, or `MalformedMessage` whose `reason` is one of "undecodable",
     "missing-header", "bad-body", "bad-header", "bad-eta", "bad-expires".
     """

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hare.core.topology import Binding, Exchange, Queue, validate_queue_name
 from hare.errors import DelayTooLong
-from hare.topology import Binding, Exchange, Queue, validate_queue_name
 
 __all__ = (
     "DELIVER_EXCHANGE",

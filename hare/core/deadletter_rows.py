@@ -10,12 +10,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from hare import protocol
-from hare.deadletter import DEATH_HEADERS
+from hare.core import protocol
+from hare.core.deadletter import DEATH_HEADERS
+from hare.core.message import Message
+from hare.core.topology import DEAD_SUFFIX
 from hare.errors import ConfigurationError, MessageError
-from hare.message import Message
 from hare.publisher import ETA_HEADER
-from hare.topology import DEAD_SUFFIX
 from hare.transport.base import Delivery, Properties
 
 __all__ = (
@@ -35,7 +35,7 @@ __all__ = (
 #: How many times a message was replayed from its dead letters.
 REPLAYS_HEADER = "hare-replays"
 #: Bookkeeping a replayed message must not carry: hare's dead-letter headers, RabbitMQ's death
-#: headers (see `hare.deadletter.DEATH_HEADERS`) and a quorum queue's delivery count.
+#: headers (see `hare.core.deadletter.DEATH_HEADERS`) and a quorum queue's delivery count.
 _DROPPED = DEATH_HEADERS | {"x-delivery-count"}
 
 

@@ -26,16 +26,16 @@ from aiormq.channel import Channel
 from pamqp import commands as spec
 
 from hare import errors
-from hare.settings import mask_url
-from hare.topology import Binding, Exchange, Queue, consumer_arguments
-from hare.transport.acks import AckCoalescer
-from hare.transport.amqp_errors import AIORMQ_ERRORS, Operation, broker_error, route
+from hare.core.settings import mask_url
+from hare.core.topology import Binding, Exchange, Queue, consumer_arguments
+from hare.transport.amqp.acks import AckCoalescer
+from hare.transport.amqp.errors import AIORMQ_ERRORS, Operation, broker_error, route
 from hare.transport.base import Delivery, DeliveryHandler, Envelope
 from hare.transport.fieldtable import AmqpProperties, hare_properties
 
 __all__ = ("AmqpConsumer", "AmqpTransport", "mask_url")
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hare.transport.amqp")
 
 T = TypeVar("T")
 Job = Literal["publish", "declare", "get"]  # the transport's own channels

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from hare.core.outcome import Failed, Ignored, Outcome, Rejected, RetryRequested, Succeeded
 from hare.errors import ConfigurationError
-from hare.outcome import Failed, Ignored, Outcome, Rejected, RetryRequested, Succeeded
 
 __all__ = (
     "Ack",

@@ -23,15 +23,15 @@ from types import TracebackType
 from typing import Any, final
 
 from hare.clock import Clock
+from hare.core.topology import Binding, Exchange, Queue, consumer_arguments
 from hare.errors import BrokerError, BrokerUnavailable, ConfigurationError, NotSupportedError
-from hare.topology import Binding, Exchange, Queue, consumer_arguments
 from hare.transport.base import Delivery, DeliveryHandler, Envelope
-from hare.transport.memory_broker import MemoryBroker
-from hare.transport.memory_queue import MemoryQueue, StoredMessage, copy_headers
+from hare.transport.memory.broker import MemoryBroker
+from hare.transport.memory.queue import MemoryQueue, StoredMessage, copy_headers
 
 __all__ = ("MemoryBroker", "MemoryConsumer", "MemoryTransport")
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("hare.transport.memory")
 
 #: basic.qos prefetch_count is an AMQP short: 0 (no limit) to 65535.
 _MAX_PREFETCH = 65_535

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from hare.topology import Queue
+from hare.core.topology import Queue
 from hare.transport.base import Properties
-from hare.transport.memory_topology import QueueSettings
+from hare.transport.memory.topology import QueueSettings
 
 __all__ = (
     "MemoryQueue",

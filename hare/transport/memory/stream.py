@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from hare.core.topology import Queue
 from hare.errors import NotSupportedError
-from hare.topology import Queue
-from hare.transport.memory_queue import MemoryQueue, StoredMessage, Subscriber
-from hare.transport.memory_topology import QueueSettings
+from hare.transport.memory.queue import MemoryQueue, StoredMessage, Subscriber
+from hare.transport.memory.topology import QueueSettings
 
 __all__ = ("StreamQueue",)
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
+from hare.core.topology import QueueType, validate_queue_name
 from hare.errors import ConfigurationError
-from hare.topology import QueueType, validate_queue_name
 
 __all__ = ("DEFAULT_BROKER_URL", "Settings", "mask_url")
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, final
 
 from hare.clock import Clock, SystemClock
+from hare.core.topology import Binding, Exchange, Queue
 from hare.errors import (
     BrokerError,
     ConfigurationError,
@@ -23,10 +24,9 @@ from hare.errors import (
     PublishError,
     PublishNacked,
 )
-from hare.topology import Binding, Exchange, Queue
 from hare.transport.base import Envelope
 from hare.transport.fieldtable import encode_table
-from hare.transport.memory_queue import (
+from hare.transport.memory.queue import (
     MemoryQueue,
     StoredMessage,
     Subscriber,
@@ -34,9 +34,9 @@ from hare.transport.memory_queue import (
     dead_letter_properties,
     is_dead_letter_cycle,
 )
-from hare.transport.memory_stream import StreamQueue
-from hare.transport.memory_timer import DeadlineTimer, now_ms
-from hare.transport.memory_topology import (
+from hare.transport.memory.stream import StreamQueue
+from hare.transport.memory.timer import DeadlineTimer, now_ms
+from hare.transport.memory.topology import (
     ExchangeRoutes,
     check_exchange_equivalence,
     check_queue_equivalence,
@@ -362,7 +362,7 @@ class MemoryBroker:
     def subscribe(
         self, queue: MemoryQueue, who: Subscriber, args: Mapping[str, Any], prefetch: int
     ) -> None:
-        """Add a consumer (`args` checked by `hare.topology.consumer_arguments`)."""
+        """Add a consumer (`args` checked by `hare.core.topology.consumer_arguments`)."""
         offset = args.get("x-stream-offset")
         if not isinstance(queue, StreamQueue):
             if offset is not None:
