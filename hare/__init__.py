@@ -26,7 +26,6 @@ import importlib as _importlib
 import typing as _typing
 
 from hare.app import Hare as Hare
-from hare.asyncresult import AsyncResult as AsyncResult
 from hare.errors import BrokerError as BrokerError
 from hare.errors import BrokerUnavailable as BrokerUnavailable
 from hare.errors import ConfigurationError as ConfigurationError
@@ -41,6 +40,7 @@ from hare.errors import SoftTimeLimitExceeded as SoftTimeLimitExceeded
 from hare.errors import TaskNotRegistered as TaskNotRegistered
 from hare.errors import TaskRevoked as TaskRevoked
 from hare.errors import TimeLimitExceeded as TimeLimitExceeded
+from hare.results.handle import AsyncResult as AsyncResult
 from hare.schedule import cron as cron
 from hare.schedule import every as every
 from hare.task import Sent as Sent

@@ -21,14 +21,14 @@ from hare.core.topology import validate_queue_name
 from hare.errors import ConfigurationError, NotSupportedError
 from hare.periodic import Periodic
 from hare.publisher import Publisher
-from hare.result import ResultsDisabled
-from hare.results import Results
+from hare.results.state import ResultsDisabled
+from hare.results.store import Results
 from hare.task import Sent, Task, TaskOptions, normalise_eta, task_name
 from hare.tracelog import HARE_LOGGERS
 from hare.transport.base import Transport
 
 if TYPE_CHECKING:
-    from hare.canvas import Plan
+    from hare.canvas.continuation import Plan
     from hare.schedule import Schedule
 
 __all__ = ("Hare",)

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from hare import pidbox
 from hare.clock import Clock, SystemClock
 from hare.errors import BrokerError, BrokerUnavailable, ConfigurationError, HareError, TaskRevoked
-from hare.result import PENDING, RETRY, REVOKED, TaskResult
+from hare.results.state import PENDING, RETRY, REVOKED, TaskResult
 from hare.revocation import signal_name, stamps_matching, task_ids
 from hare.revocations import Revocations, publish_revocation
 from hare.transport.base import Consumer, Delivery, Envelope, Properties, Transport

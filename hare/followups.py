@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from hare import canvas
+from hare.canvas import continuation as canvas
 from hare.clock import Clock
 from hare.core.message import Message
 from hare.errors import ChordError
-from hare.result import FAILURE, SUCCESS, TaskResult
+from hare.results.state import FAILURE, SUCCESS, TaskResult
 
 if TYPE_CHECKING:
     from hare.app import Hare

@@ -32,7 +32,7 @@ from hare.followups import FollowUps
 from hare.lifecycle import Request, TaskCall
 from hare.publisher import ETA_HEADER
 from hare.recording import Recorder
-from hare.result import REVOKED, STARTED
+from hare.results.state import REVOKED, STARTED
 from hare.runs import RECENT_RUNS, Run, RunKey, Runs, run_key
 from hare.settlement import REDELIVERIES_HEADER, Settlement
 from hare.task import Task

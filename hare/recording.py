@@ -19,7 +19,7 @@ from hare.core.retry import Decision, RetryAt, RetryIn
 from hare.errors import Reject, Retry
 from hare.followups import FollowUps, has_follow_ups
 from hare.lifecycle import Request
-from hare.result import FAILURE, RETRY, SUCCESS, TaskResult
+from hare.results.state import FAILURE, RETRY, SUCCESS, TaskResult
 
 __all__ = ("Recorder",)
 

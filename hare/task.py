@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, final
 
-from hare.asyncresult import AsyncResult
 from hare.core.retry import RetryPolicy
 from hare.errors import ConfigurationError
+from hare.results.handle import AsyncResult
 
 if TYPE_CHECKING:
     from hare.app import Hare

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from hare.canvas import GroupRef, Ref
+from hare.canvas.continuation import GroupRef, Ref
 from hare.context import current
 from hare.errors import NotSupportedError
 

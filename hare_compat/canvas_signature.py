@@ -15,8 +15,8 @@ import copy
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol
 
-from hare import canvas as core
-from hare.canvas_message import Env
+from hare.canvas import continuation as core
+from hare.canvas.message import Env
 from hare.errors import ConfigurationError, NotSupportedError
 from hare_compat import canvas_stamping as stamping
 from hare_compat.app.sending import PRODUCER_ONLY

@@ -1,6 +1,6 @@
 """Celery's result handles (`celery.result`): `AsyncResult`, `EagerResult`, `GroupResult`.
 
-`AsyncResult` is Celery's API over hare's `hare.asyncresult.AsyncResult` (which reads the app's
+`AsyncResult` is Celery's API over hare's `hare.results.handle.AsyncResult` (which reads the app's
 `result_backend`): `state`/`status`, `result`/`info`, `traceback`, `ready()`, `get()`,
 `await result` (hare's addition), `forget()`, `revoke()`, `iterdeps()`/`collect()`.
 `EagerResult` is what `apply()` and `task_always_eager` return: already evaluated, nothing
@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 import hare_compat.states as states
-from hare.asyncresult import AsyncResult as HareAsyncResult
 from hare.errors import NotSupportedError
-from hare.result import ResultTimeout
+from hare.results.handle import AsyncResult as HareAsyncResult
+from hare.results.state import ResultTimeout
 from hare_compat.canvas_result import E_WOULDBLOCK as E_WOULDBLOCK
 from hare_compat.canvas_result import GroupResult as GroupResult
 from hare_compat.canvas_result import ResultBase as ResultBase

@@ -6,15 +6,15 @@ either side read the same.
 
 from __future__ import annotations
 
-from hare.result import EXCEPTION_STATES as EXCEPTION_STATES
-from hare.result import FAILURE as FAILURE
-from hare.result import PENDING as PENDING
-from hare.result import PROPAGATE_STATES as PROPAGATE_STATES
-from hare.result import READY_STATES as READY_STATES
-from hare.result import RETRY as RETRY
-from hare.result import REVOKED as REVOKED
-from hare.result import STARTED as STARTED
-from hare.result import SUCCESS as SUCCESS
+from hare.results.state import EXCEPTION_STATES as EXCEPTION_STATES
+from hare.results.state import FAILURE as FAILURE
+from hare.results.state import PENDING as PENDING
+from hare.results.state import PROPAGATE_STATES as PROPAGATE_STATES
+from hare.results.state import READY_STATES as READY_STATES
+from hare.results.state import RETRY as RETRY
+from hare.results.state import REVOKED as REVOKED
+from hare.results.state import STARTED as STARTED
+from hare.results.state import SUCCESS as SUCCESS
 
 __all__ = (
     "ALL_STATES",

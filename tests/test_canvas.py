@@ -22,8 +22,8 @@ from celery import Celery, chain, chord, group
 from celery._state import get_current_app
 from celery.app.trace import build_tracer
 
-from hare import canvas
-from hare.canvas import Env, Plan
+from hare.canvas import continuation as canvas
+from hare.canvas.continuation import Env, Plan
 from hare.core import protocol
 from hare.core.codec import accepted_content_types
 from hare.core.message import Embed, Message

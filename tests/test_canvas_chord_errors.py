@@ -16,7 +16,7 @@ import pytest
 from celery import chord, group, signature
 from celery.exceptions import ChordError as CeleryChordError
 
-from hare import canvas
+from hare.canvas import continuation as canvas
 from hare.errors import ChordError
 from tests.test_canvas import (
     INLINE,

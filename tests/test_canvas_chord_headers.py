@@ -15,8 +15,8 @@ import pytest
 from celery import chain, chord, group
 from celery.result import GroupResult
 
-from hare import canvas
-from hare.canvas import GroupRef, Ref
+from hare.canvas import continuation as canvas
+from hare.canvas.continuation import GroupRef, Ref
 from tests.test_canvas import (
     add,
     as_dict,

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from hare import canvas
-from hare.canvas import GroupRef, Plan, Ref
+from hare.canvas import continuation as canvas
+from hare.canvas.continuation import GroupRef, Plan, Ref
 from tests.test_canvas import CANVASES, SENT, SIZES, as_dict, canon, env, wire
 
 

@@ -19,8 +19,8 @@ from celery import signature as c_signature
 
 import hare_compat.canvas as h
 import hare_compat.canvas_signature as signature_module
-from hare import canvas as core
-from hare.canvas import Env, Plan
+from hare.canvas import continuation as core
+from hare.canvas.continuation import Env, Plan
 from hare.errors import ConfigurationError
 from hare_compat.canvas_result import GroupResult
 from tests.test_canvas import (

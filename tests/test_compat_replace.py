@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hare.asyncresult import AsyncResult
+from hare.results.handle import AsyncResult
 from hare_compat import Celery, chain, group
 from hare_compat.signals import task_received
 from tests.runtime import STAMP_HEADERS, running_worker

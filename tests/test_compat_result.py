@@ -14,7 +14,7 @@ import hare.errors
 from hare.context import TaskContext, running
 from hare.core.message import Message
 from hare.errors import NotSupportedError
-from hare.result import TaskResult
+from hare.results.state import TaskResult
 from hare_compat import Celery, exceptions, states
 from hare_compat.canvas_result import GroupResult as CanvasGroupResult
 from hare_compat.result import AsyncResult, EagerResult, GroupResult, result_from_tuple

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from hare import context, signals
-from hare.asyncresult import AsyncResult
 from hare.errors import Ignore, Retry, TaskRevoked
+from hare.results.handle import AsyncResult
 from hare.testing import ManualClock
 from tests.runtime import (
     STAMP_HEADERS,

@@ -16,8 +16,9 @@ import pytest
 from celery import Celery
 from celery.backends.base import BaseBackend
 
-from hare.backends import celery_format
-from hare.backends.celery_format import (
+from hare.core.codec import json_dumps
+from hare.results import celery_format
+from hare.results.celery_format import (
     chord_entry_dumps,
     chord_entry_loads,
     dumps,
@@ -26,8 +27,7 @@ from hare.backends.celery_format import (
     loads,
     to_meta,
 )
-from hare.core.codec import json_dumps
-from hare.result import FAILURE, MalformedResult, RemoteError, TaskResult
+from hare.results.state import FAILURE, MalformedResult, RemoteError, TaskResult
 
 BERLIN = timezone(timedelta(hours=1))
 DONE = datetime(2026, 11, 22, 13, 27, 47, 55255, tzinfo=BERLIN)
@@ -382,7 +382,7 @@ def test_saved_groups_as_celery_saves_and_restores_them(celery_backend: BaseBack
     from celery.result import AsyncResult as CeleryResult
     from celery.result import GroupResult, result_from_tuple
 
-    from hare.result import GroupRef
+    from hare.results.state import GroupRef
 
     app = celery_backend.app
     inner = GroupResult("g2", [CeleryResult("a", app=app), CeleryResult("b", app=app)], app=app)

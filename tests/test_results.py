@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 
 from hare import Hare
-from hare.asyncresult import AsyncResult
-from hare.backends.replies import ReplyRouter
-from hare.backends.rpc import RpcBackend, reply_queue
-from hare.canvas import Plan
+from hare.canvas.continuation import Plan
 from hare.core.message import Message
 from hare.errors import BrokerError, ConfigurationError, NotSupportedError
-from hare.result import (
+from hare.results.backends.replies import ReplyRouter
+from hare.results.backends.rpc import RpcBackend, reply_queue
+from hare.results.handle import AsyncResult
+from hare.results.state import (
     FAILURE,
     PENDING,
     RETRY,
@@ -37,7 +37,7 @@ from hare.result import (
     ResultTimeout,
     TaskResult,
 )
-from hare.results import Results, backend_kind
+from hare.results.store import Results, backend_kind
 from hare.testing import ManualClock
 from hare.transport.base import Envelope, Properties
 from hare.transport.memory.transport import MemoryTransport

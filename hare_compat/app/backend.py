@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hare.result import PENDING, ResultsDisabled
-from hare.results import Results
+from hare.results.state import PENDING, ResultsDisabled
+from hare.results.store import Results
 
 __all__ = ("Backend",)
 

@@ -20,7 +20,7 @@ from hare_compat.exceptions import AlwaysEagerIgnored
 
 if TYPE_CHECKING:
     from hare.app import Hare
-    from hare.canvas import Env, Plan
+    from hare.canvas.continuation import Env, Plan
     from hare_compat.app.conf import Settings
     from hare_compat.result import AsyncResult as AsyncResultType
 
@@ -166,7 +166,7 @@ class Publishing:
 
     def canvas_env(self) -> Env:
         """What building workflow messages needs (see `hare_compat.signature.CanvasApp`)."""
-        from hare.canvas import Env
+        from hare.canvas.continuation import Env
         from hare.core.codec import get_serializer
 
         hare = self.hare

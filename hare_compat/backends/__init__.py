@@ -1,2 +1,4 @@
 """`celery.backends`: where Celery's result backend classes live. hare's result stores are
-`hare.backends` (rpc://, redis://, memory://); `app.backend` is hare_compat's view of them."""
+`hare.results.backends` (rpc://, redis://, memory://); `app.backend` is hare_compat's view
+of them.
+"""

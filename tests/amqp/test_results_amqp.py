@@ -17,12 +17,12 @@ import redis.asyncio as aioredis
 from celery import Celery
 
 from hare import Hare
-from hare.asyncresult import AsyncResult
-from hare.backends.redis import task_key
 from hare.core.message import Message
 from hare.errors import BrokerError
-from hare.result import FAILURE, SUCCESS, ResultBackendError, TaskResult
-from hare.results import Results
+from hare.results.backends.redis import task_key
+from hare.results.handle import AsyncResult
+from hare.results.state import FAILURE, SUCCESS, ResultBackendError, TaskResult
+from hare.results.store import Results
 from hare.transport.amqp.transport import AmqpTransport
 from tests.results_fixtures import delete_keys_with, redis_url_or_skip
 
@@ -281,7 +281,7 @@ async def test_redis_many_waiters_and_a_success_is_never_overwritten(
 async def test_redis_a_waiter_reads_again_when_a_publish_was_missed(
     redis_url: str, token: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("hare.backends.redis.RECHECK_INTERVAL", 0.2)
+    monkeypatch.setattr("hare.results.backends.redis.RECHECK_INTERVAL", 0.2)
     app = hare_app("memory://", redis_url)
     task_id = f"{token}-quiet"
     waiter = asyncio.create_task(results_of(app).await_ready(task_id, 30))
@@ -398,8 +398,8 @@ async def test_redis_a_chord_header_is_saved_and_joined_as_celery_does(
     from celery.result import AsyncResult as CeleryResult
     from celery.result import GroupResult
 
-    from hare.canvas import Plan
-    from hare.result import GroupRef
+    from hare.canvas.continuation import Plan
+    from hare.results.state import GroupRef
 
     app = hare_app("memory://", redis_url)
     results = results_of(app)

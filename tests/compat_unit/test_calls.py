@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from hare.errors import NotSupportedError
-from hare.result import TaskResult
+from hare.results.state import TaskResult
 from hare.signals import Signal
 from hare_compat import Celery, Task, canvas, exceptions, schedules
 from hare_compat.app.conf import Settings

@@ -12,7 +12,7 @@ import pytest
 from hare.context import TaskContext, running
 from hare.core.message import Message
 from hare.errors import NotSupportedError
-from hare.result import TaskResult
+from hare.results.state import TaskResult
 from hare_compat import Celery, exceptions
 from hare_compat.canvas import chord, group
 from hare_compat.result import AsyncResult, ResultSet, allow_join_result, denied_join_result

@@ -194,7 +194,7 @@ async def test_a_chain_started_on_hare_finishes_on_celery(
 
 
 async def test_a_hare_client_reads_rpc_results_from_the_celery_worker(workers: Fleet) -> None:
-    from hare.asyncresult import AsyncResult
+    from hare.results.handle import AsyncResult
 
     client = hare_side.make_app(
         workers.url, workers.queue("hare"), environ={}, connect_timeout=5, result_backend="rpc://"

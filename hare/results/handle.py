@@ -7,7 +7,7 @@
 
 A ready result is kept in the handle: asking again does no I/O. With rpc:// results are
 single-consumer: only the process that sent the task receives its result (see
-`hare.backends.rpc`).
+`hare.results.backends.rpc`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,18 @@ from collections.abc import Generator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from hare.result import FAILURE, PENDING, PROPAGATE_STATES, SUCCESS, ResultsDisabled, TaskResult
+from hare.results.state import (
+    FAILURE,
+    PENDING,
+    PROPAGATE_STATES,
+    SUCCESS,
+    ResultsDisabled,
+    TaskResult,
+)
 
 if TYPE_CHECKING:
     from hare.app import Hare
-    from hare.results import Results
+    from hare.results.store import Results
 
 __all__ = ("AsyncResult",)
 

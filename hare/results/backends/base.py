@@ -12,10 +12,10 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from hare.backends import celery_format
 from hare.clock import Clock
 from hare.core.message import Message
-from hare.result import (
+from hare.results import celery_format
+from hare.results.state import (
     FAILURE,
     SUCCESS,
     GroupRef,

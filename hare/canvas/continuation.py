@@ -32,9 +32,9 @@ from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
-from hare.canvas_message import Env, Outgoing
-from hare.canvas_plan import GroupRef, Planner, Ref
-from hare.canvas_sig import CHAIN, CHORD, GROUP, from_dict, kind, merge, new_group
+from hare.canvas.dispatch import GroupRef, Planner, Ref
+from hare.canvas.message import Env, Outgoing
+from hare.canvas.signatures import CHAIN, CHORD, GROUP, from_dict, kind, merge, new_group
 from hare.core.message import Message
 from hare.errors import ChordError, ConfigurationError, NotSupportedError
 

@@ -14,17 +14,17 @@ import math
 import threading
 from dataclasses import dataclass, field, replace
 
-from hare.backends import celery_format
-from hare.backends.base import (
+from hare.clock import Clock
+from hare.core.message import Message
+from hare.results import celery_format
+from hare.results.backends.base import (
     await_with_timeout,
     encode_for_store,
     group_index,
     join_header,
     settle,
 )
-from hare.clock import Clock
-from hare.core.message import Message
-from hare.result import SUCCESS, GroupRef, TaskResult
+from hare.results.state import SUCCESS, GroupRef, TaskResult
 
 __all__ = ("MemoryBackend", "MemoryStore")
 

@@ -13,7 +13,7 @@ while it publishes the body, and the cleanup turns it into `done` for good.
 
 from __future__ import annotations
 
-from hare.backends.celery_format import GROUP_KEY_PREFIX
+from hare.results.celery_format import GROUP_KEY_PREFIX
 
 __all__ = ("CHORD_CLEANUP_LUA", "CHORD_PART_LUA", "chord_keys")
 

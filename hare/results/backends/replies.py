@@ -15,8 +15,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
-from hare.backends.base import settle
-from hare.result import TaskResult
+from hare.results.backends.base import settle
+from hare.results.state import TaskResult
 
 __all__ = ("CLAIMED_LIMIT", "UNCLAIMED_LIMIT", "ReplyRouter")
 

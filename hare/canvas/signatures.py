@@ -3,7 +3,7 @@
 `{"task", "args", "kwargs", "options", "subtask_type", "immutable"}` is how a signature
 travels in a message (a chain keeps its steps in `kwargs.tasks`, a group its tasks, a chord
 its `kwargs.header` and `kwargs.body`). These are ports of the `Signature`, `_chain`,
-`group` and `_chord` methods that `hare.canvas_plan` needs, on plain dicts; names follow
+`group` and `_chord` methods that `hare.canvas.dispatch` needs, on plain dicts; names follow
 Celery's. Pure.
 """
 

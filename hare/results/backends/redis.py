@@ -24,20 +24,20 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from hare.backends import celery_format
-from hare.backends.base import (
+from hare.clock import Clock
+from hare.core.message import Message
+from hare.core.settings import mask_url
+from hare.errors import ConfigurationError
+from hare.results import celery_format
+from hare.results.backends.base import (
     await_with_timeout,
     encode_for_store,
     group_index,
     join_header,
     settle,
 )
-from hare.backends.redis_chord import CHORD_CLEANUP_LUA, CHORD_PART_LUA, chord_keys
-from hare.clock import Clock
-from hare.core.message import Message
-from hare.core.settings import mask_url
-from hare.errors import ConfigurationError
-from hare.result import (
+from hare.results.backends.redis_chord import CHORD_CLEANUP_LUA, CHORD_PART_LUA, chord_keys
+from hare.results.state import (
     SUCCESS,
     GroupRef,
     MalformedResult,

@@ -17,18 +17,18 @@ import uuid
 from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from hare.backends.base import ResultBackend
-from hare.backends.memory import MemoryBackend, MemoryStore
-from hare.backends.replies import ReplyRouter
-from hare.backends.rpc import RpcBackend, reply_queue, reply_queue_name
 from hare.clock import Clock, SystemClock
 from hare.core.message import Message
 from hare.core.settings import Settings, mask_url
 from hare.errors import ConfigurationError, NotSupportedError
-from hare.result import TaskResult
+from hare.results.backends.base import ResultBackend
+from hare.results.backends.memory import MemoryBackend, MemoryStore
+from hare.results.backends.replies import ReplyRouter
+from hare.results.backends.rpc import RpcBackend, reply_queue, reply_queue_name
+from hare.results.state import TaskResult
 
 if TYPE_CHECKING:
-    from hare.canvas import Plan
+    from hare.canvas.continuation import Plan
     from hare.connections import Connections
 
 __all__ = ("Results", "backend_kind")
@@ -114,7 +114,7 @@ class Results:
                 clock=self._clock,
             )
         if self.kind == "redis":
-            from hare.backends.redis import RedisBackend
+            from hare.results.backends.redis import RedisBackend
 
             claim = max(60, int(2 * self._settings.publish_timeout))
             return RedisBackend(self.url, expires=expires, clock=self._clock, claim_seconds=claim)

@@ -21,7 +21,7 @@ from typing import Any
 
 from hare.core.codec import json_dumps, json_loads
 from hare.errors import ChordError, TaskRevoked
-from hare.result import (
+from hare.results.state import (
     EXCEPTION_STATES,
     FAILURE,
     READY_STATES,

@@ -24,15 +24,21 @@ import random
 import uuid
 from typing import TYPE_CHECKING
 
-from hare.backends import celery_format
-from hare.backends.base import await_with_timeout, encode_for_store
-from hare.backends.replies import ReplyRouter
 from hare.clock import Clock
 from hare.core.message import Message
 from hare.core.settings import Settings
 from hare.core.topology import Queue
 from hare.errors import BrokerError, ConfigurationError, NotSupportedError
-from hare.result import GroupRef, MalformedResult, ResultBackendError, ResultTimeout, TaskResult
+from hare.results import celery_format
+from hare.results.backends.base import await_with_timeout, encode_for_store
+from hare.results.backends.replies import ReplyRouter
+from hare.results.state import (
+    GroupRef,
+    MalformedResult,
+    ResultBackendError,
+    ResultTimeout,
+    TaskResult,
+)
 from hare.transport.base import Consumer, Delivery, Envelope, Properties, Transport
 from hare.transport.reconnect import backoff_delay, reconnect
 

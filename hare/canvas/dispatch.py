@@ -14,8 +14,8 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from hare.canvas_message import Env, Outgoing, task_message
-from hare.canvas_sig import (
+from hare.canvas.message import Env, Outgoing, task_message
+from hare.canvas.signatures import (
     CHAIN,
     CHAIN_RUN_OPTIONS,
     CHORD,
@@ -44,7 +44,7 @@ from hare.canvas_sig import (
     unroll_chords,
 )
 from hare.errors import ConfigurationError
-from hare.result import GroupRef, Ref
+from hare.results.state import GroupRef, Ref
 
 __all__ = ("GroupRef", "Planner", "Ref")
 
