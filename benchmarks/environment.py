@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import broker, peers_env
-from hare.loops import loop_factory
+from hare.worker.loops import loop_factory
 
 HARE_PACKAGES = ["hare", "aiormq", "pamqp", "uvloop", "psutil"]
 PEER_PACKAGES = [

@@ -7,7 +7,7 @@ and prints min / median / max of: the wall time of `python -c 'import hare'` as 
 same for `python -c pass` (the interpreter's own start-up, to subtract), and the time of the
 `import hare` statement alone, measured inside the process. Then, from one more run, how many
 modules `import hare` adds to `sys.modules`, how many of them are hare's, and which of the
-worker side's (`hare.worker`, `hare.processing`, `hare.execution`, `multiprocessing`...) are
+worker side's (`hare.worker.*`, `multiprocessing`...) are
 among them: none, since a publisher has no use for them.
 
 `--tree DIR` imports hare from another checkout instead of this one (the interpreter runs
@@ -35,13 +35,13 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Modules a publishing process should never load (tests/test_imports.py checks none is).
 WORKER_SIDE = (
     "hare.worker",
-    "hare.processing",
-    "hare.execution",
-    "hare.isolation",
-    "hare.settlement",
-    "hare.lifecycle",
-    "hare.control_server",
-    "hare.supervisor",
+    "hare.worker.delivery",
+    "hare.worker.runner",
+    "hare.worker.isolation",
+    "hare.worker.settlement",
+    "hare.worker.call",
+    "hare.control.server",
+    "hare.worker.supervisor",
     "multiprocessing",
     "concurrent.futures.process",
 )

@@ -16,8 +16,8 @@ import time
 from benchmarks.periodic import RECORD
 from hare import Hare
 from hare.context import current
-from hare.periodic import PERIODIC_HEADER
-from hare.schedule import every
+from hare.periodic.scheduler import PERIODIC_HEADER
+from hare.periodic.schedules import every
 
 
 class SkewedClock:

@@ -40,19 +40,19 @@ from hare.errors import SoftTimeLimitExceeded as SoftTimeLimitExceeded
 from hare.errors import TaskNotRegistered as TaskNotRegistered
 from hare.errors import TaskRevoked as TaskRevoked
 from hare.errors import TimeLimitExceeded as TimeLimitExceeded
+from hare.periodic.schedules import cron as cron
+from hare.periodic.schedules import every as every
 from hare.results.handle import AsyncResult as AsyncResult
-from hare.schedule import cron as cron
-from hare.schedule import every as every
 from hare.task import Sent as Sent
 from hare.task import Task as Task
 
 if _typing.TYPE_CHECKING:
-    from hare.worker import Worker as Worker
+    from hare.worker.worker import Worker as Worker
 
 __version__ = "0.1.0"
 
 #: Loaded on first use (PEP 562): a process that only publishes never imports the worker side
-#: (`hare.worker`, `hare.processing`, `hare.execution`, multiprocessing...).
+#: (`hare.worker`, `hare.worker.delivery`, `hare.worker.runner`, multiprocessing...).
 _LAZY = {"Worker": "hare.worker"}
 
 

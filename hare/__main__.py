@@ -1,5 +1,5 @@
 """`python -m hare` is the `hare` command."""
 
-from hare.cli import main
+from hare.cli.main import main
 
 raise SystemExit(main())

@@ -19,19 +19,22 @@ from hare.core.retry import RetryPolicy
 from hare.core.settings import Settings, mask_url
 from hare.core.topology import validate_queue_name
 from hare.errors import ConfigurationError, NotSupportedError
-from hare.periodic import Periodic
+from hare.periodic.scheduler import Periodic
 from hare.publisher import Publisher
 from hare.results.state import ResultsDisabled
 from hare.results.store import Results
 from hare.task import Sent, Task, TaskOptions, normalise_eta, task_name
-from hare.tracelog import HARE_LOGGERS
 from hare.transport.base import Transport
 
 if TYPE_CHECKING:
     from hare.canvas.continuation import Plan
-    from hare.schedule import Schedule
+    from hare.periodic.schedules import Schedule
 
-__all__ = ("Hare",)
+__all__ = ("HARE_LOGGERS", "Hare")
+
+#: The loggers a hare app's worker logs its task lines on: (received, ran); see
+#: `hare.worker.tracelog`. A hare_compat app uses Celery's.
+HARE_LOGGERS = ("hare.worker.received", "hare.trace")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -83,7 +86,7 @@ class Hare:
         self.control_commands: dict[str, Callable[..., Any]] = {}
         #: Asked first for the queue of a task sent without `queue=` (see `route`).
         self.router: Callable[[str], str | None] | None = None
-        #: The loggers of the worker's task lines, (received, ran): see `hare.tracelog`.
+        #: The loggers of the worker's task lines, (received, ran): see `hare.worker.tracelog`.
         self.trace_loggers: tuple[str, str] = HARE_LOGGERS
         #: Where results go (`result_backend`); `None` when results are off.
         self.results: Results | None = (

@@ -5,7 +5,7 @@ its own, and leaves unsettled what it does not ack; closing the transport hands 
 classic queue (dead-letter queues always are) puts them back where they were, so a browse
 changes neither content nor order. Rejecting with requeue one by one would not do: a requeued
 message is the next one `get` returns. A replay acks a dead letter only once the broker has
-confirmed its republished copy. Nothing here prints; `hare.dlq_cli` does.
+confirmed its republished copy. Nothing here prints; `hare.cli.dlq` does.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class TaskOptions:
     time_limit: float | None = None
     soft_time_limit: float | None = None
     #: "thread" (sync tasks in the worker's thread pool) or "process" (each call in a process
-    #: of its own, which a hard time limit can kill; see `hare.isolation`).
+    #: of its own, which a hard time limit can kill; see `hare.worker.isolation`).
     isolation: Literal["thread", "process"] = "thread"
 
 

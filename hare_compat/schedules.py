@@ -2,7 +2,7 @@
 
 `crontab(...)` takes Celery's arguments with Celery's meaning (strings such as `"*/15"` or
 `"mon-fri"`, ints, sets; a day must match day of month AND day of week) and is evaluated by
-hare's own cron code (`hare.schedule.from_crontab`) in the app's `timezone`.
+hare's own cron code (`hare.periodic.schedules.from_crontab`) in the app's `timezone`.
 `schedule(run_every=...)`, a `timedelta` or a number of seconds is an interval: hare anchors
 intervals at the Unix epoch, so every worker computes the same instants (`timedelta(hours=1)`
 fires on the hour, UTC), where Celery's beat counts from its own start.
@@ -22,9 +22,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from hare.crontab import _DAYS, _HOURS, _MINUTES, _MONTHS, _WEEKDAYS, _Field
 from hare.errors import ConfigurationError, NotSupportedError
-from hare.schedule import Cron, CrontabField, Interval, Schedule, every, from_crontab
+from hare.periodic.cron import _DAYS, _HOURS, _MINUTES, _MONTHS, _WEEKDAYS, _Field
+from hare.periodic.schedules import Cron, CrontabField, Interval, Schedule, every, from_crontab
 
 if TYPE_CHECKING:
     from hare_compat.app.base import Celery

@@ -27,9 +27,9 @@ PURE_CORE = {
     "hare/core/deadletter.py",
     "hare/core/ladder.py",
     "hare/core/retry.py",
-    "hare/schedule.py",
-    "hare/crontab.py",
-    "hare/ticks.py",
+    "hare/periodic/schedules.py",
+    "hare/periodic/cron.py",
+    "hare/periodic/ticks.py",
     "hare/transport/base.py",
     "hare/results/state.py",
     "hare/results/celery_format.py",
@@ -38,8 +38,8 @@ PURE_CORE = {
     "hare/canvas/dispatch.py",
     "hare/canvas/signatures.py",
     "hare/canvas/message.py",
-    "hare/pidbox.py",
-    "hare/revocation.py",
+    "hare/control/pidbox.py",
+    "hare/control/revocation.py",
 }
 #: The AMQP transport: the only modules that import aiormq.
 AMQP_TRANSPORT = {"hare/transport/amqp/transport.py", "hare/transport/amqp/errors.py"}

@@ -379,7 +379,7 @@ NOTES = [
     "again what it had no confirm for. A worker keeps its runs by *run key* (task id, "
     "name, `retries`, `hare-replays`, nesting, and a digest of its place and body) while "
     "they run and for the last 10,000 after "
-    "(`hare/runs.py`): a copy waits for the first run and is settled by its outcome, acked "
+    "(`hare/worker/runs.py`): a copy waits for the first run and is settled by its outcome, acked "
     "once the first run's settlement had published its retry or dead letter, settled by the "
     "same decision otherwise. A retry or a replayed dead letter has a key of its own and "
     "runs. Before this (hare 0.1.0 up to commit 9380972) the same runs of *connections "

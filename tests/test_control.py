@@ -10,12 +10,12 @@ from typing import Any, TypeVar
 
 import pytest
 
-from hare import pidbox
-from hare.control import Control
-from hare.control_server import ControlServer
+from hare.control import pidbox
+from hare.control.client import Control
+from hare.control.revocation import STREAM, RevocationRecord, decode_entry
+from hare.control.revocation_stream import Revocations
+from hare.control.server import ControlServer
 from hare.errors import BrokerUnavailable, ConfigurationError
-from hare.revocation import STREAM, RevocationRecord, decode_entry
-from hare.revocations import Revocations
 from hare.testing import ManualClock
 from hare.transport.base import Delivery, Envelope, Properties
 from hare.transport.memory.transport import MemoryBroker, MemoryTransport

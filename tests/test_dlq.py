@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from hare import Hare, dlq
-from hare.cli import EXIT_OK, EXIT_USAGE, main
-from hare.dlq_cli import _Progress, parse_age
+from hare.cli.dlq import _Progress, parse_age
+from hare.cli.main import EXIT_OK, EXIT_USAGE, main
 from hare.errors import BrokerUnavailable, ConfigurationError, PublishNacked
 from hare.publisher import Publisher
 from hare.testing import ManualClock

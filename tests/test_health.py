@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hare.health import Health, HealthServer, read_status, worker_health, write_status
-from hare.supervisor import child_command
+from hare.worker.health import Health, HealthServer, read_status, worker_health, write_status
+from hare.worker.supervisor import child_command
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,9 @@ import pytest
 
 from hare.core.outcome import Failed, Outcome, Succeeded
 from hare.errors import ConfigurationError
-from hare.execution import TaskRunner
-from hare.isolation import TaskProcessDied
 from hare.testing import ManualClock
+from hare.worker.isolation import TaskProcessDied
+from hare.worker.runner import TaskRunner
 from tests.apps import isolated_app
 
 pytestmark = pytest.mark.anyio

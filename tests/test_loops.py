@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from hare.errors import ConfigurationError
-from hare.loops import loop_factory, run
+from hare.worker.loops import loop_factory, run
 
 
 async def _loop_module() -> str:

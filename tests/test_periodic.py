@@ -13,9 +13,9 @@ from unittest import mock
 import pytest
 
 from hare import Hare, Worker
-from hare.schedule import every
+from hare.periodic.schedules import every
+from hare.periodic.ticks import occurrence_task_id, slot_name
 from hare.testing import ManualClock
-from hare.ticks import occurrence_task_id, slot_name
 from hare.transport.base import Delivery
 from hare.transport.memory.transport import MemoryBroker, MemoryTransport
 

@@ -9,7 +9,7 @@ import pytest
 from kombu.pidbox import Mailbox
 from kombu.transport.base import to_rabbitmq_queue_arguments
 
-from hare import pidbox
+from hare.control import pidbox
 from hare.core.topology import Queue
 from hare.errors import MalformedMessage
 

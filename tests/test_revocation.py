@@ -8,13 +8,7 @@ from collections.abc import AsyncIterator, Collection, Sequence
 
 import pytest
 
-from hare.errors import (
-    BrokerUnavailable,
-    ConfigurationError,
-    MalformedMessage,
-    NotSupportedError,
-)
-from hare.revocation import (
+from hare.control.revocation import (
     STREAM,
     RevocationRecord,
     RevokedSet,
@@ -26,7 +20,13 @@ from hare.revocation import (
     signal_name,
     task_ids,
 )
-from hare.revocations import Revocations, publish_revocation
+from hare.control.revocation_stream import Revocations, publish_revocation
+from hare.errors import (
+    BrokerUnavailable,
+    ConfigurationError,
+    MalformedMessage,
+    NotSupportedError,
+)
 from hare.testing import ManualClock
 from hare.transport.base import Envelope, Properties
 from hare.transport.memory.transport import MemoryBroker, MemoryTransport

@@ -27,10 +27,10 @@ from croniter import CroniterBadDateError, croniter  # type: ignore[import-untyp
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
-from hare import crontab as crontab_module
-from hare import schedule as schedule_module
 from hare.errors import ConfigurationError
-from hare.schedule import (
+from hare.periodic import cron as crontab_module
+from hare.periodic import schedules as schedule_module
+from hare.periodic.schedules import (
     EPOCH,
     Cron,
     Interval,

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from hare.control import Control
+from hare.control.client import Control
+from hare.control.revocation import RevokedStamps, stamps_matching
 from hare.results.state import REVOKED
-from hare.revocation import RevokedStamps, stamps_matching
 from hare.testing import ManualClock
 from tests.runtime import Ledger, memory_app, running_worker
 

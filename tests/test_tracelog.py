@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from hare import tracelog
 from hare.errors import Retry
 from hare.testing import ManualClock
+from hare.worker import tracelog
 from hare_compat import Celery
 from tests.amqp.helpers import eventually
 from tests.runtime import memory_app, running_worker

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hare.app import Hare
-from hare.control import Control
+from hare.control.client import Control
 from hare.errors import TaskRevoked
 from hare.task import Task
 from hare.testing import ManualClock

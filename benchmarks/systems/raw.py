@@ -165,6 +165,6 @@ async def consume(url: str) -> None:
 
 
 if __name__ == "__main__":
-    from hare.loops import loop_factory, run
+    from hare.worker.loops import loop_factory, run
 
     run(consume(os.environ["BENCH_URL"]), loop_factory("auto")[1])

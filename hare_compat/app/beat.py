@@ -17,7 +17,7 @@ from typing import Any
 
 from hare.app import Hare
 from hare.errors import ConfigurationError, NotSupportedError
-from hare.schedule import Schedule
+from hare.periodic.schedules import Schedule
 from hare_compat.schedules import to_hare
 
 __all__ = ("Periodic", "periodic", "register", "signature_entry", "zone_name")

@@ -21,8 +21,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from hare.control import Control as AsyncControl
-from hare.control import Inspect as AsyncInspect
+from hare.control.client import Control as AsyncControl
+from hare.control.client import Inspect as AsyncInspect
 from hare.errors import NotFound, NotSupportedError
 
 if TYPE_CHECKING:

@@ -38,13 +38,13 @@ from hare.errors import Ignore as HareIgnore
 from hare.errors import Reject as HareReject
 from hare.errors import Retry as HareRetry
 from hare.errors import TaskRevoked
-from hare.lifecycle import ExceptionInfo
 from hare.task import normalise_eta
-from hare.tracelog import FAILURE as LOG_FAILURE
-from hare.tracelog import RECEIVED as LOG_RECEIVED
-from hare.tracelog import REJECTED as LOG_REJECTED
-from hare.tracelog import RETRY as LOG_RETRY
-from hare.tracelog import SUCCESS as LOG_SUCCESS
+from hare.worker.call import ExceptionInfo
+from hare.worker.tracelog import FAILURE as LOG_FAILURE
+from hare.worker.tracelog import RECEIVED as LOG_RECEIVED
+from hare.worker.tracelog import REJECTED as LOG_REJECTED
+from hare.worker.tracelog import RETRY as LOG_RETRY
+from hare.worker.tracelog import SUCCESS as LOG_SUCCESS
 from hare_compat.app.request import (
     PENDING_UPDATES,
     Context,

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hare.control_server import ControlState
+from hare.control.pidbox import queue_as_dict
+from hare.control.server import ControlState
 from hare.errors import NotSupportedError
-from hare.pidbox import queue_as_dict
 
 __all__ = (
     "Panel",

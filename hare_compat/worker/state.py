@@ -18,8 +18,8 @@ from typing import Any
 
 from hare import signals
 from hare.context import current
-from hare.revocations import Revocations
-from hare.worker import Worker
+from hare.control.revocation_stream import Revocations
+from hare.worker.worker import Worker
 
 __all__ = (
     "SUCCESSFUL_MAX",

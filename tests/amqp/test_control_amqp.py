@@ -21,10 +21,10 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pytest
 
-from hare.control import Control
-from hare.control_server import ControlServer
-from hare.revocation import STREAM
-from hare.revocations import Revocations
+from hare.control.client import Control
+from hare.control.revocation import STREAM
+from hare.control.revocation_stream import Revocations
+from hare.control.server import ControlServer
 from hare.transport.amqp.transport import AmqpTransport
 from tests.amqp.helpers import eventually
 

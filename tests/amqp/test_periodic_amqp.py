@@ -11,10 +11,10 @@ import pytest
 
 from hare.clock import SystemClock
 from hare.core.settings import Settings
-from hare.periodic import Periodic, Scheduler
+from hare.periodic.scheduler import Periodic, Scheduler
+from hare.periodic.schedules import every
+from hare.periodic.ticks import slot_name, slot_queue, tick_queue_name
 from hare.publisher import Publisher
-from hare.schedule import every
-from hare.ticks import slot_name, slot_queue, tick_queue_name
 from hare.transport.amqp.transport import AmqpTransport
 
 pytestmark = [pytest.mark.amqp, pytest.mark.anyio]

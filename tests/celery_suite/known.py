@@ -26,12 +26,12 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     "0, as tests/compat/test_signals.py checks); Celery's slower prefork worker receives later",
     "test_canvas.py::test_chain::test_chord_header_id_duplicated_on_rabbitmq_msg_duplication"
     "[redis-group-ids]": "by design: the test publishes a task's message twice, identical to the "
-    "byte; a hare worker that ran it acks the copy without running it again (hare/runs.py), so "
-    "one chord header id reaches Redis, not two. Two workers that both run it use the same id",
+    "byte; a hare worker that ran it acks the copy without running it again (hare/worker/runs.py), "
+    "so one chord header id reaches Redis, not two. Two workers that both run it use the same id",
     "test_canvas.py::test_chord::test_reapplying_frozen_chord_dispatches_body_again": "by "
     "design: a frozen chord applied again sends messages identical to the byte (same ids, "
     "same bodies); a hare worker that ran one runs its copy no more (it cannot tell it from "
-    "a copy a connection cut or a producer's re-send makes, see hare/runs.py) and the body "
+    "a copy a connection cut or a producer's re-send makes, see hare/worker/runs.py) and the body "
     "is not dispatched again. Freeze again (new ids) to run a canvas twice",
     "test_tasks.py::test_tasks::test_expired": _ACKS_LATE
     + " and prefetches only what it runs; RabbitMQ drops a message whose per-message TTL "

@@ -30,7 +30,7 @@ def main(argv: Sequence[str]) -> int:
         sys.argv = ["celery", *args]
         return int(celery_main() or 0)
     if command == "hare":
-        from hare.cli import main as hare_main
+        from hare.cli.main import main as hare_main
 
         return hare_main(args)
     program = unittest.main(module=None, argv=["unittest", "-v", *args], exit=False)

@@ -15,7 +15,7 @@ import pytest
 from hare.context import TaskContext, running
 from hare.core.message import Message
 from hare.errors import ConfigurationError, NotSupportedError
-from hare.schedule import every
+from hare.periodic.schedules import every
 from hare_compat import Celery, Task, current_app, shared_task, signals
 from hare_compat.app import beat
 from hare_compat.exceptions import NotRegistered

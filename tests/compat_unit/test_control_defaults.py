@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from hare.control import DEFAULT_TIMEOUT, Control
-from hare.control_server import ControlServer
+from hare.control.client import DEFAULT_TIMEOUT, Control
+from hare.control.revocation_stream import Revocations
+from hare.control.server import ControlServer
 from hare.errors import ConfigurationError, NotSupportedError
-from hare.revocations import Revocations
 from hare.testing import ManualClock
 from hare.transport.memory.transport import MemoryBroker, MemoryTransport
 from hare_compat import Celery

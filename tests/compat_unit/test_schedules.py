@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from hare.errors import ConfigurationError, NotSupportedError
-from hare.schedule import Interval, every
+from hare.periodic.schedules import Interval, every
 from hare_compat.schedules import (
     BaseSchedule,
     ParseException,

@@ -5,7 +5,7 @@ that returned ran, and each worker came back by itself: same process, its log sa
 consumes again, and tasks started after the fault. A lost connection leaves copies behind:
 deliveries the worker held unsettled come again, and publishes whose confirm was lost are sent
 again. A worker settles such a copy by its first run's outcome instead of running it again
-(`hare.runs`): with one worker per queue, nothing runs twice.
+(`hare.worker.runs`): with one worker per queue, nothing runs twice.
 
 A task running when the connection dies runs to its end: aiormq cancels the tasks it runs
 consumer callbacks in when their connection closes, and hare's worker shields the delivery's
@@ -256,7 +256,7 @@ async def test_every_confirmed_publish_runs_and_workers_resume_by_themselves(
         assert figure["cut_short"] == 0, (stream.queue_type, worker.log_tail())
     # A worker settles a copy of a delivery it ran (redelivered after the lost connection,
     # or published again by a producer whose confirm was lost) by that run's outcome: with
-    # one worker per queue, nothing runs twice (`hare.runs`).
+    # one worker per queue, nothing runs twice (`hare.worker.runs`).
     for figure in per_stream:
         assert figure["duplicates"] == 0, per_stream
     assert codes == [0, 0]

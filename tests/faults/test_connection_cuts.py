@@ -5,7 +5,7 @@ A producer publishes at about 400 tasks a second while workers consume a quorum 
 of the deliveries whose tasks were running (the broker delivers them again, often to the same
 worker while the first run goes on) and the confirms of the publishes in flight (the producer
 publishes them again). A worker settles such a copy by its first run's outcome instead of
-running it again (`hare.runs`):
+running it again (`hare.worker.runs`):
 
 * one worker: **0 duplicates**;
 * two workers: a task runs twice only when the copy went to the other worker, so duplicates

@@ -15,8 +15,8 @@ import time
 import pytest
 
 from hare.core.topology import DEAD_SUFFIX
-from hare.settlement import REDELIVERIES_HEADER
 from hare.transport.base import Delivery
+from hare.worker.settlement import REDELIVERIES_HEADER
 from tests.amqp.helpers import eventually
 from tests.apps.fault_app import Ledger
 from tests.faults.conftest import Figures, Workers, producer_app, publish_jobs

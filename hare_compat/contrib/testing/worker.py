@@ -22,9 +22,9 @@ from typing import Any
 
 import hare_compat.worker.state  # noqa: F401  (its receivers must see the worker start)
 from hare import Worker
+from hare.app import HARE_LOGGERS
 from hare.errors import NotSupportedError
 from hare.signals import Signal
-from hare.tracelog import HARE_LOGGERS
 from hare_compat.app.base import Celery
 from hare_compat.app.trace import CELERY_LOGGERS
 from hare_compat.contrib.testing.tasks import ping

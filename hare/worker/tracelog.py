@@ -19,10 +19,7 @@ from hare.core.message import Message
 from hare.core.outcome import Failed, Outcome, Rejected, RetryRequested, Succeeded
 from hare.core.protocol import safe_repr
 
-__all__ = ("HARE_LOGGERS", "TraceLog")
-
-#: The loggers a hare app's worker logs its task lines on: (received, ran).
-HARE_LOGGERS = ("hare.worker.received", "hare.trace")
+__all__ = ("TraceLog",)
 
 RECEIVED = "Task %(name)s[%(id)s] received"
 SUCCESS = "Task %(name)s[%(id)s] succeeded in %(runtime)ss: %(return_value)s"
@@ -34,7 +31,7 @@ REJECTED = "Task %(name)s[%(id)s] %(exc)s"
 class TraceLog:
     """Logs what happens to each task on two loggers: `received` and `trace` (its run)."""
 
-    def __init__(self, names: tuple[str, str] = HARE_LOGGERS) -> None:
+    def __init__(self, names: tuple[str, str]) -> None:
         self.received_logger = logging.getLogger(names[0])
         self.trace_logger = logging.getLogger(names[1])
 

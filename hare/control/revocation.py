@@ -2,7 +2,8 @@
 
 Pure: the time is always passed in. A revoke is written to a RabbitMQ stream
 (`hare.revoked.v1`) that every worker reads from its start, so a worker that starts later
-still learns every id revoked within the retention window; `hare.revocations` does the I/O.
+still learns every id revoked within the retention window; `revocation_stream` does the
+I/O.
 
 Each stream entry is a small JSON object:
 

@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from hare.app import Hare
+from hare.control.pidbox import expand_nodename
 from hare.errors import BrokerUnavailable, ConfigurationError, HareError
-from hare.health import Health, HealthServer, worker_health, write_status
-from hare.loops import LOOPS, loop_factory
-from hare.loops import run as run_on_loop
-from hare.pidbox import expand_nodename
-from hare.supervisor import PROCESS_INDEX_ENV, STATUS_ENV, Supervisor, child_command
-from hare.worker import Worker
+from hare.worker.health import Health, HealthServer, worker_health, write_status
+from hare.worker.loops import LOOPS, loop_factory
+from hare.worker.loops import run as run_on_loop
+from hare.worker.supervisor import PROCESS_INDEX_ENV, STATUS_ENV, Supervisor, child_command
+from hare.worker.worker import Worker
 
 __all__ = ("load_app", "main")
 
@@ -148,10 +148,10 @@ def _parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="default: info",
     )
-    from hare.dlq_cli import add_dlq_parser  # here: hare.dlq_cli imports this module
+    from hare.cli.dlq import add_dlq_parser  # here: hare.cli.dlq imports this module
 
     add_dlq_parser(commands)
-    from hare.schedules_cli import add_schedules_parser
+    from hare.cli.schedules import add_schedules_parser
 
     add_schedules_parser(commands)
     return parser
@@ -161,11 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hare` command."""
     args = _parser().parse_args(argv)
     if args.command == "dlq":
-        from hare.dlq_cli import run_dlq
+        from hare.cli.dlq import run_dlq
 
         return run_dlq(args)
     if args.command == "schedules":
-        from hare.schedules_cli import run_schedules
+        from hare.cli.schedules import run_schedules
 
         return run_schedules(args)
     logging.basicConfig(

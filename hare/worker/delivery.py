@@ -27,17 +27,17 @@ from hare.core.message import Message
 from hare.core.outcome import Failed, Outcome
 from hare.core.retry import Ack, Decision, Requeue, RetryAt, RetryIn, decide
 from hare.errors import BrokerError, ConfigurationError, MessageError, TaskRevoked
-from hare.execution import TaskRunner
-from hare.followups import FollowUps
-from hare.lifecycle import Request, TaskCall
 from hare.publisher import ETA_HEADER
-from hare.recording import Recorder
 from hare.results.state import REVOKED, STARTED
-from hare.runs import RECENT_RUNS, Run, RunKey, Runs, run_key
-from hare.settlement import REDELIVERIES_HEADER, Settlement
 from hare.task import Task
-from hare.tracelog import TraceLog
 from hare.transport.base import Delivery
+from hare.worker.call import Request, TaskCall
+from hare.worker.followups import FollowUps
+from hare.worker.recording import Recorder
+from hare.worker.runner import TaskRunner
+from hare.worker.runs import RECENT_RUNS, Run, RunKey, Runs, run_key
+from hare.worker.settlement import REDELIVERIES_HEADER, Settlement
+from hare.worker.tracelog import TraceLog
 
 __all__ = ("EARLY_TOLERANCE", "Processor", "Running")
 
@@ -123,7 +123,7 @@ class Processor:
     async def process(self, delivery: Delivery) -> Message | None:
         """Process one delivery; return its message when its task ran.
 
-        A copy of a delivery whose task runs or ran here (`hare.runs`) is not run again: it
+        A copy of a delivery whose task runs or ran here (`hare.worker.runs`) is not run again: it
         waits for the first run and is settled by its outcome. Whatever goes wrong inside
         hare is settled too (`_internal_error`): no delivery is left unsettled. Raises only
         `BrokerError` (the connection is gone: the broker delivers it again) and

@@ -33,7 +33,7 @@ from hare.core.outcome import (
     outcome_of,
 )
 from hare.errors import TaskRevoked
-from hare.execution import raise_in_thread
+from hare.worker.runner import raise_in_thread
 
 if TYPE_CHECKING:
     from hare.task import Task

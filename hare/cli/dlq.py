@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from hare import dlq
 from hare.app import Hare
-from hare.cli import EXIT_BROKER, EXIT_FAILED, EXIT_OK, EXIT_USAGE, load_app
+from hare.cli.main import EXIT_BROKER, EXIT_FAILED, EXIT_OK, EXIT_USAGE, load_app
 from hare.errors import BrokerUnavailable, ConfigurationError, HareError
 
 __all__ = ("add_dlq_parser", "parse_age", "run_dlq")

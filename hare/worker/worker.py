@@ -25,7 +25,8 @@ from typing import Any
 
 from hare import signals
 from hare.app import Hare
-from hare.control_server import ControlServer
+from hare.control.revocation_stream import Revocations
+from hare.control.server import ControlServer
 from hare.core.codec import accepted_content_types
 from hare.core.settings import mask_url
 from hare.core.topology import DEAD_SUFFIX
@@ -36,16 +37,15 @@ from hare.errors import (
     HareError,
     NotSupportedError,
 )
-from hare.execution import TaskRunner
-from hare.followups import FollowUps
-from hare.periodic import PERIODIC_HEADER, Scheduler
-from hare.processing import Processor
+from hare.periodic.scheduler import PERIODIC_HEADER, Scheduler
 from hare.publisher import Publisher
-from hare.revocations import Revocations
-from hare.settlement import Settlement
 from hare.transport.base import Consumer, Delivery, Transport
 from hare.transport.reconnect import backoff_delay, reconnect
-from hare.worker_view import WorkerView
+from hare.worker.delivery import Processor
+from hare.worker.followups import FollowUps
+from hare.worker.runner import TaskRunner
+from hare.worker.settlement import Settlement
+from hare.worker.view import WorkerView
 
 __all__ = ("Worker",)
 

@@ -10,7 +10,7 @@ own and run.
 
 A worker registers a key before it runs the task and keeps what the run ended as, for the
 last `RECENT_RUNS` runs. A copy that arrives meanwhile waits for the first run to end, then
-is settled by its outcome (`hare.processing`): acked when the first run's settlement had
+is settled by its outcome (`hare.worker.delivery`): acked when the first run's settlement had
 published what it needed (a retry, a dead letter, what follows it in a workflow), or settled
 by the same decision when it had not. Nothing here reads a clock or does I/O.
 """

@@ -2,10 +2,10 @@
 
 `celery inspect ping`, Flower and `app.control.inspect()` (Celery's or hare's) broadcast
 requests on `celery.pidbox`; a `ControlServer` consumes its node's queue and replies as a
-Celery 5.7 worker does (`hare.pidbox` has the wire format). What it reports comes from the
+Celery 5.7 worker does (`hare.control.pidbox` has the wire format). What it reports comes from the
 worker through the small `WorkerView` protocol, so this module does not import the worker.
 
-Revocations go to `hare.revocations.Revocations`, which the worker also reads from the stream;
+Revocations go to `revocation_stream.Revocations`, which the worker also reads from the stream;
 a revoke broadcast by a Celery client (which writes no stream entry) is written to the stream
 here, so workers that start later learn it too.
 
@@ -27,12 +27,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from hare import pidbox
 from hare.clock import Clock, SystemClock
+from hare.control import pidbox
+from hare.control.revocation import signal_name, stamps_matching, task_ids
+from hare.control.revocation_stream import Revocations, publish_revocation
 from hare.errors import BrokerError, BrokerUnavailable, ConfigurationError, HareError, TaskRevoked
 from hare.results.state import PENDING, RETRY, REVOKED, TaskResult
-from hare.revocation import signal_name, stamps_matching, task_ids
-from hare.revocations import Revocations, publish_revocation
 from hare.transport.base import Consumer, Delivery, Envelope, Properties, Transport
 
 __all__ = ("PERSISTED", "ControlServer", "ControlState", "WorkerView")

@@ -26,7 +26,7 @@ from typing import Any
 from hare.clock import Clock
 from hare.core.outcome import Outcome, Succeeded, format_traceback, outcome_of
 from hare.errors import SoftTimeLimitExceeded, TimeLimitExceeded
-from hare.isolation import run_in_process
+from hare.worker.isolation import run_in_process
 
 __all__ = ("TaskRunner", "raise_in_thread")
 

@@ -26,7 +26,7 @@ def add_schedules_parser(commands: argparse._SubParsersAction[argparse.ArgumentP
 
 
 def run_schedules(args: argparse.Namespace) -> int:
-    from hare.cli import EXIT_BROKER, EXIT_OK, EXIT_USAGE, load_app
+    from hare.cli.main import EXIT_BROKER, EXIT_OK, EXIT_USAGE, load_app
     from hare.errors import BrokerUnavailable, ConfigurationError
 
     try:
@@ -49,7 +49,7 @@ def run_schedules(args: argparse.Namespace) -> int:
 
 
 async def _rows(app: Hare) -> list[tuple[str, ...]]:
-    from hare.ticks import slot_name
+    from hare.periodic.ticks import slot_name
 
     transport = app.make_transport()
     await transport.connect()

@@ -1,7 +1,7 @@
 """Celery's remote-control wire format ("pidbox"), so `celery inspect` sees hare workers.
 
 Pure: building declarations, encoding and decoding messages, and deciding whether a request is
-for a node do no I/O; `hare.control` and `hare.control_server` send and receive them.
+for a node do no I/O; `hare.control` and `hare.control.server` send and receive them.
 
 The topology is kombu 5.7's `Mailbox` with Celery's defaults (`control_exchange="celery"`,
 `control_queue_ttl=300`, `control_queue_expires=10`, exclusive queues), declared with the same

@@ -1,4 +1,4 @@
-"""A test kit for code built on hare: a clock that only moves when the test says so.
+"""A clock that only moves when the test says so.
 
 `ManualClock` implements `hare.clock.Clock`. Give it to the runtime (and to
 `hare.transport.memory.MemoryTransport`) and time stands still: `sleep` returns only once the

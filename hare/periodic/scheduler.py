@@ -1,6 +1,6 @@
 """Periodic tasks without a beat process: every worker keeps every schedule's tick alive.
 
-See `hare.ticks` for the mechanism. Each worker process, at start and then on a watchdog
+See `hare.periodic.ticks` for the mechanism. Each worker process, at start and then on a watchdog
 timer, offers each schedule a tick for its first occurrence after `now + guard`; the slot
 refuses all but one. Whoever receives the expired tick first offers the next tick, then
 publishes the task (its id derived from schedule and occurrence), then acks. Offering the next
@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 from hare.clock import Clock
 from hare.core.message import Message
 from hare.errors import MessageError, MessageReturned, PublishNacked
-from hare.publisher import Publisher
-from hare.ticks import (
+from hare.periodic.ticks import (
     Tick,
     occurrence_task_id,
     replaces,
@@ -31,10 +30,11 @@ from hare.ticks import (
     tick_queue,
     tick_queue_name,
 )
+from hare.publisher import Publisher
 from hare.transport.base import Consumer, Delivery, Transport
 
 if TYPE_CHECKING:
-    from hare.schedule import Schedule
+    from hare.periodic.schedules import Schedule
 
 __all__ = ("PERIODIC_HEADER", "Periodic", "Scheduler")
 
@@ -305,7 +305,7 @@ class Scheduler:
             return entry
         if tick.generation <= self.generation:
             return None  # retired: no longer defined by this or any newer deploy
-        from hare.schedule import parse_canonical
+        from hare.periodic.schedules import parse_canonical
 
         return Periodic(
             name=tick.schedule,

@@ -6,7 +6,7 @@ research/delays.md §4.4), so occurrences are a function of the schedule alone:
 * `every(minutes=5)` is an `Interval`: the instants `anchor + k·period` for every integer k,
   anchored by default at the Unix epoch, not at start-up;
 * `cron("0 3 * * 1-5", tz="Europe/Berlin")` is a `Cron`: wall-clock times in a time zone,
-  with the daylight-saving rules described in `hare.crontab`; `from_crontab(...)` takes Celery's
+  with the daylight-saving rules described in `cron`; `from_crontab(...)` takes Celery's
   `crontab(...)` arguments.
 
 Both answer `next_after(moment)` (aware in, UTC out, strictly after), and carry `canonical`,
@@ -26,8 +26,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import final
 
-from hare.crontab import Cron, cron
 from hare.errors import ConfigurationError
+from hare.periodic.cron import Cron, cron
 
 __all__ = (
     "EPOCH",

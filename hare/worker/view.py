@@ -1,6 +1,6 @@
 """A worker as remote control sees it: what `inspect active/registered/stats` answer.
 
-`hare.control_server.ControlServer` asks these questions of the worker it serves; this module
+`hare.control.server.ControlServer` asks these questions of the worker it serves; this module
 answers them from the worker's processor, in Celery's shapes, so `celery inspect` and Flower
 read hare workers as they read Celery ones.
 """
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from hare.context import TaskContext
 
 if TYPE_CHECKING:
-    from hare.processing import Processor, Running
+    from hare.worker.delivery import Processor, Running
 
 __all__ = ("DEFAULT_TASK_INFO_ITEMS", "WorkerView")
 

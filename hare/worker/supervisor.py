@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from hare.health import Health, HealthServer, read_status
+from hare.worker.health import Health, HealthServer, read_status
 
 __all__ = ("PROCESS_INDEX_ENV", "STATUS_ENV", "Supervisor")
 

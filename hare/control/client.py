@@ -1,6 +1,6 @@
 """Remote control, the client side: broadcast to workers, inspect them, revoke tasks.
 
-Speaks Celery's pidbox protocol (`hare.pidbox`), so it reaches Celery 5.x workers as well as
+Speaks Celery's pidbox protocol (`hare.control.pidbox`), so it reaches Celery 5.x workers as well as
 hare workers, and returns what Celery's `app.control` returns:
 
     control = Control(transport)                       # a connected Transport
@@ -16,7 +16,7 @@ Each call that waits for replies uses a reply queue of its own (`<oid>.reply.cel
 declared as kombu declares it), deleted when the call returns, so concurrent calls never see
 each other's replies.
 
-A revoke is written to the revocation stream first (`hare.revocations`), so a worker that is
+A revoke is written to the revocation stream first (`revocation_stream`), so a worker that is
 offline or not started yet honours it too, then broadcast, so running workers (hare and Celery)
 learn it at once and can terminate a running task.
 """
@@ -30,12 +30,12 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from hare import pidbox
 from hare.clock import Clock, SystemClock
-from hare.control_server import PERSISTED
+from hare.control import pidbox
+from hare.control.revocation import DEFAULT_TTL, signal_name, task_ids
+from hare.control.revocation_stream import publish_revocation
+from hare.control.server import PERSISTED
 from hare.errors import BrokerError, ConfigurationError, HareError
-from hare.revocation import DEFAULT_TTL, signal_name, task_ids
-from hare.revocations import publish_revocation
 from hare.transport.base import Delivery, Envelope, Properties, Transport
 
 __all__ = ("DEFAULT_TIMEOUT", "Control", "Inspect")

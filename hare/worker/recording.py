@@ -17,9 +17,9 @@ from hare.core.message import Message
 from hare.core.outcome import Ignored, Outcome, Rejected, RetryRequested, Succeeded
 from hare.core.retry import Decision, RetryAt, RetryIn
 from hare.errors import Reject, Retry
-from hare.followups import FollowUps, has_follow_ups
-from hare.lifecycle import Request
 from hare.results.state import FAILURE, RETRY, SUCCESS, TaskResult
+from hare.worker.call import Request
+from hare.worker.followups import FollowUps, has_follow_ups
 
 __all__ = ("Recorder",)
 

@@ -15,7 +15,7 @@ Day of month and day of week (croniter's rule, which is Vixie's without its bug)
   value and the other day field contains a `*` (so `1-31` with `*/2` means `*` with `*/2`).
   Vixie cron also calls `*/2` unrestricted (anything starting with `*`); croniter and hare
   treat it as restricted.
-* Celery's `crontab` requires BOTH instead (`day_or=False`; `hare.schedule.from_crontab`).
+* Celery's `crontab` requires BOTH instead (`day_or=False`; `hare.periodic.schedules.from_crontab`).
 
 Daylight saving time. Call an expression *hourly* when its hour field is every hour:
 
@@ -137,7 +137,7 @@ _SEARCH_YEARS = 400
 class Cron:
     """A cron schedule: the wall-clock minutes of zone `tz` whose fields match.
 
-    Build it with `cron()` or `hare.schedule.from_crontab()`. `days` and `weekdays` are `None`
+    Build it with `cron()` or `schedules.from_crontab()`. `days` and `weekdays` are `None`
     when unrestricted (`*`), and weekdays count from 0 = Sunday. With both restricted a day
     matches if either does (`day_or=True`, cron) or only if both do (`day_or=False`, Celery).
 

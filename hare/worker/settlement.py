@@ -82,7 +82,7 @@ class Settlement:
             )
             return
         dead = _dead_letter_for(decision, outcome, attempts=message.retries + 1)
-        # (A task's exception is logged with its traceback where it ran: `hare.tracelog`.)
+        # (A task's exception is logged with its traceback where it ran: `hare.worker.tracelog`.)
         level = logging.INFO if isinstance(outcome, Failed) else logging.ERROR
         logger.log(level, "task %s[%s] %s: %s", task.name, message.id, dead.reason, dead.detail)
         await self.dead_letter(delivery, dead, before_ack=before_ack)

@@ -17,8 +17,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from hare.clock import Clock, SystemClock
-from hare.errors import BrokerError, BrokerUnavailable, ConfigurationError, MalformedMessage
-from hare.revocation import (
+from hare.control.revocation import (
     DEFAULT_TTL,
     MAX_TTL,
     STREAM,
@@ -31,6 +30,7 @@ from hare.revocation import (
     encode_record,
     revocation_stream,
 )
+from hare.errors import BrokerError, BrokerUnavailable, ConfigurationError, MalformedMessage
 from hare.transport.base import Consumer, Delivery, Envelope, Properties, Transport
 
 __all__ = ("Revocations", "Terminate", "publish_revocation")

@@ -1,0 +1,34 @@
+"""The worker: consume -> admit -> run -> settle.
+
+* `worker`: `Worker`, the lifecycle (connect, subscribe, serve and reconnect, drain, stop);
+* `delivery`: `Processor`, one delivery from decode to settlement;
+* `call`: `TaskCall` and `Request`, the context and signals around one call;
+* `runner` (+ `isolation`): runs the function on the loop, in a thread or in a process,
+  with soft and hard time limits;
+* `recording` (+ `runs`, `followups`): results, the once-only record of a run, and what
+  follows a task (callbacks, chains, chords);
+* `settlement`: ack, retry through the ladder, dead-letter, requeue;
+* `tracelog`: Celery's task log lines; `view`: what `inspect` sees of this worker;
+* `health`, `supervisor` (`--processes`), `loops` (which event loop).
+
+`Worker` is loaded on first use, so importing one of these modules (e.g. `call` for
+`Request`) does not load the whole worker.
+"""
+
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from hare.worker.worker import Worker as Worker
+
+if not _typing.TYPE_CHECKING:
+
+    def __getattr__(name: str) -> _typing.Any:
+        if name != "Worker":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = _importlib.import_module("hare.worker.worker").Worker
+        globals()[name] = value
+        return value
+
+
+__all__ = ("Worker",)
