@@ -16,7 +16,7 @@ import time
 from benchmarks.periodic import RECORD
 from hare import Hare
 from hare.context import current
-from hare.periodic.scheduler import PERIODIC_HEADER
+from hare.core.headers import PERIODIC_HEADER
 from hare.periodic.schedules import every
 
 

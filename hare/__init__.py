@@ -49,7 +49,7 @@ from hare.task import Task as Task
 if _typing.TYPE_CHECKING:
     from hare.worker.worker import Worker as Worker
 
-__version__ = "0.1.0"
+from hare._version import __version__ as __version__
 
 #: Loaded on first use (PEP 562): a process that only publishes never imports the worker side
 #: (`hare.worker`, `hare.worker.delivery`, `hare.worker.runner`, multiprocessing...).

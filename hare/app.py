@@ -18,10 +18,9 @@ from hare.core.message import Embed, Message
 from hare.core.retry import RetryPolicy
 from hare.core.settings import Settings, mask_url
 from hare.core.topology import validate_queue_name
-from hare.errors import ConfigurationError, NotSupportedError
-from hare.periodic.scheduler import Periodic
+from hare.errors import ConfigurationError, NotSupportedError, ResultsDisabled
+from hare.periodic.schedules import Periodic
 from hare.publisher import Publisher
-from hare.results.state import ResultsDisabled
 from hare.results.store import Results
 from hare.task import Sent, Task, TaskOptions, normalise_eta, task_name
 from hare.transport.base import Transport

@@ -18,25 +18,23 @@ from dataclasses import dataclass, replace
 from hare.app import Hare
 from hare.core import ladder
 from hare.core.codec import accepted_content_types
-from hare.core.deadletter_rows import REPLAYS_HEADER as REPLAYS_HEADER
-from hare.core.deadletter_rows import DeadLetterDetail as DeadLetterDetail
-from hare.core.deadletter_rows import DeadLetterRow as DeadLetterRow
-from hare.core.deadletter_rows import Selector as Selector
-from hare.core.deadletter_rows import dead_at, read_detail, read_row, replay_headers, replay_message
-from hare.core.deadletter_rows import dead_queue_name as dead_queue_name
-from hare.core.deadletter_rows import work_queue_name as work_queue_name
+from hare.core.deadletter import DeadLetterDetail as DeadLetterDetail
+from hare.core.deadletter import DeadLetterRow as DeadLetterRow
+from hare.core.deadletter import Selector as Selector
+from hare.core.deadletter import dead_at, read_detail, read_row, replay_headers, replay_message
+from hare.core.deadletter import dead_queue_name as dead_queue_name
+from hare.core.deadletter import work_queue_name as work_queue_name
+from hare.core.envelope import Delivery, Envelope
 from hare.core.message import Message
-from hare.errors import BrokerError, ConfigurationError, HareError
+from hare.errors import BrokerError, ConfigurationError, DeadLetterQueueNotFound, HareError
 from hare.publisher import Publisher
-from hare.transport.base import Delivery, Envelope, Transport
+from hare.transport.base import Transport
 
 __all__ = (
-    "REPLAYS_HEADER",
     "DeadLetterDetail",
     "DeadLetterRow",
     "Progress",
     "PurgeSummary",
-    "QueueNotFound",
     "ReplaySummary",
     "Selector",
     "dead_queue_name",
@@ -52,14 +50,6 @@ _REPLAY_WINDOW = 64
 
 #: Called with (messages examined, messages in the queue when the browse started).
 Progress = Callable[[int, int], None]
-
-
-class QueueNotFound(HareError):
-    """The dead-letter queue does not exist on the broker."""
-
-    def __init__(self, queue: str) -> None:
-        super().__init__(f"no queue {queue!r} on the broker")
-        self.queue = queue
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,7 +100,7 @@ async def _count(transport: Transport, dead_queue: str) -> int:
         return await transport.message_count(dead_queue)
     except BrokerError as exc:
         if "NOT_FOUND" in str(exc):
-            raise QueueNotFound(dead_queue) from exc
+            raise DeadLetterQueueNotFound(dead_queue) from exc
         raise
 
 
@@ -131,7 +121,7 @@ async def list_dead_letters(
 ) -> AsyncGenerator[DeadLetterRow]:
     """Yield a row for each dead letter of `queue`, leaving every one in place.
 
-    Close it with `contextlib.aclosing` when stopping early. Raises `QueueNotFound`.
+    Close it with `contextlib.aclosing` when stopping early. Raises `DeadLetterQueueNotFound`.
     """
     async with aclosing(_rows(app, queue, progress)) as rows:
         async for row, _ in rows:
@@ -189,7 +179,9 @@ async def replay(
 
     dead_queue = dead_queue_name(queue)
     async with _connected(app) as transport:
-        await _count(transport, dead_queue)  # QueueNotFound here, not inside the task group
+        await _count(
+            transport, dead_queue
+        )  # DeadLetterQueueNotFound here, not inside the task group
         publisher = Publisher(transport, app.settings, app.clock)
         async with (
             aclosing(_browse(transport, dead_queue, progress)) as browse,
@@ -250,7 +242,7 @@ async def purge(
     dead_queue, purged, kept = dead_queue_name(queue), 0, 0
     async with _connected(app) as transport:
         if older_than is None:
-            await _count(transport, dead_queue)  # QueueNotFound rather than a bare 404
+            await _count(transport, dead_queue)  # DeadLetterQueueNotFound rather than a bare 404
             return PurgeSummary(purged=await transport.purge(dead_queue), kept=0)
         cutoff = app.clock.time() - older_than
         async with aclosing(_browse(transport, dead_queue, progress)) as browse:

@@ -4,7 +4,8 @@ Failures (exceptions hare raises to you)::
 
     HareError
     ├── ConfigurationError        a setting, app path or task option is wrong
-    │   └── NotSupportedError     an option hare cannot honour (never silently ignored)
+    │   ├── NotSupportedError     an option hare cannot honour (never silently ignored)
+    │   └── ResultsDisabled       a result was asked for, but the app stores none
     ├── TaskNotRegistered         a task name the app does not know (calling side)
     ├── FieldTableError           a header value an AMQP field table cannot carry
     ├── MessageError              a message that cannot be turned into a task call
@@ -15,6 +16,12 @@ Failures (exceptions hare raises to you)::
     ├── TimeLimitExceeded         a task was stopped at its hard time limit
     ├── TaskRevoked               a task was revoked, expired, or terminated
     ├── ChordError                a chord's body cannot run: a task of its header failed
+    ├── TaskProcessDied           the process of an isolated task died before it returned
+    ├── DeadLetterQueueNotFound   `hare dlq` was pointed at a queue that does not exist
+    ├── ResultTimeout             no result within `get(timeout=)` (also a TimeoutError)
+    ├── ResultBackendError        the result backend could not store or read a result
+    ├── MalformedResult           a stored result that is not a Celery result body
+    ├── RemoteError               a task's exception whose class is not available here
     └── BrokerError               the broker did not do what was asked
         ├── BrokerUnavailable     no connection within the deadline
         ├── TopologyMismatch      a queue/exchange exists with other arguments (406)
@@ -44,11 +51,13 @@ __all__ = (
     "ChordError",
     "ConfigurationError",
     "ContentTypeRefused",
+    "DeadLetterQueueNotFound",
     "DelayTooLong",
     "FieldTableError",
     "HareError",
     "Ignore",
     "MalformedMessage",
+    "MalformedResult",
     "MessageError",
     "MessageReturned",
     "NotFound",
@@ -56,13 +65,18 @@ __all__ = (
     "PublishError",
     "PublishNacked",
     "PublishTimeout",
-    "SoftTimeLimitExceeded",
-    "TimeLimitExceeded",
     "Reject",
+    "RemoteError",
+    "ResultBackendError",
+    "ResultTimeout",
+    "ResultsDisabled",
     "Retry",
+    "SoftTimeLimitExceeded",
     "TaskNotRegistered",
+    "TaskProcessDied",
     "TaskRevoked",
     "TaskSignal",
+    "TimeLimitExceeded",
     "TopologyMismatch",
 )
 
@@ -151,6 +165,75 @@ class ChordError(HareError):
     """A task of a chord's header failed, so its body cannot run; stored for the body and
     what was chained after it (Celery's `ChordError`, as which it is written in results:
     a Celery client raises its own). `__cause__` is the failed task's exception."""
+
+
+class TaskProcessDied(HareError):
+    """The process running an isolated task died before it returned."""
+
+
+class DeadLetterQueueNotFound(HareError):
+    """The dead-letter queue does not exist on the broker."""
+
+    def __init__(self, queue: str) -> None:
+        super().__init__(f"no queue {queue!r} on the broker")
+        self.queue = queue
+
+
+# -- results ---------------------------------------------------------------------------------
+
+
+class ResultTimeout(HareError, TimeoutError):
+    """No ready result arrived within the timeout of `get()` / `wait()`."""
+
+    def __init__(self, task_id: str, timeout: float) -> None:
+        self.task_id = task_id
+        self.timeout = timeout
+        super().__init__(f"no result for task {task_id} within {timeout:g}s")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.task_id, self.timeout))
+
+
+class ResultsDisabled(ConfigurationError):
+    """A result was asked for, but the app stores none."""
+
+    def __init__(self, what: str = "results") -> None:
+        super().__init__(
+            f"{what}: results are off for this app; turn them on with "
+            "Hare(..., result_backend='rpc://') (or 'redis://host:6379/0'), "
+            "or HARE_RESULT_BACKEND"
+        )
+
+
+class ResultBackendError(HareError):
+    """The result backend could not store or read a result (e.g. Redis is unreachable)."""
+
+
+class MalformedResult(HareError):
+    """A stored or replied result that is not a Celery result body."""
+
+
+class RemoteError(HareError):
+    """A task's exception whose class is not available (or not safe) in this process.
+
+    `exc_type` and `exc_module` name the original class, `args` are its arguments as sent.
+    """
+
+    def __init__(self, exc_type: str, exc_module: str | None, args: Sequence[Any]) -> None:
+        self.exc_type = exc_type
+        self.exc_module = exc_module
+        super().__init__(*args)
+
+    def __str__(self) -> str:
+        name = f"{self.exc_module}.{self.exc_type}" if self.exc_module else self.exc_type
+        message = ", ".join(str(arg) for arg in self.args)
+        return f"{name}: {message}" if message else name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.exc_type, self.exc_module, self.args))
+
+
+# -- the broker ------------------------------------------------------------------------------
 
 
 class BrokerError(HareError):

@@ -11,16 +11,17 @@ from typing import Any
 from hare import signals
 from hare.clock import Clock
 from hare.core import ladder, protocol
+from hare.core.envelope import Envelope
+from hare.core.headers import ETA_HEADER
 from hare.core.message import Message
 from hare.core.settings import Settings
 from hare.core.topology import Queue, dead_letter_queue, work_queue
 from hare.errors import BrokerUnavailable, NotFound, TopologyMismatch
-from hare.transport.base import Envelope, Transport
+from hare.transport.base import Transport
 from hare.transport.reconnect import backoff_delay, reconnect
 
 #: The header carrying a message's due time in epoch milliseconds (the ISO `eta` header says
 #: the same for Celery; this one is cheaper to read and exact).
-ETA_HEADER = "hare-eta"
 
 __all__ = ("Publisher",)
 

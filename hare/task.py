@@ -6,16 +6,40 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar, final
 
 from hare.core.retry import RetryPolicy
 from hare.errors import ConfigurationError
-from hare.results.handle import AsyncResult
+from hare.results.handle import AsyncResult, ResultSource
 
 if TYPE_CHECKING:
-    from hare.app import Hare
+    from hare.core.settings import Settings
 
-__all__ = ("Sent", "Task", "TaskOptions")
+__all__ = ("Sender", "Sent", "Task", "TaskOptions")
+
+
+class Sender(ResultSource, Protocol):
+    """What a task needs of its app: settings and sending by name (`hare.Hare` is one)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    def send_task(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Sent: ...
+
+    async def asend_task(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Sent: ...
+
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -45,7 +69,7 @@ class Sent(AsyncResult):
     when the app has a `result_backend`; without one those raise `ResultsDisabled`.
     """
 
-    def __init__(self, *, id: str, task: str, queue: str, app: Hare) -> None:
+    def __init__(self, *, id: str, task: str, queue: str, app: ResultSource) -> None:
         super().__init__(id, app)
         self.task = task
         self.queue = queue
@@ -58,7 +82,7 @@ class Sent(AsyncResult):
 class Task(Generic[P, R]):
     """A registered task. Call it to run it here; `delay()` to run it on a worker."""
 
-    def __init__(self, app: Hare, fn: Callable[P, R], options: TaskOptions) -> None:
+    def __init__(self, app: Sender, fn: Callable[P, R], options: TaskOptions) -> None:
         self.app = app
         self.fn = fn
         self.options = options

@@ -16,9 +16,8 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 import hare_compat.states as states
-from hare.errors import NotSupportedError
+from hare.errors import NotSupportedError, ResultTimeout
 from hare.results.handle import AsyncResult as HareAsyncResult
-from hare.results.state import ResultTimeout
 from hare_compat.canvas_result import E_WOULDBLOCK as E_WOULDBLOCK
 from hare_compat.canvas_result import GroupResult as GroupResult
 from hare_compat.canvas_result import ResultBase as ResultBase

@@ -10,8 +10,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from hare import Hare, Worker
+from hare.core.envelope import Delivery, Envelope, Properties
 from hare.testing import ManualClock
-from hare.transport.base import Delivery, Envelope, Properties, Transport
+from hare.transport.base import Transport
 
 GOOD_BODY = b'[[1, 2], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]'
 

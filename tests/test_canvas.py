@@ -26,9 +26,9 @@ from hare.canvas import continuation as canvas
 from hare.canvas.continuation import Env, Plan
 from hare.core import protocol
 from hare.core.codec import accepted_content_types
+from hare.core.envelope import Properties
 from hare.core.message import Embed, Message
 from hare.errors import ChordError, ConfigurationError, NotSupportedError
-from hare.transport.base import Properties
 
 # Celery warns that chord errbacks will also go onto the header some day; 5.7 does not yet.
 pytestmark = pytest.mark.filterwarnings("ignore::celery.exceptions.CPendingDeprecationWarning")

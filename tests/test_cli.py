@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from hare import Hare
-from hare.cli.main import EXIT_USAGE, load_app, main
+from hare.cli.common import EXIT_USAGE, load_app
+from hare.cli.main import main
 from hare.errors import ConfigurationError
 
 
@@ -83,7 +84,8 @@ def test_the_installed_command_runs(project: Path) -> None:
 def test_dash_n_names_the_worker_and_each_process_of_processes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from hare.cli.main import _nodename, _parser
+    from hare.cli.main import _parser
+    from hare.cli.worker import _nodename
 
     args = _parser().parse_args(["worker", "shop:app", "-n", "w1@%h"])
     monkeypatch.delenv("HARE_PROCESS_INDEX", raising=False)

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from hare import signals
+from hare.core.envelope import Delivery
 from hare.errors import NotSupportedError
 from hare.testing import ManualClock
-from hare.transport.base import Delivery
 from hare_compat.app import autoretry
 from hare_compat.app.autoretry import get_exponential_backoff_interval
 from hare_compat.app.task import Task

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from hare.context import current
+from hare.core.envelope import Envelope, Properties
 from hare.testing import ManualClock
-from hare.transport.base import Envelope, Properties
 from tests.runtime import Ledger, memory_app, running_worker
 
 pytestmark = pytest.mark.anyio

@@ -15,9 +15,9 @@ from hare.control.client import Control
 from hare.control.revocation import STREAM, RevocationRecord, decode_entry
 from hare.control.revocation_stream import Revocations
 from hare.control.server import ControlServer
+from hare.core.envelope import Delivery, Envelope, Properties
 from hare.errors import BrokerUnavailable, ConfigurationError
 from hare.testing import ManualClock
-from hare.transport.base import Delivery, Envelope, Properties
 from hare.transport.memory.transport import MemoryBroker, MemoryTransport
 
 pytestmark = pytest.mark.anyio

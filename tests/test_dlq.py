@@ -15,12 +15,19 @@ from typing import Any
 import pytest
 
 from hare import Hare, dlq
+from hare.cli.common import EXIT_OK, EXIT_USAGE
 from hare.cli.dlq import _Progress, parse_age
-from hare.cli.main import EXIT_OK, EXIT_USAGE, main
-from hare.errors import BrokerUnavailable, ConfigurationError, PublishNacked
+from hare.cli.main import main
+from hare.core.envelope import Delivery
+from hare.errors import (
+    BrokerUnavailable,
+    ConfigurationError,
+    DeadLetterQueueNotFound,
+    PublishNacked,
+)
 from hare.publisher import Publisher
 from hare.testing import ManualClock
-from hare.transport.base import Delivery, Transport
+from hare.transport.base import Transport
 from hare.transport.memory.transport import MemoryTransport
 from tests.runtime import GOOD_BODY, Ledger, drain, memory_app, publish_raw, running_worker
 
@@ -126,9 +133,9 @@ async def test_browsing_leaves_every_message_in_place_and_in_order(shop: Shop) -
 
 
 async def test_a_missing_dead_letter_queue_is_reported(shop: Shop) -> None:
-    with pytest.raises(dlq.QueueNotFound, match="nowhere.dead"):
+    with pytest.raises(DeadLetterQueueNotFound, match="nowhere.dead"):
         await shop.rows("nowhere")
-    with pytest.raises(dlq.QueueNotFound):
+    with pytest.raises(DeadLetterQueueNotFound):
         await dlq.purge(shop.app, "nowhere")
 
 
@@ -247,7 +254,7 @@ async def test_a_broker_lost_mid_replay_stops_it_and_loses_nothing(
 
 
 async def test_replay_of_a_missing_queue_says_so(shop: Shop) -> None:
-    with pytest.raises(dlq.QueueNotFound):
+    with pytest.raises(DeadLetterQueueNotFound):
         await dlq.replay(shop.app, "nowhere", dlq.Selector(every=True))
 
 

@@ -25,8 +25,8 @@ from pamqp import decode as pamqp_decode
 from pamqp import encode as pamqp_encode
 from pamqp.header import ContentHeader
 
+from hare.core.envelope import Properties
 from hare.errors import HareError
-from hare.transport.base import Properties
 from hare.transport.fieldtable import (
     AmqpProperties,
     FieldTableError,

@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 
 from hare.core.outcome import Failed, Outcome, Succeeded
-from hare.errors import ConfigurationError
+from hare.errors import ConfigurationError, TaskProcessDied
 from hare.testing import ManualClock
-from hare.worker.isolation import TaskProcessDied
 from hare.worker.runner import TaskRunner
 from tests.apps import isolated_app
 

@@ -13,10 +13,10 @@ from unittest import mock
 import pytest
 
 from hare import Hare, Worker
+from hare.core.envelope import Delivery
 from hare.periodic.schedules import every
 from hare.periodic.ticks import occurrence_task_id, slot_name
 from hare.testing import ManualClock
-from hare.transport.base import Delivery
 from hare.transport.memory.transport import MemoryBroker, MemoryTransport
 
 pytestmark = pytest.mark.anyio

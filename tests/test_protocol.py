@@ -15,10 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hare.core.codec import DEFAULT_ACCEPT, accepted_content_types
+from hare.core.envelope import Properties
 from hare.core.message import Embed, Message
 from hare.core.protocol import decode, encode
 from hare.errors import ConfigurationError, ContentTypeRefused, MalformedMessage
-from hare.transport.base import Properties
 from tests.test_codec import OFFSETS, json_values
 
 BERLIN = timezone(timedelta(hours=1))

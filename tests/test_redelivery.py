@@ -18,7 +18,7 @@ import pytest
 
 from hare import Hare, Reject, Retry, Worker
 from hare.context import current
-from hare.core.deadletter_rows import REPLAYS_HEADER
+from hare.core.headers import REPLAYS_HEADER
 from hare.core.topology import DEAD_SUFFIX
 from hare.publisher import Publisher
 from hare.testing import ManualClock

@@ -17,6 +17,7 @@ from celery import Celery
 from celery.backends.base import BaseBackend
 
 from hare.core.codec import json_dumps
+from hare.errors import MalformedResult, RemoteError
 from hare.results import celery_format
 from hare.results.celery_format import (
     chord_entry_dumps,
@@ -27,7 +28,7 @@ from hare.results.celery_format import (
     loads,
     to_meta,
 )
-from hare.results.state import FAILURE, MalformedResult, RemoteError, TaskResult
+from hare.results.state import FAILURE, TaskResult
 
 BERLIN = timezone(timedelta(hours=1))
 DONE = datetime(2026, 11, 22, 13, 27, 47, 55255, tzinfo=BERLIN)

@@ -19,8 +19,17 @@ import pytest
 
 from hare import Hare
 from hare.canvas.continuation import Plan
+from hare.core.envelope import Envelope, Properties
 from hare.core.message import Message
-from hare.errors import BrokerError, ConfigurationError, NotSupportedError
+from hare.errors import (
+    BrokerError,
+    ConfigurationError,
+    MalformedResult,
+    NotSupportedError,
+    RemoteError,
+    ResultsDisabled,
+    ResultTimeout,
+)
 from hare.results.backends.replies import ReplyRouter
 from hare.results.backends.rpc import RpcBackend, reply_queue
 from hare.results.handle import AsyncResult
@@ -31,15 +40,10 @@ from hare.results.state import (
     REVOKED,
     SUCCESS,
     GroupRef,
-    MalformedResult,
-    RemoteError,
-    ResultsDisabled,
-    ResultTimeout,
     TaskResult,
 )
 from hare.results.store import Results, backend_kind
 from hare.testing import ManualClock
-from hare.transport.base import Envelope, Properties
 from hare.transport.memory.transport import MemoryTransport
 from tests.runtime import memory_app, until
 

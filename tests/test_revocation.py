@@ -21,6 +21,7 @@ from hare.control.revocation import (
     task_ids,
 )
 from hare.control.revocation_stream import Revocations, publish_revocation
+from hare.core.envelope import Envelope, Properties
 from hare.errors import (
     BrokerUnavailable,
     ConfigurationError,
@@ -28,7 +29,6 @@ from hare.errors import (
     NotSupportedError,
 )
 from hare.testing import ManualClock
-from hare.transport.base import Envelope, Properties
 from hare.transport.memory.transport import MemoryBroker, MemoryTransport
 
 pytestmark = pytest.mark.anyio

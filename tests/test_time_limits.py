@@ -7,9 +7,9 @@ import threading
 import pytest
 
 from hare import Hare
+from hare.core.envelope import Delivery
 from hare.errors import ConfigurationError, SoftTimeLimitExceeded
 from hare.testing import ManualClock
-from hare.transport.base import Delivery
 from tests.runtime import Ledger, memory_app, running_worker
 
 pytestmark = pytest.mark.anyio

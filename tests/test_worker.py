@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hare import Hare, Reject, Retry
+from hare.core.envelope import Delivery
 from hare.errors import ConfigurationError, NotSupportedError
 from hare.testing import ManualClock
-from hare.transport.base import Delivery, Transport
+from hare.transport.base import Transport
 from tests.runtime import (
     BAD_INPUTS,
     GOOD_BODY,

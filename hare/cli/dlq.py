@@ -20,14 +20,14 @@ from typing import Any, TextIO
 
 from hare import dlq
 from hare.app import Hare
-from hare.cli.main import EXIT_BROKER, EXIT_FAILED, EXIT_OK, EXIT_USAGE, load_app
-from hare.errors import BrokerUnavailable, ConfigurationError, HareError
+from hare.cli.common import EXIT_BROKER, EXIT_FAILED, EXIT_OK, EXIT_USAGE, load_app
+from hare.core.headers import DEAD_TRACEBACK
+from hare.errors import BrokerUnavailable, ConfigurationError, DeadLetterQueueNotFound, HareError
 
 __all__ = ("add_dlq_parser", "parse_age", "run_dlq")
 
 #: Below this many messages a browse is quick enough to need no progress bar.
 PROGRESS_THRESHOLD = 1000
-_TRACEBACK_HEADER = "hare-dead-traceback"
 EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by SIGINT
 
 
@@ -94,7 +94,7 @@ def run_dlq(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         return asyncio.run(job(app))
-    except (ConfigurationError, dlq.QueueNotFound) as exc:
+    except (ConfigurationError, DeadLetterQueueNotFound) as exc:
         _err(f"hare dlq {command}: {exc}")
         return EXIT_USAGE
     except BrokerUnavailable as exc:
@@ -184,7 +184,7 @@ def _list_job(args: argparse.Namespace) -> Job:
         for queue in dict.fromkeys(queues):
             try:
                 await _list_queue(app, queue, args.limit)
-            except dlq.QueueNotFound as exc:
+            except DeadLetterQueueNotFound as exc:
                 _out(f"{exc.queue}: no such queue (nothing was dead-lettered there yet)")
                 _out()
         return EXIT_OK
@@ -293,9 +293,9 @@ def _print_detail(found: dlq.DeadLetterDetail) -> None:
             _out(f"  {name}: {value}")
     _out("headers:")
     for key, value in properties.headers.items():
-        if key != _TRACEBACK_HEADER:
+        if key != DEAD_TRACEBACK:
             _out(f"  {key}: {value!r}")
-    traceback = properties.headers.get(_TRACEBACK_HEADER)
+    traceback = properties.headers.get(DEAD_TRACEBACK)
     _out("traceback:" + ("" if traceback else " -"))
     if traceback:
         _out(str(traceback).rstrip())

@@ -12,7 +12,8 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from hare.errors import HareError
+from hare.cli.common import EXIT_BROKER, EXIT_OK, EXIT_USAGE, load_app
+from hare.errors import BrokerUnavailable, ConfigurationError, HareError
 
 if TYPE_CHECKING:
     from hare.app import Hare
@@ -26,9 +27,6 @@ def add_schedules_parser(commands: argparse._SubParsersAction[argparse.ArgumentP
 
 
 def run_schedules(args: argparse.Namespace) -> int:
-    from hare.cli.main import EXIT_BROKER, EXIT_OK, EXIT_USAGE, load_app
-    from hare.errors import BrokerUnavailable, ConfigurationError
-
     try:
         app = load_app(args.app)
     except ConfigurationError as exc:

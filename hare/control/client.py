@@ -32,11 +32,12 @@ from typing import Any
 
 from hare.clock import Clock, SystemClock
 from hare.control import pidbox
+from hare.control.pidbox import PERSISTED
 from hare.control.revocation import DEFAULT_TTL, signal_name, task_ids
 from hare.control.revocation_stream import publish_revocation
-from hare.control.server import PERSISTED
+from hare.core.envelope import Delivery, Envelope, Properties
 from hare.errors import BrokerError, ConfigurationError, HareError
-from hare.transport.base import Delivery, Envelope, Properties, Transport
+from hare.transport.base import Transport
 
 __all__ = ("DEFAULT_TIMEOUT", "Control", "Inspect")
 

@@ -32,6 +32,7 @@ from hare.errors import MalformedMessage
 
 __all__ = (
     "CONTENT_TYPE",
+    "PERSISTED",
     "DEFAULT_NAMESPACE",
     "LamportClock",
     "ReplyTo",
@@ -55,6 +56,9 @@ __all__ = (
 )
 
 #: Celery's `control_exchange` default: the names below all derive from it.
+#: The argument hare's `Control.revoke` adds to a revoke it already wrote to the stream.
+#: (Celery's revoke handler takes `**kwargs`, so Celery workers ignore it.)
+PERSISTED = "hare_persisted"
 DEFAULT_NAMESPACE = "celery"
 CONTENT_TYPE = "application/json"
 #: kombu's Mailbox arguments with Celery's defaults, in milliseconds as RabbitMQ takes them.

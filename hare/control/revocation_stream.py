@@ -30,8 +30,9 @@ from hare.control.revocation import (
     encode_record,
     revocation_stream,
 )
+from hare.core.envelope import Delivery, Envelope, Properties
 from hare.errors import BrokerError, BrokerUnavailable, ConfigurationError, MalformedMessage
-from hare.transport.base import Consumer, Delivery, Envelope, Properties, Transport
+from hare.transport.base import Consumer, Transport
 
 __all__ = ("Revocations", "Terminate", "publish_revocation")
 

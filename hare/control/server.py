@@ -27,21 +27,21 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from hare._version import __version__
 from hare.clock import Clock, SystemClock
 from hare.control import pidbox
+from hare.control.pidbox import PERSISTED
 from hare.control.revocation import signal_name, stamps_matching, task_ids
 from hare.control.revocation_stream import Revocations, publish_revocation
+from hare.core.envelope import Delivery, Envelope, Properties
 from hare.errors import BrokerError, BrokerUnavailable, ConfigurationError, HareError, TaskRevoked
 from hare.results.state import PENDING, RETRY, REVOKED, TaskResult
-from hare.transport.base import Consumer, Delivery, Envelope, Properties, Transport
+from hare.transport.base import Consumer, Transport
 
-__all__ = ("PERSISTED", "ControlServer", "ControlState", "WorkerView")
+__all__ = ("ControlServer", "ControlState", "WorkerView")
 
 logger = logging.getLogger("hare.control")
 
-#: The argument hare's `Control.revoke` adds to a revoke it already wrote to the stream.
-#: (Celery's revoke handler takes `**kwargs`, so Celery workers ignore it.)
-PERSISTED = "hare_persisted"
 #: Commands whose effect matters even when nobody waits for the reply any more.
 _SIDE_EFFECTS = frozenset({"revoke", "hello"})
 _RUSAGE = (
@@ -387,8 +387,6 @@ _NOT_STARTED = frozenset({PENDING, "RECEIVED", RETRY, "REJECTED"})
 
 
 def _report() -> str:
-    from hare import __version__  # at call time: the package imports the worker, which us
-
     return (
         f"software -> hare:{__version__} py:{platform.python_version()}\n"
         f"platform -> system:{platform.system()} arch:{platform.machine()} "

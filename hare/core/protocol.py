@@ -9,9 +9,9 @@ from itertools import islice
 from typing import Any
 
 from hare.core.codec import decode_body, encode_body
+from hare.core.envelope import Properties
 from hare.core.message import Embed, Message
 from hare.errors import ConfigurationError, MalformedMessage
-from hare.transport.base import Properties
 
 __all__ = ("decode", "encode", "safe_repr")
 

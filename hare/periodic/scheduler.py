@@ -13,13 +13,16 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hare.clock import Clock
+from hare.core.envelope import Delivery
+from hare.core.headers import PERIODIC_HEADER
 from hare.core.message import Message
 from hare.errors import MessageError, MessageReturned, PublishNacked
+from hare.periodic.schedules import Periodic, parse_canonical
 from hare.periodic.ticks import (
     Tick,
     occurrence_task_id,
@@ -31,17 +34,16 @@ from hare.periodic.ticks import (
     tick_queue_name,
 )
 from hare.publisher import Publisher
-from hare.transport.base import Consumer, Delivery, Transport
+from hare.transport.base import Consumer, Transport
 
 if TYPE_CHECKING:
-    from hare.periodic.schedules import Schedule
+    pass
 
-__all__ = ("PERIODIC_HEADER", "Periodic", "Scheduler")
+__all__ = ("Scheduler",)
 
 logger = logging.getLogger("hare.periodic")
 
 #: Header on a periodic task's message: `[schedule, occurrence ms]`.
-PERIODIC_HEADER = "hare-periodic"
 #: A tick this late (all workers were down) is a missed occurrence: skipped unless catch_up.
 MISSED_AFTER = 60.0
 #: How long an `overlap=False` run holds its schedule before the next occurrence may start
@@ -52,27 +54,6 @@ LEASE = 3600.0
 #: replacement went in. Either clears within moments; waiting a whole period instead let an
 #: old spec fire for up to two periods after a deploy (seen: 7.7 s with a 3 s watchdog).
 RECHECK = 0.2
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Periodic:
-    """A schedule and the task call it makes."""
-
-    name: str
-    schedule: Schedule
-    task: str
-    queue: str
-    args: tuple[Any, ...] = ()
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    overlap: bool = True
-    catch_up: bool = False
-    #: Seconds after its occurrence a run is discarded if no worker started it (Celery beat's
-    #: `options={"expires": ...}`); `None`: never.
-    expires: float | None = None
-    #: The deploy generation this definition comes from; `None`: this process's own. A pod
-    #: that carries on a newer deploy's schedule from its tick keeps that tick's generation,
-    #: or its own watchdog would later see "same generation, other spec" and revert it.
-    generation: int | None = None
 
 
 class Scheduler:
@@ -305,8 +286,6 @@ class Scheduler:
             return entry
         if tick.generation <= self.generation:
             return None  # retired: no longer defined by this or any newer deploy
-        from hare.periodic.schedules import parse_canonical
-
         return Periodic(
             name=tick.schedule,
             schedule=parse_canonical(tick.spec),

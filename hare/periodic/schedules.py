@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import final
+from typing import Any, final
 
 from hare.errors import ConfigurationError
 from hare.periodic.cron import Cron, cron
@@ -34,6 +34,7 @@ __all__ = (
     "Cron",
     "CrontabField",
     "Interval",
+    "Periodic",
     "Schedule",
     "cron",
     "every",
@@ -210,3 +211,24 @@ def parse_canonical(text: str) -> Schedule:
 
 def _is_naive(moment: datetime) -> bool:
     return moment.tzinfo is None or moment.utcoffset() is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Periodic:
+    """A schedule and the task call it makes."""
+
+    name: str
+    schedule: Schedule
+    task: str
+    queue: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    overlap: bool = True
+    catch_up: bool = False
+    #: Seconds after its occurrence a run is discarded if no worker started it (Celery beat's
+    #: `options={"expires": ...}`); `None`: never.
+    expires: float | None = None
+    #: The deploy generation this definition comes from; `None`: this process's own. A pod
+    #: that carries on a newer deploy's schedule from its tick keeps that tick's generation,
+    #: or its own watchdog would later see "same generation, other spec" and revert it.
+    generation: int | None = None

@@ -18,9 +18,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hare.core.envelope import Envelope, Properties
+from hare.core.headers import (
+    TICK_APP,
+    TICK_GENERATION,
+    TICK_KIND,
+    TICK_OCCURRENCE,
+    TICK_QUEUE,
+    TICK_SCHEDULE,
+    TICK_SPEC,
+    TICK_SPEC_HASH,
+    TICK_TASK,
+)
 from hare.core.topology import Queue
 from hare.errors import MalformedMessage
-from hare.transport.base import Envelope, Properties
 
 __all__ = (
     "PREFIX",
@@ -101,15 +112,15 @@ def tick_envelope(tick: Tick, *, now: float) -> Envelope:
     """The message that offers `tick` to its slot, expiring at its occurrence."""
     remaining = max(0, tick.occurrence_ms - round(now * 1000))
     headers = {
-        "hare-tick": tick.kind,
-        "hare-app": tick.app,
-        "hare-schedule": tick.schedule,
-        "hare-occurrence": tick.occurrence_ms,
-        "hare-spec": tick.spec,
-        "hare-spec-hash": tick.spec_hash,
-        "hare-generation": tick.generation,
-        "hare-task": tick.task,
-        "hare-queue": tick.queue,
+        TICK_KIND: tick.kind,
+        TICK_APP: tick.app,
+        TICK_SCHEDULE: tick.schedule,
+        TICK_OCCURRENCE: tick.occurrence_ms,
+        TICK_SPEC: tick.spec,
+        TICK_SPEC_HASH: tick.spec_hash,
+        TICK_GENERATION: tick.generation,
+        TICK_TASK: tick.task,
+        TICK_QUEUE: tick.queue,
     }
     body = json.dumps([list(tick.args), dict(tick.kwargs)]).encode()
     return Envelope(
@@ -128,17 +139,17 @@ def tick_from(body: bytes, properties: Properties) -> Tick:
     try:
         args, kwargs = json.loads(body)
         tick = Tick(
-            app=_text(headers["hare-app"]),
-            schedule=_text(headers["hare-schedule"]),
-            occurrence_ms=int(headers["hare-occurrence"]),
-            spec=_text(headers["hare-spec"]),
-            spec_hash=_text(headers["hare-spec-hash"]),
-            generation=int(headers["hare-generation"]),
-            task=_text(headers["hare-task"]),
-            queue=_text(headers["hare-queue"]),
+            app=_text(headers[TICK_APP]),
+            schedule=_text(headers[TICK_SCHEDULE]),
+            occurrence_ms=int(headers[TICK_OCCURRENCE]),
+            spec=_text(headers[TICK_SPEC]),
+            spec_hash=_text(headers[TICK_SPEC_HASH]),
+            generation=int(headers[TICK_GENERATION]),
+            task=_text(headers[TICK_TASK]),
+            queue=_text(headers[TICK_QUEUE]),
             args=tuple(args),
             kwargs=dict(kwargs),
-            kind=_text(headers.get("hare-tick", "tick")),
+            kind=_text(headers.get(TICK_KIND, "tick")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise MalformedMessage(f"not a hare tick: {exc!r}", reason="bad-tick") from exc

@@ -20,15 +20,13 @@ from types import ModuleType
 from typing import Any
 
 from hare.core.codec import json_dumps, json_loads
-from hare.errors import ChordError, TaskRevoked
+from hare.errors import ChordError, MalformedResult, RemoteError, TaskRevoked
 from hare.results.state import (
     EXCEPTION_STATES,
     FAILURE,
     READY_STATES,
     GroupRef,
-    MalformedResult,
     Ref,
-    RemoteError,
     TaskResult,
 )
 

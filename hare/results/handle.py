@@ -14,28 +14,34 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from hare.errors import ResultsDisabled
 from hare.results.state import (
     FAILURE,
     PENDING,
     PROPAGATE_STATES,
     SUCCESS,
-    ResultsDisabled,
     TaskResult,
 )
 
 if TYPE_CHECKING:
-    from hare.app import Hare
     from hare.results.store import Results
 
-__all__ = ("AsyncResult",)
+__all__ = ("AsyncResult", "ResultSource")
+
+
+class ResultSource(Protocol):
+    """What a result handle needs of its app: where results are stored, if anywhere."""
+
+    @property
+    def results(self) -> Results | None: ...
 
 
 class AsyncResult:
     """The result of the task with id `id`, read through `app`'s result backend."""
 
-    def __init__(self, id: str, app: Hare) -> None:
+    def __init__(self, id: str, app: ResultSource) -> None:
         if not isinstance(id, str) or not id:
             raise ValueError(f"a task id is a non-empty string, not {id!r}")
         self.id = id

@@ -7,12 +7,10 @@ moved into `hare.errors`). Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeAlias
-
-from hare.errors import ConfigurationError, HareError
 
 __all__ = (
     "EXCEPTION_STATES",
@@ -25,12 +23,7 @@ __all__ = (
     "STARTED",
     "SUCCESS",
     "GroupRef",
-    "MalformedResult",
     "Ref",
-    "RemoteError",
-    "ResultBackendError",
-    "ResultTimeout",
-    "ResultsDisabled",
     "TaskResult",
 )
 
@@ -84,57 +77,3 @@ class TaskResult:
     @property
     def ready(self) -> bool:
         return self.state in READY_STATES
-
-
-# --- errors (belong in hare.errors) ----------------------------------------------------------
-
-
-class ResultTimeout(HareError, TimeoutError):
-    """No ready result arrived within the timeout of `get()` / `wait()`."""
-
-    def __init__(self, task_id: str, timeout: float) -> None:
-        self.task_id = task_id
-        self.timeout = timeout
-        super().__init__(f"no result for task {task_id} within {timeout:g}s")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.task_id, self.timeout))
-
-
-class ResultsDisabled(ConfigurationError):
-    """A result was asked for, but the app stores none."""
-
-    def __init__(self, what: str = "results") -> None:
-        super().__init__(
-            f"{what}: results are off for this app; turn them on with "
-            "Hare(..., result_backend='rpc://') (or 'redis://host:6379/0'), "
-            "or HARE_RESULT_BACKEND"
-        )
-
-
-class ResultBackendError(HareError):
-    """The result backend could not store or read a result (e.g. Redis is unreachable)."""
-
-
-class MalformedResult(HareError):
-    """A stored or replied result that is not a Celery result body."""
-
-
-class RemoteError(HareError):
-    """A task's exception whose class is not available (or not safe) in this process.
-
-    `exc_type` and `exc_module` name the original class, `args` are its arguments as sent.
-    """
-
-    def __init__(self, exc_type: str, exc_module: str | None, args: Sequence[Any]) -> None:
-        self.exc_type = exc_type
-        self.exc_module = exc_module
-        super().__init__(*args)
-
-    def __str__(self) -> str:
-        name = f"{self.exc_module}.{self.exc_type}" if self.exc_module else self.exc_type
-        message = ", ".join(str(arg) for arg in self.args)
-        return f"{name}: {message}" if message else name
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.exc_type, self.exc_module, self.args))

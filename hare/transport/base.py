@@ -1,4 +1,4 @@
-"""The seam between hare and a broker: value types and the `Transport` protocol.
+"""The seam between hare and a broker: the `Transport` and `Consumer` protocols.
 
 Two implementations are held to one contract suite (`tests/transport/contract.py`):
 `hare.transport.amqp` (RabbitMQ through aiormq) and `hare.transport.memory` (in-process).
@@ -8,9 +8,11 @@ Nothing here does I/O.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from hare.core.envelope import Delivery as Delivery
+from hare.core.envelope import Envelope as Envelope
+from hare.core.envelope import Properties as Properties
 from hare.core.topology import Binding, Exchange, Queue
 
 if TYPE_CHECKING:
@@ -24,50 +26,6 @@ __all__ = (
     "Properties",
     "Transport",
 )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Properties:
-    """AMQP basic properties of a message, as hare uses them."""
-
-    content_type: str | None = None
-    content_encoding: str | None = None
-    headers: Mapping[str, Any] = field(default_factory=dict)
-    delivery_mode: int | None = 2
-    priority: int | None = None
-    correlation_id: str | None = None
-    reply_to: str | None = None
-    #: Per-message TTL in milliseconds, as AMQP carries it: a decimal string.
-    expiration: str | None = None
-    message_id: str | None = None
-    timestamp: int | None = None
-    type: str | None = None
-    app_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Envelope:
-    """A message ready to publish: where it goes, its body and its properties."""
-
-    exchange: str
-    routing_key: str
-    body: bytes
-    properties: Properties
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Delivery:
-    """A message as a consumer (or `get`) received it; settle it with ack or reject."""
-
-    queue: str
-    body: bytes
-    properties: Properties
-    exchange: str
-    routing_key: str
-    delivery_tag: int
-    redelivered: bool
-    #: The transport's own handle for settling this delivery (e.g. its channel).
-    handle: Any = field(default=None, repr=False, compare=False)
 
 
 DeliveryHandler = Callable[[Delivery], Awaitable[None]]

@@ -40,8 +40,8 @@ from pamqp import commands as spec
 from pamqp import common as pamqp_common
 from pamqp import encode as pamqp_encode
 
+from hare.core.envelope import Properties
 from hare.errors import FieldTableError
-from hare.transport.base import Properties
 
 __all__ = ("AmqpProperties", "FieldTableError", "encode_table", "hare_properties")
 

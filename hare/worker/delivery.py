@@ -22,21 +22,21 @@ from hare import signals
 from hare.app import Hare
 from hare.clock import Clock
 from hare.core import protocol
-from hare.core.deadletter import DEATH_HEADERS, DeadLetter, strip_death_headers
+from hare.core.deadletter import DeadLetter, strip_death_headers
+from hare.core.envelope import Delivery
+from hare.core.headers import DEATH_HEADERS, ETA_HEADER, REDELIVERIES_HEADER
 from hare.core.message import Message
 from hare.core.outcome import Failed, Outcome
 from hare.core.retry import Ack, Decision, Requeue, RetryAt, RetryIn, decide
 from hare.errors import BrokerError, ConfigurationError, MessageError, TaskRevoked
-from hare.publisher import ETA_HEADER
 from hare.results.state import REVOKED, STARTED
 from hare.task import Task
-from hare.transport.base import Delivery
 from hare.worker.call import Request, TaskCall
 from hare.worker.followups import FollowUps
 from hare.worker.recording import Recorder
 from hare.worker.runner import TaskRunner
 from hare.worker.runs import RECENT_RUNS, Run, RunKey, Runs, run_key
-from hare.worker.settlement import REDELIVERIES_HEADER, Settlement
+from hare.worker.settlement import Settlement
 from hare.worker.tracelog import TraceLog
 
 __all__ = ("EARLY_TOLERANCE", "Processor", "Running")

@@ -26,15 +26,11 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from hare.clock import Clock
-from hare.errors import HareError, SoftTimeLimitExceeded, TimeLimitExceeded
+from hare.errors import HareError, SoftTimeLimitExceeded, TaskProcessDied, TimeLimitExceeded
 
-__all__ = ("TaskProcessDied", "run_in_process")
+__all__ = "run_in_process"
 
 _SOFT_SIGNAL = signal.SIGUSR1
-
-
-class TaskProcessDied(HareError):
-    """The process running an isolated task died before it returned."""
 
 
 async def run_in_process(

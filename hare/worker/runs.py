@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hare.core.deadletter_rows import REPLAYS_HEADER
+from hare.core.headers import REPLAYS_HEADER
 from hare.core.message import Message
 from hare.core.outcome import Outcome
 from hare.core.retry import Decision

@@ -18,20 +18,20 @@ from typing import Any
 
 from hare.clock import Clock
 from hare.core.deadletter import DeadLetter, dead_letter_envelope
+from hare.core.envelope import Delivery, Envelope
+from hare.core.headers import ETA_HEADER, REDELIVERIES_HEADER
 from hare.core.message import Message
 from hare.core.outcome import Failed, Outcome, Rejected, RetryRequested
 from hare.core.retry import Ack, DeadLetterAs, Decision, Requeue, RetryAt, RetryIn, decide
 from hare.errors import DelayTooLong
-from hare.publisher import ETA_HEADER, Publisher
+from hare.publisher import Publisher
 from hare.task import Task
-from hare.transport.base import Delivery, Envelope
 
-__all__ = ("REDELIVERIES_HEADER", "Settlement")
+__all__ = ("Settlement",)
 
 logger = logging.getLogger("hare.worker")
 
 #: How often a message came back to a classic queue unsettled (see `count_redelivery`).
-REDELIVERIES_HEADER = "hare-redeliveries"
 
 
 class Settlement:

@@ -28,6 +28,8 @@ from hare.app import Hare
 from hare.control.revocation_stream import Revocations
 from hare.control.server import ControlServer
 from hare.core.codec import accepted_content_types
+from hare.core.envelope import Delivery
+from hare.core.headers import PERIODIC_HEADER
 from hare.core.settings import mask_url
 from hare.core.topology import DEAD_SUFFIX
 from hare.errors import (
@@ -37,9 +39,9 @@ from hare.errors import (
     HareError,
     NotSupportedError,
 )
-from hare.periodic.scheduler import PERIODIC_HEADER, Scheduler
+from hare.periodic.scheduler import Scheduler
 from hare.publisher import Publisher
-from hare.transport.base import Consumer, Delivery, Transport
+from hare.transport.base import Consumer, Transport
 from hare.transport.reconnect import backoff_delay, reconnect
 from hare.worker.delivery import Processor
 from hare.worker.followups import FollowUps

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hare.results.state import PENDING, ResultsDisabled
+from hare.errors import ResultsDisabled
+from hare.results.state import PENDING
 from hare.results.store import Results
 
 __all__ = ("Backend",)

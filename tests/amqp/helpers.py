@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from hare import Hare
-from hare.transport.base import Delivery, Transport
+from hare.core.envelope import Delivery
+from hare.transport.base import Transport
 
 
 def amqp_app(url: str, **settings: Any) -> Hare:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hare import dlq
-from hare.cli.main import EXIT_BROKER, EXIT_OK, EXIT_USAGE
+from hare.cli.common import EXIT_BROKER, EXIT_OK, EXIT_USAGE
 from hare.errors import BrokerError
 from hare.transport.base import Transport
 from tests.amqp.helpers import amqp_app, delete_queues, eventually, take_all

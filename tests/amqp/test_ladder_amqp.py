@@ -9,8 +9,9 @@ import pytest
 
 from hare import Retry
 from hare.core import ladder
+from hare.core.envelope import Envelope, Properties
 from hare.core.topology import DEAD_SUFFIX
-from hare.transport.base import Envelope, Properties, Transport
+from hare.transport.base import Transport
 from tests.amqp.helpers import amqp_app, delete_queues, eventually, take_all
 from tests.runtime import Ledger, running_worker
 

@@ -11,8 +11,8 @@ import pytest
 
 from hare.clock import SystemClock
 from hare.core.settings import Settings
-from hare.periodic.scheduler import Periodic, Scheduler
-from hare.periodic.schedules import every
+from hare.periodic.scheduler import Scheduler
+from hare.periodic.schedules import Periodic, every
 from hare.periodic.ticks import slot_name, slot_queue, tick_queue_name
 from hare.publisher import Publisher
 from hare.transport.amqp.transport import AmqpTransport

@@ -18,10 +18,10 @@ from celery import Celery
 
 from hare import Hare
 from hare.core.message import Message
-from hare.errors import BrokerError
+from hare.errors import BrokerError, ResultBackendError
 from hare.results.backends.redis import task_key
 from hare.results.handle import AsyncResult
-from hare.results.state import FAILURE, SUCCESS, ResultBackendError, TaskResult
+from hare.results.state import FAILURE, SUCCESS, TaskResult
 from hare.results.store import Results
 from hare.transport.amqp.transport import AmqpTransport
 from tests.results_fixtures import delete_keys_with, redis_url_or_skip

@@ -20,6 +20,7 @@ from typing import Any
 import aiormq
 import pytest
 
+from hare.core.envelope import Delivery, Envelope, Properties
 from hare.core.topology import Binding, Exchange, Queue
 from hare.errors import (
     BrokerError,
@@ -31,7 +32,7 @@ from hare.errors import (
     TopologyMismatch,
 )
 from hare.transport.amqp.transport import AmqpTransport, mask_url
-from hare.transport.base import Delivery, Envelope, Properties, Transport
+from hare.transport.base import Transport
 from hare.transport.fieldtable import FieldTableError
 from tests.amqp.helpers import amqp_app, delete_queues
 

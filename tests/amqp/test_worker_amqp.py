@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from hare import Reject
+from hare.core.envelope import Delivery
 from hare.core.topology import DEAD_SUFFIX
-from hare.transport.base import Delivery, Transport
+from hare.transport.base import Transport
 from tests.amqp.helpers import amqp_app, delete_queues, eventually, take_all
 from tests.runtime import BAD_INPUTS, GOOD_BODY, Ledger, publish_raw, running_worker
 

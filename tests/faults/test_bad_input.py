@@ -16,9 +16,10 @@ from dataclasses import replace
 import pytest
 
 from hare.core import protocol
+from hare.core.envelope import Delivery, Envelope, Properties
 from hare.core.message import Message
 from hare.core.topology import DEAD_SUFFIX
-from hare.transport.base import Delivery, Envelope, Properties, Transport
+from hare.transport.base import Transport
 from tests.amqp.helpers import eventually
 from tests.apps.fault_app import Ledger
 from tests.faults.conftest import Figures, Workers, producer_app

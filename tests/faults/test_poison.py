@@ -14,9 +14,9 @@ import time
 
 import pytest
 
+from hare.core.envelope import Delivery
+from hare.core.headers import REDELIVERIES_HEADER
 from hare.core.topology import DEAD_SUFFIX
-from hare.transport.base import Delivery
-from hare.worker.settlement import REDELIVERIES_HEADER
 from tests.amqp.helpers import eventually
 from tests.apps.fault_app import Ledger
 from tests.faults.conftest import Figures, Workers, producer_app, publish_jobs

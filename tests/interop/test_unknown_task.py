@@ -12,8 +12,8 @@ import pytest
 from celery import Celery
 
 from hare import Hare
+from hare.core.envelope import Delivery
 from hare.core.topology import DEAD_SUFFIX
-from hare.transport.base import Delivery
 from tests.interop import celery_side
 from tests.interop.harness import (
     Fleet,

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from hare import Hare
+from hare.core.envelope import Delivery
 from hare.core.topology import DEAD_SUFFIX
-from hare.transport.base import Delivery
 from tests.interop.harness import ROOT, Fleet
 
 pytestmark = [pytest.mark.amqp, pytest.mark.anyio]

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import anyio
 import pytest
 
+from hare.core.envelope import Delivery, Envelope, Properties
 from hare.core.topology import Binding, Exchange, Queue
 from hare.errors import (
     BrokerError,
@@ -38,7 +39,7 @@ from hare.errors import (
     PublishNacked,
     TopologyMismatch,
 )
-from hare.transport.base import Delivery, Envelope, Properties, Transport
+from hare.transport.base import Transport
 
 __all__ = ("ContractEnv", "TransportContract", "TransportFactory", "eventually")
 

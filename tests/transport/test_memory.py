@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from hare.core.envelope import Delivery, Envelope, Properties
 from hare.core.topology import Binding, Exchange, Queue
 from hare.errors import (
     BrokerError,
@@ -29,7 +30,7 @@ from hare.errors import (
     TopologyMismatch,
 )
 from hare.testing import ManualClock
-from hare.transport.base import Delivery, Envelope, Properties, Transport
+from hare.transport.base import Transport
 from hare.transport.memory.topology import topic_matches
 from hare.transport.memory.transport import MemoryBroker, MemoryTransport
 from tests.transport.contract import TransportContract, TransportFactory

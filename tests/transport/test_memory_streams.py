@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from hare.core.envelope import Delivery, Envelope, Properties
 from hare.core.topology import Queue
 from hare.testing import ManualClock
-from hare.transport.base import Delivery, Envelope, Properties
 from hare.transport.memory.transport import MemoryBroker, MemoryTransport
 
 pytestmark = pytest.mark.anyio

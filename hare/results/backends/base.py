@@ -14,14 +14,13 @@ from typing import Any, Protocol
 
 from hare.clock import Clock
 from hare.core.message import Message
+from hare.errors import MalformedResult, ResultTimeout
 from hare.results import celery_format
 from hare.results.state import (
     FAILURE,
     SUCCESS,
     GroupRef,
-    MalformedResult,
     Ref,
-    ResultTimeout,
     TaskResult,
 )
 

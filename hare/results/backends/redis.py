@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 from hare.clock import Clock
 from hare.core.message import Message
 from hare.core.settings import mask_url
-from hare.errors import ConfigurationError
+from hare.errors import ConfigurationError, MalformedResult, ResultBackendError, ResultTimeout
 from hare.results import celery_format
 from hare.results.backends.base import (
     await_with_timeout,
@@ -40,9 +40,6 @@ from hare.results.backends.redis_chord import CHORD_CLEANUP_LUA, CHORD_PART_LUA,
 from hare.results.state import (
     SUCCESS,
     GroupRef,
-    MalformedResult,
-    ResultBackendError,
-    ResultTimeout,
     TaskResult,
 )
 from hare.transport.reconnect import backoff_delay

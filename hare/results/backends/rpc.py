@@ -25,21 +25,26 @@ import uuid
 from typing import TYPE_CHECKING
 
 from hare.clock import Clock
+from hare.core.envelope import Delivery, Envelope, Properties
 from hare.core.message import Message
 from hare.core.settings import Settings
 from hare.core.topology import Queue
-from hare.errors import BrokerError, ConfigurationError, NotSupportedError
+from hare.errors import (
+    BrokerError,
+    ConfigurationError,
+    MalformedResult,
+    NotSupportedError,
+    ResultBackendError,
+    ResultTimeout,
+)
 from hare.results import celery_format
 from hare.results.backends.base import await_with_timeout, encode_for_store
 from hare.results.backends.replies import ReplyRouter
 from hare.results.state import (
     GroupRef,
-    MalformedResult,
-    ResultBackendError,
-    ResultTimeout,
     TaskResult,
 )
-from hare.transport.base import Consumer, Delivery, Envelope, Properties, Transport
+from hare.transport.base import Consumer, Transport
 from hare.transport.reconnect import backoff_delay, reconnect
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from pamqp import commands as spec
 
 from hare import errors
-from hare.transport.base import Envelope
+from hare.core.envelope import Envelope
 
 __all__ = ("AIORMQ_ERRORS", "Operation", "broker_error", "route")
 

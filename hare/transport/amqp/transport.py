@@ -26,11 +26,12 @@ from aiormq.channel import Channel
 from pamqp import commands as spec
 
 from hare import errors
+from hare.core.envelope import Delivery, Envelope
 from hare.core.settings import mask_url
 from hare.core.topology import Binding, Exchange, Queue, consumer_arguments
 from hare.transport.amqp.acks import AckCoalescer
 from hare.transport.amqp.errors import AIORMQ_ERRORS, Operation, broker_error, route
-from hare.transport.base import Delivery, DeliveryHandler, Envelope
+from hare.transport.base import DeliveryHandler
 from hare.transport.fieldtable import AmqpProperties, hare_properties
 
 __all__ = ("AmqpConsumer", "AmqpTransport", "mask_url")

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, final
 
 from hare.clock import Clock, SystemClock
+from hare.core.envelope import Envelope
 from hare.core.topology import Binding, Exchange, Queue
 from hare.errors import (
     BrokerError,
@@ -24,7 +25,6 @@ from hare.errors import (
     PublishError,
     PublishNacked,
 )
-from hare.transport.base import Envelope
 from hare.transport.fieldtable import encode_table
 from hare.transport.memory.queue import (
     MemoryQueue,

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from hare.core.envelope import Properties
 from hare.core.topology import Queue
-from hare.transport.base import Properties
 from hare.transport.memory.topology import QueueSettings
 
 __all__ = (

@@ -23,9 +23,10 @@ from types import TracebackType
 from typing import Any, final
 
 from hare.clock import Clock
+from hare.core.envelope import Delivery, Envelope
 from hare.core.topology import Binding, Exchange, Queue, consumer_arguments
 from hare.errors import BrokerError, BrokerUnavailable, ConfigurationError, NotSupportedError
-from hare.transport.base import Delivery, DeliveryHandler, Envelope
+from hare.transport.base import DeliveryHandler
 from hare.transport.memory.broker import MemoryBroker
 from hare.transport.memory.queue import MemoryQueue, StoredMessage, copy_headers
 
