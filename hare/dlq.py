@@ -158,61 +158,85 @@ async def replay(
     """
     if countdown is not None and not 0 <= countdown <= ladder.MAX_DELAY_SECONDS:
         raise ConfigurationError(f"countdown must be 0 to {ladder.MAX_DELAY_SECONDS:.0f}s")
-    accept = accepted_content_types(app.settings.accept_content)
-    wanted, examined, expired, replayed = set(selector.ids), 0, 0, 0
-    failures: list[HareError] = []
-    window = asyncio.Semaphore(_REPLAY_WINDOW)
-
-    async def send(delivery: Delivery, target: str, message: Message | None) -> None:
-        nonlocal replayed
-        try:
-            if message is None:
-                await _republish_raw(publisher, delivery, target, countdown)
-            else:
-                await publisher.send(target, message)
-            await transport.ack(delivery)
-            replayed += 1
-        except HareError as exc:  # left unsettled: it goes back when the transport closes
-            failures.append(exc)
-        finally:
-            window.release()
-
     dead_queue = dead_queue_name(queue)
     async with _connected(app) as transport:
-        await _count(
-            transport, dead_queue
-        )  # DeadLetterQueueNotFound here, not inside the task group
-        publisher = Publisher(transport, app.settings, app.clock)
-        async with (
-            aclosing(_browse(transport, dead_queue, progress)) as browse,
-            asyncio.TaskGroup() as group,
-        ):
+        await _count(transport, dead_queue)  # a missing queue raises here, not in the tasks
+        run = _Replay(app, transport, selector, countdown)
+        await run.over(_browse(transport, dead_queue, progress))
+    return run.summary()
+
+
+class _Replay:
+    """One replay's state: what was examined, replayed or left, and the first failure."""
+
+    def __init__(
+        self, app: Hare, transport: Transport, selector: Selector, countdown: float | None
+    ) -> None:
+        self.app, self.transport, self.selector, self.countdown = (
+            app,
+            transport,
+            selector,
+            countdown,
+        )
+        self.publisher = Publisher(transport, app.settings, app.clock)
+        self.accept = accepted_content_types(app.settings.accept_content)
+        self.wanted = set(selector.ids)
+        self.examined = self.expired = self.replayed = 0
+        self.failures: list[HareError] = []
+        self.window = asyncio.Semaphore(_REPLAY_WINDOW)
+
+    async def over(self, browse: AsyncGenerator[tuple[int, Delivery], None]) -> None:
+        """Replay the selected deliveries of `browse`, up to `_REPLAY_WINDOW` at a time."""
+        async with aclosing(browse), asyncio.TaskGroup() as group:
             try:
                 async for position, delivery in browse:
-                    examined = position
-                    row = read_row(position, delivery, accept)
-                    if not selector.matches(row):
+                    self.examined = position
+                    target = self._select(position, delivery)
+                    if target is None:
                         continue
-                    wanted.difference_update((row.id, row.correlation_id, f"#{position}"))
-                    message = replay_message(delivery, accept, countdown, app.clock.time())
+                    message = replay_message(
+                        delivery, self.accept, self.countdown, self.app.clock.time()
+                    )
                     if message is not None and message.expires is not None:
-                        if message.expires.timestamp() <= app.clock.time():
-                            expired += 1  # a worker would discard it unrun: leave it here
+                        if message.expires.timestamp() <= self.app.clock.time():
+                            self.expired += 1  # a worker would discard it unrun: leave it here
                             continue
-                    await window.acquire()
-                    if failures:
+                    await self.window.acquire()
+                    if self.failures:
                         break
-                    group.create_task(send(delivery, row.queue, message))
+                    group.create_task(self._send(delivery, target, message))
             except HareError as exc:  # e.g. the connection is gone: stop, report what was done
-                failures.append(exc)
-    error = failures[0] if failures else None
-    return ReplaySummary(
-        examined=examined,
-        replayed=replayed,
-        expired=expired,
-        missing=frozenset(wanted),
-        error=error,
-    )
+                self.failures.append(exc)
+
+    def _select(self, position: int, delivery: Delivery) -> str | None:
+        """The work queue to replay `delivery` to, or None when the selector leaves it."""
+        row = read_row(position, delivery, self.accept)
+        if not self.selector.matches(row):
+            return None
+        self.wanted.difference_update((row.id, row.correlation_id, f"#{position}"))
+        return row.queue
+
+    async def _send(self, delivery: Delivery, target: str, message: Message | None) -> None:
+        try:
+            if message is None:
+                await _republish_raw(self.publisher, delivery, target, self.countdown)
+            else:
+                await self.publisher.send(target, message)
+            await self.transport.ack(delivery)
+            self.replayed += 1
+        except HareError as exc:  # left unsettled: it goes back when the transport closes
+            self.failures.append(exc)
+        finally:
+            self.window.release()
+
+    def summary(self) -> ReplaySummary:
+        return ReplaySummary(
+            examined=self.examined,
+            replayed=self.replayed,
+            expired=self.expired,
+            missing=frozenset(self.wanted),
+            error=self.failures[0] if self.failures else None,
+        )
 
 
 async def _republish_raw(

@@ -122,8 +122,26 @@ def encode(
         ),
         serializer or m.content_type,
     )
+    expires = m.expires
+    headers = _v2_headers(m, kwargs)
+    if extra:
+        headers.update(extra)
+    return body, Properties(
+        content_type=content_type,
+        content_encoding=content_encoding,
+        headers=headers,
+        delivery_mode=2,
+        priority=m.priority,
+        correlation_id=m.correlation_id or m.id,
+        reply_to=m.reply_to or None,
+        expiration=None if expires is None else _expiration(expires, now),
+    )
+
+
+def _v2_headers(m: Message, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Celery 5.7's protocol v2 headers of `m` (its `headers` extras are added by the caller)."""
     eta, expires = m.eta, m.expires
-    headers: dict[str, Any] = {
+    return {
         "lang": "py",
         "task": m.task,
         "id": m.id,
@@ -144,18 +162,6 @@ def encode(
         "stamped_headers": None,
         "stamps": {},
     }
-    if extra:
-        headers.update(extra)
-    return body, Properties(
-        content_type=content_type,
-        content_encoding=content_encoding,
-        headers=headers,
-        delivery_mode=2,
-        priority=m.priority,
-        correlation_id=m.correlation_id or m.id,
-        reply_to=m.reply_to or None,
-        expiration=None if expires is None else _expiration(expires, now),
-    )
 
 
 def decode(body: bytes, properties: Properties, *, accept: frozenset[str]) -> Message:
