@@ -1,25 +1,21 @@
 """hare: an asyncio-native task queue that speaks Celery's API and wire protocol on RabbitMQ.
 
-Layout (imports point down only):
+Floors, each importing only those below it (checked by `lint-imports`, see
+docs/architecture.md):
 
-* edges: `hare.cli` (the `hare` command); `hare_compat` (Celery's API) builds on `hare`.
-* runtime, owns I/O: `app` (tasks, settings, connections), `task`, `publisher`, `portal`
-  (sync `delay()`), `worker`.
-* the seam: `transport.base.Transport`, implemented by `transport.amqp` (with
-  `transport.amqp_errors`, the only modules that import aiormq; `transport.acks` coalesces
-  acks) and `transport.memory` (in-process, for tests).
-* runtime, continued: `processing` (one delivery: decode, run, record, follow up),
-  `runs` (a copy of a delivery is settled by its first run, not run again), `recording`
-  (results and what follows a run), `lifecycle` (a call's context and signals),
-  `settlement` (ack, retry, dead-letter),
-  `execution` and `isolation` (running functions, time limits), `followups` (callbacks,
-  chains, chords), `results` and `backends` (rpc://, redis://), `asyncresult`, `control`,
-  `control_server` and `revocations` (Celery's pidbox, the revocation stream), `reconnect`,
-  `periodic` (beat-less schedules), `health`, `supervisor` (`--processes`), `dlq`.
-* pure core, no I/O and no clock: `settings`, `message`, `codec`, `protocol` (Celery protocol
-  v2), `topology`, `ladder` (delays), `retry`, `ticks`, `schedule` and `crontab`, `deadletter`,
-  `outcome`, `errors`, `result` and `backends.celery_format`, `canvas*` (workflows), `pidbox`,
-  `revocation`.
+* edges: `hare.cli` (the `hare` command); `hare_compat` (Celery's API) builds on `hare`;
+* `hare.worker`: consume, admit, run, settle;
+* `hare.app` (`Hare`) and `hare.dlq`; `hare.connections` (a publisher per event loop);
+* `hare.periodic` (beat-less schedules), `hare.control` (Celery's pidbox, revocation);
+* `hare.task` (`Task`, `Sent`) and `hare.publisher`;
+* `hare.canvas` (Celery workflows, pure), `hare.results` (task results);
+* `hare.transport`: the `Transport` protocol, `transport.amqp` (the only importer of
+  aiormq) and `transport.memory` (in-process, for tests); `hare.portal` (sync -> loop);
+* `hare.core`: the pure core, no I/O, no clock, no randomness.
+
+Shared by every floor: `errors`, `signals`, `context`, `clock`. The public test kit is
+`hare.testing`. `Worker` is loaded on first use: a process that only publishes never
+imports the worker.
 """
 
 import importlib as _importlib
