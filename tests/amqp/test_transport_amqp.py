@@ -145,7 +145,7 @@ async def silent_server() -> AsyncIterator[int]:
 async def test_silent_broker_fails_at_the_deadline(silent_server: int) -> None:
     transport = AmqpTransport(f"amqp://guest:guest@127.0.0.1:{silent_server}/", connect_timeout=1)
     started = time.monotonic()
-    with pytest.raises(BrokerUnavailable, match="no answer in"):
+    with pytest.raises(BrokerUnavailable, match="no broker within 1s: no answer from 127.0.0.1"):
         await transport.connect()
     assert 0.9 < time.monotonic() - started < 3
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final, Literal, cast
+from urllib.parse import unquote, urlsplit
 
 from aiormq import exceptions as aiormq_errors
 from aiormq.channel import EXCEPTION_MAPPING
@@ -17,7 +18,7 @@ from pamqp import commands as spec
 from hare import errors
 from hare.core.envelope import Envelope
 
-__all__ = ("AIORMQ_ERRORS", "Operation", "broker_error", "route")
+__all__ = ("AIORMQ_ERRORS", "Operation", "broker_error", "connect_failure", "route")
 
 Operation = Literal["declare", "publish", "consume", "settle", "get", "queue"]
 
@@ -87,3 +88,30 @@ def route(envelope: Envelope | None) -> dict[str, str]:
     if envelope is None:
         return {"exchange": "", "routing_key": ""}
     return {"exchange": envelope.exchange, "routing_key": envelope.routing_key}
+
+
+def connect_failure(exc: BaseException, url: str, waited: float) -> str:
+    """Why connecting to `url` failed, in the broker's terms rather than aiormq's.
+
+    RabbitMQ refuses a login by closing the socket (aiormq: `ProbableAuthenticationError`),
+    and a vhost the user may not open by `connection.close` in place of `open-ok` (aiormq:
+    `InvalidFrameError` naming `Connection.Close`); a closed port is errno 111.
+    """
+    parts = urlsplit(url)
+    user = unquote(parts.username or "guest")
+    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+    port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
+    where = f"{parts.hostname or 'localhost'}:{port}"
+    if isinstance(exc, TimeoutError):
+        return f"no answer from {where} within {waited:.1f}s"
+    if isinstance(
+        exc, aiormq_errors.ProbableAuthenticationError | aiormq_errors.AuthenticationError
+    ):
+        return f"authentication failed for user {user!r} at {where}"
+    if isinstance(exc, aiormq_errors.InvalidFrameError) and "Connection.Close" in str(exc):
+        return f"vhost {vhost!r} does not exist or user {user!r} may not use it ({where})"
+    if isinstance(exc, ConnectionRefusedError) or (exc.args and exc.args[0] == 111):
+        return f"connection refused at {where} (nothing listens there)"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"cannot reach {where}: {exc.strerror or exc}"
+    return f"{where}: {exc!r}"

@@ -30,7 +30,13 @@ from hare.core.envelope import Delivery, Envelope
 from hare.core.settings import mask_url
 from hare.core.topology import Binding, Exchange, Queue, consumer_arguments
 from hare.transport.amqp.acks import AckCoalescer
-from hare.transport.amqp.errors import AIORMQ_ERRORS, Operation, broker_error, route
+from hare.transport.amqp.errors import (
+    AIORMQ_ERRORS,
+    Operation,
+    broker_error,
+    connect_failure,
+    route,
+)
 from hare.transport.base import DeliveryHandler
 from hare.transport.fieldtable import AmqpProperties, hare_properties
 
@@ -197,12 +203,14 @@ class AmqpTransport:
                 async with asyncio.timeout(share):
                     connection = await aiormq.connect(url)
             except AIORMQ_ERRORS as exc:  # TimeoutError included
-                why = f"no answer in {share:.1f}s" if isinstance(exc, TimeoutError) else repr(exc)
-                failures.append(f"{mask_url(url)}: {why}")
+                failures.append(connect_failure(exc, url, share))
                 last = exc
             else:
                 return connection
-        detail = f"no broker within {self._connect_timeout}s: " + "; ".join(failures)
+        if isinstance(last, TimeoutError):
+            detail = f"no broker within {self._connect_timeout}s: " + "; ".join(failures)
+        else:
+            detail = "cannot connect to the broker: " + "; ".join(failures)
         raise errors.BrokerUnavailable(detail) from last
 
     def _adopt(self, connection: aiormq.Connection) -> None:
