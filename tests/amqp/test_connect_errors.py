@@ -7,7 +7,11 @@ unknown vhost, and a port with nothing listening (a silent port: tests/amqp/test
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -71,3 +75,63 @@ async def test_each_url_of_a_cluster_says_its_own_reason(amqp_url: str) -> None:
     text = str(caught.value)
     assert f"connection refused at 127.0.0.1:{port}" in text
     assert "authentication failed" in text
+
+
+PRODUCER = """
+import sys
+from hare import Hare
+
+app = Hare("quiet", broker=sys.argv[1])
+
+
+@app.task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+try:
+    add.delay(1, 2)
+except Exception as exc:
+    print("caller:", type(exc).__name__, exc)
+"""
+
+
+def test_a_producer_without_logging_prints_only_the_error_it_gets(tmp_path: Path) -> None:
+    """aiormq's own connection ERRORs (Python's last-resort handler prints them) stay quiet:
+    the caller's exception says it all."""
+    script = tmp_path / "producer.py"
+    script.write_text(PRODUCER)
+    port = _free_port()
+    done = subprocess.run(
+        [sys.executable, str(script), f"amqp://guest:guest@127.0.0.1:{port}/"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "HARE_CONNECT_TIMEOUT": "1"},
+    )
+    assert (
+        f"caller: BrokerUnavailable cannot connect to the broker: connection refused at "
+        f"127.0.0.1:{port}" in done.stdout
+    )
+    assert "error when creating transport" not in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_aiormq_records_come_back_when_its_logger_is_set_to_debug() -> None:
+    import logging
+
+    from hare.transport.amqp.errors import quiet_aiormq_connection_logs
+
+    quiet_aiormq_connection_logs()
+    logger = logging.getLogger("aiormq.connection")
+    record = logger.makeRecord(
+        logger.name, logging.ERROR, __file__, 1, "error when creating transport: %r", (1,), None
+    )
+    assert not logger.filter(record)
+    logging.getLogger("aiormq").setLevel(logging.DEBUG)
+    try:
+        assert logger.filter(record)
+    finally:
+        logging.getLogger("aiormq").setLevel(logging.NOTSET)
+    other = logger.makeRecord(logger.name, logging.ERROR, __file__, 1, "Unexpected frame", (), None)
+    assert logger.filter(other)

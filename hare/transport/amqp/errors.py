@@ -5,6 +5,7 @@ Part of the AMQP transport (`hare.transport.amqp`, the only package that imports
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final, Literal, cast
@@ -18,7 +19,14 @@ from pamqp import commands as spec
 from hare import errors
 from hare.core.envelope import Envelope
 
-__all__ = ("AIORMQ_ERRORS", "Operation", "broker_error", "connect_failure", "route")
+__all__ = (
+    "AIORMQ_ERRORS",
+    "Operation",
+    "broker_error",
+    "connect_failure",
+    "quiet_aiormq_connection_logs",
+    "route",
+)
 
 Operation = Literal["declare", "publish", "consume", "settle", "get", "queue"]
 
@@ -115,3 +123,32 @@ def connect_failure(exc: BaseException, url: str, waited: float) -> str:
     if isinstance(exc, OSError) and exc.errno is not None:
         return f"cannot reach {where}: {exc.strerror or exc}"
     return f"{where}: {exc!r}"
+
+
+#: What aiormq logs about a connection's life that hare reports itself, in its own words
+#: ("lost the broker connection", "reconnected after 9.9s", or the error a caller gets):
+#: aiormq's copies come with tracebacks, once per attempt, even in a process that configured
+#: no logging (Python's last-resort handler prints them).
+_REPORTED_BY_HARE: Final = (
+    "error when creating transport",
+    "Unexpected connection close from remote",
+    "Cancelling cause reader exited abnormally",
+    "Server connection %r was stuck",
+)
+
+
+class _ReportedByHare(logging.Filter):
+    """Drop aiormq's connection-lifecycle records unless aiormq's logger was set to DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if logging.getLogger("aiormq").level == logging.DEBUG:  # asked for: keep everything
+            return True
+        return not (isinstance(record.msg, str) and record.msg.startswith(_REPORTED_BY_HARE))
+
+
+def quiet_aiormq_connection_logs() -> None:
+    """Install the filter on aiormq's loggers (once; they log by module name)."""
+    for name in ("aiormq.connection", "aiormq.channel"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _ReportedByHare) for f in logger.filters):
+            logger.addFilter(_ReportedByHare())

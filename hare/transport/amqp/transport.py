@@ -35,6 +35,7 @@ from hare.transport.amqp.errors import (
     Operation,
     broker_error,
     connect_failure,
+    quiet_aiormq_connection_logs,
     route,
 )
 from hare.transport.base import DeliveryHandler
@@ -43,6 +44,7 @@ from hare.transport.fieldtable import AmqpProperties, hare_properties
 __all__ = ("AmqpConsumer", "AmqpTransport", "mask_url")
 
 log = logging.getLogger("hare.transport.amqp")
+quiet_aiormq_connection_logs()
 
 T = TypeVar("T")
 Job = Literal["publish", "declare", "get"]  # the transport's own channels
