@@ -22,7 +22,7 @@ trap 'rm -rf "$tmp"' EXIT
     "$tmp/venv/bin/python" -c \
         'import platform; print(f"# Python {platform.python_version()} on {platform.system()} {platform.machine()}")'
     "$tmp/venv/bin/python" -m pip freeze --exclude-editable |
-        grep -viE '^hare( |==|@)' | LC_ALL=C sort --ignore-case -t= -k1,1
+        grep -viE '^hare-queue( |==|@)' | LC_ALL=C sort --ignore-case -t= -k1,1
 } >"$tmp/dev.lock"
 mkdir -p "$(dirname "$lock")"
 mv "$tmp/dev.lock" "$lock"

@@ -108,7 +108,8 @@ def environment() -> dict[str, str]:
         "RabbitMQ": run("rabbitmqctl", "-q", "version") + " (single node, local)",
         "Erlang/OTP": otp.strip('"'),
         "Python": f"{platform.python_implementation()} {platform.python_version()}",
-        "hare": f"{_version('hare')} (commit {commit}{', uncommitted changes' if dirty else ''})",
+        "hare": f"{_version('hare-queue')} (commit {commit}"
+        f"{', uncommitted changes' if dirty else ''})",
         "aiormq": _version("aiormq"),
         "OS": platform.platform(),
         "CPU": f"{_cpu_model()}, {os.cpu_count()} cores",

@@ -145,7 +145,7 @@ def _cloudpickle() -> ModuleType:
     except ImportError as exc:
         raise ConfigurationError(
             "the cloudpickle serializer needs the cloudpickle package: "
-            "pip install 'hare[cloudpickle]'"
+            "pip install 'hare-queue[cloudpickle]'"
         ) from exc
     module: ModuleType = cloudpickle
     return module

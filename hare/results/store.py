@@ -43,7 +43,8 @@ def backend_kind(url: str) -> str:
     if url.startswith(("redis://", "rediss://", "unix://")):
         if importlib.util.find_spec("redis") is None:
             raise ConfigurationError(
-                "result_backend='redis://...' needs the redis package: pip install 'hare[redis]'"
+                "result_backend='redis://...' needs the redis package: "
+                "pip install 'hare-queue[redis]'"
             )
         return "redis"
     if url == "memory://":

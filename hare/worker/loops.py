@@ -1,6 +1,6 @@
 """Which event loop a hare process runs on: uvloop when it is installed, else asyncio's.
 
-uvloop (`pip install 'hare[uvloop]'`) runs the same asyncio code with its I/O, callbacks and
+uvloop (`pip install 'hare-queue[uvloop]'`) runs the same asyncio code with its I/O, callbacks and
 timers in C. On this project's 2-core machine it cut a worker's CPU per no-op task by 9-14%
 (two in-process drains of 20,000 tasks). `hare worker --loop` chooses: `auto` (the default) takes
 uvloop when it can be imported, `uvloop` insists on it, `asyncio` never uses it.
@@ -38,7 +38,7 @@ def loop_factory(choice: str) -> tuple[str, LoopFactory | None]:
         if choice == "uvloop":
             raise ConfigurationError(
                 "the uvloop event loop was asked for, but uvloop is not installed "
-                "(pip install 'hare[uvloop]')"
+                "(pip install 'hare-queue[uvloop]')"
             ) from None
         return "asyncio", None
     return "uvloop", uvloop.new_event_loop

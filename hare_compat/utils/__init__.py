@@ -23,15 +23,10 @@ CELERY_API = "5.7"
 
 def bugreport(app: Any = None) -> str:
     """Versions and the settings that matter, to paste into a bug report (passwords hidden)."""
-    from importlib.metadata import PackageNotFoundError, version
-
+    from hare import __version__ as hare_version
     from hare_compat._state import get_current_app
 
     app = app if app is not None else get_current_app()
-    try:
-        hare_version = version("hare")
-    except PackageNotFoundError:
-        hare_version = "unknown"
     conf = app.conf.table(censored=True)
     broker = str(conf.get("broker_url") or "amqp://")
     lines = [

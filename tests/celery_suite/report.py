@@ -102,7 +102,8 @@ def write_report(
         "session worker running in the test process: the tests listed at the end, which read "
         "that worker's state, log records or signals.",
         "",
-        f"hare {metadata.version('hare')} at commit {_commit(runs / 'hare')}. A test that reads "
+        f"hare {metadata.version('hare-queue')} at commit {_commit(runs / 'hare')}. "
+        "A test that reads "
         "the worker's state, log records or signals in the test process (listed below) is "
         "judged by the in-process run; every other test by the `hare worker` run.",
         (
