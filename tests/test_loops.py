@@ -33,7 +33,7 @@ def test_without_uvloop_auto_falls_back_and_uvloop_is_refused(
 ) -> None:
     monkeypatch.setitem(sys.modules, "uvloop", None)  # import fails as if not installed
     assert loop_factory("auto") == ("asyncio", None)
-    with pytest.raises(ConfigurationError, match=r"pip install 'hare\[uvloop\]'"):
+    with pytest.raises(ConfigurationError, match=r"pip install 'hare-queue\[uvloop\]'"):
         loop_factory("uvloop")
 
 
