@@ -459,3 +459,8 @@ class Celery(Configuration, WorkerOptions, Publishing):
 
     def worker_main(self, argv: Any = None) -> None:
         raise NotSupportedError("Celery.worker_main()", "run `hare worker module:app` instead")
+
+
+# `current_app` before any app was created: this default one (`hare_compat._state` sits below
+# the app, so it is told how to make one).
+_state.set_default_app_factory(lambda: Celery("default", set_as_current=False))

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from hare.context import TaskContext, current, running
 from hare.core.message import Message
 from hare.errors import NotSupportedError
-from hare_compat.app.request import PENDING_UPDATES, Context, top_task
+from hare_compat._state import top_task
+from hare_compat.app.request import PENDING_UPDATES, Context
 from hare_compat.app.trace import EagerOutcome, Tracer, adrive, drive, is_async_task
 from hare_compat.exceptions import Retry
 

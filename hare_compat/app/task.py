@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from hare.core.codec import get_serializer
 from hare.errors import NotSupportedError
+from hare_compat._state import current_request, pop_request, push_request
 from hare_compat.app import calling, eager
-from hare_compat.app.request import Context, current_request, pop_request, push_request
+from hare_compat.app.request import Context
 from hare_compat.app.task_canvas import TaskCanvas
 from hare_compat.app.task_handlers import TaskHandlers
 from hare_compat.app.task_options import check_values

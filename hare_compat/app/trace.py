@@ -45,13 +45,8 @@ from hare.worker.tracelog import RECEIVED as LOG_RECEIVED
 from hare.worker.tracelog import REJECTED as LOG_REJECTED
 from hare.worker.tracelog import RETRY as LOG_RETRY
 from hare.worker.tracelog import SUCCESS as LOG_SUCCESS
-from hare_compat.app.request import (
-    PENDING_UPDATES,
-    Context,
-    from_hare,
-    pop_request,
-    push_request,
-)
+from hare_compat._state import pop_request, push_request
+from hare_compat.app.request import PENDING_UPDATES, Context, from_hare
 from hare_compat.exceptions import Reject, Retry
 
 #: Where Celery's worker logs each task's lines: (received, ran). hare_compat apps' do too.

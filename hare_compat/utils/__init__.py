@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+from hare_compat._state import get_current_app
+
 __all__ = ("bugreport", "gen_unique_id", "uuid")
 
 
@@ -24,7 +26,6 @@ CELERY_API = "5.7"
 def bugreport(app: Any = None) -> str:
     """Versions and the settings that matter, to paste into a bug report (passwords hidden)."""
     from hare import __version__ as hare_version
-    from hare_compat._state import get_current_app
 
     app = app if app is not None else get_current_app()
     conf = app.conf.table(censored=True)
