@@ -29,6 +29,7 @@ from hare_compat.app.backend import Backend
 from hare_compat.app.builtins import add_builtin_tasks
 from hare_compat.app.conf import Settings
 from hare_compat.app.configuration import Configuration
+from hare_compat.app.factory import task_from_function
 from hare_compat.app.mapping import hare_settings
 from hare_compat.app.publishing import Publishing
 from hare_compat.app.registry import Promise, TaskRegistry
@@ -270,8 +271,6 @@ class Celery(Configuration, WorkerOptions, Publishing):
         return create(**opts)
 
     def _task_from_fun(self, fun: Callable[..., Any], **options: Any) -> TaskType:
-        from hare_compat.app.task import task_from_function
-
         with self._lock:
             task = task_from_function(self, fun, **options)
             if self._serving:

@@ -36,7 +36,7 @@ from hare_compat.app.loader import resolve, source_get
 from hare_compat.app.mapping import check
 from hare_compat.app.validation import SettingsValidation
 
-__all__ = ("Settings",)
+__all__ = ("Settings", "conf_get")
 
 #: Environment variables that override a setting, as in Celery.
 _ENVIRONMENT = {
@@ -422,3 +422,12 @@ class Settings(SettingsValidation, MutableMapping[str, Any]):
 _BARE_NAMES = frozenset(
     {"accept_content", "result_accept_content", "enable_utc", "imports", "include", "timezone"}
 )
+
+
+def conf_get(app: Any, name: str, default: Any = None) -> Any:
+    """A Celery setting of `app`, or `default` when the app has no such setting."""
+    try:
+        value = app.conf[name]
+    except (KeyError, LookupError, AttributeError, TypeError):
+        return default
+    return default if value is None else value
