@@ -6,8 +6,10 @@ and starts `hare worker proj.celery:app`. The app reads its settings lazily (see
 finalizes; tasks are shared with every app), routes and sends through the hare app built
 from the settings on first use (`app.hare`), and turns `beat_schedule` into hare's
 beat-less periodic tasks when a worker loads it (`__hare_app__`). Its configuration
-(`hare_compat.app.configuration`), worker options (`hare_compat.app.worker_options`) and
-sending (`hare_compat.app.publishing`) are mixins of their own.
+(`hare_compat.app.configuration`), worker options (`hare_compat.app.worker_options`),
+sending (`hare_compat.app.publishing`), bound classes (`app.AsyncResult`...:
+`hare_compat.app.bound_classes`) and periodic tasks (`hare_compat.app.beat`) are mixins of
+their own.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, cast, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from hare.app import Hare
 from hare.errors import NotSupportedError
 from hare_compat import _state, signals
-from hare_compat.app import beat, djangofixup, loader
+from hare_compat.app import djangofixup, loader
 from hare_compat.app.backend import Backend
+from hare_compat.app.beat import PeriodicTasks
+from hare_compat.app.bound_classes import BoundClasses
 from hare_compat.app.builtins import add_builtin_tasks
 from hare_compat.app.conf import Settings
 from hare_compat.app.configuration import Configuration
@@ -43,14 +47,11 @@ from hare_compat.worker import control as worker_control
 if TYPE_CHECKING:
     from hare_compat.app.control import Control
     from hare_compat.app.task import Task as TaskType
-    from hare_compat.result import AsyncResult as AsyncResultType
-    from hare_compat.result import GroupResult as GroupResultType
-    from hare_compat.result import ResultSet as ResultSetType
 
 __all__ = ("Celery",)
 
 
-class Celery(Configuration, WorkerOptions, Publishing):
+class Celery(Configuration, WorkerOptions, Publishing, BoundClasses, PeriodicTasks):
     """Celery's app: settings, tasks, routing, sending; `app.hare` is the hare app behind it."""
 
     def __init__(
@@ -77,18 +78,13 @@ class Celery(Configuration, WorkerOptions, Publishing):
         **kwargs: Any,
     ) -> None:
         machinery = {"loader": loader, "amqp": amqp, "events": events, "log": log}
-        machinery |= {"control": control, "tasks": tasks}
-        for option, value in machinery.items():
-            if value is not None:
-                raise NotSupportedError(f"Celery({option}=)", "hare has no pluggable machinery")
+        _refuse_machinery(machinery | {"control": control, "tasks": tasks})
         self.main = main
         self.autofinalize = autofinalize
         self.strict_typing = strict_typing
         self.set_as_current = set_as_current
-        preconf = dict(changes or {})
         auto = {"broker_url": broker, "result_backend": backend, "include": include, **kwargs}
-        preconf |= {key: value for key, value in auto.items() if value is not None}
-        self._conf = Settings(preconf, auto=set(auto), on_load=self._load_config)
+        self._conf = Settings(_given(changes, auto), auto=set(auto), on_load=self._load_config)
         if config_source is not None:
             self._conf.set_source(config_source, namespace=namespace, silent=config_source_silent)
         elif namespace:
@@ -107,18 +103,22 @@ class Celery(Configuration, WorkerOptions, Publishing):
         self._serving = False
         self._periodics: set[str] = set()
         self._django = fixups is None and djangofixup.uses_django()
-        self.on_configure = signals.Signal("app.on_configure")
-        self.on_after_configure = signals.Signal("app.on_after_configure")
-        self.on_after_finalize = signals.Signal("app.on_after_finalize")
-        self.on_after_fork = signals.NeverSent(
-            "app.on_after_fork", "hare's worker processes are started afresh, never forked"
-        )
+        self._add_signals()
         if set_as_current:
             self.set_current()
         if self._django and _state.default_app is None:
             self.set_default()
         _state.register_app(self)
         self.on_init()
+
+    def _add_signals(self) -> None:
+        """The app's own signals, as Celery's (`on_after_fork` is never sent)."""
+        self.on_configure = signals.Signal("app.on_configure")
+        self.on_after_configure = signals.Signal("app.on_after_configure")
+        self.on_after_finalize = signals.Signal("app.on_after_finalize")
+        self.on_after_fork = signals.NeverSent(
+            "app.on_after_fork", "hare's worker processes are started afresh, never forked"
+        )
 
     def on_init(self) -> None:
         """Called at the end of `__init__` (override it in a subclass, as in Celery)."""
@@ -161,64 +161,6 @@ class Celery(Configuration, WorkerOptions, Publishing):
         if isinstance(base, str):
             base = loader.symbol_by_name(base)
         return type("Task", (base,), {"_app": self, "abstract": True, "__module__": __name__})
-
-    def subclass_with_self(
-        self,
-        Class: Any,
-        name: str | None = None,
-        attribute: str = "app",
-        reverse: str | None = None,
-        keep_reduce: bool = False,
-        **kw: Any,
-    ) -> type:
-        """A subclass of `Class` whose `attribute` is this app (`Class` or its import path).
-
-        Unless `keep_reduce`, its instances pickle as instances of `Class` (Celery's pickle
-        them through the current app's `reverse` attribute): the app is not pickled."""
-        base: type = loader.symbol_by_name(Class) if isinstance(Class, str) else Class
-        attrs: dict[str, Any] = {
-            attribute: self,
-            "__module__": base.__module__,
-            "__doc__": base.__doc__,
-            **kw,
-        }
-        if not keep_reduce:
-
-            def __reduce__(obj: Any) -> Any:
-                reduced = cast(Any, base).__reduce__(obj)
-                if isinstance(reduced, tuple) and reduced and reduced[0] is type(obj):
-                    return (base, *reduced[1:])
-                return reduced
-
-            attrs["__reduce__"] = __reduce__
-        return type(name or base.__name__, (base,), attrs)
-
-    # -- results -------------------------------------------------------------------------------
-
-    @cached_property
-    def AsyncResult(self) -> type[AsyncResultType]:
-        """`app.AsyncResult(id)`: a handle on the result of a task (the class, bound to
-        this app, as Celery's)."""
-        from hare_compat.result import AsyncResult
-
-        bound: type[AsyncResult] = self.subclass_with_self(AsyncResult)
-        return bound
-
-    @cached_property
-    def GroupResult(self) -> type[GroupResultType]:
-        """`app.GroupResult(id, results)`: a handle on the results of a group (bound)."""
-        from hare_compat.result import GroupResult
-
-        bound: type[GroupResult] = self.subclass_with_self(GroupResult, attribute="_app")
-        return bound
-
-    @cached_property
-    def ResultSet(self) -> type[ResultSetType]:
-        """`app.ResultSet(results)`: a handle on several results (bound to this app)."""
-        from hare_compat.result import ResultSet
-
-        bound: type[ResultSet] = self.subclass_with_self(ResultSet, attribute="_app")
-        return bound
 
     def type_checker(self, fun: Callable[..., Any], bound: bool = False) -> Any:
         """A function with `fun`'s parameters that raises `TypeError` for a call `fun`
@@ -400,44 +342,6 @@ class Celery(Configuration, WorkerOptions, Publishing):
 
         return Control(self)
 
-    # -- periodic tasks ----------------------------------------------------------------------
-
-    def add_periodic_task(
-        self,
-        schedule: Any,
-        sig: Any,
-        args: Any = (),
-        kwargs: Any = (),
-        name: str | None = None,
-        **opts: Any,
-    ) -> str:
-        """Add a `beat_schedule` entry for `sig` (a signature or a task) every `schedule`."""
-        key, entry = beat.signature_entry(sig, args, kwargs, name, opts)
-        entry["schedule"] = schedule
-        with self._lock:
-            if not self.configured:
-                self._pending_periodic.append((key, entry))
-                return key
-            self.conf.beat_schedule[key] = entry
-            if self._serving:
-                self._add_periodics()
-        return key
-
-    def _add_periodics(self) -> None:
-        hare = self.hare
-        for key, spec in dict(self.conf.beat_schedule).items():
-            if key in self._periodics:
-                continue
-            entry = beat.periodic(
-                key, spec, zone=lambda: self.timezone_name, route=self._route_queue
-            )
-            beat.register(hare, entry)
-            self._periodics.add(key)
-
-    def _route_queue(self, task: str, options: dict[str, Any]) -> str:
-        queue: str = self.router.route(options, task)["queue"]
-        return queue
-
     # -- Celery's other entry points ---------------------------------------------------------
 
     @property
@@ -458,6 +362,18 @@ class Celery(Configuration, WorkerOptions, Publishing):
 
     def worker_main(self, argv: Any = None) -> None:
         raise NotSupportedError("Celery.worker_main()", "run `hare worker module:app` instead")
+
+
+def _refuse_machinery(machinery: Mapping[str, Any]) -> None:
+    """Celery's pluggable machinery (`loader=`, `amqp=`...): hare has none to plug into."""
+    for option, value in machinery.items():
+        if value is not None:
+            raise NotSupportedError(f"Celery({option}=)", "hare has no pluggable machinery")
+
+
+def _given(changes: Mapping[str, Any] | None, auto: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings given to `Celery(...)`: `changes`, then the arguments that were given."""
+    return {**(changes or {}), **{key: value for key, value in auto.items() if value is not None}}
 
 
 # `current_app` before any app was created: this default one (`hare_compat._state` sits below
