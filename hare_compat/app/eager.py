@@ -22,7 +22,7 @@ from hare.context import TaskContext, current, running
 from hare.core.message import Message
 from hare.errors import NotSupportedError
 from hare_compat._state import top_task
-from hare_compat.app.conf import conf_get
+from hare_compat.app.configuration import conf_get
 from hare_compat.app.request import PENDING_UPDATES, Context
 from hare_compat.app.steps import adrive, drive
 from hare_compat.app.trace import EagerOutcome, Tracer, is_async_task

@@ -24,7 +24,7 @@ from hare.core.codec import get_serializer
 from hare.errors import NotSupportedError
 from hare_compat._state import current_request, pop_request, push_request
 from hare_compat.app import eager
-from hare_compat.app.conf import conf_get
+from hare_compat.app.configuration import conf_get
 from hare_compat.app.request import Context
 from hare_compat.app.task_calling import TaskCalling
 from hare_compat.app.task_canvas import TaskCanvas

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from hare_compat.app import calling, eager
-from hare_compat.app.conf import conf_get
+from hare_compat.app.configuration import conf_get
 
 if TYPE_CHECKING:
     from hare_compat.app.task import Task
