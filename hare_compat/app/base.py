@@ -21,32 +21,32 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
 from hare.app import Hare
 from hare.errors import NotSupportedError
 from hare_compat import _state, signals
 from hare_compat.app import djangofixup, loader
+from hare_compat.app.autoretry import add_autoretry_behaviour
 from hare_compat.app.backend import Backend
 from hare_compat.app.beat import PeriodicTasks
 from hare_compat.app.bound_classes import BoundClasses
 from hare_compat.app.builtins import add_builtin_tasks
 from hare_compat.app.conf import Settings
 from hare_compat.app.configuration import Configuration
+from hare_compat.app.control import Control
 from hare_compat.app.factory import task_from_function
 from hare_compat.app.mapping import hare_settings
 from hare_compat.app.publishing import Publishing
 from hare_compat.app.registry import Promise, TaskRegistry
 from hare_compat.app.routes import AMQP
+from hare_compat.app.task import Task as TaskType
 from hare_compat.app.trace import CELERY_LOGGERS
 from hare_compat.app.worker_options import WorkerOptions
 from hare_compat.app.worker_options import worker_concurrency as worker_concurrency
+from hare_compat.utils import bugreport
 from hare_compat.utils.local import Proxy
 from hare_compat.worker import control as worker_control
-
-if TYPE_CHECKING:
-    from hare_compat.app.control import Control
-    from hare_compat.app.task import Task as TaskType
 
 __all__ = ("Celery",)
 
@@ -155,9 +155,7 @@ class Celery(Configuration, WorkerOptions, Publishing, BoundClasses, PeriodicTas
 
     def create_task_cls(self) -> type[TaskType]:
         """A subclass of `task_cls` (Celery's Task by default) bound to this app."""
-        from hare_compat.app.task import Task
-
-        base: Any = self._task_cls or Task
+        base: Any = self._task_cls or TaskType
         if isinstance(base, str):
             base = loader.symbol_by_name(base)
         return type("Task", (base,), {"_app": self, "abstract": True, "__module__": __name__})
@@ -222,8 +220,6 @@ class Celery(Configuration, WorkerOptions, Publishing, BoundClasses, PeriodicTas
     def register_task(self, task: Any, **options: Any) -> Any:
         """Register a class-based task (Celery's `app.register_task`): an instance, or a
         `Task` subclass, which is instantiated as Celery does."""
-        from hare_compat.app.autoretry import add_autoretry_behaviour
-
         if inspect.isclass(task):
             task = task()
         if not task.name:
@@ -338,8 +334,6 @@ class Celery(Configuration, WorkerOptions, Publishing, BoundClasses, PeriodicTas
     @cached_property
     def control(self) -> Control:
         """Remote control and inspection (`hare.control`)."""
-        from hare_compat.app.control import Control
-
         return Control(self)
 
     # -- Celery's other entry points ---------------------------------------------------------
@@ -353,8 +347,6 @@ class Celery(Configuration, WorkerOptions, Publishing, BoundClasses, PeriodicTas
 
     def bugreport(self) -> str:
         """Versions and settings to paste into a bug report."""
-        from hare_compat.utils import bugreport
-
         return bugreport(self)
 
     def start(self, argv: Any = None) -> None:

@@ -8,14 +8,10 @@ carry their app, so that `app.AsyncResult(task_id)` reads through this app's res
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from hare_compat.app import loader
-
-if TYPE_CHECKING:
-    from hare_compat.result import AsyncResult as AsyncResultType
-    from hare_compat.result import GroupResult as GroupResultType
-    from hare_compat.result import ResultSet as ResultSetType
+from hare_compat.result import AsyncResult, GroupResult, ResultSet
 
 __all__ = ("BoundClasses",)
 
@@ -55,26 +51,20 @@ class BoundClasses:
         return type(name or base.__name__, (base,), attrs)
 
     @cached_property
-    def AsyncResult(self) -> type[AsyncResultType]:
+    def AsyncResult(self) -> type[AsyncResult]:
         """`app.AsyncResult(id)`: a handle on the result of a task (the class, bound to
         this app, as Celery's)."""
-        from hare_compat.result import AsyncResult
-
         bound: type[AsyncResult] = self.subclass_with_self(AsyncResult)
         return bound
 
     @cached_property
-    def GroupResult(self) -> type[GroupResultType]:
+    def GroupResult(self) -> type[GroupResult]:
         """`app.GroupResult(id, results)`: a handle on the results of a group (bound)."""
-        from hare_compat.result import GroupResult
-
         bound: type[GroupResult] = self.subclass_with_self(GroupResult, attribute="_app")
         return bound
 
     @cached_property
-    def ResultSet(self) -> type[ResultSetType]:
+    def ResultSet(self) -> type[ResultSet]:
         """`app.ResultSet(results)`: a handle on several results (bound to this app)."""
-        from hare_compat.result import ResultSet
-
         bound: type[ResultSet] = self.subclass_with_self(ResultSet, attribute="_app")
         return bound

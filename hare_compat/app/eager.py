@@ -27,10 +27,10 @@ from hare_compat.app.request import PENDING_UPDATES, Context
 from hare_compat.app.steps import adrive, drive
 from hare_compat.app.trace import EagerOutcome, Tracer, is_async_task
 from hare_compat.exceptions import Retry
+from hare_compat.result import EagerResult
 
 if TYPE_CHECKING:
     from hare_compat.app.task import Task
-    from hare_compat.result import EagerResult
 
 __all__ = ("EagerCall", "aupdate_state", "update_state")
 
@@ -174,8 +174,6 @@ class EagerCall:
         return True
 
     def _result(self, outcome: EagerOutcome) -> EagerResult:
-        from hare_compat.result import EagerResult
-
         return EagerResult(
             self.task_id, outcome.retval, outcome.state, traceback=outcome.traceback,
             name=self.task.name,

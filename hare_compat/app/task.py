@@ -37,11 +37,11 @@ from hare_compat.exceptions import (
     OperationalError,
 )
 from hare_compat.ratelimit import RateLimiter, parse_rate
+from hare_compat.result import AsyncResult
 
 if TYPE_CHECKING:
     from hare.app import Hare
     from hare.task import Task as HareTask
-    from hare_compat.result import AsyncResult as _AsyncResult
 
 __all__ = ("Context", "Task")
 
@@ -259,9 +259,7 @@ class Task(TaskCalling, TaskCanvas, TaskHandlers):
 
     # -- results and state ------------------------------------------------------------------
 
-    def AsyncResult(self, task_id: str, **kwargs: Any) -> _AsyncResult:
-        from hare_compat.result import AsyncResult
-
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:
         return AsyncResult(task_id, app=self._get_app(), task_name=self.name, **kwargs)
 
     def update_state(
