@@ -36,6 +36,7 @@ from hare_compat.exceptions import (
     MaxRetriesExceededError,
     OperationalError,
 )
+from hare_compat.exceptions import Retry as Retry  # Celery's celery.app.task has it too
 from hare_compat.ratelimit import RateLimiter, parse_rate
 from hare_compat.result import AsyncResult
 
