@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from hare.canvas.continuation import GroupRef, Ref
-from hare.context import current
 from hare.errors import NotSupportedError
+from hare_compat import _state
+from hare_compat.result_join import E_WOULDBLOCK as E_WOULDBLOCK
+from hare_compat.result_join import allow_join_result as allow_join_result
+from hare_compat.result_join import assert_will_not_block as assert_will_not_block
+from hare_compat.result_join import denied_join_result as denied_join_result
 
 if TYPE_CHECKING:
-    from hare_compat.canvas_signature import CanvasApp
+    from hare_compat.canvas_app import CanvasApp
 
 __all__ = (
     "GroupResult",
@@ -30,52 +32,6 @@ __all__ = (
     "denied_join_result",
     "result_of",
 )
-
-E_WOULDBLOCK = (
-    "Never call result.get() within a task!\n"
-    "See https://docs.celeryq.dev/en/latest/userguide/tasks.html"
-    "#avoid-launching-synchronous-subtasks"
-)
-
-
-#: Whether waiting inside a task is allowed here (`allow_join_result`), or refused even
-#: outside one (`denied_join_result`); None: refused inside a task only.
-_join_allowed: ContextVar[bool | None] = ContextVar("hare_compat_join_allowed", default=None)
-
-
-def assert_will_not_block() -> None:
-    """Celery's guard: waiting for a result inside a task running on a worker deadlocks."""
-    allowed = _join_allowed.get()
-    if allowed is None:
-        context = current()
-        allowed = context is None or context.is_eager
-    if not allowed:
-        raise RuntimeError(E_WOULDBLOCK)
-
-
-@contextmanager
-def _joins(allowed: bool) -> Iterator[None]:
-    token = _join_allowed.set(allowed)
-    try:
-        yield
-    finally:
-        _join_allowed.reset(token)
-
-
-def allow_join_result() -> AbstractContextManager[None]:
-    """Allow `get()` inside a task for the block (Celery's; mind the deadlock it risks)."""
-    return _joins(True)
-
-
-def denied_join_result() -> AbstractContextManager[None]:
-    """Refuse `get()` in the block, even outside a task (Celery's)."""
-    return _joins(False)
-
-
-def _current_app() -> Any:
-    from hare_compat._state import get_current_app
-
-    return get_current_app()
 
 
 class ResultBase:
@@ -102,7 +58,7 @@ class ResultSet(ResultBase):
     @property
     def app(self) -> Any:
         if self._app is None:
-            self._app = self.results[0].app if self.results else _current_app()
+            self._app = self.results[0].app if self.results else _state.get_current_app()
         return self._app
 
     @app.setter

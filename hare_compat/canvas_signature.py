@@ -2,76 +2,46 @@
 
 Signatures are dicts shaped exactly as Celery's (`{"task", "args", "kwargs", "options",
 "subtask_type", "immutable"}`). Applying one goes through `hare.canvas.apply`, a port of
-Celery 5.7's dispatch, so the messages are those a Celery client would send. `chain`,
-`group` and `chord` (subclasses) are in `hare_compat.canvas`.
+Celery 5.7's dispatch, so the messages are those a Celery client would send. Its execution
+options (`set`, `link`, `link_error`...) are a mixin of their own (`hare_compat.canvas_options`).
 
-A signature sends through an app that satisfies `CanvasApp`: its own (`app=`, or the app of
-the task it was made from), else the one `set_default_app_resolver` returns.
+`chain`, `group` and `chord` are subclasses, in modules of their own above this one
+(`hare_compat.canvas_group`, `canvas_chord`, `canvas_chain`): each registers its class by its
+`subtask_type` (`Signature.register_type`, as Celery's), and this module finds them there
+(`canvas_type`). `import hare_compat` imports them all, so they are registered before any
+signature is made.
+
+A signature sends through an app that satisfies `CanvasApp` (`hare_compat.canvas_app`): its
+own (`app=`, or the app of the task it was made from), else the one
+`set_default_app_resolver` returns.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from hare.canvas import continuation as core
-from hare.canvas.message import Env
-from hare.errors import ConfigurationError, NotSupportedError
+from hare.errors import NotSupportedError
 from hare_compat import canvas_stamping as stamping
-from hare_compat.app.sending import PRODUCER_ONLY
+from hare_compat.canvas_app import CanvasApp, fallback_app
+from hare_compat.canvas_app import set_default_app_resolver as set_default_app_resolver
+from hare_compat.canvas_options import SignatureOptions
 from hare_compat.canvas_result import result_of
+from hare_compat.producer_options import PRODUCER_ONLY
 
 __all__ = (
     "CanvasApp",
     "Signature",
+    "app_of",
+    "canvas_type",
     "maybe_signature",
+    "maybe_unroll_group",
     "set_default_app_resolver",
     "signature",
     "subtask",
 )
-
-
-class CanvasApp(Protocol):
-    """What a signature needs from the app it is sent through."""
-
-    tasks: Mapping[str, Any]
-
-    def canvas_env(self) -> Env:
-        """New ids, the clock, `origin`, the serializer, the reply queue (Celery's
-        `thread_oid`) and the running task's message (`hare.context.current()`), if any."""
-        ...
-
-    def publish_plan(self, plan: core.Plan) -> None:
-        """Record `plan.chord_headers` and `plan.chord_sizes` in the result backend, then
-        publish `plan.publish` in order (a `None` queue routed by task name, as `send_task`),
-        confirmed."""
-        ...
-
-    def AsyncResult(self, task_id: str) -> Any: ...
-
-    def GroupResult(self, group_id: str, results: list[Any]) -> Any: ...
-
-
-def _current_app() -> CanvasApp:
-    """Celery's `current_app`: the app made current last, else a default one."""
-    try:
-        from hare_compat._state import get_current_app
-    except ImportError:
-        raise ConfigurationError(
-            "this signature has no app: make it from a task, pass app=, or call "
-            "hare_compat.canvas.set_default_app_resolver(...)"
-        ) from None
-    return get_current_app()  # type: ignore[return-value]
-
-
-_resolve_default: Callable[[], CanvasApp] = _current_app
-
-
-def set_default_app_resolver(resolver: Callable[[], CanvasApp]) -> None:
-    """Where a signature with no app of its own finds one (Celery's `current_app`)."""
-    global _resolve_default
-    _resolve_default = resolver
 
 
 def _item(key: str, doc: str) -> Any:
@@ -80,7 +50,7 @@ def _item(key: str, doc: str) -> Any:
     )
 
 
-class Signature(dict[str, Any]):
+class Signature(SignatureOptions, dict[str, Any]):
     """One task call with its arguments and options, to send later or link to another.
 
     >>> add.s(2, 2).set(countdown=10)    # doctest: +SKIP
@@ -137,8 +107,6 @@ class Signature(dict[str, Any]):
     def from_dict(cls, d: Mapping[str, Any], app: Any = None) -> Signature:
         found = d.get("subtask_type")
         if found:
-            if not cls.TYPES:
-                import hare_compat.canvas  # noqa: F401 -- registers chain, group and chord
             target = cls.TYPES.get(found)
             if target is None:
                 raise NotSupportedError(f"a {found!r} signature", "hare_compat has no such type")
@@ -146,66 +114,9 @@ class Signature(dict[str, Any]):
                 return target.from_dict(d, app=app)
         return Signature(dict(d), app=app)
 
-    # -- options ----------------------------------------------------------------------------
-
-    @property
-    def id(self) -> str | None:
-        """The task id, once frozen or set (`options["task_id"]`)."""
-        return self.options.get("task_id")  # type: ignore[no-any-return]
-
-    @property
-    def root_id(self) -> str | None:
-        return self.options.get("root_id")  # type: ignore[no-any-return]
-
-    @property
-    def parent_id(self) -> str | None:
-        return self.options.get("parent_id")  # type: ignore[no-any-return]
-
     @property
     def name(self) -> str:
         return self.task  # type: ignore[no-any-return]
-
-    def set(self, immutable: bool | None = None, **options: Any) -> Signature:
-        """Set execution options (as `apply_async` takes them); returns the signature."""
-        if immutable is not None:
-            self.set_immutable(immutable)
-        self.options.update(options)
-        return self
-
-    def set_immutable(self, immutable: bool) -> None:
-        self.immutable = immutable
-
-    def _list_option(self, key: str) -> list[Any]:
-        items = self.options.setdefault(key, [])
-        if not isinstance(items, list):
-            items = self.options[key] = list(items) if isinstance(items, tuple) else [items]
-        return items
-
-    def append_to_list_option(self, key: str, value: Any) -> Any:
-        """Append `value` to the list option `key` (unless there already); return `value`."""
-        items = self._list_option(key)
-        if value not in items:
-            items.append(value)
-        return value
-
-    def extend_list_option(self, key: str, value: Any) -> None:
-        """Extend the list option `key` with `value` (a list, or one item)."""
-        self._list_option(key).extend(value if isinstance(value, list | tuple) else [value])
-
-    def link(self, callback: Any) -> Any:
-        """Apply `callback` with this task's result when it succeeds."""
-        return self.append_to_list_option("link", callback)
-
-    def link_error(self, errback: Any) -> Any:
-        """Apply `errback` when this task fails (for good)."""
-        return self.append_to_list_option("link_error", errback)
-
-    def flatten_links(self) -> list[Any]:
-        """This signature and, recursively, its `link` callbacks (Celery's)."""
-        flat = [self]
-        for callback in self.options.get("link") or ():
-            flat.extend(callback.flatten_links())
-        return flat
 
     def stamp(self, visitor: Any = None, append_stamps: bool = False, **headers: Any) -> Any:
         """Stamp this signature and its links (see `hare_compat.canvas_stamping`)."""
@@ -226,11 +137,6 @@ class Signature(dict[str, Any]):
 
     def election(self) -> Any:
         raise NotSupportedError("Signature.election", "hare has no worker elections")
-
-    def on_error(self, errback: Any) -> Signature:
-        """`link_error` that returns this signature, for chaining calls."""
-        self.link_error(errback)
-        return self
 
     def clone(self, args: Any = None, kwargs: Any = None, **opts: Any) -> Signature:
         """A copy, with `args` prepended (unless immutable), `kwargs` and `opts` merged."""
@@ -296,7 +202,7 @@ class Signature(dict[str, Any]):
     @property
     def app(self) -> CanvasApp:
         app = self._own_app()
-        return app if app is not None else _resolve_default()
+        return app if app is not None else fallback_app()
 
     def _own_app(self) -> CanvasApp | None:
         """The app given (`app=`) or that of the task it was made from; None when it would
@@ -350,14 +256,13 @@ class Signature(dict[str, Any]):
 
     def __or__(self, other: Any) -> Any:
         """`a | b`: a chain (a group after a task is unrolled when it has one member)."""
-        from hare_compat.canvas import _chain, group, maybe_unroll_group
-
-        if isinstance(other, _chain):
-            return _chain(self, *other.unchain_tasks(), app=self._app)
-        if isinstance(other, group):
-            return _chain(self, maybe_unroll_group(other), app=self._app)
+        chain: Any = canvas_type("chain")
+        if isinstance(other, chain):
+            return chain(self, *other.unchain_tasks(), app=self._app)
+        if isinstance(other, canvas_type("group")):
+            return chain(self, maybe_unroll_group(other), app=self._app)
         if isinstance(other, Signature):
-            return _chain(self, other, app=self._app)
+            return chain(self, other, app=self._app)
         return NotImplemented
 
     def __ior__(self, other: Any) -> Any:
@@ -388,6 +293,27 @@ class Signature(dict[str, Any]):
 
     def __repr__(self) -> str:
         return reprcall(self.task, self.args, self.kwargs)
+
+
+def canvas_type(subtask_type: str) -> type[Signature]:
+    """The class registered for `subtask_type` ("chain", "group" or "chord")."""
+    return Signature.TYPES[subtask_type]
+
+
+def maybe_unroll_group(sig: Any) -> Any:
+    """A group of one task is that task."""
+    group: Any = canvas_type("group")
+    return sig.tasks[0] if isinstance(sig, group) and len(sig.tasks) == 1 else sig
+
+
+def app_of(*sigs: Any) -> CanvasApp | None:
+    """The first app of its own among `sigs` (Celery: a canvas with no `app=` sends
+    through its first task's app, so a group of another app's tasks goes to that app)."""
+    for sig in sigs:
+        app = sig._own_app() if isinstance(sig, Signature) else None
+        if app is not None:
+            return app
+    return None
 
 
 def reprcall(name: str, args: Any, kwargs: Mapping[str, Any]) -> str:

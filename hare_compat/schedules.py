@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from hare.errors import ConfigurationError, NotSupportedError
 from hare.periodic.cron import _DAYS, _HOURS, _MINUTES, _MONTHS, _WEEKDAYS, _Field
 from hare.periodic.schedules import Cron, CrontabField, Interval, Schedule, every, from_crontab
+from hare_compat import _state
 
 if TYPE_CHECKING:
     from hare_compat.app.base import Celery
@@ -110,9 +111,7 @@ class BaseSchedule:
     def _app(self) -> Any:
         if self.app is not None:
             return self.app
-        from hare_compat._state import get_current_app
-
-        return get_current_app()
+        return _state.get_current_app()
 
     @property
     def tz(self) -> ZoneInfo:

@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, overload
 
 from hare import Hare
+from hare_compat.app.factory import task_from_function
 from hare_compat.app.task import Task as CompatTask
-from hare_compat.app.task import task_from_function
 from hare_compat.result import AsyncResult
 
 #: The `send_task` options hare's own send_task takes (the rest are Celery's own).

@@ -18,7 +18,7 @@ from celery import group as c_group
 from celery import signature as c_signature
 
 import hare_compat.canvas as h
-import hare_compat.canvas_signature as signature_module
+import hare_compat.canvas_app as canvas_app_module
 from hare.canvas import continuation as core
 from hare.canvas.continuation import Env, Plan
 from hare.errors import ConfigurationError
@@ -104,7 +104,7 @@ def app() -> Iterator[FakeApp]:
     fake = FakeApp()
     h.set_default_app_resolver(lambda: cast(h.CanvasApp, fake))
     yield fake
-    h.set_default_app_resolver(signature_module._current_app)
+    h.set_default_app_resolver(canvas_app_module._current_app)
 
 
 class Side:
@@ -281,7 +281,7 @@ def test_without_an_app_of_its_own_a_signature_uses_the_current_app(
     import hare_compat._state as state
 
     monkeypatch.setattr(state, "get_current_app", lambda: fake)
-    monkeypatch.setattr(signature_module, "_resolve_default", signature_module._current_app)
+    monkeypatch.setattr(canvas_app_module, "_resolve_default", canvas_app_module._current_app)
     h.signature("t.add", (1,)).delay()
     assert [m.task for plan in fake.plans for _, m in plan.publish] == ["t.add"]
 

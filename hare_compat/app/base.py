@@ -6,8 +6,10 @@ and starts `hare worker proj.celery:app`. The app reads its settings lazily (see
 finalizes; tasks are shared with every app), routes and sends through the hare app built
 from the settings on first use (`app.hare`), and turns `beat_schedule` into hare's
 beat-less periodic tasks when a worker loads it (`__hare_app__`). Its configuration
-(`hare_compat.app.configuration`), worker options (`hare_compat.app.worker_options`) and
-sending (`hare_compat.app.publishing`) are mixins of their own.
+(`hare_compat.app.configuration`), worker options (`hare_compat.app.worker_options`),
+sending (`hare_compat.app.publishing`), bound classes (`app.AsyncResult`...:
+`hare_compat.app.bound_classes`) and periodic tasks (`hare_compat.app.beat`) are mixins of
+their own.
 """
 
 from __future__ import annotations
@@ -19,37 +21,37 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, cast, overload
+from typing import Any, overload
 
 from hare.app import Hare
 from hare.errors import NotSupportedError
 from hare_compat import _state, signals
-from hare_compat.app import beat, djangofixup, loader
+from hare_compat.app import djangofixup, loader
+from hare_compat.app.autoretry import add_autoretry_behaviour
 from hare_compat.app.backend import Backend
+from hare_compat.app.beat import PeriodicTasks
+from hare_compat.app.bound_classes import BoundClasses
 from hare_compat.app.builtins import add_builtin_tasks
 from hare_compat.app.conf import Settings
 from hare_compat.app.configuration import Configuration
+from hare_compat.app.control import Control
+from hare_compat.app.factory import task_from_function
 from hare_compat.app.mapping import hare_settings
 from hare_compat.app.publishing import Publishing
 from hare_compat.app.registry import Promise, TaskRegistry
 from hare_compat.app.routes import AMQP
+from hare_compat.app.task import Task as TaskType
 from hare_compat.app.trace import CELERY_LOGGERS
 from hare_compat.app.worker_options import WorkerOptions
 from hare_compat.app.worker_options import worker_concurrency as worker_concurrency
+from hare_compat.utils import bugreport
 from hare_compat.utils.local import Proxy
 from hare_compat.worker import control as worker_control
-
-if TYPE_CHECKING:
-    from hare_compat.app.control import Control
-    from hare_compat.app.task import Task as TaskType
-    from hare_compat.result import AsyncResult as AsyncResultType
-    from hare_compat.result import GroupResult as GroupResultType
-    from hare_compat.result import ResultSet as ResultSetType
 
 __all__ = ("Celery",)
 
 
-class Celery(Configuration, WorkerOptions, Publishing):
+class Celery(Configuration, WorkerOptions, Publishing, BoundClasses, PeriodicTasks):
     """Celery's app: settings, tasks, routing, sending; `app.hare` is the hare app behind it."""
 
     def __init__(
@@ -76,18 +78,13 @@ class Celery(Configuration, WorkerOptions, Publishing):
         **kwargs: Any,
     ) -> None:
         machinery = {"loader": loader, "amqp": amqp, "events": events, "log": log}
-        machinery |= {"control": control, "tasks": tasks}
-        for option, value in machinery.items():
-            if value is not None:
-                raise NotSupportedError(f"Celery({option}=)", "hare has no pluggable machinery")
+        _refuse_machinery(machinery | {"control": control, "tasks": tasks})
         self.main = main
         self.autofinalize = autofinalize
         self.strict_typing = strict_typing
         self.set_as_current = set_as_current
-        preconf = dict(changes or {})
         auto = {"broker_url": broker, "result_backend": backend, "include": include, **kwargs}
-        preconf |= {key: value for key, value in auto.items() if value is not None}
-        self._conf = Settings(preconf, auto=set(auto), on_load=self._load_config)
+        self._conf = Settings(_given(changes, auto), auto=set(auto), on_load=self._load_config)
         if config_source is not None:
             self._conf.set_source(config_source, namespace=namespace, silent=config_source_silent)
         elif namespace:
@@ -106,18 +103,22 @@ class Celery(Configuration, WorkerOptions, Publishing):
         self._serving = False
         self._periodics: set[str] = set()
         self._django = fixups is None and djangofixup.uses_django()
-        self.on_configure = signals.Signal("app.on_configure")
-        self.on_after_configure = signals.Signal("app.on_after_configure")
-        self.on_after_finalize = signals.Signal("app.on_after_finalize")
-        self.on_after_fork = signals.NeverSent(
-            "app.on_after_fork", "hare's worker processes are started afresh, never forked"
-        )
+        self._add_signals()
         if set_as_current:
             self.set_current()
         if self._django and _state.default_app is None:
             self.set_default()
         _state.register_app(self)
         self.on_init()
+
+    def _add_signals(self) -> None:
+        """The app's own signals, as Celery's (`on_after_fork` is never sent)."""
+        self.on_configure = signals.Signal("app.on_configure")
+        self.on_after_configure = signals.Signal("app.on_after_configure")
+        self.on_after_finalize = signals.Signal("app.on_after_finalize")
+        self.on_after_fork = signals.NeverSent(
+            "app.on_after_fork", "hare's worker processes are started afresh, never forked"
+        )
 
     def on_init(self) -> None:
         """Called at the end of `__init__` (override it in a subclass, as in Celery)."""
@@ -154,70 +155,10 @@ class Celery(Configuration, WorkerOptions, Publishing):
 
     def create_task_cls(self) -> type[TaskType]:
         """A subclass of `task_cls` (Celery's Task by default) bound to this app."""
-        from hare_compat.app.task import Task
-
-        base: Any = self._task_cls or Task
+        base: Any = self._task_cls or TaskType
         if isinstance(base, str):
             base = loader.symbol_by_name(base)
         return type("Task", (base,), {"_app": self, "abstract": True, "__module__": __name__})
-
-    def subclass_with_self(
-        self,
-        Class: Any,
-        name: str | None = None,
-        attribute: str = "app",
-        reverse: str | None = None,
-        keep_reduce: bool = False,
-        **kw: Any,
-    ) -> type:
-        """A subclass of `Class` whose `attribute` is this app (`Class` or its import path).
-
-        Unless `keep_reduce`, its instances pickle as instances of `Class` (Celery's pickle
-        them through the current app's `reverse` attribute): the app is not pickled."""
-        base: type = loader.symbol_by_name(Class) if isinstance(Class, str) else Class
-        attrs: dict[str, Any] = {
-            attribute: self,
-            "__module__": base.__module__,
-            "__doc__": base.__doc__,
-            **kw,
-        }
-        if not keep_reduce:
-
-            def __reduce__(obj: Any) -> Any:
-                reduced = cast(Any, base).__reduce__(obj)
-                if isinstance(reduced, tuple) and reduced and reduced[0] is type(obj):
-                    return (base, *reduced[1:])
-                return reduced
-
-            attrs["__reduce__"] = __reduce__
-        return type(name or base.__name__, (base,), attrs)
-
-    # -- results -------------------------------------------------------------------------------
-
-    @cached_property
-    def AsyncResult(self) -> type[AsyncResultType]:
-        """`app.AsyncResult(id)`: a handle on the result of a task (the class, bound to
-        this app, as Celery's)."""
-        from hare_compat.result import AsyncResult
-
-        bound: type[AsyncResult] = self.subclass_with_self(AsyncResult)
-        return bound
-
-    @cached_property
-    def GroupResult(self) -> type[GroupResultType]:
-        """`app.GroupResult(id, results)`: a handle on the results of a group (bound)."""
-        from hare_compat.result import GroupResult
-
-        bound: type[GroupResult] = self.subclass_with_self(GroupResult, attribute="_app")
-        return bound
-
-    @cached_property
-    def ResultSet(self) -> type[ResultSetType]:
-        """`app.ResultSet(results)`: a handle on several results (bound to this app)."""
-        from hare_compat.result import ResultSet
-
-        bound: type[ResultSet] = self.subclass_with_self(ResultSet, attribute="_app")
-        return bound
 
     def type_checker(self, fun: Callable[..., Any], bound: bool = False) -> Any:
         """A function with `fun`'s parameters that raises `TypeError` for a call `fun`
@@ -270,8 +211,6 @@ class Celery(Configuration, WorkerOptions, Publishing):
         return create(**opts)
 
     def _task_from_fun(self, fun: Callable[..., Any], **options: Any) -> TaskType:
-        from hare_compat.app.task import task_from_function
-
         with self._lock:
             task = task_from_function(self, fun, **options)
             if self._serving:
@@ -281,8 +220,6 @@ class Celery(Configuration, WorkerOptions, Publishing):
     def register_task(self, task: Any, **options: Any) -> Any:
         """Register a class-based task (Celery's `app.register_task`): an instance, or a
         `Task` subclass, which is instantiated as Celery does."""
-        from hare_compat.app.autoretry import add_autoretry_behaviour
-
         if inspect.isclass(task):
             task = task()
         if not task.name:
@@ -397,47 +334,7 @@ class Celery(Configuration, WorkerOptions, Publishing):
     @cached_property
     def control(self) -> Control:
         """Remote control and inspection (`hare.control`)."""
-        from hare_compat.app.control import Control
-
         return Control(self)
-
-    # -- periodic tasks ----------------------------------------------------------------------
-
-    def add_periodic_task(
-        self,
-        schedule: Any,
-        sig: Any,
-        args: Any = (),
-        kwargs: Any = (),
-        name: str | None = None,
-        **opts: Any,
-    ) -> str:
-        """Add a `beat_schedule` entry for `sig` (a signature or a task) every `schedule`."""
-        key, entry = beat.signature_entry(sig, args, kwargs, name, opts)
-        entry["schedule"] = schedule
-        with self._lock:
-            if not self.configured:
-                self._pending_periodic.append((key, entry))
-                return key
-            self.conf.beat_schedule[key] = entry
-            if self._serving:
-                self._add_periodics()
-        return key
-
-    def _add_periodics(self) -> None:
-        hare = self.hare
-        for key, spec in dict(self.conf.beat_schedule).items():
-            if key in self._periodics:
-                continue
-            entry = beat.periodic(
-                key, spec, zone=lambda: self.timezone_name, route=self._route_queue
-            )
-            beat.register(hare, entry)
-            self._periodics.add(key)
-
-    def _route_queue(self, task: str, options: dict[str, Any]) -> str:
-        queue: str = self.router.route(options, task)["queue"]
-        return queue
 
     # -- Celery's other entry points ---------------------------------------------------------
 
@@ -450,8 +347,6 @@ class Celery(Configuration, WorkerOptions, Publishing):
 
     def bugreport(self) -> str:
         """Versions and settings to paste into a bug report."""
-        from hare_compat.utils import bugreport
-
         return bugreport(self)
 
     def start(self, argv: Any = None) -> None:
@@ -459,3 +354,20 @@ class Celery(Configuration, WorkerOptions, Publishing):
 
     def worker_main(self, argv: Any = None) -> None:
         raise NotSupportedError("Celery.worker_main()", "run `hare worker module:app` instead")
+
+
+def _refuse_machinery(machinery: Mapping[str, Any]) -> None:
+    """Celery's pluggable machinery (`loader=`, `amqp=`...): hare has none to plug into."""
+    for option, value in machinery.items():
+        if value is not None:
+            raise NotSupportedError(f"Celery({option}=)", "hare has no pluggable machinery")
+
+
+def _given(changes: Mapping[str, Any] | None, auto: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings given to `Celery(...)`: `changes`, then the arguments that were given."""
+    return {**(changes or {}), **{key: value for key, value in auto.items() if value is not None}}
+
+
+# `current_app` before any app was created: this default one (`hare_compat._state` sits below
+# the app, so it is told how to make one).
+_state.set_default_app_factory(lambda: Celery("default", set_as_current=False))

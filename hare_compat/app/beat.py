@@ -13,14 +13,20 @@ import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hare.app import Hare
 from hare.errors import ConfigurationError, NotSupportedError
 from hare.periodic.schedules import Schedule
 from hare_compat.schedules import to_hare
 
-__all__ = ("Periodic", "periodic", "register", "signature_entry", "zone_name")
+if TYPE_CHECKING:
+    from threading import RLock
+
+    from hare_compat.app.conf import Settings
+    from hare_compat.app.routes import Router
+
+__all__ = ("Periodic", "PeriodicTasks", "periodic", "register", "signature_entry", "zone_name")
 
 _ENTRY_KEYS = {"task", "schedule", "args", "kwargs", "options", "relative"}
 _OPTIONS = {"queue", "expires"}
@@ -146,3 +152,64 @@ def register(hare: Hare, entry: Periodic) -> None:
         queue=entry.queue,
         **extra,
     )
+
+
+class PeriodicTasks:
+    """`add_periodic_task` of a Celery app, and the schedules a serving worker registers.
+
+    A mixin of `hare_compat.app.base.Celery`: periodic tasks are one concept, this module's.
+    """
+
+    _lock: RLock
+    _pending_periodic: list[tuple[str, dict[str, Any]]]
+    _periodics: set[str]
+    _serving: bool
+    configured: bool
+
+    if TYPE_CHECKING:
+
+        @property
+        def conf(self) -> Settings: ...
+
+        @property
+        def hare(self) -> Hare: ...
+
+        @property
+        def router(self) -> Router: ...
+
+        @property
+        def timezone_name(self) -> str: ...
+
+    def add_periodic_task(
+        self,
+        schedule: Any,
+        sig: Any,
+        args: Any = (),
+        kwargs: Any = (),
+        name: str | None = None,
+        **opts: Any,
+    ) -> str:
+        """Add a `beat_schedule` entry for `sig` (a signature or a task) every `schedule`."""
+        key, entry = signature_entry(sig, args, kwargs, name, opts)
+        entry["schedule"] = schedule
+        with self._lock:
+            if not self.configured:
+                self._pending_periodic.append((key, entry))
+                return key
+            self.conf.beat_schedule[key] = entry
+            if self._serving:
+                self._add_periodics()
+        return key
+
+    def _add_periodics(self) -> None:
+        hare = self.hare
+        for key, spec in dict(self.conf.beat_schedule).items():
+            if key in self._periodics:
+                continue
+            entry = periodic(key, spec, zone=lambda: self.timezone_name, route=self._route_queue)
+            register(hare, entry)
+            self._periodics.add(key)
+
+    def _route_queue(self, task: str, options: dict[str, Any]) -> str:
+        queue: str = self.router.route(options, task)["queue"]
+        return queue

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hare_compat.app.factory import task_from_function
 from hare_compat.app.replacing import ACCUMULATE, accumulate
+from hare_compat.canvas_signature import signature
 
 __all__ = ("add_builtin_tasks",)
 
@@ -14,8 +16,6 @@ __all__ = ("add_builtin_tasks",)
 def add_builtin_tasks(app: Any) -> None:
     """Register the built-ins `app` does not have yet (Celery's `connect_on_app_finalize`
     ones, those hare serves)."""
-    from hare_compat.app.task import task_from_function
-    from hare_compat.canvas_signature import signature
 
     def xmap(task: Any, it: Any) -> list[Any]:
         """Celery's `celery.map`: the task called on each item."""

@@ -10,7 +10,8 @@ namespace a configuration must not mix old and new names.
 When the configuration is first read every setting found is checked against
 `hare_compat.app.support` (refused values raise `NotSupportedError`; notice-only settings log
 one notice each; see `hare_compat.app.validation`); a value set afterwards is checked when it
-is set.
+is set. Celery's search by namespace and key (`find_option`) is a mixin of its own
+(`hare_compat.app.conf_search`).
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ from collections.abc import (
     ValuesView,
 )
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from hare_compat.app.censoring import censored as _censored
+from hare_compat.app.conf_search import SearchResult as SearchResult
+from hare_compat.app.conf_search import SettingsSearch
 from hare_compat.app.defaults import DEFAULTS, NEW_TO_OLD, OLD_TO_NEW, default
 from hare_compat.app.loader import resolve, source_get
 from hare_compat.app.mapping import check
@@ -65,16 +68,7 @@ class _State:
     observers: list[Callable[..., Any]] = field(default_factory=list)
 
 
-class SearchResult(NamedTuple):
-    """What `find_option` finds: Celery's `(namespace, key, type)`; `type` is the default
-    value here (hare_compat keeps no option types)."""
-
-    namespace: str | None
-    key: str
-    type: Any
-
-
-class Settings(SettingsValidation, MutableMapping[str, Any]):
+class Settings(SettingsValidation, SettingsSearch, MutableMapping[str, Any]):
     """Celery's settings by attribute (`conf.task_routes`) or item (`conf["task_routes"]`).
 
     A mapping as Celery's `app.conf`: its keys are every Celery setting and the other names
@@ -358,28 +352,6 @@ class Settings(SettingsValidation, MutableMapping[str, Any]):
         self.load()
         return self
 
-    def find_option(self, name: str, namespace: str = "") -> SearchResult:
-        """`(namespace, key, default)` of the setting `name` names, in `namespace` first
-        (`find_option("disable_rate_limits")` -> `("worker", "disable_rate_limits", False)`)."""
-        name, namespace = name.lower(), namespace.lower()
-        if namespace and f"{namespace}_{name}" in DEFAULTS:
-            return SearchResult(namespace, name, DEFAULTS[f"{namespace}_{name}"])
-        for full in DEFAULTS:
-            prefix, _, rest = full.partition("_")
-            if rest == name and full not in _BARE_NAMES:
-                return SearchResult(prefix, name, DEFAULTS[full])
-        if name in DEFAULTS:
-            return SearchResult(None, name, DEFAULTS[name])
-        raise KeyError(name)
-
-    def find_value_for_key(self, name: str, namespace: str = "celery") -> Any:
-        """The value of the setting `find_option(name, namespace)` finds."""
-        return self.get_by_parts(*self.find_option(name, namespace)[:-1])
-
-    def get_by_parts(self, *parts: str | None) -> Any:
-        """`get_by_parts("worker", "disable_rate_limits")` is `conf.worker_disable_rate_limits`."""
-        return self["_".join(part for part in parts if part)]
-
     def without_defaults(self) -> dict[str, Any]:
         """The settings the user set, by lowercase name (a dict, where Celery gives a view)."""
         return self.table(censored=False)
@@ -416,9 +388,3 @@ class Settings(SettingsValidation, MutableMapping[str, Any]):
         return self is other
 
     __hash__ = object.__hash__
-
-
-#: Settings with no namespace (`find_option` takes them by their whole name).
-_BARE_NAMES = frozenset(
-    {"accept_content", "result_accept_content", "enable_utc", "imports", "include", "timezone"}
-)

@@ -3,7 +3,8 @@ timezone they name.
 
 A mixin of `hare_compat.app.base.Celery`, kept apart because it is one concept: `app.conf`
 (a `hare_compat.app.conf.Settings`), `config_from_object` / `config_from_envvar`,
-`add_defaults`, what happens when the configuration is first read, and the app's timezone.
+`add_defaults`, what happens when the configuration is first read, and the app's timezone;
+and `conf_get`, how the rest of hare_compat reads one setting of an app.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from hare.signals import Signal
     from hare_compat.app.conf import Settings
 
-__all__ = ("Configuration",)
+__all__ = ("Configuration", "conf_get")
 
 
 class Configuration:
@@ -110,3 +111,12 @@ class Configuration:
 
     def uses_utc_timezone(self) -> bool:
         return self.timezone_name == "UTC"
+
+
+def conf_get(app: Any, name: str, default: Any = None) -> Any:
+    """A Celery setting of `app`, or `default` when the app has no such setting."""
+    try:
+        value = app.conf[name]
+    except (KeyError, LookupError, AttributeError, TypeError):
+        return default
+    return default if value is None else value

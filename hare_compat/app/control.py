@@ -9,21 +9,25 @@ takes Celery's arguments with Celery's defaults; None for `timeout` or `signal` 
 default, as in Celery.
 
 Commands that change a worker (`rate_limit`, `time_limit`, `add_consumer`, `shutdown`,
-`pool_grow`...) raise `NotSupportedError` naming the command: hare workers would not obey
-them, and a command half the fleet ignores must not look done. `broadcast(command, ...)`
-still sends any command, for Celery workers. Read-only `inspect()` commands go to every
-worker: those hare workers do not know are answered `{"error": ...}` by them.
+`pool_grow`...) raise `NotSupportedError` naming the command
+(`hare_compat.app.control_refused`): hare workers would not obey them, and a command half the
+fleet ignores must not look done. `broadcast(command, ...)` still sends any command, for
+Celery workers. Read-only `inspect()` commands go to every worker: those hare workers do not
+know are answered `{"error": ...}` by them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hare.control.client import Control as AsyncControl
 from hare.control.client import Inspect as AsyncInspect
 from hare.errors import NotFound, NotSupportedError
+from hare_compat import _state
+from hare_compat.app.control_refused import RefusedCommands
+from hare_compat.app.routes import declared_queues
 
 if TYPE_CHECKING:
     from hare_compat.app.base import Celery
@@ -31,31 +35,6 @@ if TYPE_CHECKING:
 __all__ = ("Control", "Inspect")
 
 T = TypeVar("T")
-
-#: Commands only Celery workers obey -> why hare's do not.
-_NOT_OBEYED = {
-    "add_consumer": "hare workers consume the queues they were started with (-Q)",
-    "cancel_consumer": "hare workers consume the queues they were started with (-Q)",
-    "autoscale": "hare workers do not autoscale",
-    "pool_grow": "hare workers have no pool to resize (-c sets the concurrency)",
-    "pool_shrink": "hare workers have no pool to resize (-c sets the concurrency)",
-    "pool_restart": "hare workers have no pool to restart",
-    "enable_events": "hare sends no Celery events",
-    "disable_events": "hare sends no Celery events",
-    "heartbeat": "hare sends no Celery events",
-    "rate_limit": "hare workers take rate limits from the tasks' rate_limit",
-    "time_limit": "hare workers take time limits from the tasks' time_limit/soft_time_limit",
-    "shutdown": "stop hare workers with SIGTERM (they drain first)",
-    "election": "hare has no worker elections",
-}
-
-
-def _refuse(command: str) -> NoReturn:
-    raise NotSupportedError(
-        f"app.control.{command}()",
-        f"{_NOT_OBEYED[command]}; app.control.broadcast({command!r}, ...) still reaches "
-        "Celery workers",
-    )
 
 
 def _no_connection(method: str, connection: Any, channel: Any = None) -> None:
@@ -66,14 +45,12 @@ def _no_connection(method: str, connection: Any, channel: Any = None) -> None:
             )
 
 
-class Control:
+class Control(RefusedCommands):
     """Celery's `app.control` for one app (the current app when `app` is None)."""
 
     def __init__(self, app: Celery | None = None) -> None:
         if app is None:
-            from hare_compat._state import get_current_app
-
-            app = get_current_app()
+            app = _state.get_current_app()
         self.app = app
 
     def _run(self, use: Callable[[AsyncControl], Coroutine[Any, Any, T]]) -> T:
@@ -210,8 +187,6 @@ class Control:
         queues, and are not discarded (Celery's purge leaves those held by workers too)."""
         _no_connection("purge", connection)
         conf = self.app.conf
-        from hare_compat.app.routes import declared_queues
-
         names = list(declared_queues(conf.task_queues)) or [conf.task_default_queue]
 
         async def purge(c: AsyncControl) -> int:
@@ -226,84 +201,6 @@ class Control:
         return self._run(purge)
 
     discard_all = purge
-
-    # -- commands hare workers do not obey -----------------------------------------------------
-
-    def election(self, id: str, topic: str, action: Any = None, connection: Any = None) -> NoReturn:
-        _refuse("election")
-
-    def rate_limit(
-        self,
-        task_name: str,
-        rate_limit: Any,
-        destination: Sequence[str] | None = None,
-        **kwargs: Any,
-    ) -> NoReturn:
-        _refuse("rate_limit")
-
-    def time_limit(
-        self,
-        task_name: str,
-        soft: float | None = None,
-        hard: float | None = None,
-        destination: Sequence[str] | None = None,
-        **kwargs: Any,
-    ) -> NoReturn:
-        _refuse("time_limit")
-
-    def add_consumer(
-        self,
-        queue: str,
-        exchange: str | None = None,
-        exchange_type: str = "direct",
-        routing_key: str | None = None,
-        options: Any = None,
-        destination: Sequence[str] | None = None,
-        **kwargs: Any,
-    ) -> NoReturn:
-        _refuse("add_consumer")
-
-    def cancel_consumer(
-        self, queue: str, destination: Sequence[str] | None = None, **kwargs: Any
-    ) -> NoReturn:
-        _refuse("cancel_consumer")
-
-    def enable_events(self, destination: Sequence[str] | None = None, **kwargs: Any) -> NoReturn:
-        _refuse("enable_events")
-
-    def disable_events(self, destination: Sequence[str] | None = None, **kwargs: Any) -> NoReturn:
-        _refuse("disable_events")
-
-    def heartbeat(self, destination: Sequence[str] | None = None, **kwargs: Any) -> NoReturn:
-        _refuse("heartbeat")
-
-    def pool_grow(
-        self, n: int = 1, destination: Sequence[str] | None = None, **kwargs: Any
-    ) -> NoReturn:
-        _refuse("pool_grow")
-
-    def pool_shrink(
-        self, n: int = 1, destination: Sequence[str] | None = None, **kwargs: Any
-    ) -> NoReturn:
-        _refuse("pool_shrink")
-
-    def pool_restart(
-        self,
-        modules: Any = None,
-        reload: bool = False,
-        reloader: Any = None,
-        destination: Sequence[str] | None = None,
-        **kwargs: Any,
-    ) -> NoReturn:
-        _refuse("pool_restart")
-
-    def autoscale(
-        self, max: int, min: int, destination: Sequence[str] | None = None, **kwargs: Any
-    ) -> NoReturn:
-        _refuse("autoscale")
-
-    def shutdown(self, destination: Sequence[str] | None = None, **kwargs: Any) -> NoReturn:
-        _refuse("shutdown")
 
 
 def _reply_options(

@@ -21,15 +21,18 @@ from typing import TYPE_CHECKING, Any
 from hare.context import TaskContext, current, running
 from hare.core.message import Message
 from hare.errors import NotSupportedError
-from hare_compat.app.request import PENDING_UPDATES, Context, top_task
-from hare_compat.app.trace import EagerOutcome, Tracer, adrive, drive, is_async_task
+from hare_compat._state import top_task
+from hare_compat.app.configuration import conf_get
+from hare_compat.app.request import PENDING_UPDATES, Context
+from hare_compat.app.steps import adrive, drive
+from hare_compat.app.trace import EagerOutcome, Tracer, is_async_task
 from hare_compat.exceptions import Retry
+from hare_compat.result import EagerResult
 
 if TYPE_CHECKING:
     from hare_compat.app.task import Task
-    from hare_compat.result import EagerResult
 
-__all__ = ("EagerCall", "aupdate_state", "dispatch_callbacks", "update_state")
+__all__ = ("EagerCall", "aupdate_state", "update_state")
 
 logger = logging.getLogger("hare_compat.task")
 
@@ -59,8 +62,6 @@ class EagerCall:
         headers: Mapping[str, Any] | None,
         options: Mapping[str, Any],
     ) -> None:
-        from hare_compat.app.task import conf_get
-
         app = task._get_app()
         self.task = task
         self.args = args or ()
@@ -173,8 +174,6 @@ class EagerCall:
         return True
 
     def _result(self, outcome: EagerOutcome) -> EagerResult:
-        from hare_compat.result import EagerResult
-
         return EagerResult(
             self.task_id, outcome.retval, outcome.state, traceback=outcome.traceback,
             name=self.task.name,
@@ -193,20 +192,6 @@ def _run_to_completion(task: Task, coro: Coroutine[Any, Any, EagerOutcome]) -> E
         "it cannot block the loop it needs: use `await task.aapply(...)` / "
         "`await task.adelay(...)`, or run it on a worker",
     )
-
-
-def dispatch_callbacks(task: Task, request: Context, retval: Any) -> None:
-    """Eager mode: send (or, with task_always_eager, run) the `link` callbacks with `retval`."""
-    if not request.callbacks:
-        return
-    from hare_compat.app.task_canvas import canvas_object
-
-    maybe_signature = canvas_object("maybe_signature")
-    for callback in request.callbacks:
-        signature = maybe_signature(callback, app=task._get_app())
-        signature.apply_async(
-            (retval,), parent_id=request.id, root_id=request.root_id or request.id
-        )
 
 
 # -- update_state -----------------------------------------------------------------------------

@@ -1,27 +1,18 @@
 """`Task.request`: Celery's `Context`, built from the message hare's worker is running.
 
-Celery keeps each task's requests on a thread-local stack. Async tasks share one thread, so
-here the stack lives in a `ContextVar`: every asyncio task and every pool thread sees its own.
+The stack of running requests (Celery's thread-local one, a `ContextVar` here) is in
+`hare_compat._state`, beside `current_task`, which reads it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from contextvars import ContextVar
 from typing import Any
 
 from hare.context import TaskContext
 
-__all__ = (
-    "PENDING_UPDATES",
-    "Context",
-    "current_request",
-    "from_hare",
-    "pop_request",
-    "push_request",
-    "top_task",
-)
+__all__ = ("PENDING_UPDATES", "Context", "from_hare")
 
 #: Headers hare uses for itself; they are not the user's `request.headers`.
 _HARE_HEADER_PREFIX = "hare-"
@@ -184,41 +175,6 @@ def from_hare(context: TaskContext) -> Context:
     )
 
 
-# -- the request stack ----------------------------------------------------------------------
-
-_stack: ContextVar[tuple[tuple[object, Context], ...]] = ContextVar(
-    "hare_compat_requests", default=()
-)
-
-
-def push_request(task: object, request: Context) -> None:
-    """Make `request` the current request of `task` (until `pop_request`)."""
-    _stack.set((*_stack.get(), (task, request)))
-
-
-def pop_request(task: object) -> None:
-    """Drop the most recent request of `task`."""
-    stack = _stack.get()
-    for index in range(len(stack) - 1, -1, -1):
-        if stack[index][0] is task:
-            _stack.set(stack[:index] + stack[index + 1 :])
-            return
-
-
-def current_request(task: object) -> Context | None:
-    """The current request of `task` in this thread or asyncio task, if it runs."""
-    for owner, request in reversed(_stack.get()):
-        if owner is task:
-            return request
-    return None
-
-
 #: Background stores of `update_state` called on an event loop, by task id: the task's
 #: wrapper awaits them before the task's own result is recorded (see app.eager).
 PENDING_UPDATES: dict[str, asyncio.Task[None]] = {}
-
-
-def top_task() -> tuple[object, Context] | None:
-    """The task (and its request) running innermost here: Celery's `current_task`."""
-    stack = _stack.get()
-    return stack[-1] if stack else None

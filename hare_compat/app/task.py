@@ -1,11 +1,13 @@
-"""Celery's `Task` over hare: the base class, `self.request`, `retry`, calling, eager mode.
+"""Celery's `Task` over hare: the base class, its binding to an app, `self.request`, state.
 
-`@app.task` makes a subclass of the app's `Task` per function (Celery's way), whose single
-instance is the task: `run` is the function, `self.request` the running call. On the worker
-the hare task registered for it runs `hare_compat.app.trace.make_entry`'s wrapper, which
-builds the request from hare's context, runs the hooks and turns `Retry` / `Reject` /
-`Ignore` into hare's signals. `async def` tasks work alike: their wrapper is a coroutine
-function, so hare's worker runs them on its loop. Signatures and the other workflow methods
+`@app.task` makes a subclass of the app's `Task` per function (Celery's way,
+`hare_compat.app.factory`), whose single instance is the task: `run` is the function,
+`self.request` the running call. On the worker the hare task registered for it runs
+`hare_compat.app.worker_entry.make_entry`'s wrapper, which builds the request from hare's
+context, runs the hooks and turns `Retry` / `Reject` / `Ignore` into hare's signals.
+`async def` tasks work alike: their wrapper is a coroutine function, so hare's worker runs
+them on its loop. Calling (`delay`, `apply_async`, `apply`, `retry`:
+`hare_compat.app.task_calling`), signatures and the other workflow methods
 (`hare_compat.app.task_canvas`) and the handlers a subclass overrides
 (`hare_compat.app.task_handlers`) are mixins of their own.
 """
@@ -14,34 +16,35 @@ from __future__ import annotations
 
 import inspect
 import types
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from hare.core.codec import get_serializer
 from hare.errors import NotSupportedError
-from hare_compat.app import calling, eager
-from hare_compat.app.request import Context, current_request, pop_request, push_request
+from hare_compat._state import current_request, pop_request, push_request
+from hare_compat.app import eager
+from hare_compat.app.configuration import conf_get
+from hare_compat.app.request import Context
+from hare_compat.app.task_calling import TaskCalling
 from hare_compat.app.task_canvas import TaskCanvas
 from hare_compat.app.task_handlers import TaskHandlers
 from hare_compat.app.task_options import check_values
-from hare_compat.app.trace import after_signal, make_entry
+from hare_compat.app.worker_entry import after_signal, make_entry
 from hare_compat.exceptions import (
     ImproperlyConfigured,
     MaxRetriesExceededError,
     OperationalError,
-    Retry,
 )
+from hare_compat.exceptions import Retry as Retry  # Celery's celery.app.task has it too
 from hare_compat.ratelimit import RateLimiter, parse_rate
+from hare_compat.result import AsyncResult
 
 if TYPE_CHECKING:
     from hare.app import Hare
     from hare.task import Task as HareTask
-    from hare_compat.result import AsyncResult as _AsyncResult
-    from hare_compat.result import EagerResult
 
-__all__ = ("Context", "Task", "task_from_function")
+__all__ = ("Context", "Task")
 
 #: Celery's `from_config`: task attribute -> the setting that gives its default.
 _FROM_CONFIG = (
@@ -56,16 +59,7 @@ _FROM_CONFIG = (
 )
 
 
-def conf_get(app: Any, name: str, default: Any = None) -> Any:
-    """A Celery setting of `app`, or `default` when the app has no such setting."""
-    try:
-        value = app.conf[name]
-    except (KeyError, LookupError, AttributeError, TypeError):
-        return default
-    return default if value is None else value
-
-
-class Task(TaskCanvas, TaskHandlers):
+class Task(TaskCalling, TaskCanvas, TaskHandlers):
     """Celery's task base class: subclass it (`base=`, `app.Task`) to add hooks or defaults."""
 
     MaxRetriesExceededError = MaxRetriesExceededError
@@ -162,6 +156,16 @@ class Task(TaskCanvas, TaskHandlers):
     def app(self) -> Any:
         return self._get_app()
 
+    @classmethod
+    def _overrides(cls, attr: str) -> bool:
+        """Whether this class overrides `attr` of hare_compat's base `Task`."""
+        for klass in cls.__mro__:
+            if klass is Task or klass is object:
+                return False
+            if attr in klass.__dict__:
+                return True
+        return False
+
     def bind_hare(self, hare_app: Hare) -> None:
         """Register this task's worker entry with the finalized hare app (once per app).
 
@@ -254,150 +258,9 @@ class Task(TaskCanvas, TaskHandlers):
             self.request.children.append(result)
         return result
 
-    # -- sending ----------------------------------------------------------------------------
-
-    def delay(self, *args: Any, **kwargs: Any) -> _AsyncResult:
-        """Send the task to a worker: `apply_async(args, kwargs)`."""
-        return self.apply_async(args, kwargs)
-
-    async def adelay(self, *args: Any, **kwargs: Any) -> _AsyncResult:
-        """`delay` for async code (hare's addition)."""
-        return await self.aapply_async(args, kwargs)
-
-    def apply_async(
-        self,
-        args: Sequence[Any] | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        task_id: str | None = None,
-        producer: Any = None,
-        link: Any = None,
-        link_error: Any = None,
-        shadow: str | None = None,
-        **options: Any,
-    ) -> _AsyncResult:
-        """Send the task (or run it here with `task_always_eager`); Celery's options."""
-        options = calling.send_options(self, args, kwargs, producer, shadow, options)
-        args, kwargs = calling.dump_models(self, args, kwargs, options)
-        app = self._get_app()
-        if conf_get(app, "task_always_eager", False):
-            args, kwargs = calling.eager_arguments(self, args, kwargs)
-            return self.apply(
-                args, kwargs, task_id=task_id or str(uuid.uuid4()), link=link,
-                link_error=link_error, **options,
-            )  # fmt: skip
-        result: _AsyncResult = app.send_task(
-            self.name, args, kwargs, task_id=task_id, link=link, link_error=link_error,
-            task_type=self, **options,
-        )  # fmt: skip
-        return result
-
-    async def aapply_async(
-        self,
-        args: Sequence[Any] | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        task_id: str | None = None,
-        producer: Any = None,
-        link: Any = None,
-        link_error: Any = None,
-        shadow: str | None = None,
-        **options: Any,
-    ) -> _AsyncResult:
-        """`apply_async` for async code (hare's addition)."""
-        options = calling.send_options(self, args, kwargs, producer, shadow, options)
-        args, kwargs = calling.dump_models(self, args, kwargs, options)
-        app = self._get_app()
-        if conf_get(app, "task_always_eager", False):
-            args, kwargs = calling.eager_arguments(self, args, kwargs)
-            return await self.aapply(
-                args, kwargs, task_id=task_id or str(uuid.uuid4()), link=link,
-                link_error=link_error, **options,
-            )  # fmt: skip
-        result: _AsyncResult = await app.asend_task(
-            self.name, args, kwargs, task_id=task_id, link=link, link_error=link_error,
-            task_type=self, **options,
-        )  # fmt: skip
-        return result
-
-    def shadow_name(self, args: Any, kwargs: Any, options: Any) -> str | None:
-        """Override to name the task differently in worker logs and monitoring."""
-        return None
-
-    # -- eager ------------------------------------------------------------------------------
-
-    def apply(
-        self,
-        args: Sequence[Any] | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        link: Any = None,
-        link_error: Any = None,
-        task_id: str | None = None,
-        retries: int | None = None,
-        throw: bool | None = None,
-        logfile: str | None = None,
-        loglevel: int | None = None,
-        headers: Mapping[str, Any] | None = None,
-        **options: Any,
-    ) -> EagerResult:
-        """Run the task here, blocking, as a worker would; an `EagerResult`.
-
-        `throw` (default `task_eager_propagates`) re-raises the task's exception. An async
-        task is run to completion with `asyncio.run`; inside a running loop use `aapply`.
-        """
-        call = eager.EagerCall(
-            self, args, kwargs, link=link, link_error=link_error, task_id=task_id,
-            retries=retries, throw=throw, logfile=logfile, loglevel=loglevel, headers=headers,
-            options=options,
-        )  # fmt: skip
-        return call.run()
-
-    async def aapply(
-        self,
-        args: Sequence[Any] | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        link: Any = None,
-        link_error: Any = None,
-        task_id: str | None = None,
-        retries: int | None = None,
-        throw: bool | None = None,
-        logfile: str | None = None,
-        loglevel: int | None = None,
-        headers: Mapping[str, Any] | None = None,
-        **options: Any,
-    ) -> EagerResult:
-        """`apply` for async code: an async task runs on the running loop."""
-        call = eager.EagerCall(
-            self, args, kwargs, link=link, link_error=link_error, task_id=task_id,
-            retries=retries, throw=throw, logfile=logfile, loglevel=loglevel, headers=headers,
-            options=options,
-        )  # fmt: skip
-        return await call.arun()
-
-    # -- retrying ---------------------------------------------------------------------------
-
-    def retry(
-        self,
-        args: Sequence[Any] | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        exc: BaseException | None = None,
-        throw: bool = True,
-        eta: datetime | None = None,
-        countdown: float | None = None,
-        max_retries: int | None = None,
-        **options: Any,
-    ) -> Retry:
-        """Retry the task: raise `Retry` (the worker sends it again), Celery 5.7's semantics.
-
-        Past `max_retries` (the task's, or this call's) `exc` is re-raised, else
-        `MaxRetriesExceededError`. Called directly (not by a worker or `apply`), the current
-        exception (or `exc`) is re-raised.
-        """
-        return calling.retry(self, args, kwargs, exc, throw, eta, countdown, max_retries, options)
-
     # -- results and state ------------------------------------------------------------------
 
-    def AsyncResult(self, task_id: str, **kwargs: Any) -> _AsyncResult:
-        from hare_compat.result import AsyncResult
-
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:
         return AsyncResult(task_id, app=self._get_app(), task_name=self.name, **kwargs)
 
     def update_state(
@@ -445,7 +308,3 @@ def _explicit(cls: type[Task]) -> dict[str, Any]:
             continue
         values.update((k, v) for k, v in vars(klass).items() if not k.startswith("__"))
     return values
-
-
-# Celery's `task_from_fun` lives beside its class; re-exported here for `hare_compat.app.task`.
-from hare_compat.app.factory import task_from_function as task_from_function  # noqa: E402

@@ -2,15 +2,16 @@
 
 One traced call is a generator (`Tracer.steps`) that yields whatever must be awaited (an
 async task's coroutine, an async hook, a rate-limit wait); `drive` runs it for a sync task,
-`adrive` for an async one, so the rules live in one place.
+`adrive` for an async one (`hare_compat.app.steps`), so the rules live in one place.
 
 Order (Celery's `build_tracer`): `task_prerun`, `before_start`, the task (`__call__` when
 overridden, else `run`), then `on_success`, `on_retry` or `on_failure`, then the
 `task_success` / `task_retry` / `task_failure` signal, then `after_return` (not after a retry,
 a `Reject` or an `Ignore`), then `task_postrun`. In a worker, hare sends the signals around
-this wrapper, and calls the hare task's `after_signal` (`after_signal`, here) between the
-outcome's signal and `task_postrun`: the wrapper leaves `after_return` and the end of
-`self.request` to it, so receivers of `task_success` still see `sender.request`. In eager
+the task's wrapper (`hare_compat.app.worker_entry`), and calls the hare task's
+`after_signal` between the outcome's signal and `task_postrun`: the wrapper leaves
+`after_return` and the end of `self.request` to it (`take_awaiting`), so receivers of
+`task_success` still see `sender.request`. In eager
 mode (`apply`) there is no worker, so the tracer sends the signals itself, in that order.
 
 In a worker the outcome becomes one of hare's control signals: a `Retry` becomes
@@ -33,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 
 import hare_compat.states as states
 from hare import signals
-from hare.context import current
 from hare.errors import Ignore as HareIgnore
 from hare.errors import Reject as HareReject
 from hare.errors import Retry as HareRetry
@@ -45,13 +45,12 @@ from hare.worker.tracelog import RECEIVED as LOG_RECEIVED
 from hare.worker.tracelog import REJECTED as LOG_REJECTED
 from hare.worker.tracelog import RETRY as LOG_RETRY
 from hare.worker.tracelog import SUCCESS as LOG_SUCCESS
-from hare_compat.app.request import (
-    PENDING_UPDATES,
-    Context,
-    from_hare,
-    pop_request,
-    push_request,
-)
+from hare_compat._state import pop_request, push_request
+from hare_compat.app.request import PENDING_UPDATES, Context
+from hare_compat.app.steps import Steps
+from hare_compat.app.steps import adrive as adrive
+from hare_compat.app.steps import drive as drive
+from hare_compat.app.task_canvas import canvas_object
 from hare_compat.exceptions import Reject, Retry
 
 #: Where Celery's worker logs each task's lines: (received, ran). hare_compat apps' do too.
@@ -70,18 +69,17 @@ __all__ = (
     "EagerOutcome",
     "Tracer",
     "adrive",
-    "after_signal",
+    "dispatch_callbacks",
     "drive",
     "has_custom",
-    "make_entry",
+    "is_async_task",
+    "take_awaiting",
 )
 
 logger = logging.getLogger("hare_compat.task")
 
 #: States after which `after_return` is not called (Celery's IGNORE_STATES).
 _NO_AFTER_RETURN = frozenset({states.IGNORED, states.RETRY, states.REJECTED})
-
-Steps = Generator[Any, Any, Any]
 
 #: States after which hare's worker calls `after_signal` with `after_return` still to run.
 _AFTER_RETURN_STATES = frozenset({states.SUCCESS, states.FAILURE})
@@ -98,14 +96,7 @@ class EagerOutcome:
 
 def has_custom(task: Task, attr: str) -> bool:
     """Whether `task`'s class overrides `attr` of hare_compat's base `Task`."""
-    from hare_compat.app.task import Task
-
-    for klass in type(task).__mro__:
-        if klass is Task or klass is object:
-            return False
-        if attr in klass.__dict__:
-            return True
-    return False
+    return type(task)._overrides(attr)
 
 
 def is_async_task(task: Task) -> bool:
@@ -228,8 +219,6 @@ class Tracer:
     def _on_success(self, retval: Any) -> Steps:
         task = self.task
         if self.eager:
-            from hare_compat.app.eager import dispatch_callbacks
-
             dispatch_callbacks(task, self.request, retval)
         yield from self._hook("on_success", retval, self.request.id, self.args, self.kwargs)
         if self.eager:
@@ -305,6 +294,18 @@ class Tracer:
             )
 
 
+def dispatch_callbacks(task: Task, request: Context, retval: Any) -> None:
+    """Eager mode: send (or, with task_always_eager, run) the `link` callbacks with `retval`."""
+    if not request.callbacks:
+        return
+    maybe_signature = canvas_object("maybe_signature")
+    for callback in request.callbacks:
+        signature = maybe_signature(callback, app=task._get_app())
+        signature.apply_async(
+            (retval,), parent_id=request.id, root_id=request.root_id or request.id
+        )
+
+
 def _returned(value: Any) -> Steps:
     """What the task's body returned: a coroutine (an `async def` body) is awaited; any
     other value, awaitable or not (a result handle), is the task's return value."""
@@ -357,91 +358,15 @@ def _hare_reject(exc: Reject | HareReject) -> HareReject | HareRetry:
     return HareReject(reason, requeue=bool(exc.requeue))
 
 
-# -- drivers ----------------------------------------------------------------------------------
-
-
-def drive(steps: Steps) -> Any:
-    """Run a tracer's steps for a sync task; anything awaitable is an error in the task."""
-    throw: BaseException | None = None
-    while True:
-        try:
-            step = steps.send(None) if throw is None else steps.throw(throw)
-        except StopIteration as stop:
-            return stop.value
-        if inspect.iscoroutine(step):
-            step.close()
-        throw = TypeError(
-            f"{step!r} was returned where a value was expected: a sync task cannot await; "
-            "make the task (and its handlers) all `async def` or all plain `def`"
-        )
-
-
-async def adrive(steps: Steps) -> Any:
-    """Run a tracer's steps for an async task, awaiting what it yields."""
-    value: Any = None
-    throw: BaseException | None = None
-    while True:
-        try:
-            step = steps.send(value) if throw is None else steps.throw(throw)
-        except StopIteration as stop:
-            return stop.value
-        value, throw = None, None
-        try:
-            value = await step
-        except BaseException as exc:  # into the generator: it decides (and re-raises)
-            throw = exc
-
-
 #: The worker call of this context whose `after_return` waits for hare's `after_signal`.
 _AWAITING: ContextVar[Tracer | None] = ContextVar("hare_compat_awaiting", default=None)
 
 
-def after_signal(task: Task) -> Callable[[str, Any], Any]:
-    """The hare task's `after_signal` for `task`: ends the call its wrapper left open.
-
-    Returns the coroutine to await for an async task (hare's worker awaits it on the loop).
-    """
-
-    def end(state: str, retval: Any) -> Any:
-        tracer = _AWAITING.get()
-        if tracer is None or tracer.task is not task:
-            return None
-        _AWAITING.set(None)
-        if tracer.is_async:
-            return adrive(tracer.end(state))
-        return drive(tracer.end(state))
-
-    return end
-
-
-def make_entry(task: Task) -> Callable[..., Any]:
-    """The function hare's worker runs for `task`: a coroutine function when the task is async.
-
-    Outside a worker (no hare context) it is a plain call of the task.
-    """
-    source = getattr(task, "_decorated_fun", None) or type(task)
-    if is_async_task(task):
-
-        async def entry_async(*args: Any, **kwargs: Any) -> Any:
-            context = current()
-            if context is None:
-                return await task(*args, **kwargs)
-            tracer = Tracer(task, from_hare(context), args, kwargs, eager=False, is_async=True)
-            return await adrive(tracer.steps())
-
-        entry: Callable[..., Any] = entry_async
-    else:
-
-        def entry_sync(*args: Any, **kwargs: Any) -> Any:
-            context = current()
-            if context is None:
-                return task(*args, **kwargs)
-            tracer = Tracer(task, from_hare(context), args, kwargs, eager=False)
-            return drive(tracer.steps())
-
-        entry = entry_sync
-    entry.__name__ = getattr(source, "__name__", "task")
-    entry.__qualname__ = getattr(source, "__qualname__", entry.__name__)
-    entry.__module__ = getattr(source, "__module__", __name__)
-    entry.__doc__ = getattr(source, "__doc__", None)
-    return entry
+def take_awaiting(task: Task) -> Tracer | None:
+    """The worker call of `task` in this context still waiting for hare's `after_signal` to
+    end it, if any; it no longer waits."""
+    tracer = _AWAITING.get()
+    if tracer is None or tracer.task is not task:
+        return None
+    _AWAITING.set(None)
+    return tracer

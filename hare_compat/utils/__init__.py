@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+from hare_compat import _state
+
 __all__ = ("bugreport", "gen_unique_id", "uuid")
 
 
@@ -24,9 +26,8 @@ CELERY_API = "5.7"
 def bugreport(app: Any = None) -> str:
     """Versions and the settings that matter, to paste into a bug report (passwords hidden)."""
     from hare import __version__ as hare_version
-    from hare_compat._state import get_current_app
 
-    app = app if app is not None else get_current_app()
+    app = app if app is not None else _state.get_current_app()
     conf = app.conf.table(censored=True)
     broker = str(conf.get("broker_url") or "amqp://")
     lines = [

@@ -22,8 +22,6 @@ celery = pytest.importorskip("celery")
 
 #: What hare_compat's modules export that Celery's do not have, and why.
 HARE_ADDITIONS = {
-    "celery.app.task.task_from_function": "how @app.task makes a task class (Celery's is "
-    "celery.app.base's private _task_from_fun)",
     "celery.canvas.CanvasApp": "the protocol a signature's app satisfies (typing)",
     "celery.canvas.set_default_app_resolver": "where a signature without an app finds one",
     "celery.schedules.to_hare": "a beat_schedule entry's schedule as hare's",
