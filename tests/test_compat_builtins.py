@@ -8,8 +8,8 @@ import asyncio
 
 import pytest
 
+from hare.testing import running_worker
 from hare_compat import Celery
-from tests.runtime import running_worker
 
 pytestmark = pytest.mark.anyio
 

@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
+from hare.testing import eventually, running_worker
 from hare_compat import Celery, chain, chord, group
 from hare_compat.app.task import Task
-from tests.amqp.helpers import eventually
-from tests.runtime import running_worker
 
 pytestmark = pytest.mark.anyio
 

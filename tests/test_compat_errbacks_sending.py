@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from hare.testing import running_worker
 from hare_compat import Celery, Task
 from hare_compat.signals import task_received
-from tests.runtime import STAMP_HEADERS, running_worker, stamped_signature
+from tests.runtime import STAMP_HEADERS, stamped_signature
 
 pytestmark = pytest.mark.anyio
 

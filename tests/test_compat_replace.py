@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from hare.results.handle import AsyncResult
+from hare.testing import running_worker
 from hare_compat import Celery, chain, group
 from hare_compat.signals import task_received
-from tests.runtime import STAMP_HEADERS, running_worker
+from tests.runtime import STAMP_HEADERS
 
 pytestmark = pytest.mark.anyio
 

@@ -15,11 +15,11 @@ from hare.context import TaskContext, running
 from hare.core.message import Message
 from hare.errors import NotSupportedError
 from hare.results.state import TaskResult
+from hare.testing import memory_app
 from hare_compat import Celery, exceptions, states
 from hare_compat.canvas_result import GroupResult as CanvasGroupResult
 from hare_compat.result import AsyncResult, EagerResult, GroupResult, result_from_tuple
 from tests.compat_fake import FakeApp
-from tests.runtime import memory_app
 
 
 @pytest.fixture
@@ -195,7 +195,7 @@ def test_exceptions_are_celerys_names_and_hares_classes_where_hare_raises_them()
 
 @pytest.mark.anyio
 async def test_a_sync_task_that_returns_a_result_handle_stores_its_tuple() -> None:
-    from tests.runtime import running_worker
+    from hare.testing import running_worker
 
     app = Celery("handles", broker="memory://", backend="memory://", set_as_current=False)
     app.conf.task_default_queue = "work"

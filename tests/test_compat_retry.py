@@ -11,14 +11,12 @@ import pytest
 from hare import signals
 from hare.core.envelope import Delivery
 from hare.errors import NotSupportedError
-from hare.testing import ManualClock
+from hare.testing import ManualClock, drain, eventually, memory_app, running_worker
 from hare_compat.app import autoretry
 from hare_compat.app.autoretry import get_exponential_backoff_interval
 from hare_compat.app.task import Task
 from hare_compat.exceptions import MaxRetriesExceededError, Retry
-from tests.amqp.helpers import eventually
 from tests.compat_fake import FakeApp
-from tests.runtime import drain, memory_app, running_worker
 
 pytestmark = pytest.mark.anyio
 

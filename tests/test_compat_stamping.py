@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from hare.testing import drain, running_worker
 from hare_compat import Celery, chain, chord, group
 from hare_compat.canvas import StampingVisitor
 from hare_compat.canvas_stamping import merge_stamps
 from hare_compat.exceptions import TaskRevokedError
-from tests.runtime import drain, running_worker
 
 pytestmark = pytest.mark.anyio
 

@@ -12,13 +12,11 @@ import pytest
 
 from hare import signals
 from hare.errors import ConfigurationError, NotSupportedError
-from hare.testing import ManualClock
+from hare.testing import ManualClock, drain, eventually, memory_app, running_worker
 from hare_compat.app.task import Task
 from hare_compat.exceptions import Ignore, Reject
 from hare_compat.ratelimit import RateLimiter, TokenBucket, parse_rate
-from tests.amqp.helpers import eventually
 from tests.compat_fake import FakeApp
-from tests.runtime import drain, memory_app, running_worker
 
 pytestmark = pytest.mark.anyio
 

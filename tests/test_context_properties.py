@@ -10,8 +10,7 @@ import pytest
 
 from hare.context import current
 from hare.core.envelope import Envelope, Properties
-from hare.testing import ManualClock
-from tests.runtime import Ledger, memory_app, running_worker
+from hare.testing import Ledger, ManualClock, memory_app, running_worker
 
 pytestmark = pytest.mark.anyio
 

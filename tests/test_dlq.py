@@ -26,10 +26,10 @@ from hare.errors import (
     PublishNacked,
 )
 from hare.publisher import Publisher
-from hare.testing import ManualClock
+from hare.testing import Ledger, ManualClock, drain, memory_app, publish_raw, running_worker
 from hare.transport.base import Transport
 from hare.transport.memory.transport import MemoryTransport
-from tests.runtime import GOOD_BODY, Ledger, drain, memory_app, publish_raw, running_worker
+from tests.runtime import GOOD_BODY
 
 pytestmark = pytest.mark.anyio
 

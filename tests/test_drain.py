@@ -7,9 +7,8 @@ import asyncio
 import pytest
 
 from hare import Hare, Worker
-from hare.testing import ManualClock
+from hare.testing import Ledger, ManualClock, memory_app
 from hare.transport.base import Transport
-from tests.runtime import Ledger, memory_app
 
 pytestmark = pytest.mark.anyio
 

@@ -14,9 +14,8 @@ import pytest
 
 from hare.core.topology import DEAD_SUFFIX, Queue, work_queue
 from hare.publisher import Publisher
-from hare.testing import ManualClock
+from hare.testing import Ledger, ManualClock, memory_app, running_worker
 from hare.transport.memory.transport import MemoryTransport
-from tests.runtime import Ledger, memory_app, running_worker
 
 pytestmark = pytest.mark.anyio
 

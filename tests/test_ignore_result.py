@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from hare.testing import eventually, running_worker
 from hare_compat import Celery
 from hare_compat.signals import task_postrun
-from tests.amqp.helpers import eventually
-from tests.runtime import running_worker
 
 pytestmark = pytest.mark.anyio
 

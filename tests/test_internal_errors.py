@@ -17,12 +17,11 @@ import pytest
 from hare import Worker
 from hare.core import protocol
 from hare.core.topology import DEAD_SUFFIX
-from hare.testing import ManualClock
+from hare.testing import Ledger, ManualClock, memory_app, until
 from hare.transport.memory.transport import MemoryTransport
 from hare.worker.delivery import Processor
 from hare.worker.recording import Recorder
 from hare.worker.settlement import Settlement
-from tests.runtime import Ledger, memory_app, until
 
 pytestmark = pytest.mark.anyio
 

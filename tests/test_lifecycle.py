@@ -15,16 +15,8 @@ import pytest
 from hare import context, signals
 from hare.errors import Ignore, Retry, TaskRevoked
 from hare.results.handle import AsyncResult
-from hare.testing import ManualClock
-from tests.runtime import (
-    STAMP_HEADERS,
-    Ledger,
-    drain,
-    memory_app,
-    running_worker,
-    stamped_signature,
-    until,
-)
+from hare.testing import Ledger, ManualClock, drain, memory_app, running_worker, until
+from tests.runtime import STAMP_HEADERS, stamped_signature
 
 pytestmark = pytest.mark.anyio
 

@@ -11,10 +11,9 @@ import pytest
 from hare import Hare, Worker
 from hare.errors import BrokerUnavailable
 from hare.publisher import Publisher
-from hare.testing import ManualClock
+from hare.testing import Ledger, ManualClock, memory_app
 from hare.transport.memory.transport import MemoryTransport
 from hare.transport.reconnect import MAX_PAUSE, backoff_delay
-from tests.runtime import Ledger, memory_app
 
 pytestmark = pytest.mark.anyio
 

@@ -21,11 +21,10 @@ from hare.context import current
 from hare.core.headers import REPLAYS_HEADER
 from hare.core.topology import DEAD_SUFFIX
 from hare.publisher import Publisher
-from hare.testing import ManualClock
+from hare.testing import Ledger, ManualClock, memory_app, until
 from hare.transport.memory.transport import MemoryTransport
 from hare.transport.reconnect import MAX_PAUSE
 from hare.worker.runs import Runs, run_key
-from tests.runtime import Ledger, memory_app, until
 
 pytestmark = pytest.mark.anyio
 

@@ -43,9 +43,8 @@ from hare.results.state import (
     TaskResult,
 )
 from hare.results.store import Results, backend_kind
-from hare.testing import ManualClock
+from hare.testing import ManualClock, memory_app, until
 from hare.transport.memory.transport import MemoryTransport
-from tests.runtime import memory_app, until
 
 pytestmark = pytest.mark.anyio
 

@@ -12,8 +12,7 @@ import pytest
 from hare.control.client import Control
 from hare.control.revocation import RevokedStamps, stamps_matching
 from hare.results.state import REVOKED
-from hare.testing import ManualClock
-from tests.runtime import Ledger, memory_app, running_worker
+from hare.testing import Ledger, ManualClock, memory_app, running_worker
 
 pytestmark = pytest.mark.anyio
 

@@ -9,8 +9,7 @@ import pytest
 from hare import Hare
 from hare.core.envelope import Delivery
 from hare.errors import ConfigurationError, SoftTimeLimitExceeded
-from hare.testing import ManualClock
-from tests.runtime import Ledger, memory_app, running_worker
+from hare.testing import Ledger, ManualClock, memory_app, running_worker
 
 pytestmark = pytest.mark.anyio
 

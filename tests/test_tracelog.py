@@ -9,11 +9,9 @@ from typing import Any
 import pytest
 
 from hare.errors import Retry
-from hare.testing import ManualClock
+from hare.testing import ManualClock, eventually, memory_app, running_worker
 from hare.worker import tracelog
 from hare_compat import Celery
-from tests.amqp.helpers import eventually
-from tests.runtime import memory_app, running_worker
 
 pytestmark = pytest.mark.anyio
 

@@ -10,18 +10,9 @@ import pytest
 from hare import Hare, Reject, Retry
 from hare.core.envelope import Delivery
 from hare.errors import ConfigurationError, NotSupportedError
-from hare.testing import ManualClock
+from hare.testing import Ledger, ManualClock, drain, memory_app, publish_raw, running_worker, until
 from hare.transport.base import Transport
-from tests.runtime import (
-    BAD_INPUTS,
-    GOOD_BODY,
-    Ledger,
-    drain,
-    memory_app,
-    publish_raw,
-    running_worker,
-    until,
-)
+from tests.runtime import BAD_INPUTS, GOOD_BODY
 
 pytestmark = pytest.mark.anyio
 

@@ -13,8 +13,7 @@ from hare.app import Hare
 from hare.control.client import Control
 from hare.errors import TaskRevoked
 from hare.task import Task
-from hare.testing import ManualClock
-from tests.runtime import Ledger, drain, memory_app, running_worker, until
+from hare.testing import Ledger, ManualClock, drain, memory_app, running_worker, until
 
 pytestmark = pytest.mark.anyio
 
