@@ -3,7 +3,7 @@ header fails, the same results are stored as FAILURE, with the same exception, a
 errbacks are called or sent.
 
 The body is taken from a header message Celery's client sends; Celery's backend handles the
-failure with its stores, revokes and errback calls captured (`tests.test_canvas`'s app).
+failure with its stores, revokes and errback calls captured (`tests.canvas.test_canvas`'s app).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from celery.exceptions import ChordError as CeleryChordError
 
 from hare.canvas import continuation as canvas
 from hare.errors import ChordError
-from tests.test_canvas import (
+from tests.canvas.test_canvas import (
     INLINE,
     SENT,
     accepts_request,

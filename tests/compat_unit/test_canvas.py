@@ -23,7 +23,7 @@ from hare.canvas import continuation as core
 from hare.canvas.continuation import Env, Plan
 from hare.errors import ConfigurationError
 from hare_compat.canvas_result import GroupResult
-from tests.test_canvas import (
+from tests.canvas.test_canvas import (
     _celery_app_is_current,
     canon,
     celery_app,

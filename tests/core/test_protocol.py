@@ -19,7 +19,7 @@ from hare.core.envelope import Properties
 from hare.core.message import Embed, Message
 from hare.core.protocol import decode, encode
 from hare.errors import ConfigurationError, ContentTypeRefused, MalformedMessage
-from tests.test_codec import OFFSETS, json_values
+from tests.core.test_codec import OFFSETS, json_values
 
 BERLIN = timezone(timedelta(hours=1))
 NOW = 1_795_350_000.0

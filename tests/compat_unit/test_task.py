@@ -40,14 +40,14 @@ def test_decorator_makes_one_subclass_per_function_registered_by_name() -> None:
     def bound(self: Task) -> Task:
         return self
 
-    assert add.name == "tests.test_compat_task.add"
+    assert add.name == "tests.compat_unit.test_task.add"
     assert app.tasks == {add.name: add, "custom.name": bound}
     assert isinstance(add, Task) and add.__name__ == "add"
     assert type(add) is not type(bound) and type(add).__bases__ == (Task,)
     assert add(2, 3) == 5
     assert bound() is bound
     assert bound.max_retries == 7 and add.max_retries == 3
-    assert repr(add) == "<@task: tests.test_compat_task.add of tests>"
+    assert repr(add) == "<@task: tests.compat_unit.test_task.add of tests>"
     assert app.task(name="custom.name")(lambda: 0) is bound  # an existing name is kept
 
 

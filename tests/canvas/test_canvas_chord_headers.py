@@ -17,7 +17,7 @@ from celery.result import GroupResult
 
 from hare.canvas import continuation as canvas
 from hare.canvas.continuation import GroupRef, Ref
-from tests.test_canvas import (
+from tests.canvas.test_canvas import (
     add,
     as_dict,
     canon,

@@ -14,7 +14,7 @@ import pytest
 
 from hare.canvas import continuation as canvas
 from hare.canvas.continuation import GroupRef, Plan, Ref
-from tests.test_canvas import CANVASES, SENT, SIZES, as_dict, canon, env, wire
+from tests.canvas.test_canvas import CANVASES, SENT, SIZES, as_dict, canon, env, wire
 
 
 def _celery_tree(result: Any) -> Any:
