@@ -40,6 +40,7 @@ from hare.periodic.schedules import (
     from_crontab,
     parse_canonical,
 )
+from tests.properties import examples
 
 ZERO = timedelta(0)
 SECOND = timedelta(seconds=1)
@@ -523,7 +524,7 @@ def fires_at(schedule: Cron, instant: datetime) -> bool:
     )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(case=cron_cases())
 def test_cron_next_after_is_the_first_occurrence_after(case: tuple[str, str, datetime]) -> None:
     expression, zone, moment = case
@@ -538,7 +539,7 @@ def test_cron_next_after_is_the_first_occurrence_after(case: tuple[str, str, dat
         instant += MINUTE
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(case=cron_cases())
 def test_cron_next_after_moves_strictly_forward(case: tuple[str, str, datetime]) -> None:
     expression, zone, moment = case
@@ -612,7 +613,7 @@ def compare_with_croniter(expression: str, zone: str, moment: datetime) -> None:
     assert schedule.next_after(theirs) == ours
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(case=cron_cases())
 def test_cron_agrees_with_croniter(case: tuple[str, str, datetime]) -> None:
     compare_with_croniter(*case)
@@ -647,7 +648,7 @@ def daylight_saving_cases(draw: st.DrawFn) -> tuple[str, str, datetime]:
     return f"{minutes} {hours} * * *", zone, moment
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(case=daylight_saving_cases())
 def test_cron_agrees_with_croniter_around_offset_changes(case: tuple[str, str, datetime]) -> None:
     compare_with_croniter(*case)

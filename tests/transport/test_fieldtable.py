@@ -33,6 +33,7 @@ from hare.transport.fieldtable import (
     encode_table,
     hare_properties,
 )
+from tests.properties import examples
 
 # --- the §2.7 table, written out independently of the module under test -------------------
 
@@ -199,7 +200,7 @@ def same(left: Any, right: Any) -> bool:
 
 
 @given(tables)
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 def test_round_trip_through_pamqp(headers: dict[str, Any]) -> None:
     encoded = encode_table(headers)
     consumed, decoded = pamqp_decode.field_table(encoded)
@@ -338,7 +339,7 @@ basic_properties = st.fixed_dictionaries(
 
 
 @given(basic_properties)
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 def test_amqp_properties_marshal_like_pamqp(values: dict[str, Any]) -> None:
     # The fast marshal writes pamqp's bytes wherever pamqp and py-amqp agree (one-key tables
     # of strings and None), and pamqp reads them back.
@@ -383,7 +384,7 @@ def test_celery_headers_match_pyamqp(pyamqp_serialization: Any) -> None:
 
 
 @given(headers=tables)
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(200), suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_random_tables_match_pyamqp(pyamqp_serialization: Any, headers: dict[str, Any]) -> None:
     # The hypothesis strategy includes the ±2**31 boundaries and 2**40.
     assert encode_table(headers) == pyamqp_write(pyamqp_serialization, headers)
