@@ -391,7 +391,7 @@ NOTES = [
     "An exception inside hare while it handles a delivery (a bug, at any stage: decoding, "
     "before the run, recording the result, settling) no longer leaves the delivery unacked: "
     "it is requeued once, then dead-lettered with reason `internal-error` and the traceback "
-    "(`tests/test_internal_errors.py` injects one at each stage).",
+    "(`tests/worker/test_internal_errors.py` injects one at each stage).",
     "",
 ]
 

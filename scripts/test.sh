@@ -2,6 +2,12 @@
 # Run the whole test suite from a fresh checkout: virtualenv, dependencies, a broker, lint,
 # type checks, then pytest. Extra arguments go to pytest (e.g. scripts/test.sh -k ladder).
 #
+# `scripts/test.sh --unit [pytest args]` runs the same checks and the unit tier only: every
+# test that needs no broker (not marked amqp, fault or slow; not tests/compat, which starts
+# Celery workers on RabbitMQ, nor tests/celery_suite), with property tests on hypothesis's
+# `unit` profile (a quarter of the examples, tests/properties.py). It starts no RabbitMQ and
+# no Redis: nothing in the tier talks to either.
+#
 # Dependencies: the known-good versions pinned in requirements/dev.lock (refresh it with
 # scripts/lock.sh). `scripts/test.sh --latest [pytest args]` installs the newest releases
 # instead (unconstrained, upgrading), to see drift before users do.
@@ -9,10 +15,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 latest=0
+unit=0
 pytest_args=()
 for arg in "$@"; do
     if [ "$arg" = --latest ]; then
         latest=1
+    elif [ "$arg" = --unit ]; then
+        unit=1
     else
         pytest_args+=("$arg")
     fi
@@ -38,9 +47,11 @@ if [ ! -d .pyamqp/amqp ]; then
 fi
 export HARE_PYAMQP_PATH="$PWD/.pyamqp"
 
-. scripts/broker.sh
-ensure_broker
-ensure_redis
+if [ "$unit" = 0 ]; then
+    . scripts/broker.sh
+    ensure_broker
+    ensure_redis
+fi
 
 echo "== ruff" >&2
 .venv/bin/ruff check .
@@ -50,7 +61,11 @@ echo "== mypy" >&2
 echo "== module sizes" >&2
 .venv/bin/python scripts/check_layers.py
 echo "== pytest" >&2
-if [ "$#" -gt 0 ]; then
+if [ "$unit" = 1 ]; then
+    echo "   (unit tier: no broker)" >&2
+    .venv/bin/python -m pytest -m "not amqp and not fault and not slow" \
+        --ignore=tests/compat --ignore=tests/celery_suite --hypothesis-profile=unit "$@"
+elif [ "$#" -gt 0 ]; then
     .venv/bin/python -m pytest "$@"
 else
     # The compat suite imports Celery projects whose @shared_task registrations are global to

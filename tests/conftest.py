@@ -14,6 +14,13 @@ from collections.abc import Iterator
 from urllib.parse import urlparse
 
 import pytest
+from hypothesis import settings
+
+from tests.properties import UNIT
+
+#: `--hypothesis-profile=unit`: the unit tier's property tests try a quarter of their examples
+#: (tests/properties.py); without it, hypothesis's default profile and each test's own count.
+settings.register_profile("unit", max_examples=UNIT)
 
 BROKER_URL = os.environ.get("HARE_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 

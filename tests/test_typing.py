@@ -3,6 +3,11 @@
 mypy runs on each case from a directory outside the repository, so it finds hare the way a
 user's project does: through the installed package (`pip install -e .` must leave it visible
 to type checkers, with its `py.typed`), not through the checkout on the current directory.
+
+Both cases share an incremental cache of their own (`.mypy_cache/typing_cases`, apart from
+the project's, whose options come from pyproject.toml): mypy then reads hare and the
+standard library from it instead of checking them again for each case: under a second per
+case instead of five. A cold cache only makes the first case slower.
 """
 
 from __future__ import annotations
@@ -14,14 +19,14 @@ import tempfile
 from pathlib import Path
 
 CASES = Path(__file__).parent / "typing_cases"
+CACHE = Path(__file__).resolve().parent.parent / ".mypy_cache" / "typing_cases"
 
 
 def run_mypy(name: str) -> tuple[str, int]:
     with tempfile.TemporaryDirectory() as elsewhere:
         shutil.copy(CASES / name, Path(elsewhere) / name)
         done = subprocess.run(
-            [sys.executable, "-m", "mypy", "--strict", "--no-incremental"]
-            + ["--cache-dir=/dev/null", name],
+            [sys.executable, "-m", "mypy", "--strict", f"--cache-dir={CACHE}", name],
             cwd=elsewhere,
             capture_output=True,
             text=True,

@@ -1,6 +1,7 @@
 """The seam between hare and a broker: the `Transport` and `Consumer` protocols.
 
-Two implementations are held to one contract suite (`tests/transport/contract.py`):
+Two implementations are held to one contract suite
+(`hare.testing.transport_contract`, which a third-party transport can run too):
 `hare.transport.amqp` (RabbitMQ through aiormq) and `hare.transport.memory` (in-process).
 Nothing here does I/O.
 """

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from hare import Hare
@@ -13,23 +11,6 @@ from hare.transport.base import Transport
 
 def amqp_app(url: str, **settings: Any) -> Hare:
     return Hare("tests", broker=url, environ={}, connect_timeout=5, **settings)
-
-
-async def eventually(
-    check: Callable[[], Any], *, within: float = 20.0, interval: float = 0.02
-) -> Any:
-    """Poll `check` until it returns a truthy value; fail after `within` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(interval)
 
 
 async def take_all(transport: Transport, queue: str) -> list[Delivery]:

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from hare.core.topology import DEAD_SUFFIX
+from hare.testing import eventually, running_worker
 from hare_compat import Celery, chain, chord, group
-from tests.amqp.helpers import delete_queues, eventually
+from tests.amqp.helpers import delete_queues
 from tests.results_fixtures import redis_url_or_skip
-from tests.runtime import running_worker
 
 pytestmark = [pytest.mark.amqp, pytest.mark.anyio]
 

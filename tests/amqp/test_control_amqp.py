@@ -25,8 +25,8 @@ from hare.control.client import Control
 from hare.control.revocation import STREAM
 from hare.control.revocation_stream import Revocations
 from hare.control.server import ControlServer
+from hare.testing import eventually
 from hare.transport.amqp.transport import AmqpTransport
-from tests.amqp.helpers import eventually
 
 pytestmark = [pytest.mark.amqp, pytest.mark.anyio]
 

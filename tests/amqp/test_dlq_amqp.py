@@ -17,9 +17,9 @@ import pytest
 from hare import dlq
 from hare.cli.common import EXIT_BROKER, EXIT_OK, EXIT_USAGE
 from hare.errors import BrokerError
+from hare.testing import Ledger, eventually, running_worker
 from hare.transport.base import Transport
-from tests.amqp.helpers import amqp_app, delete_queues, eventually, take_all
-from tests.runtime import Ledger, running_worker
+from tests.amqp.helpers import amqp_app, delete_queues, take_all
 
 pytestmark = [pytest.mark.amqp, pytest.mark.anyio]
 

@@ -11,9 +11,9 @@ from hare import Retry
 from hare.core import ladder
 from hare.core.envelope import Envelope, Properties
 from hare.core.topology import DEAD_SUFFIX
+from hare.testing import Ledger, eventually, running_worker
 from hare.transport.base import Transport
-from tests.amqp.helpers import amqp_app, delete_queues, eventually, take_all
-from tests.runtime import Ledger, running_worker
+from tests.amqp.helpers import amqp_app, delete_queues, take_all
 
 pytestmark = [pytest.mark.amqp, pytest.mark.anyio]
 

@@ -15,9 +15,10 @@ import pytest
 from hare import Reject
 from hare.core.envelope import Delivery
 from hare.core.topology import DEAD_SUFFIX
+from hare.testing import Ledger, eventually, publish_raw, running_worker
 from hare.transport.base import Transport
-from tests.amqp.helpers import amqp_app, delete_queues, eventually, take_all
-from tests.runtime import BAD_INPUTS, GOOD_BODY, Ledger, publish_raw, running_worker
+from tests.amqp.helpers import amqp_app, delete_queues, take_all
+from tests.runtime import BAD_INPUTS, GOOD_BODY
 
 pytestmark = [pytest.mark.amqp, pytest.mark.anyio]
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from hare.testing import running_worker
 from hare_compat import Celery
-from tests.runtime import running_worker
 
 pytestmark = pytest.mark.anyio
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from hare.testing import running_worker
 from hare_compat import Celery, Task
-from tests.runtime import running_worker
 
 pytestmark = pytest.mark.anyio
 

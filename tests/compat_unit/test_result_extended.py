@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from hare.testing import running_worker
 from hare_compat import Celery
-from tests.runtime import running_worker
 
 pytestmark = pytest.mark.anyio
 

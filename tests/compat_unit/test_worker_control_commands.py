@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from hare.errors import NotSupportedError
+from hare.testing import running_worker
 from hare_compat import Celery
 from hare_compat.worker.control import (
     Panel,
@@ -18,7 +19,6 @@ from hare_compat.worker.control import (
     control_command,
     inspect_command,
 )
-from tests.runtime import running_worker
 
 pytestmark = pytest.mark.anyio
 

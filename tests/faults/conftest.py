@@ -38,7 +38,7 @@ import pytest
 
 from hare import Hare
 from hare.core.topology import DEAD_SUFFIX
-from tests.amqp.helpers import eventually
+from hare.testing import eventually
 from tests.apps.fault_app import Ledger, Run
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,8 +19,8 @@ from hare.core import protocol
 from hare.core.envelope import Delivery, Envelope, Properties
 from hare.core.message import Message
 from hare.core.topology import DEAD_SUFFIX
+from hare.testing import eventually
 from hare.transport.base import Transport
-from tests.amqp.helpers import eventually
 from tests.apps.fault_app import Ledger
 from tests.faults.conftest import Figures, Workers, producer_app
 

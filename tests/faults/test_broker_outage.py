@@ -29,7 +29,7 @@ import pytest
 
 from hare import Hare, HareError
 from hare.core.topology import DEAD_SUFFIX
-from tests.amqp.helpers import eventually
+from hare.testing import eventually
 from tests.apps.fault_app import Ledger
 from tests.faults.conftest import (
     Broker,

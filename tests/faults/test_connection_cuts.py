@@ -22,7 +22,7 @@ import time
 import pytest
 
 from hare import Hare, HareError
-from tests.amqp.helpers import eventually
+from hare.testing import eventually
 from tests.apps.fault_app import Ledger
 from tests.faults.conftest import Broker, Figures, Workers, producer_app
 

@@ -17,7 +17,7 @@ import pytest
 from hare.core.envelope import Delivery
 from hare.core.headers import REDELIVERIES_HEADER
 from hare.core.topology import DEAD_SUFFIX
-from tests.amqp.helpers import eventually
+from hare.testing import eventually
 from tests.apps.fault_app import Ledger
 from tests.faults.conftest import Figures, Workers, producer_app, publish_jobs
 

@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 import amqp
 
-from tests.amqp.helpers import eventually
+from hare.testing import eventually
 from tests.faults.conftest import rabbitmqctl_sync
 from tests.interop.ledger import ENV as LEDGER_ENV
 from tests.interop.ledger import Entry, Ledger

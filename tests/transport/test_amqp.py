@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from hare.testing.transport_contract import TransportContract, TransportFactory
 from hare.transport.amqp.transport import AmqpTransport
 from hare.transport.base import Transport
-from tests.transport.contract import TransportContract, TransportFactory
 
 pytestmark = pytest.mark.amqp
 

@@ -30,10 +30,10 @@ from hare.errors import (
     TopologyMismatch,
 )
 from hare.testing import ManualClock
+from hare.testing.transport_contract import TransportContract, TransportFactory
 from hare.transport.base import Transport
 from hare.transport.memory.topology import topic_matches
 from hare.transport.memory.transport import MemoryBroker, MemoryTransport
-from tests.transport.contract import TransportContract, TransportFactory
 
 DLX_TO = "x-dead-letter-routing-key"
 STREAM = {"x-queue-type": "stream"}

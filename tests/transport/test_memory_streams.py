@@ -1,6 +1,6 @@
 """What only a ManualClock shows about the memory broker's streams and idle queues.
 
-The behaviour shared with RabbitMQ is in the contract (tests/transport/contract.py); these are
+The behaviour shared with RabbitMQ is in the contract (hare.testing.transport_contract); these are
 the time-driven parts: a stream's `x-max-age` and a queue's `x-expires`.
 """
 

@@ -2,7 +2,7 @@
 
 `MemoryTransport` is a connection to a `MemoryBroker`; several transports on one broker behave
 like several connections to one RabbitMQ virtual host. It passes the same contract suite as
-the AMQP transport (`tests/transport/contract.py`) and adds what a unit test needs: time comes
+the AMQP transport (`hare.testing.transport_contract`) and adds what a unit test needs: time comes
 from an injected `Clock`, so with `hare.testing.ManualClock` nothing expires until the test
 advances the clock, and no test sleeps.
 
