@@ -58,6 +58,8 @@ echo "== ruff" >&2
 .venv/bin/ruff format --check .
 echo "== mypy" >&2
 .venv/bin/mypy
+echo "== import contracts (.importlinter)" >&2
+.venv/bin/lint-imports --no-logo
 echo "== module sizes" >&2
 .venv/bin/python scripts/check_layers.py
 echo "== pytest" >&2
