@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from hare_compat import _state
 from hare_compat.app.base import Celery
 from hare_compat.utils.local import Proxy
 
 if TYPE_CHECKING:
-    from hare_compat.app.task import Task
+    from hare_compat.app.typed_task import BindingDecorator, FunctionTask
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 __all__ = ("Celery", "app_or_default", "default_app", "shared_task")
 
 
 @overload
-def shared_task(fun: Callable[..., Any], /) -> Task: ...
+def shared_task(fun: Callable[P, R], /) -> FunctionTask[P, R]: ...
 
 
 @overload
-def shared_task(**options: Any) -> Callable[[Callable[..., Any]], Task]: ...
+def shared_task(*, bind: Literal[True], **options: Any) -> BindingDecorator: ...
+
+
+@overload
+def shared_task(
+    *, bind: Literal[False] = ..., **options: Any
+) -> Callable[[Callable[P, R]], FunctionTask[P, R]]: ...
 
 
 def shared_task(*args: Any, **kwargs: Any) -> Any:

@@ -21,7 +21,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from hare.app import Hare
 from hare.errors import NotSupportedError
@@ -47,6 +47,12 @@ from hare_compat.app.worker_options import worker_concurrency as worker_concurre
 from hare_compat.utils import bugreport
 from hare_compat.utils.local import Proxy
 from hare_compat.worker import control as worker_control
+
+if TYPE_CHECKING:
+    from hare_compat.app.typed_task import BindingDecorator, FunctionTask
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 __all__ = ("Celery",)
 
@@ -178,10 +184,15 @@ class Celery(Configuration, WorkerOptions, Publishing, BoundClasses, PeriodicTas
         return ".".join(part for part in (module, name) if part)
 
     @overload
-    def task(self, fun: Callable[..., Any], /) -> TaskType: ...
+    def task(self, fun: Callable[P, R], /) -> FunctionTask[P, R]: ...
 
     @overload
-    def task(self, **opts: Any) -> Callable[[Callable[..., Any]], TaskType]: ...
+    def task(self, *, bind: Literal[True], **opts: Any) -> BindingDecorator: ...
+
+    @overload
+    def task(
+        self, *, bind: Literal[False] = ..., **opts: Any
+    ) -> Callable[[Callable[P, R]], FunctionTask[P, R]]: ...
 
     def task(self, *args: Any, **opts: Any) -> Any:
         """`@app.task` or `@app.task(bind=True, ...)`: a task, lazily created like Celery's."""
