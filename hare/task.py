@@ -5,10 +5,10 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar, final
 
 from hare.core.retry import RetryPolicy
+from hare.core.values import utc
 from hare.errors import ConfigurationError
 from hare.results.handle import AsyncResult, ResultSource
 
@@ -165,6 +165,5 @@ def task_name(fn: Callable[..., Any], app_main: str) -> str:
     return f"{module}.{qualname}"
 
 
-def normalise_eta(value: datetime) -> datetime:
-    """Read a naive datetime as UTC, as Celery's worker does."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+#: A naive datetime read as UTC, as Celery's worker does (hare_compat reads a retry's eta so).
+normalise_eta = utc

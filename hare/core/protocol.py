@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import reprlib
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import islice
 from typing import Any
 
 from hare.core.codec import decode_body, encode_body
 from hare.core.envelope import Properties
 from hare.core.message import Embed, Message
+from hare.core.values import moment, signatures, utc
 from hare.errors import ConfigurationError, MalformedMessage
 
 __all__ = ("decode", "encode", "safe_repr")
@@ -83,8 +84,7 @@ def safe_repr(value: object) -> str:
 
 
 def _expiration(expires: datetime, now: float) -> str:
-    if expires.tzinfo is None:
-        expires = expires.replace(tzinfo=UTC)
+    expires = utc(expires)
     # round, not int: float subtraction turns "3600 s from now" into 3599.9999998.
     remaining = round((expires.timestamp() - now) * 1000)
     return str(remaining) if remaining > 0 else "0"
@@ -309,33 +309,18 @@ def _embed(value: Any) -> Embed:
 
 
 def _signatures(value: Any, name: str) -> tuple[Mapping[str, Any], ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        return (value,)  # one signature where a list is due: harmless to accept
-    if isinstance(value, list | tuple) and all(isinstance(item, dict) for item in value):
-        return tuple(value)
-    raise MalformedMessage(f"embed {name} must be a list of signature dicts", reason="bad-body")
+    try:
+        return signatures(value)
+    except ValueError as exc:
+        raise MalformedMessage(f"embed {name} {exc}", reason="bad-body") from None
 
 
 def _moment(value: object, name: str) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):  # pamqp decodes an AMQP timestamp field to a datetime
-        moment = value
-    elif isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise MalformedMessage(
-                f"{name} {value!r:.80} is not an ISO-8601 date-time", reason=f"bad-{name}"
-            ) from exc
-    else:
-        raise MalformedMessage(
-            f"{name} must be an ISO-8601 string, not {type(value).__name__}", reason=f"bad-{name}"
-        )
     # Celery sends a naive eta as given and its worker reads it as UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    try:
+        return moment(value)
+    except ValueError as exc:
+        raise MalformedMessage(f"{name} {exc}", reason=f"bad-{name}") from None
 
 
 def _retries(value: object, reason: str) -> int:
