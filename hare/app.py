@@ -8,21 +8,23 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from hare.clock import Clock, SystemClock
 from hare.connections import Connections
+from hare.context import current
+from hare.core import calls
+from hare.core.calls import Env, positive_seconds
 from hare.core.codec import get_serializer
-from hare.core.message import Embed, Message
+from hare.core.message import Message
 from hare.core.retry import RetryPolicy
 from hare.core.settings import Settings, mask_url
 from hare.core.topology import validate_queue_name
-from hare.errors import ConfigurationError, NotSupportedError, ResultsDisabled
+from hare.errors import ConfigurationError, ResultsDisabled
 from hare.periodic.schedules import Periodic
 from hare.publisher import Publisher
 from hare.results.store import Results
-from hare.task import Sent, Task, TaskOptions, normalise_eta, task_name
+from hare.task import Sent, Task, TaskOptions, task_name
 from hare.transport.base import Transport
 
 if TYPE_CHECKING:
@@ -39,15 +41,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 #: A remote-control command of the app's own (`Hare.control_command`).
 Command = TypeVar("Command", bound=Callable[..., Any])
-
-#: `apply_async` / `send_task` options hare understands. Anything else raises
-#: `NotSupportedError` rather than being silently ignored.
-_SEND_OPTIONS = frozenset(
-    "queue task_id headers expires priority ignore_result shadow countdown eta time_limit"
-    " soft_time_limit argsrepr kwargsrepr reply_to"
-    # Workflows (see hare.canvas): signatures as Celery's JSON dicts.
-    " link link_error chain chord group_id group_index root_id parent_id".split()
-)
 
 
 class Hare:
@@ -79,6 +72,7 @@ class Hare:
         self.origin = f"gen{os.getpid()}@{socket.gethostname()}"
         self.connections = Connections(self.settings, self.clock, f"{main or 'app'} {self.origin}")
         self._content_type = get_serializer(self.settings.serializer).content_type
+        self._accept = calls.accepted(self.settings.accept_content)
         self._hooks: dict[str, list[Callable[[], Any]]] = {"startup": [], "shutdown": []}
         self.periodics: dict[str, Periodic] = {}
         #: Remote-control commands of the app's own, by name (see `control_command`).
@@ -162,8 +156,8 @@ class Hare:
                 name=name or task_name(fn, self.main),
                 queue=queue,
                 retry=policy,
-                time_limit=_limit("time_limit", time_limit),
-                soft_time_limit=_limit("soft_time_limit", soft_time_limit),
+                time_limit=positive_seconds("time_limit", time_limit),
+                soft_time_limit=positive_seconds("soft_time_limit", soft_time_limit),
                 isolation=isolation,
             )
             if isolation not in ("thread", "process"):
@@ -276,7 +270,7 @@ class Hare:
             kwargs=dict(kwargs or {}),
             overlap=overlap,
             catch_up=catch_up,
-            expires=_limit("expires", expires),
+            expires=positive_seconds("expires", expires),
         )
 
     # -- worker life cycle -------------------------------------------------------------------
@@ -355,50 +349,22 @@ class Hare:
         kwargs: Mapping[str, Any] | None,
         options: Mapping[str, Any],
     ) -> tuple[str, Message]:
-        """Turn a call into the message that carries it, and the queue it goes to."""
-        for option in options:
-            if option not in _SEND_OPTIONS:
-                raise NotSupportedError(option, "not an option hare's send_task understands")
-        countdown, eta = options.get("countdown"), options.get("eta")
-        if countdown is not None and eta is not None:
-            raise ConfigurationError("give countdown= or eta=, not both")
-        if args is not None and not isinstance(args, list | tuple):
-            raise TypeError(f"args must be a list or tuple, not {type(args).__name__}")
-        if kwargs is not None and not isinstance(kwargs, Mapping):
-            raise TypeError(f"kwargs must be a mapping, not {type(kwargs).__name__}")
-        queue = options.get("queue") or self.route(name)
-        validate_queue_name(queue)
-        task_id = options.get("task_id") or str(uuid.uuid4())
-        reply_to = options.get("reply_to")
-        if reply_to is None and self.results is not None:
-            reply_to = self.results.reply_to
-        return queue, Message(
-            id=task_id,
-            task=name,
-            args=tuple(args or ()),
-            kwargs=dict(kwargs or {}),
-            eta=self._absolute(countdown if countdown is not None else eta),
-            expires=self._absolute(options.get("expires")),
-            root_id=options.get("root_id") or task_id,
-            parent_id=options.get("parent_id"),
-            group=options.get("group_id"),
-            group_index=options.get("group_index"),
-            embed=_embed(options),
-            reply_to=reply_to,
-            correlation_id=task_id,
-            shadow=options.get("shadow"),
-            argsrepr=options.get("argsrepr"),
-            kwargsrepr=options.get("kwargsrepr"),
-            timelimit=(
-                _limit("time_limit", options.get("time_limit")),
-                _limit("soft_time_limit", options.get("soft_time_limit")),
-            ),
+        """The message that carries a call, and its queue (options: `hare.core.calls`)."""
+        queue, message = calls.build_message(name, args, kwargs, options, self.call_env())
+        return queue or validate_queue_name(self.route(name)), message
+
+    def call_env(self) -> Env:
+        """What building a message needs from this app now (`hare.core.calls.Env`); the
+        running task, if any, is the parent of what it sends."""
+        context = current()
+        return Env(
+            new_id=lambda: str(uuid.uuid4()),
+            now=self.clock.time(),
             origin=self.origin,
-            # (not given: None, "the worker's task decides", as Celery's send_task sends it)
-            ignore_result=options.get("ignore_result"),
-            priority=options.get("priority"),
-            headers=dict(options.get("headers") or {}),
             content_type=self._content_type,
+            accept=self._accept,
+            reply_to=self.results.reply_to if self.results is not None else None,
+            current=context.message if context is not None else None,
         )
 
     @property
@@ -418,14 +384,6 @@ class Hare:
                 return queue
         task = self.tasks.get(name)
         return task.queue if task is not None else self.settings.default_queue
-
-    def _absolute(self, when: float | datetime | timedelta | None) -> datetime | None:
-        if when is None:
-            return None
-        if isinstance(when, datetime):
-            return normalise_eta(when)
-        seconds = when.total_seconds() if isinstance(when, timedelta) else float(when)
-        return datetime.fromtimestamp(self.clock.time() + seconds, UTC)
 
     # -- connections (see hare.connections) -------------------------------------------------
 
@@ -455,33 +413,3 @@ class Hare:
         if self.results is not None:
             self.results.close()
         self.connections.close()
-
-
-def _signatures(value: Any, option: str) -> tuple[Mapping[str, Any], ...] | None:
-    if value is None:
-        return None
-    many = value if isinstance(value, list | tuple) else [value]
-    for one in many:
-        if not isinstance(one, Mapping) or not isinstance(one.get("task"), str):
-            raise ConfigurationError(f"{option}= takes signatures (dicts with a 'task' name)")
-    return tuple(dict(one) for one in many)
-
-
-def _embed(options: Mapping[str, Any]) -> Embed:
-    chord = options.get("chord")
-    if chord is not None and not isinstance(chord, Mapping):
-        raise ConfigurationError("chord= takes the chord body's signature")
-    return Embed(
-        callbacks=_signatures(options.get("link"), "link"),
-        errbacks=_signatures(options.get("link_error"), "link_error"),
-        chain=_signatures(options.get("chain"), "chain"),
-        chord=dict(chord) if chord is not None else None,
-    )
-
-
-def _limit(name: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-        raise ConfigurationError(f"{name} must be a positive number of seconds, not {value!r}")
-    return value

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, cast
 
 from hare.canvas import continuation as core
-from hare.canvas.message import Env
+from hare.core.calls import Env
 from hare_compat import _state
 
 __all__ = ("CanvasApp", "fallback_app", "set_default_app_resolver")

@@ -5,7 +5,8 @@ Celery protocol v2 carries a workflow in each message's `embed` (`hare.core.mess
 and `chord` (the body to call once every task of the group has finished). These functions
 compute, purely, what Celery 5.7's worker does with them (`celery/app/trace.py`,
 `celery/backends/base.py`), so a workflow started by a Celery client continues on hare
-workers and the other way round. The worker publishes what they return:
+workers and the other way round (their signatures come off the wire: each message is built
+with `from_wire=True`, see `hare.core.calls`). The worker publishes what they return:
 
 * a task succeeded: `after_success(...)`, published before its result is stored (Celery's
   order, so the result's children are known);
@@ -33,8 +34,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from hare.canvas.dispatch import GroupRef, Planner, Ref
-from hare.canvas.message import Env, Outgoing
 from hare.canvas.signatures import CHAIN, CHORD, GROUP, from_dict, kind, merge, new_group
+from hare.core.calls import Env, Outgoing
 from hare.core.message import Message
 from hare.errors import ChordError, ConfigurationError, NotSupportedError
 
@@ -184,7 +185,7 @@ def after_success(message: Message, value: Any, *, env: Env) -> Plan:
     prepended to its args unless immutable (`_dispatch_callbacks_and_chain`)."""
     if not message.embed.callbacks and not message.embed.chain:
         return _NOTHING
-    planner = Planner(replace(env, current=message))
+    planner = Planner(replace(env, current=message), from_wire=True)
     ids = {"parent_id": message.id, "root_id": message.root_id or message.id, "priority": None}
     callbacks = [from_dict(sig) for sig in message.embed.callbacks or ()]
     if len(callbacks) > 1:
@@ -295,7 +296,7 @@ def _chord_part(
 def chord_body(body: Mapping[str, Any], results: list[Any], *, env: Env) -> Plan:
     """What Celery sends once a chord's header is complete: `body.delay(results)`, with the
     results in header order. `env.current` is the header message that completed it."""
-    planner = Planner(env)
+    planner = Planner(env, from_wire=True)
     result = planner.apply(from_dict(body), (list(results),), None, {})
     return _plan(planner, result=result)
 
@@ -318,7 +319,7 @@ def chord_failed(
     task_id = sig["options"].get("task_id") or env.new_id()
     errbacks = _maybe_list(sig["options"].get("link_error"))
     fields = {k: v for k, v in sig.items() if k.isidentifier()}
-    planner = Planner(env)
+    planner = Planner(env, from_wire=True)
     sent: list[Ref] = []
     inline = _call_errbacks(
         planner,
@@ -348,7 +349,7 @@ def _group_body_failed(
     group fails with `exc`."""
     cause = exc.__cause__ if isinstance(exc, ChordError) and exc.__cause__ else exc
     group_errbacks = _maybe_list(sig["options"].get("link_error"))
-    planner = Planner(env)
+    planner = Planner(env, from_wire=True)
     inline: list[InlineCall] = []
     failed: list[FailedStep] = []
     for task in sig["kwargs"]["tasks"]:
@@ -398,7 +399,7 @@ def _errbacks(
     accepts_request: AcceptsRequest,
     failed: tuple[FailedStep, ...],
 ) -> Plan:
-    planner = Planner(env)
+    planner = Planner(env, from_wire=True)
     inline = _call_errbacks(planner, errbacks, task_id, root_id, call, accepts_request)
     return _plan(planner, inline=inline, failed=failed)
 

@@ -5,7 +5,9 @@ A faithful port of the parts of `celery/canvas.py` that run when a signature is 
 `group.apply_async`/`_prepared`/`_apply_tasks`/`_freeze_group_tasks`, and
 `_chord.apply_async`/`run`/`freeze`. A hare worker continuing a workflow and hare_compat
 starting one both go through it, so both put on the wire what Celery would. The method
-names follow Celery's so the two read side by side. Pure: ids and time come from the `Env`.
+names follow Celery's so the two read side by side. Each task becomes its message through
+`hare.core.calls.build_message`, the builder every send goes through. Pure: ids and time come
+from the `Env`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from hare.canvas.message import Env, Outgoing, task_message
 from hare.canvas.signatures import (
     CHAIN,
     CHAIN_RUN_OPTIONS,
@@ -43,10 +44,18 @@ from hare.canvas.signatures import (
     unroll_body,
     unroll_chords,
 )
+from hare.core.calls import Env, Outgoing, build_message
 from hare.errors import ConfigurationError
 from hare.results.state import GroupRef, Ref
 
-__all__ = ("GroupRef", "Planner", "Ref")
+__all__ = ("CALL_ONLY", "GroupRef", "Planner", "Ref")
+
+#: Arguments of Celery's `apply_async` / `send_task` that steer the call, not the message: a
+#: workflow carries them along in options (a chord passes `add_to_parent` on into its body's
+#: options), and each task's message is built without them.
+CALL_ONLY = frozenset(
+    "add_to_parent producer publisher connection router result_cls task_type route_name".split()
+)
 
 
 def _ref_id(ref: Ref) -> str:
@@ -63,10 +72,15 @@ class Planner:
     that the body gets the values in that shape; `parents` each result's parent, by the
     result's id (Celery's `AsyncResult.parent`: a chain step's the step before it, a chord
     body's its header group).
+
+    `from_wire`: the signatures came off the wire (a worker continuing a workflow a client
+    built): each message is built with Celery's rules where hare's own are stricter (see
+    `hare.core.calls`).
     """
 
-    def __init__(self, env: Env) -> None:
+    def __init__(self, env: Env, *, from_wire: bool = False) -> None:
         self.env = env
+        self.from_wire = from_wire
         self.publish: list[Outgoing] = []
         self.chord_sizes: list[tuple[str, int]] = []
         self.chord_headers: list[GroupRef] = []
@@ -106,9 +120,15 @@ class Planner:
             new_args, new_kwargs, new_options = merge(sig, args, kwargs, options)
         else:
             new_args, new_kwargs, new_options = sig["args"], sig["kwargs"], sig["options"]
-        queue, message = task_message(sig["task"], new_args, new_kwargs, new_options, self.env)
-        self.publish.append((queue, message))
-        return message.id
+        self.publish.append(self._message(sig["task"], new_args, new_kwargs, new_options))
+        return self.publish[-1][1].id
+
+    def _message(self, name: str, args: Any, kwargs: Any, options: S) -> Outgoing:
+        """One task's message. Celery applies a signature through its task's `apply_async`,
+        which sends the task's `ignore_result` (False unless the task says): so does this."""
+        options = {key: value for key, value in options.items() if key not in CALL_ONLY}
+        options.setdefault("ignore_result", False)
+        return build_message(name, args, kwargs, options, self.env, from_wire=self.from_wire)
 
     # -- freeze: assign ids before sending --------------------------------------------------
 

@@ -2,25 +2,25 @@
 
 A mixin of `hare_compat.app.base.Celery`, kept apart because it is one concept: how a call
 becomes a message on a queue (`task_routes`, `task_queues`, Celery's send options mapped by
-`hare_compat.app.sending`), and the hooks `hare_compat.canvas` sends workflows through.
+`hare_compat.app.sending` onto those of hare's one builder, `hare.core.calls`), and the hooks
+`hare_compat.canvas` sends workflows through.
 """
 
 from __future__ import annotations
 
 import threading
-import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from hare.context import current
 from hare_compat.app.routes import QueueDecl, Router, declared_queues, prepare
 from hare_compat.app.sending import hare_options
 from hare_compat.exceptions import AlwaysEagerIgnored
 
 if TYPE_CHECKING:
     from hare.app import Hare
-    from hare.canvas.continuation import Env, Plan
+    from hare.canvas.continuation import Plan
+    from hare.core.calls import Env
     from hare_compat.app.conf import Settings
     from hare_compat.result import AsyncResult as AsyncResultType
 
@@ -79,7 +79,6 @@ class Publishing:
             kwargs,
             options,
             router=self.router,
-            serializer=conf.task_serializer,
             default_priority=conf.task_default_priority,
             direct_exchanges=exchanges,
         )
@@ -120,7 +119,7 @@ class Publishing:
         """Send task `name` by name (routed by `task_routes`), with Celery's options.
 
         `producer`, `connection` and `publisher` are refused (hare publishes on its own
-        connection); `retries` and `replaced_task_nesting` are the worker's to set.
+        connection); the message's options follow hare's one builder (`hare.core.calls`).
         `expires`, `time_limit` and `soft_time_limit` left out take what the route gives."""
         for option, value in (
             ("expires", expires),
@@ -165,20 +164,9 @@ class Publishing:
         return signature(*args, **kwargs)
 
     def canvas_env(self) -> Env:
-        """What building workflow messages needs (see `hare_compat.signature.CanvasApp`)."""
-        from hare.canvas.continuation import Env
-        from hare.core.codec import get_serializer
-
-        hare = self.hare
-        context = current()
-        return Env(
-            new_id=lambda: str(uuid.uuid4()),
-            now=hare.clock.time(),
-            origin=hare.origin,
-            content_type=get_serializer(hare.settings.serializer).content_type,
-            reply_to=hare.results.reply_to if hare.results is not None else None,
-            current=context.message if context is not None else None,
-        )
+        """What building workflow messages needs (see `hare_compat.signature.CanvasApp`):
+        the hare app's, as for any call."""
+        return self.hare.call_env()
 
     def publish_plan(self, plan: Plan) -> None:
         """Record a workflow's chords (headers, sizes), then publish its messages in order,
