@@ -71,7 +71,8 @@ class Hare:
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.origin = f"gen{os.getpid()}@{socket.gethostname()}"
         self.connections = Connections(self.settings, self.clock, f"{main or 'app'} {self.origin}")
-        self._content_type = get_serializer(self.settings.serializer).content_type
+        #: The content type of the messages this app sends (its serializer's).
+        self.content_type = get_serializer(self.settings.serializer).content_type
         self._accept = calls.accepted(self.settings.accept_content)
         self._hooks: dict[str, list[Callable[[], Any]]] = {"startup": [], "shutdown": []}
         self.periodics: dict[str, Periodic] = {}
@@ -150,25 +151,14 @@ class Hare:
         )
 
         def register(fn: Callable[P, R]) -> Task[P, R]:
-            if queue is not None:
-                validate_queue_name(queue)
             options = TaskOptions(
                 name=name or task_name(fn, self.main),
                 queue=queue,
                 retry=policy,
-                time_limit=positive_seconds("time_limit", time_limit),
-                soft_time_limit=positive_seconds("soft_time_limit", soft_time_limit),
+                time_limit=time_limit,
+                soft_time_limit=soft_time_limit,
                 isolation=isolation,
             )
-            if isolation not in ("thread", "process"):
-                raise ConfigurationError(
-                    f"isolation must be 'thread' or 'process', not {isolation!r}"
-                )
-            if isolation == "process" and inspect.iscoroutinefunction(fn):
-                raise ConfigurationError(
-                    f"task {options.name}: isolation='process' is for sync functions; an async "
-                    "task is cancelled at its hard time limit already"
-                )
             if options.name in self.tasks and self.tasks[options.name].fn is not fn:
                 raise ConfigurationError(f"two different tasks are named {options.name!r}")
             task: Task[P, R] = Task(self, fn, options)
@@ -361,16 +351,11 @@ class Hare:
             new_id=lambda: str(uuid.uuid4()),
             now=self.clock.time(),
             origin=self.origin,
-            content_type=self._content_type,
+            content_type=self.content_type,
             accept=self._accept,
             reply_to=self.results.reply_to if self.results is not None else None,
             current=context.message if context is not None else None,
         )
-
-    @property
-    def content_type(self) -> str:
-        """The content type of the messages this app sends (its serializer's)."""
-        return self._content_type
 
     def route(self, name: str) -> str:
         """The queue a call of task `name` goes to when the caller names none.

@@ -7,7 +7,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar, final
 
+from hare.core.calls import positive_seconds
 from hare.core.retry import RetryPolicy
+from hare.core.topology import validate_queue_name
 from hare.core.values import utc
 from hare.errors import ConfigurationError
 from hare.results.handle import AsyncResult, ResultSource
@@ -47,7 +49,7 @@ R = TypeVar("R")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskOptions:
-    """How a task is named and routed."""
+    """How a task is named, routed and run; checked when made (`ConfigurationError`)."""
 
     name: str
     #: The queue its messages go to; `None` means the app's default queue.
@@ -59,6 +61,16 @@ class TaskOptions:
     #: "thread" (sync tasks in the worker's thread pool) or "process" (each call in a process
     #: of its own, which a hard time limit can kill; see `hare.worker.isolation`).
     isolation: Literal["thread", "process"] = "thread"
+
+    def __post_init__(self) -> None:
+        if self.queue is not None:
+            validate_queue_name(self.queue)
+        positive_seconds("time_limit", self.time_limit, self.name)
+        positive_seconds("soft_time_limit", self.soft_time_limit, self.name)
+        if self.isolation not in ("thread", "process"):
+            raise ConfigurationError(
+                f"isolation must be 'thread' or 'process', not {self.isolation!r}"
+            )
 
 
 @final
@@ -88,6 +100,11 @@ class Task(Generic[P, R]):
         self.options = options
         self.name = options.name
         self.is_async = inspect.iscoroutinefunction(fn)
+        if options.isolation == "process" and self.is_async:
+            raise ConfigurationError(
+                f"task {self.name}: isolation='process' is for sync functions; an async "
+                "task is cancelled at its hard time limit already"
+            )
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
         #: What signals name as their `sender` (hare_compat sets its Celery-style task here).

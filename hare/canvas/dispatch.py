@@ -16,6 +16,14 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from hare.canvas.chords import (
+    apply_chord,
+    chord_of,
+    freeze_chord,
+    strip_chord_header_links,
+    unroll_body,
+)
+from hare.canvas.parents import Parents, ref_id
 from hare.canvas.signatures import (
     CHAIN,
     CHAIN_RUN_OPTIONS,
@@ -23,13 +31,9 @@ from hare.canvas.signatures import (
     GROUP,
     IMMUTABLE_OPTIONS,
     S,
-    add_body_callbacks,
-    body_options,
     chain_steps,
-    chord_of,
     clone,
     descend,
-    from_dict,
     is_chain_led_by_task,
     is_empty_group,
     kind,
@@ -38,11 +42,7 @@ from hare.canvas.signatures import (
     maybe_list,
     maybe_unroll_group,
     merge,
-    new_group,
-    strip_chord_header_links,
     tasks_of,
-    unroll_body,
-    unroll_chords,
 )
 from hare.core.calls import Env, Outgoing, build_message
 from hare.errors import ConfigurationError
@@ -56,10 +56,6 @@ __all__ = ("CALL_ONLY", "GroupRef", "Planner", "Ref")
 CALL_ONLY = frozenset(
     "add_to_parent producer publisher connection router result_cls task_type route_name".split()
 )
-
-
-def _ref_id(ref: Ref) -> str:
-    return ref if isinstance(ref, str) else ref.id
 
 
 class Planner:
@@ -84,23 +80,7 @@ class Planner:
         self.publish: list[Outgoing] = []
         self.chord_sizes: list[tuple[str, int]] = []
         self.chord_headers: list[GroupRef] = []
-        self.parents: dict[str, Ref] = {}
-
-    def _fresh(self, result_id: str) -> None:
-        """A freeze makes a new result object in Celery, with no parent yet: a link left by
-        an earlier freeze of the same signature (a chord header is frozen, then frozen
-        again as it is applied) must not survive into the new one's parents."""
-        self.parents.pop(result_id, None)
-
-    def _root(self, ref: Ref) -> Ref:
-        """The first result up `ref`'s parents that has none."""
-        seen = {_ref_id(ref)}
-        while _ref_id(ref) in self.parents:
-            ref = self.parents[_ref_id(ref)]
-            if _ref_id(ref) in seen:
-                raise ConfigurationError(f"recursive result parents at {_ref_id(ref)}")
-            seen.add(_ref_id(ref))
-        return ref
+        self.parents = Parents()
 
     def apply(
         self, sig: S, args: Any = (), kwargs: Any = None, options: S | None = None
@@ -112,9 +92,9 @@ class Planner:
             merged = dict(sig["options"], **options) if options else dict(sig["options"])
             return self._run_chain(sig, args, kwargs or [], merged)
         if found == GROUP:
-            return self._apply_group(sig, args, kwargs, options)
+            return self.apply_group(sig, args, kwargs, options)
         if found == CHORD:
-            return self._apply_chord(sig, args, kwargs, options)
+            return apply_chord(self, sig, args, kwargs, options)
         options = {k: v for k, v in options.items() if v is not None}
         if args or kwargs or options:
             new_args, new_kwargs, new_options = merge(sig, args, kwargs, options)
@@ -152,13 +132,13 @@ class Planner:
                 raise ConfigurationError("an empty chain has no result to freeze")
             return results[0]
         if found == GROUP:
-            return self._freeze_group_tasks(sig, group_id, chord, root_id, parent_id, group_index)
+            return self.freeze_group_tasks(sig, group_id, chord, root_id, parent_id, group_index)
         if found == CHORD:
-            return self._freeze_chord(sig, _id, group_id, chord, root_id, parent_id, group_index)
+            return freeze_chord(self, sig, _id, group_id, chord, root_id, parent_id, group_index)
         opts = sig["options"]
         if "task_id" not in opts:
             opts["task_id"] = _id or self.env.new_id()
-        self._fresh(opts["task_id"])
+        self.parents.fresh(opts["task_id"])
         if root_id:
             opts["root_id"] = root_id
         if parent_id:
@@ -217,21 +197,9 @@ class Planner:
         out_tasks: list[S] = []
         results: list[Ref] = []
         while steps:
-            task = steps.pop()
-            is_first_task, is_last_task = not steps, not results
-            if kind(task) == GROUP:
-                task = maybe_unroll_group(task)
-                if is_empty_group(task) and (steps or prev_task):
-                    continue
-            if clone_steps and kind(task) == CHORD and is_chain_led_by_task(task["kwargs"]["body"]):
-                steps.extend(unroll_body(task))
-                continue
-            if clone_steps:
-                task = clone(task, args, kwargs) if is_first_task else clone(task)
-            elif is_first_task:
-                task["args"] = tuple(args) + tuple(task["args"])
-            if kind(task) == CHAIN:
-                steps.extend(tasks_of(task))
+            is_last_task = not results
+            task = _next_step(steps, bool(prev_task), args, kwargs, clone_steps)
+            if task is None:
                 continue
             if kind(task) == GROUP and prev_task:
                 out_tasks.pop()
@@ -239,18 +207,18 @@ class Planner:
                 body_id = prev_res if isinstance(prev_res, str) else None
                 task = chord_of(task, prev_task, body_id, root_id)
                 prev_task = out_tasks[-1] if out_tasks else None
-                prev_res = self._unlink_body(results, body_res, prev_res)
+                prev_res = self.parents.unlink_body(results, body_res, prev_res)
             if is_last_task:
                 res = self.freeze(task, last_task_id, root_id=root_id, **last)
             else:
                 res = self.freeze(task, root_id=root_id)
-            self._link_parent(prev_task, prev_res, res)
+            self.parents.link(prev_res if prev_task is not None else None, res)
             link_errbacks(task, errbacks)
             out_tasks.append(task)
             results.append(res)
             prev_task = task
             prev_res = self._step_result(task, res)
-        chain["options"]["task_id"] = _ref_id(results[0]) if results else last_task_id
+        chain["options"]["task_id"] = ref_id(results[0]) if results else last_task_id
         if clone_steps:
             for task in out_tasks:
                 strip_chord_header_links(task)
@@ -259,28 +227,11 @@ class Planner:
     def _step_result(self, task: S, res: Ref) -> Ref:
         """The result the step before `task` is the parent of: a chord's is its header
         group's (Celery walks up to it)."""
-        return self._root(res) if kind(task) == CHORD else res
-
-    def _link_parent(self, child_task: S | None, child: Ref | None, parent: Ref) -> None:
-        """The step after `parent` in a chain (if any) has it as its parent, unless it has
-        one."""
-        if child_task is not None and child is not None:
-            self.parents.setdefault(_ref_id(child), parent)
-
-    def _unlink_body(self, results: list[Ref], body_res: Ref, prev_res: Ref | None) -> Ref | None:
-        """A group and the step after it became a chord: the result that had the step's as
-        its parent loses it (it gets the chord's); that result, else `prev_res`."""
-        node = results[-1] if results else None
-        while node is not None and self.parents.get(_ref_id(node)) != body_res:
-            node = self.parents.get(_ref_id(node))
-        if node is None:
-            return prev_res
-        del self.parents[_ref_id(node)]
-        return node
+        return self.parents.root(res) if kind(task) == CHORD else res
 
     # -- group ------------------------------------------------------------------------------
 
-    def _apply_group(self, group: S, args: Any, kwargs: Any, options: S) -> Ref:
+    def apply_group(self, group: S, args: Any, kwargs: Any, options: S) -> Ref:
         for key in ("add_to_parent", "producer"):
             options.pop(key, None)
         if options.pop("link", None) is not None:
@@ -331,7 +282,7 @@ class Planner:
             self.apply(sig, args, kwargs, {**options, "add_to_parent": False, "chord": chord_obj})
             yield ref
 
-    def _freeze_group_tasks(
+    def freeze_group_tasks(
         self,
         group: S,
         group_id: str | None,
@@ -371,111 +322,30 @@ class Planner:
                     )
                 )
         group["kwargs"]["tasks"] = new_tasks
-        self._fresh(opts["task_id"])
+        self.parents.fresh(opts["task_id"])
         return GroupRef(opts["task_id"], tuple(results))
 
-    # -- chord ------------------------------------------------------------------------------
 
-    def _freeze_chord(
-        self,
-        chord: S,
-        _id: str | None,
-        group_id: str | None,
-        chord_body: S | None,
-        root_id: str | None,
-        parent_id: str | None,
-        group_index: int | None,
-    ) -> Ref:
-        header = chord["kwargs"]["header"]
-        if isinstance(header, list):
-            header = chord["kwargs"]["header"] = new_group(header)
-        body = chord["kwargs"]["body"]
-        header_ref = self._freeze_group_tasks(header, None, body, root_id, parent_id, None)
-        chord["options"]["task_id"] = header["options"]["task_id"]
-        if body is None:
-            return header_ref
-        body_ref = self.freeze(
-            body, _id, root_id=root_id, chord=chord_body, group_id=group_id, group_index=group_index
-        )
-        root = self._root(body_ref)
-        if _ref_id(root) != _ref_id(header_ref):  # not frozen before (a chord in a group)
-            self.parents[_ref_id(root)] = header_ref
-        return body_ref
-
-    def _apply_chord(self, chord: S, args: Any, kwargs: Any, options: S) -> Ref:
-        task_id = options.pop("task_id", None)
-        for key in ("producer", "publisher", "connection", "router", "result_cls"):
-            options.pop(key, None)
-        args = (
-            tuple(args) + tuple(chord["args"]) if args and not chord["immutable"] else chord["args"]
-        )
-        kwargs = dict(kwargs or {})
-        body = kwargs.pop("body", None) or chord["kwargs"]["body"]
-        if body is None:
-            raise ConfigurationError(f"a chord needs a body: {chord['kwargs']['header']!r:.80}")
-        kwargs = dict(chord["kwargs"].get("kwargs") or {}, **kwargs)
-        # countdown/eta delay the header (not the body); links go onto the body.
-        header_delay = {
-            k: options.pop(k) for k in ("countdown", "eta") if options.get(k) is not None
-        }
-        callbacks = {k: options.pop(k) for k in ("link", "link_error") if k in options}
-        body = clone(from_dict(body), **body_options(options))
-        header = chord["kwargs"]["header"]
-        if isinstance(header, dict):
-            header = clone(header)
-        else:
-            gid = chord["options"].get("task_id") or self.env.new_id()
-            header = new_group(list(header), {"task_id": gid})
-        merged = dict(chord["options"], **options, **callbacks)
-        merged.pop("countdown", None)
-        merged.pop("eta", None)
-        option_task_id = merged.pop("task_id", None)
-        if task_id is None:
-            task_id = option_task_id
-        return self._run_chord(chord, header, body, args, task_id, kwargs, header_delay, merged)
-
-    def _run_chord(
-        self,
-        chord: S,
-        header: S,
-        body: S,
-        partial_args: Any,
-        task_id: str | None,
-        kwargs: Any,
-        header_delay: S,
-        options: S,
-    ) -> Ref:
-        for key in ("app", "interval", "countdown", "max_retries", "eager"):
-            options.pop(key, None)
-        group_id = header["options"].get("task_id") or self.env.new_id()
-        root_id = body["options"].get("root_id")
-        options = dict(chord["options"], **options)
-        for key in ("countdown", "eta"):
-            if key not in header_delay and options.get(key) is not None:
-                header_delay[key] = options[key]
-            options.pop(key, None)
-        if options:
-            options.pop("task_id", None)
-            body = add_body_callbacks(body, options)
-            body["options"].update(body_options(options))
-        if kind(body) == CHAIN:
-            unroll_chords(body)
-        body_ref = self.freeze(
-            body, task_id or self.env.new_id(), group_id=group_id, root_id=root_id
-        )
-        strip_chord_header_links(body)
-        for key in ("chain", "chord", "task_id"):
-            options.pop(key, None)
-        header["options"]["task_id"] = group_id
-        frozen = self._freeze_group_tasks(header, group_id, body, root_id, None, None)
-        if any(isinstance(result, GroupRef) for result in frozen.results):
-            self.chord_headers.append(frozen)
-        header_ref: Ref = frozen
-        if tasks_of(header):
-            header_ref = self._apply_group(
-                header, partial_args, kwargs, {**options, **header_delay, "task_id": group_id}
-            )
-        else:
-            self.apply(body, ([],))
-        self.parents[_ref_id(body_ref)] = header_ref
-        return body_ref
+def _next_step(
+    steps: deque[S], after_one: bool, args: Any, kwargs: Any, clone_steps: bool
+) -> S | None:
+    """The next step of a chain, last-first, ready to freeze (the first one given the
+    chain's partial args); None when it was spliced into `steps` (a nested chain, a chord
+    whose body is a chain led by a task) or dropped (an empty group after or before one)."""
+    task = steps.pop()
+    is_first_task = not steps
+    if kind(task) == GROUP:
+        task = maybe_unroll_group(task)
+        if is_empty_group(task) and (steps or after_one):
+            return None
+    if clone_steps and kind(task) == CHORD and is_chain_led_by_task(task["kwargs"]["body"]):
+        steps.extend(unroll_body(task))
+        return None
+    if clone_steps:
+        task = clone(task, args, kwargs) if is_first_task else clone(task)
+    elif is_first_task:
+        task["args"] = tuple(args) + tuple(task["args"])
+    if kind(task) == CHAIN:
+        steps.extend(tasks_of(task))
+        return None
+    return task

@@ -267,110 +267,6 @@ def descend(sig: S) -> int:
     return 1
 
 
-def clear_chord_option(sig: S | list[S]) -> None:
-    if isinstance(sig, list):
-        for task in sig:
-            clear_chord_option(task)
-        return
-    sig["options"].pop("chord", None)
-    found = kind(sig)
-    if found == GROUP:
-        clear_chord_option(tasks_of(sig))
-    elif found == CHAIN and tasks_of(sig):
-        clear_chord_option(tasks_of(sig)[-1])
-    elif found == CHORD and sig["kwargs"]["body"] is not None:
-        clear_chord_option(sig["kwargs"]["body"])
-
-
-def strip_chord_header_links(sig: S) -> None:
-    """Drop the body copies a frozen chord put on its header tasks; `run` puts them back."""
-    found = kind(sig)
-    if found == CHORD:
-        header = sig["kwargs"]["header"]
-        clear_chord_option(header)
-        for task in [header] if isinstance(header, dict) else header:
-            strip_chord_header_links(task)
-        if sig["kwargs"]["body"] is not None:
-            strip_chord_header_links(sig["kwargs"]["body"])
-    elif found in (GROUP, CHAIN):
-        for task in tasks_of(sig):
-            strip_chord_header_links(task)
-
-
-def unchain_tasks(chain: S) -> list[S]:
-    tasks = [clone(t) for t in tasks_of(chain)]
-    for callback in maybe_list(chain["options"].get("link")):
-        link(tasks[-1], callback)
-    for errback in maybe_list(chain["options"].get("link_error")):
-        for task in tasks:
-            link_error(task, errback)
-    return tasks
-
-
-def unroll_body(chord: S) -> list[S]:
-    """chord(header, chain(a, b, c)) -> chord(header, a), b, c."""
-    task = clone(chord)
-    body = task["kwargs"]["body"]
-    body_tasks = unchain_tasks(body)
-    first_options = {k: v for k, v in body["options"].items() if k not in CHAIN_RUN_OPTIONS}
-    task["kwargs"]["body"] = clone(body_tasks[0], **first_options)
-    return [task, *body_tasks[1:]]
-
-
-def unroll_chords(chain: S) -> None:
-    pending = deque(tasks_of(chain))
-    tasks: list[S] = []
-    while pending:
-        task = pending.popleft()
-        if kind(task) == CHAIN:
-            task = clone(task)
-            unroll_chords(task)
-        if kind(task) == CHORD and is_chain_led_by_task(task["kwargs"]["body"]):
-            pending.extendleft(reversed(unroll_body(task)))
-        else:
-            tasks.append(task)
-    chain["kwargs"]["tasks"] = tasks
-
-
-def body_options(options: S) -> S:
-    """The options a chord passes to its body: all but parent_id (its parent is a header task)."""
-    return {k: v for k, v in options.items() if k != "parent_id"}
-
-
-def link_error_to_body_tasks(sig: S, errback: S, runs_as_group: bool = True) -> None:
-    found = kind(sig)
-    if found == GROUP:
-        if runs_as_group and sig["options"].get("link_error") is not None:
-            append_option(sig, "link_error", clone(errback))
-        else:
-            for task in tasks_of(sig):
-                link_error_to_body_tasks(task, errback, runs_as_group=False)
-    elif found == CHORD:
-        link_error_to_body_tasks(sig["kwargs"]["body"], errback)
-    else:
-        link_error(sig, clone(errback))
-
-
-def add_body_callbacks(body: S, options: S) -> S:
-    """`_chord._add_body_callbacks`: a chord's link and link_error go onto its body."""
-    callbacks = maybe_list(options.pop("link", None))
-    errbacks = maybe_list(options.pop("link_error", None))
-    if callbacks or errbacks:
-        body = clone(body)
-    for callback in callbacks:
-        callback = clone(from_dict(callback))
-        if kind(body) == GROUP and not tasks_of(body):
-            append_option(body, "link", callback)
-        else:
-            link(body, callback)
-    for errback in errbacks:
-        if kind(body) == GROUP:
-            link_error_to_body_tasks(body, from_dict(errback))
-        else:
-            append_option(body, "link_error", errback)
-    return body
-
-
 def chain_steps(tasks: list[S], clone_steps: bool) -> deque[S]:
     """A chain's steps with nested chains at its head spliced in and empty groups there
     dropped, so the first real task gets the chain's partial args (Celery issue #9772)."""
@@ -391,20 +287,6 @@ def chain_steps(tasks: list[S], clone_steps: bool) -> deque[S]:
     if stripped is not None and not steps:
         steps.append(stripped)
     return steps
-
-
-def chord_of(group: S, body: S, body_id: str | None, root_id: str | None) -> S:
-    """`group(...) | body` in a chain: the chord Celery's prepare_steps makes of them (named
-    after the body's id when it has one)."""
-    options = {"task_id": body_id} if body_id is not None else {}
-    return {
-        "task": "celery.chord",
-        "args": (),
-        "kwargs": {"kwargs": {}, "header": list(tasks_of(group)), "body": body},
-        "options": {**options, "root_id": root_id},
-        "subtask_type": CHORD,
-        "immutable": False,
-    }
 
 
 def link_errbacks(task: S, errbacks: Any) -> None:
