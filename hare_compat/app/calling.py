@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from hare.core.codec import get_serializer
 from hare.errors import NotSupportedError
 from hare_compat.app.request import Context
-from hare_compat.app.sending import PRODUCER_ONLY
 from hare_compat.exceptions import Retry
+from hare_compat.producer_options import PRODUCER_ONLY
 
 if TYPE_CHECKING:
     from hare_compat.app.task import Task

@@ -21,12 +21,10 @@ from typing import Any
 
 from hare.errors import NotSupportedError
 from hare_compat.app.routes import Router
+from hare_compat.producer_options import PRODUCER_ONLY
 
-__all__ = ("PRODUCER_ONLY", "hare_options")
+__all__ = ("hare_options",)
 
-#: Options of Celery's producer, with nothing to do in hare: it always waits for the
-#: broker's confirm and reconnects until publish_timeout (tasks, retries and workflows).
-PRODUCER_ONLY = frozenset("retry retry_policy declare mandatory immediate".split())
 #: Celery send_task options with nothing to do in hare.
 _ACCEPTED = PRODUCER_ONLY | frozenset(
     "add_to_parent result_cls route_name task_type router exchange_type".split()
