@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, Ty
 from hare.core.calls import positive_seconds
 from hare.core.retry import RetryPolicy
 from hare.core.topology import validate_queue_name
-from hare.core.values import utc
 from hare.errors import ConfigurationError
 from hare.results.handle import AsyncResult, ResultSource
 
@@ -181,6 +180,3 @@ def task_name(fn: Callable[..., Any], app_main: str) -> str:
         )
     return f"{module}.{qualname}"
 
-
-#: A naive datetime read as UTC, as Celery's worker does (hare_compat reads a retry's eta so).
-normalise_eta = utc

@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING, Any
 
 import hare_compat.states as states
 from hare import signals
+from hare.core.values import utc as normalise_eta
 from hare.errors import Ignore as HareIgnore
 from hare.errors import Reject as HareReject
 from hare.errors import Retry as HareRetry
 from hare.errors import TaskRevoked
-from hare.task import normalise_eta
 from hare.worker.call import ExceptionInfo
 from hare.worker.tracelog import FAILURE as LOG_FAILURE
 from hare.worker.tracelog import RECEIVED as LOG_RECEIVED
