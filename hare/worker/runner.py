@@ -69,7 +69,8 @@ class TaskRunner:
         hard: float | None = None,
         isolated: bool = False,
     ) -> Outcome:
-        """Call `fn` under its time limits (`call`); how it ended, as an `Outcome`."""
+        """Call a bare function (no `TaskCall` around it, e.g. a task in a process of its own)
+        under its time limits; how it ended, as an `Outcome` built here, on the loop."""
         try:
             value = await self.call(
                 fn, args, kwargs, is_async=is_async, soft=soft, hard=hard, isolated=isolated

@@ -45,7 +45,9 @@ from hare.transport.base import Consumer, Transport
 from hare.transport.reconnect import backoff_delay, reconnect
 from hare.worker.delivery import Processor
 from hare.worker.followups import FollowUps
+from hare.worker.recording import Recorder
 from hare.worker.runner import TaskRunner
+from hare.worker.running import RunningTasks
 from hare.worker.settlement import Settlement
 from hare.worker.view import WorkerView
 
@@ -128,21 +130,24 @@ class Worker:
         transport.connection_lost.clear()  # from here on, a loss is this worker's to handle
         app_settings = self.app.settings
         publisher = Publisher(transport, app_settings, self._clock)
-        self._settlement = Settlement(
-            publisher, self._clock, self._rng, app_settings.delivery_limit
-        )
+        self._settlement = Settlement(publisher, self._clock, app_settings.delivery_limit)
         self._runner = TaskRunner(self.concurrency, self._clock)
+        running = RunningTasks()
+        self.revocations = Revocations(clock=self._clock, terminate=running.terminate)
         self._processor = Processor(
             self.app,
             self._settlement,
             self._runner,
+            Recorder(self.app, FollowUps(self.app, publisher, self._clock), self._clock),
             clock=self._clock,
             rng=self._rng,
             nodename=self.nodename,
             accept=self._accept,
             self_counted=self._self_counted,
             on_start=self._mark_started,
-            follow_ups=FollowUps(self.app, publisher, self._clock),
+            running=running,
+            is_revoked=self.revocations.is_revoked,
+            is_revoked_by_stamps=self.revocations.is_revoked_by_stamps,
         )
         view = WorkerView(
             self._processor,
@@ -150,9 +155,6 @@ class Worker:
             concurrency=self.concurrency,
             broker=mask_url(app_settings.broker_url),
         )
-        self.revocations = Revocations(clock=self._clock, terminate=view.terminate)
-        self._processor.is_revoked = self.revocations.is_revoked
-        self._processor.is_revoked_by_stamps = self.revocations.is_revoked_by_stamps
         self._control = ControlServer(
             view,
             self.revocations,
