@@ -1,6 +1,8 @@
 """The worker: consume -> admit -> run -> settle.
 
 * `worker`: `Worker`, the lifecycle (connect, subscribe, serve and reconnect, drain, stop);
+* `parts`: what a running worker is made of, built once it has connected;
+* `inflight`: each delivery in a task of the worker's own, and the drain;
 * `delivery`: `Processor`, one delivery: admit it, run it, record it, settle it;
 * `request`: `Request`, the context of one message; `running`: the tasks running now;
 * `call`: `TaskCall`, the context and signals around one call, and its `verdict`;

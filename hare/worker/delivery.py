@@ -1,7 +1,7 @@
 """One delivery, from its arrival to its settlement: admit it, run it, record it, settle it.
 
-The worker owns consuming, drain and reconnects (`hare.worker.worker`); the `Processor` owns
-what happens to one message once it arrived:
+The worker owns consuming, drain and reconnects (`hare.worker.worker`, `hare.worker.inflight`);
+the `Processor` owns what happens to one message once it arrived:
 
 * `admit`: may it run now? It is decoded, its task looked up, checked against revocations, its
   expiry and its ETA. What may not run is settled there (dead-lettered, discarded, sent back
