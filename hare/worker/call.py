@@ -17,11 +17,10 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from hare import signals
-from hare.context import TaskContext, running
+from hare.context import running
 from hare.core.outcome import (
     Failed,
     Ignored,
@@ -32,99 +31,18 @@ from hare.core.outcome import (
     format_traceback,
     outcome_of,
 )
+from hare.core.retry import Ack, Uniform, decide
 from hare.errors import TaskRevoked
+from hare.worker.request import Request
 from hare.worker.runner import raise_in_thread
+from hare.worker.verdict import Verdict
 
 if TYPE_CHECKING:
     from hare.task import Task
 
-__all__ = ("ExceptionInfo", "Request", "TaskCall")
+__all__ = ("ExceptionInfo", "TaskCall")
 
 logger = logging.getLogger("hare.worker")
-
-
-def _of_message(field: str) -> Any:
-    """A read-only attribute that is the message's `field`."""
-    return property(attrgetter(f"message.{field}"))
-
-
-def _signatures(field: str) -> Any:
-    """A read-only attribute: the signature dicts the message embeds as `field`, or None."""
-
-    def get(request: Request) -> list[dict[str, Any]] | None:
-        value = getattr(request.message.embed, field)
-        return None if value is None else [dict(sig) for sig in value]
-
-    return property(get)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Request(TaskContext):
-    """A worker's context of one message, as `task_received`, `task_revoked` and `task_retry`
-    receivers and errbacks that take the request get it: Celery's worker `Request` attributes,
-    read from the message, on hare's `TaskContext` (`task` is the task's name here).
-
-    As in Celery, `name` is the shadow name when the message has one (`type` is the task's
-    name), `stamps` holds the values of the stamps `stamped_headers` names, `time_limits` is
-    (hard, soft) and `callbacks`, `errbacks`, `chain` and `chord` are the signature dicts the
-    message embeds (or None).
-    """
-
-    type = task = _of_message("task")
-    task_id = _of_message("id")
-    root_id = _of_message("root_id")
-    parent_id = _of_message("parent_id")
-    group = _of_message("group")
-    group_index = _of_message("group_index")
-    eta = _of_message("eta")
-    expires = _of_message("expires")
-    time_limits = _of_message("timelimit")
-    reply_to = _of_message("reply_to")
-    correlation_id = _of_message("correlation_id")
-    replaced_task_nesting = _of_message("replaced_task_nesting")
-    stamped_headers = _of_message("stamped_headers")
-    stamps = _of_message("stamps")
-    callbacks = _signatures("callbacks")
-    errbacks = _signatures("errbacks")
-    chain = _signatures("chain")
-
-    @property
-    def name(self) -> str:
-        return self.message.shadow or self.message.task
-
-    @property
-    def task_name(self) -> str:
-        return self.name
-
-    @property
-    def args(self) -> list[Any]:
-        return list(self.message.args)
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        return dict(self.message.kwargs)
-
-    @property
-    def argsrepr(self) -> str:
-        return self.message.argsrepr or ""
-
-    @property
-    def kwargsrepr(self) -> str:
-        return self.message.kwargsrepr or ""
-
-    @property
-    def chord(self) -> dict[str, Any] | None:
-        chord = self.message.embed.chord
-        return None if chord is None else dict(chord)
-
-    @property
-    def payload(self) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
-        """The message body as Celery's protocol v2 has it: args, kwargs and what follows."""
-        follows = {"callbacks": self.callbacks, "errbacks": self.errbacks}
-        return self.args, self.kwargs, {**follows, "chain": self.chain, "chord": self.chord}
-
-    #: Celery's worker `Request` keeps the body as `_Request__payload`; code reaches for it.
-    __payload = payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,22 +61,18 @@ class ExceptionInfo:
 
 
 class TaskCall:
-    """Runs one call with its context and signals; `finish` settles the signals exactly once.
+    """Runs one call with its context and signals, and judges how it ended, once.
 
-    `is_retry(outcome)` says whether the worker will run the task again (a `Retry`, or an
-    exception the task's policy retries), which decides between `task_retry` and
-    `task_failure`.
+    The wrapped function (`wrap`) returns the call's `Verdict` instead of the task's value:
+    how the task ended, and what becomes of its delivery by the task's retry policy (`rng`
+    draws the retry's jitter), which also decides between `task_retry` and `task_failure`.
+    A call that could not end itself is judged on the loop (`ended`).
     """
 
-    def __init__(
-        self,
-        task: Task[Any, Any],
-        context: TaskContext,
-        is_retry: Callable[[Outcome], bool],
-    ) -> None:
+    def __init__(self, task: Task[Any, Any], context: Request, rng: Uniform) -> None:
         self.task = task
         self.context = context
-        self._is_retry = is_retry
+        self._rng = rng
         self.finished = False
         self.sender = task.sender
         #: The signal named by a revoke with terminate=True, once one arrived.
@@ -180,11 +94,12 @@ class TaskCall:
         return False
 
     def wrap(self) -> Callable[..., Any]:
-        """The function the runner calls in place of the task's own."""
+        """The function the runner calls in place of the task's own: it returns the verdict
+        (`None` when the loop had already ended the call: its result is discarded)."""
         fn = self.task.fn
         if self.task.is_async:
 
-            async def call_async(*args: Any, **kwargs: Any) -> Any:
+            async def call_async(*args: Any, **kwargs: Any) -> Verdict | None:
                 with running(self.context):
                     self._task = asyncio.current_task()
                     self.start()
@@ -197,24 +112,20 @@ class TaskCall:
                             self._task.uncancel()
                             raise TaskRevoked(f"terminated ({self.terminating})") from None
                     except Exception as exc:
-                        await self.afinish(outcome_of(exc, format_traceback(exc)))
-                        raise
-                    await self.afinish(Succeeded(value))
-                    return value
+                        return await self.afinish(outcome_of(exc, format_traceback(exc)))
+                    return await self.afinish(Succeeded(value))
 
             return call_async
 
-        def call_sync(*args: Any, **kwargs: Any) -> Any:
+        def call_sync(*args: Any, **kwargs: Any) -> Verdict | None:
             with running(self.context):
                 self._thread = threading.get_ident()
                 self.start()
                 try:
                     value = fn(*args, **kwargs)
                 except Exception as exc:
-                    self.finish(outcome_of(exc, format_traceback(exc)))
-                    raise
-                self.finish(Succeeded(value))
-                return value
+                    return self.finish(outcome_of(exc, format_traceback(exc)))
+                return self.finish(Succeeded(value))
 
         return call_sync
 
@@ -230,12 +141,28 @@ class TaskCall:
             kwargs=dict(message.kwargs),
         )
 
-    def finish(self, outcome: Outcome) -> None:
-        """Send the signals for how the call ended (once; later calls do nothing)."""
+    def judge(self, outcome: Outcome) -> Verdict:
+        """The verdict on `outcome`: the one place the task's retry policy is applied."""
+        if self.was_terminated(outcome):
+            return Verdict(outcome, Ack(), terminated=True)
+        message = self.context.message
+        return Verdict(
+            outcome, decide(outcome, self.task.options.retry, message.retries, self._rng)
+        )
+
+    def ended(self, outcome: Outcome) -> Verdict:
+        """The verdict of a call that could not end itself (a process of its own, a hard time
+        limit), judged and signalled on the loop, unless the call had sent its signals."""
+        verdict = self.finish(outcome)
+        return verdict if verdict is not None else self.judge(outcome)
+
+    def finish(self, outcome: Outcome) -> Verdict | None:
+        """Judge the call and send the signals for how it ended; `None` if it had ended."""
         if self.finished:
-            return
+            return None
         self.finished = True
-        state, retval = self._signal(outcome)
+        verdict = self.judge(outcome)
+        state, retval = self._signal(verdict)
         pending = self._after(state, retval)
         if inspect.isawaitable(pending):
             _discard(pending)
@@ -245,13 +172,15 @@ class TaskCall:
                 self.context.id,
             )
         self._postrun(state, retval)
+        return verdict
 
-    async def afinish(self, outcome: Outcome) -> None:
+    async def afinish(self, outcome: Outcome) -> Verdict | None:
         """`finish` on the loop, for an async task: its `after_signal` may be awaited."""
         if self.finished:
-            return
+            return None
         self.finished = True
-        state, retval = self._signal(outcome)
+        verdict = self.judge(outcome)
+        state, retval = self._signal(verdict)
         pending = self._after(state, retval)
         if inspect.isawaitable(pending):
             try:
@@ -261,16 +190,19 @@ class TaskCall:
                     "task %s[%s]: after_signal failed", self.task.name, self.context.id
                 )
         self._postrun(state, retval)
+        return verdict
 
-    def _signal(self, outcome: Outcome) -> tuple[str, Any]:
+    def _signal(self, verdict: Verdict) -> tuple[str, Any]:
         """Send the signal of how the call ended; its state and the value or exception."""
+        outcome = verdict.outcome
         message = self.context.message
         sender = self.sender
         retval: Any = None
         if isinstance(outcome, Succeeded):
             state, retval = "SUCCESS", outcome.value
             signals.task_success.send(sender=sender, result=outcome.value)
-        elif isinstance(outcome, Failed) and self.was_terminated(outcome):
+        elif verdict.terminated:
+            assert isinstance(outcome, Failed)
             state, retval = "REVOKED", outcome.exception
             signals.task_revoked.send(
                 sender=sender,
@@ -279,7 +211,7 @@ class TaskCall:
                 signum=self.terminating,
                 expired=False,
             )
-        elif isinstance(outcome, Failed | RetryRequested) and self._is_retry(outcome):
+        elif isinstance(outcome, Failed | RetryRequested) and verdict.retries:
             state = "RETRY"
             exc = outcome.exception
             retval = exc

@@ -16,6 +16,7 @@ at module level (which a task is anyway).
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import multiprocessing
 import os
@@ -23,12 +24,14 @@ import signal
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from hare.clock import Clock
 from hare.errors import HareError, SoftTimeLimitExceeded, TaskProcessDied, TimeLimitExceeded
+from hare.worker.limits import within_limits
 
-__all__ = "run_in_process"
+__all__ = ("run_in_process",)
 
 _SOFT_SIGNAL = signal.SIGUSR1
 
@@ -43,42 +46,10 @@ async def run_in_process(
     hard: float | None,
 ) -> Any:
     """Call `fn(*args, **kwargs)` in a new process; raise what it raised, or return its value."""
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(
-        target=_child,
-        args=(sender, fn.__module__, fn.__qualname__, args, kwargs),
-        daemon=True,
-        name=f"hare-isolated-{fn.__qualname__}",
-    )
-    process.start()
-    sender.close()
+    process, receiver = _spawn(fn, args, kwargs)
     inbox = _inbox(receiver)
     try:
-        # The limits count from when the child is about to call the function, with its
-        # soft-limit handler installed (before that, SIGUSR1 would simply kill it).
-        first = await inbox.get()
-        if first is None:
-            await asyncio.to_thread(process.join, 5)
-            raise TaskProcessDied(
-                f"the task's process died while starting: {_exit_reason(process.exitcode)}"
-            )
-        if first[0] == "error":  # the import failed
-            reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            reply.set_result(first)
-        else:
-            reply = asyncio.ensure_future(inbox.get())
-        waited = 0.0
-        if soft is not None and (hard is None or soft < hard):
-            if not await _within(reply, soft, clock):
-                _signal(process.pid, _SOFT_SIGNAL)
-                waited = soft
-        if hard is not None and not await _within(reply, hard - waited, clock):
-            process.kill()
-            raise TimeLimitExceeded(f"hard time limit ({hard}s) exceeded: its process was killed")
-        message = await reply
-        if message is None:
-            await asyncio.to_thread(process.join, 5)
+        message = await _reply(process, inbox, clock=clock, soft=soft, hard=hard)
     finally:
         asyncio.get_running_loop().remove_reader(receiver.fileno())
         receiver.close()
@@ -96,6 +67,57 @@ async def run_in_process(
     raise HareError(f"the isolated task raised {payload} (not picklable):\n{trace}")
 
 
+def _spawn(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[BaseProcess, Connection]:
+    """Start the child that calls `fn`; it and the end of the pipe its messages arrive on."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_child,
+        args=(sender, fn.__module__, fn.__qualname__, args, kwargs),
+        daemon=True,
+        name=f"hare-isolated-{fn.__qualname__}",
+    )
+    process.start()
+    sender.close()
+    return process, receiver
+
+
+async def _reply(
+    process: BaseProcess,
+    inbox: asyncio.Queue[Any],
+    *,
+    clock: Clock,
+    soft: float | None,
+    hard: float | None,
+) -> Any:
+    """The child's reply, waited for under the time limits; `None` if it died first.
+
+    The limits count from when the child is about to call the function, with its soft-limit
+    handler installed (before that, SIGUSR1 would simply kill it).
+    """
+    first = await inbox.get()
+    if first is None:
+        await asyncio.to_thread(process.join, 5)
+        raise TaskProcessDied(
+            f"the task's process died while starting: {_exit_reason(process.exitcode)}"
+        )
+    if first[0] == "error":  # the import failed
+        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        reply.set_result(first)
+    else:
+        reply = asyncio.ensure_future(inbox.get())
+    at_soft = functools.partial(_signal, process.pid, _SOFT_SIGNAL)
+    if not await within_limits(reply, soft=soft, hard=hard, clock=clock, at_soft=at_soft):
+        process.kill()
+        raise TimeLimitExceeded(f"hard time limit ({hard}s) exceeded: its process was killed")
+    message = await reply
+    if message is None:
+        await asyncio.to_thread(process.join, 5)
+    return message
+
+
 def _inbox(receiver: Connection) -> asyncio.Queue[Any]:
     """The child's messages as they arrive; `None` once the pipe closed (it exited or died)."""
     loop = asyncio.get_running_loop()
@@ -110,15 +132,6 @@ def _inbox(receiver: Connection) -> asyncio.Queue[Any]:
 
     loop.add_reader(receiver.fileno(), readable)
     return inbox
-
-
-async def _within(future: asyncio.Future[Any], seconds: float, clock: Clock) -> bool:
-    timer = asyncio.ensure_future(clock.sleep(seconds))
-    try:
-        await asyncio.wait({future, timer}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        timer.cancel()
-    return future.done()
 
 
 def _signal(pid: int | None, signum: int) -> None:

@@ -14,12 +14,12 @@ from typing import Any
 from hare.app import Hare
 from hare.clock import Clock
 from hare.core.message import Message
-from hare.core.outcome import Ignored, Outcome, Rejected, RetryRequested, Succeeded
-from hare.core.retry import Decision, RetryAt, RetryIn
+from hare.core.outcome import Ignored, Rejected, RetryRequested, Succeeded
 from hare.errors import Reject, Retry
 from hare.results.state import FAILURE, RETRY, SUCCESS, TaskResult
-from hare.worker.call import Request
 from hare.worker.followups import FollowUps, has_follow_ups
+from hare.worker.request import Request
+from hare.worker.verdict import Verdict
 
 __all__ = ("Recorder",)
 
@@ -34,14 +34,13 @@ class Recorder:
         self.follow_ups = follow_ups
         self._clock = clock
 
-    async def record(
-        self, message: Message, outcome: Outcome, decision: Decision, context: Request
-    ) -> None:
-        """Store the result the outcome means (when results are on), and send what follows.
+    async def record(self, message: Message, verdict: Verdict, context: Request) -> None:
+        """Store the result the verdict means (when results are on), and send what follows.
 
         Celery's order: after a success, callbacks and the chain's next step go out before
         the result is stored; after a final failure, the result is stored, then errbacks.
         """
+        outcome = verdict.outcome
         if isinstance(outcome, Ignored):
             return
         follow = has_follow_ups(message)
@@ -61,7 +60,7 @@ class Recorder:
         trace = outcome.traceback
         if isinstance(outcome, RetryRequested) and exc is None:
             exc = _retry_exc(outcome)
-        if isinstance(decision, RetryIn | RetryAt):
+        if verdict.retries:
             await self.store(message, RETRY, exc, trace, request=context)
             return
         await self.store(message, FAILURE, exc, trace, request=context)

@@ -27,6 +27,7 @@ from hare.clock import Clock
 from hare.core.outcome import Outcome, Succeeded, format_traceback, outcome_of
 from hare.errors import SoftTimeLimitExceeded, TimeLimitExceeded
 from hare.worker.isolation import run_in_process
+from hare.worker.limits import within_limits
 
 __all__ = ("TaskRunner", "raise_in_thread")
 
@@ -39,7 +40,8 @@ def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
 
 
 class TaskRunner:
-    """Runs task functions and turns how they ended into an `Outcome`."""
+    """Runs task functions under their time limits (`hare.worker.limits`): on the loop, in a
+    bounded thread pool, or in a process of their own."""
 
     def __init__(self, threads: int, clock: Clock) -> None:
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="hare-task")
@@ -67,20 +69,49 @@ class TaskRunner:
         hard: float | None = None,
         isolated: bool = False,
     ) -> Outcome:
+        """Call a bare function (no `TaskCall` around it, e.g. a task in a process of its own)
+        under its time limits; how it ended, as an `Outcome` built here, on the loop."""
         try:
-            if is_async:
-                value = await self._run_async(fn, args, kwargs, soft, hard)
-            elif isolated:
-                value = await run_in_process(
-                    fn, args, kwargs, clock=self._clock, soft=soft, hard=hard
-                )
-            else:
-                value = await self._run_sync(fn, args, kwargs, soft, hard)
+            value = await self.call(
+                fn, args, kwargs, is_async=is_async, soft=soft, hard=hard, isolated=isolated
+            )
         except Exception as exc:
             return outcome_of(exc, format_traceback(exc))
         return Succeeded(value)
 
-    # -- async -------------------------------------------------------------------------------
+    async def call(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        is_async: bool,
+        soft: float | None = None,
+        hard: float | None = None,
+        isolated: bool = False,
+    ) -> Any:
+        """Call `fn` under its time limits: return what it returned, raise what it raised, or
+        `TimeLimitExceeded` at the hard limit. Without limits, straight to the function."""
+        if is_async:
+            if soft is None and hard is None:
+                return await fn(*args, **kwargs)
+            return await self._run_async(fn, args, kwargs, soft, hard)
+        if isolated:
+            return await run_in_process(fn, args, kwargs, clock=self._clock, soft=soft, hard=hard)
+        call = _ThreadCall(fn, args, kwargs, self)
+        future = asyncio.get_running_loop().run_in_executor(self._executor, call.run)
+        if soft is None and hard is None:
+            return await future
+        limited = within_limits(
+            future, soft=soft, hard=hard, clock=self._clock, at_soft=call.raise_soft_limit
+        )
+        if not await limited:
+            call.abandon()
+            raise TimeLimitExceeded(
+                f"hard time limit ({hard}s) exceeded; the function keeps running in its thread "
+                "(threads cannot be killed) and its result will be discarded"
+            )
+        return await future
 
     async def _run_async(
         self,
@@ -90,77 +121,31 @@ class TaskRunner:
         soft: float | None,
         hard: float | None,
     ) -> Any:
-        if soft is None and hard is None:
-            return await fn(*args, **kwargs)
+        """An async call with limits: the soft one thrown in at its `await`, the hard one
+        cancelling it."""
         coro = fn(*args, **kwargs)
         if not asyncio.iscoroutine(coro):
             return await coro
         driver = _Interruptible(coro)
         inner: asyncio.Task[Any] = asyncio.ensure_future(_await(driver))
-        hard_fired = False
 
-        async def watch() -> None:
-            nonlocal hard_fired
-            waited = 0.0
-            if soft is not None and (hard is None or soft < hard):
-                await self._clock.sleep(soft)
-                waited = soft
-                driver.interrupt(SoftTimeLimitExceeded(f"soft time limit ({soft}s) exceeded"))
-                inner.cancel()
-            if hard is not None:
-                await self._clock.sleep(hard - waited)
+        def soft_limit() -> None:
+            driver.interrupt(SoftTimeLimitExceeded(f"soft time limit ({soft}s) exceeded"))
+            inner.cancel()
+
+        hard_fired = False
+        try:
+            if not await within_limits(
+                inner, soft=soft, hard=hard, clock=self._clock, at_soft=soft_limit
+            ):
                 hard_fired = True
                 inner.cancel()
-
-        watcher = asyncio.ensure_future(watch())
-        try:
             return await asyncio.shield(inner)
         except asyncio.CancelledError:
             if hard_fired and inner.cancelled():
                 raise TimeLimitExceeded(f"hard time limit ({hard}s) exceeded") from None
             inner.cancel()  # we were cancelled (a drain): take the task down with us
             raise
-        finally:
-            watcher.cancel()
-
-    # -- sync --------------------------------------------------------------------------------
-
-    async def _run_sync(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        soft: float | None,
-        hard: float | None,
-    ) -> Any:
-        call = _ThreadCall(fn, args, kwargs, self)
-        future = asyncio.get_running_loop().run_in_executor(self._executor, call.run)
-        if soft is None and hard is None:
-            return await future
-        waited = 0.0
-        if soft is not None and (hard is None or soft < hard):
-            if await self._wait(future, soft):
-                return future.result()
-            waited = soft
-            call.raise_soft_limit()
-        if hard is None:
-            return await future
-        if await self._wait(future, hard - waited):
-            return future.result()
-        call.abandon()
-        raise TimeLimitExceeded(
-            f"hard time limit ({hard}s) exceeded; the function keeps running in its thread "
-            "(threads cannot be killed) and its result will be discarded"
-        )
-
-    async def _wait(self, future: asyncio.Future[Any], seconds: float) -> bool:
-        """Wait up to `seconds` on the clock; whether `future` finished."""
-        timer = asyncio.ensure_future(self._clock.sleep(seconds))
-        try:
-            await asyncio.wait({future, timer}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            timer.cancel()
-        return future.done()
 
     def _count(self, delta: int) -> None:
         with self._lock:

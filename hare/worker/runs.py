@@ -21,7 +21,7 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from hare.core.headers import REPLAYS_HEADER
 from hare.core.message import Message
@@ -29,7 +29,7 @@ from hare.core.outcome import Outcome
 from hare.core.retry import Decision
 from hare.task import Task
 
-__all__ = ("RECENT_RUNS", "Run", "RunKey", "Runs", "run_key")
+__all__ = ("RECENT_RUNS", "Run", "RunKey", "Runs", "remember", "run_key")
 
 #: How many finished runs a worker remembers. At 1,000 tasks a second that is ten seconds of
 #: history, far more than a reconnect and a publisher's retry take.
@@ -41,6 +41,9 @@ RECENT_RUNS = 10_000
 #: the byte; the same task id sent again in another workflow (another group or parent) or
 #: with other arguments is a new run.
 RunKey = tuple[str, str, int, int, int, int]
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def run_key(headers: Mapping[str, Any], body: bytes = b"") -> RunKey | None:
@@ -130,3 +133,10 @@ class Runs:
 
     def __len__(self) -> int:
         return len(self._current) + len(self._recent)
+
+
+def remember(table: dict[K, V], key: K, value: V) -> None:
+    """Add to an insertion-ordered table bounded at `RECENT_RUNS`: the oldest go first."""
+    table[key] = value
+    while len(table) > RECENT_RUNS:
+        del table[next(iter(table))]

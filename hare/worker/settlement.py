@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -22,28 +21,24 @@ from hare.core.envelope import Delivery, Envelope
 from hare.core.headers import ETA_HEADER, REDELIVERIES_HEADER
 from hare.core.message import Message
 from hare.core.outcome import Failed, Outcome, Rejected, RetryRequested
-from hare.core.retry import Ack, DeadLetterAs, Decision, Requeue, RetryAt, RetryIn, decide
+from hare.core.retry import Ack, DeadLetterAs, Requeue, RetryAt, RetryIn
 from hare.errors import DelayTooLong
 from hare.publisher import Publisher
 from hare.task import Task
+from hare.worker.verdict import Verdict
 
 __all__ = ("Settlement",)
 
 logger = logging.getLogger("hare.worker")
 
-#: How often a message came back to a classic queue unsettled (see `count_redelivery`).
-
 
 class Settlement:
     """Settles the deliveries of one worker connection."""
 
-    def __init__(
-        self, publisher: Publisher, clock: Clock, rng: random.Random, delivery_limit: int
-    ) -> None:
+    def __init__(self, publisher: Publisher, clock: Clock, delivery_limit: int) -> None:
         self._publisher = publisher
         self._transport = publisher.transport
         self._clock = clock
-        self._rng = rng
         self._delivery_limit = delivery_limit
 
     async def ack(self, delivery: Delivery) -> None:
@@ -54,18 +49,16 @@ class Settlement:
         delivery: Delivery,
         task: Task[Any, Any],
         message: Message,
-        outcome: Outcome,
+        verdict: Verdict,
         *,
-        decision: Decision | None = None,
         before_ack: Callable[[], None] | None = None,
     ) -> None:
-        """Settle a delivery whose task ran, by `decision` or else the task's retry policy.
+        """Settle a delivery whose task ran, by its verdict's decision.
 
         `before_ack` is called once whatever the settlement publishes is confirmed, right
         before the delivery is acked: from there on, a copy of the delivery needs only an ack.
         """
-        if decision is None:
-            decision = decide(outcome, task.options.retry, message.retries, self._rng)
+        outcome, decision = verdict.outcome, verdict.decision
         if isinstance(decision, Ack):
             if before_ack is not None:
                 before_ack()

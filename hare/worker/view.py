@@ -8,14 +8,15 @@ read hare workers as they read Celery ones.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hare.context import TaskContext
 
 if TYPE_CHECKING:
-    from hare.worker.delivery import Processor, Running
+    from hare.worker.delivery import Processor
+    from hare.worker.running import Running
 
 __all__ = ("DEFAULT_TASK_INFO_ITEMS", "WorkerView")
 
@@ -119,10 +120,6 @@ class WorkerView:
 
     def queues(self) -> list[str]:
         return list(self._queues)
-
-    def terminate(self, ids: Sequence[str], signal: str) -> Collection[str]:
-        """Stop the tasks among `ids` that run here; the ids that were stopped."""
-        return [task_id for task_id in ids if self._processor.terminate(task_id, signal)]
 
     def _info(self, running: Running) -> dict[str, Any]:
         return self._request_info(running.call.context, started=running.started)

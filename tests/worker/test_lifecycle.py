@@ -336,7 +336,7 @@ async def test_before_task_publish_receivers_can_add_headers() -> None:
 
 def test_a_request_shows_the_messages_stamps_and_what_follows_as_celerys_does() -> None:
     from hare.core.message import Embed, Message
-    from hare.worker.call import Request
+    from hare.worker.request import Request
 
     errback = {"task": "t.err", "args": [], "kwargs": {}, "options": {"stamped_headers": ["m"]}}
     message = Message(
