@@ -179,4 +179,3 @@ def task_name(fn: Callable[..., Any], app_main: str) -> str:
             f"cannot derive a task name for {fn!r}: define it at module level or pass name="
         )
     return f"{module}.{qualname}"
-
