@@ -60,8 +60,8 @@ echo "== mypy" >&2
 .venv/bin/mypy
 echo "== import contracts (.importlinter)" >&2
 .venv/bin/lint-imports --no-logo
-echo "== module sizes" >&2
-.venv/bin/python scripts/check_layers.py
+echo "== module and function sizes" >&2
+.venv/bin/python scripts/check_architecture.py
 echo "== pytest" >&2
 if [ "$unit" = 1 ]; then
     echo "   (unit tier: no broker)" >&2
