@@ -42,10 +42,12 @@ async def reconnect(
     rng: random.Random,
     deadline: float | None = None,
     what: str = "hare",
+    log_every: int = 10,
 ) -> None:
     """Connect `transport` again, retrying with backoff; give up at `deadline` (monotonic).
 
-    Raises `BrokerUnavailable` once the deadline passed (never, without one).
+    Each failed attempt is logged with its cause on the first and then every `log_every`-th
+    attempt. Raises `BrokerUnavailable` once the deadline passed (never, without one).
     """
     started = clock.monotonic()
     attempt = 0
@@ -59,7 +61,7 @@ async def reconnect(
                 raise BrokerUnavailable(
                     f"{what}: no broker connection after {waited:.1f}s: {exc}"
                 ) from exc
-            if attempt == 0 or attempt % 10 == 0:
+            if attempt % log_every == 0:
                 logger.warning("%s: broker unavailable, retrying (%s)", what, exc)
             attempt += 1
             await clock.sleep(pause)

@@ -59,12 +59,16 @@ class Worker:
         drain_timeout: float = 30.0,
         schedules: bool = True,
         nodename: str | None = None,
+        retry_on_startup: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
         if drain_timeout < 0:
             raise ConfigurationError("drain_timeout must not be negative")
         self.drain_timeout = drain_timeout
+        #: Wait for a broker that is not there yet at start (as Celery's
+        #: `broker_connection_retry_on_startup`), instead of failing with `BrokerUnavailable`.
+        self.retry_on_startup = retry_on_startup
         #: Whether this worker keeps the app's periodic schedules going (all workers do, by
         #: default: no process is special).
         self.runs_schedules = schedules and bool(app.periodics)
@@ -107,7 +111,9 @@ class Worker:
         """Consume until `stop()` is called, then drain and close."""
         signals.worker_init.send(sender=self)
         transport = self._transport or self.app.make_transport()
-        await transport.connect()
+        if not await self._connect(transport):
+            self._set_state("stopped")  # stopped before the broker ever answered
+            return
         transport.connection_lost.clear()  # from here on, a loss is this worker's to handle
         parts = self._parts = Parts.build(
             self.app,
@@ -153,6 +159,25 @@ class Worker:
             self._set_state("stopped")
             self.app.unbind_loop()
             await self._close(transport, parts)
+
+    async def _connect(self, transport: Transport) -> bool:
+        """Connect at start; False if `stop()` came first.
+
+        With `retry_on_startup` (the default) a broker that does not answer yet is waited for
+        with the reconnect backoff, each failed attempt logged with its cause, the worker live
+        but not ready; without it the first failure raises `BrokerUnavailable`.
+        """
+        if not self.retry_on_startup:
+            await transport.connect()
+            return True
+        self.disconnected_since = self._clock.monotonic()
+        try:
+            back = reconnect(
+                transport, clock=self._clock, rng=self._rng, what="worker start", log_every=1
+            )
+            return await self._first(back) is not None
+        finally:
+            self.disconnected_since = None
 
     async def _close(self, transport: Transport, parts: Parts) -> None:
         """Close remote control, the revocation stream and the connection; stop the threads."""

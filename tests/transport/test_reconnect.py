@@ -155,3 +155,65 @@ async def test_a_reconnect_by_someone_else_does_not_hide_the_loss() -> None:
     assert transport.is_connected
     assert transport.connection_lost.is_set()
     await transport.close()
+
+
+async def test_a_worker_started_before_its_broker_waits_for_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Under docker-compose or Kubernetes the broker often starts beside the workers: the
+    worker retries with the reconnect backoff, saying why each attempt failed, live but not
+    ready, and consumes once the broker answers (as Celery's retry on startup)."""
+    clock = ManualClock()
+    app = memory_app(clock, default_queue="work")
+    ledger = Ledger()
+    ledger.bind()
+
+    @app.task(name="t.echo")
+    async def echo(n: int) -> None:
+        ledger.record("echo", n)
+
+    transport = flaky(app)
+    transport.broker.refusing = True
+    worker = Worker(app, transport=transport)
+    with caplog.at_level("WARNING", logger="hare.reconnect"):
+        running = asyncio.create_task(worker.run())
+        await clock.advance_by(3 * MAX_PAUSE)
+        attempts = [r for r in caplog.records if "broker unavailable" in r.getMessage()]
+    assert worker.state == "starting" and not running.done()
+    assert worker.disconnected_since is not None
+    assert len(attempts) >= 3  # every attempt says why
+    assert all("it is 'down'" in r.getMessage() for r in attempts)
+    transport.broker.refusing = False
+    await clock.advance_by(MAX_PAUSE)
+    await worker.wait_ready()
+    assert worker.state == "consuming" and worker.disconnected_since is None
+    await echo.adelay(1)
+    await ledger.wait_for(1)
+    worker.stop()
+    await running
+    await app.aclose()
+
+
+async def test_a_worker_stopped_while_waiting_for_its_broker_returns() -> None:
+    clock = ManualClock()
+    app = memory_app(clock, default_queue="work")
+    transport = flaky(app)
+    transport.broker.refusing = True
+    worker = Worker(app, transport=transport)
+    running = asyncio.create_task(worker.run())
+    await clock.advance_by(1)
+    worker.stop()
+    await running
+    assert worker.state == "stopped"
+    await app.aclose()
+
+
+async def test_without_retry_on_startup_a_missing_broker_fails_at_once() -> None:
+    clock = ManualClock()
+    app = memory_app(clock, default_queue="work")
+    transport = flaky(app)
+    transport.broker.refusing = True
+    worker = Worker(app, transport=transport, retry_on_startup=False)
+    with pytest.raises(BrokerUnavailable, match="it is 'down'"):
+        await worker.run()
+    await app.aclose()
