@@ -14,10 +14,9 @@ from hare.clock import Clock, SystemClock
 from hare.connections import Connections
 from hare.context import current
 from hare.core import calls
-from hare.core.calls import Env, positive_seconds
+from hare.core.calls import Env
 from hare.core.codec import get_serializer
 from hare.core.message import Message
-from hare.core.retry import RetryPolicy
 from hare.core.settings import Settings, mask_url
 from hare.core.topology import validate_queue_name
 from hare.errors import ConfigurationError, ResultsDisabled
@@ -117,22 +116,7 @@ class Hare:
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(
-        self,
-        fn: Callable[P, R] | None = None,
-        /,
-        *,
-        name: str | None = None,
-        queue: str | None = None,
-        max_retries: int | None = 3,
-        default_retry_delay: float = 180.0,
-        retry_backoff: bool | float = False,
-        retry_backoff_max: float = 600.0,
-        retry_jitter: bool = True,
-        autoretry_for: tuple[type[BaseException], ...] = (),
-        dont_autoretry_for: tuple[type[BaseException], ...] = (),
-        time_limit: float | None = None,
-        soft_time_limit: float | None = None,
-        isolation: Literal["thread", "process"] = "thread",
+        self, fn: Callable[P, R] | None = None, /, **options: Any
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task: `@app.task` or `@app.task(queue="emails", ...)`.
 
@@ -140,29 +124,14 @@ class Hare:
         retried automatically (with `retry_backoff`, exponentially); `raise Retry(...)` asks
         for a retry explicitly; past `max_retries` the message is dead-lettered.
         """
-        policy = RetryPolicy(
-            max_retries=max_retries,
-            default_retry_delay=default_retry_delay,
-            retry_backoff=retry_backoff,
-            retry_backoff_max=retry_backoff_max,
-            retry_jitter=retry_jitter,
-            autoretry_for=tuple(autoretry_for),
-            dont_autoretry_for=tuple(dont_autoretry_for),
-        )
 
         def register(fn: Callable[P, R]) -> Task[P, R]:
-            options = TaskOptions(
-                name=name or task_name(fn, self.main),
-                queue=queue,
-                retry=policy,
-                time_limit=time_limit,
-                soft_time_limit=soft_time_limit,
-                isolation=isolation,
-            )
-            if options.name in self.tasks and self.tasks[options.name].fn is not fn:
-                raise ConfigurationError(f"two different tasks are named {options.name!r}")
-            task: Task[P, R] = Task(self, fn, options)
-            self.tasks[options.name] = task
+            name = options.get("name") or task_name(fn, self.main)
+            task_options = TaskOptions.from_keywords(name, options)
+            if name in self.tasks and self.tasks[name].fn is not fn:
+                raise ConfigurationError(f"two different tasks are named {name!r}")
+            task: Task[P, R] = Task(self, fn, task_options)
+            self.tasks[name] = task
             return task
 
         return register(fn) if fn is not None else register
@@ -241,26 +210,20 @@ class Hare:
 
         `expires`: seconds after its occurrence a run is dropped if it has not started.
         """
-        if not name or any(c in name for c in "\x00\n"):
-            raise ConfigurationError(f"bad schedule name {name!r}")
-        if not hasattr(schedule, "next_after") or not hasattr(schedule, "canonical"):
-            raise ConfigurationError(f"{schedule!r} is not a schedule: use every(...) or cron(...)")
         task_name = task if isinstance(task, str) else task.name
         known = self.tasks.get(task_name)
-        target = queue or (known.queue if known else self.settings.default_queue)
-        validate_queue_name(target)
         if name in self.periodics:
             raise ConfigurationError(f"two schedules are named {name!r}")
-        self.periodics[name] = Periodic(
-            name=name,
-            schedule=schedule,
+        self.periodics[name] = Periodic.checked(
+            name,
+            schedule,
             task=task_name,
-            queue=target,
-            args=tuple(args),
-            kwargs=dict(kwargs or {}),
+            queue=queue or (known.queue if known else self.settings.default_queue),
+            args=args,
+            kwargs=kwargs,
             overlap=overlap,
             catch_up=catch_up,
-            expires=positive_seconds("expires", expires),
+            expires=expires,
         )
 
     # -- worker life cycle -------------------------------------------------------------------
@@ -379,6 +342,17 @@ class Hare:
     async def publisher(self) -> Publisher:
         """The publisher for the running event loop, connected on first use."""
         return await self.connections.publisher()
+
+    async def aconnect(self) -> None:
+        """Connect now rather than on the first `adelay()` (a web app's start-up)."""
+        await self.connections.publisher()
+
+    async def __aenter__(self) -> Hare:
+        await self.aconnect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop, publisher: Publisher) -> None:
         """Make a running worker's loop and connection serve `delay()` calls of this process."""

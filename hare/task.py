@@ -46,6 +46,21 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+#: `@app.task(...)` keywords that make the task's `RetryPolicy`, and the others it takes.
+_RETRY_KEYWORDS = frozenset(
+    {
+        "max_retries",
+        "default_retry_delay",
+        "retry_backoff",
+        "retry_backoff_max",
+        "retry_jitter",
+        "autoretry_for",
+        "dont_autoretry_for",
+    }
+)
+_TASK_KEYWORDS = frozenset({"name", "queue", "time_limit", "soft_time_limit", "isolation"})
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskOptions:
     """How a task is named, routed and run; checked when made (`ConfigurationError`)."""
@@ -60,6 +75,19 @@ class TaskOptions:
     #: "thread" (sync tasks in the worker's thread pool) or "process" (each call in a process
     #: of its own, which a hard time limit can kill; see `hare.worker.isolation`).
     isolation: Literal["thread", "process"] = "thread"
+
+    @classmethod
+    def from_keywords(cls, name: str, keywords: Mapping[str, Any]) -> TaskOptions:
+        """`@app.task(...)`'s keywords as options (the retry ones make its `RetryPolicy`)."""
+        unknown = set(keywords) - _RETRY_KEYWORDS - _TASK_KEYWORDS
+        if unknown:
+            raise ConfigurationError(f"task {name}: unknown option(s) {', '.join(sorted(unknown))}")
+        retry = {k: v for k, v in keywords.items() if k in _RETRY_KEYWORDS}
+        for key in ("autoretry_for", "dont_autoretry_for"):
+            if key in retry:
+                retry[key] = tuple(retry[key])
+        task = {k: v for k, v in keywords.items() if k in _TASK_KEYWORDS and k != "name"}
+        return cls(name=name, retry=RetryPolicy(**retry), **task)
 
     def __post_init__(self) -> None:
         if self.queue is not None:

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, final
 
+from hare.core.calls import positive_seconds
+from hare.core.topology import validate_queue_name
 from hare.errors import ConfigurationError
 from hare.periodic.cron import Cron, cron
 
@@ -232,3 +234,34 @@ class Periodic:
     #: that carries on a newer deploy's schedule from its tick keeps that tick's generation,
     #: or its own watchdog would later see "same generation, other spec" and revert it.
     generation: int | None = None
+
+    @classmethod
+    def checked(
+        cls,
+        name: str,
+        schedule: Schedule,
+        *,
+        task: str,
+        queue: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        overlap: bool = True,
+        catch_up: bool = False,
+        expires: float | None = None,
+    ) -> Periodic:
+        """A registration, its name, schedule, queue and `expires` checked first."""
+        if not name or any(c in name for c in "\x00\n"):
+            raise ConfigurationError(f"bad schedule name {name!r}")
+        if not hasattr(schedule, "next_after") or not hasattr(schedule, "canonical"):
+            raise ConfigurationError(f"{schedule!r} is not a schedule: use every(...) or cron(...)")
+        return cls(
+            name=name,
+            schedule=schedule,
+            task=task,
+            queue=validate_queue_name(queue),
+            args=tuple(args),
+            kwargs=dict(kwargs or {}),
+            overlap=overlap,
+            catch_up=catch_up,
+            expires=positive_seconds("expires", expires),
+        )
