@@ -74,6 +74,15 @@ async def test_a_message_that_kills_its_worker_is_dead_lettered_after_bounded_de
         await transport.ack(dead)
         more_dead = await transport.message_count(dead_queue)
         left = await transport.message_count(queue)
+        # The last crash's process may die just as the dead letter is written: let the
+        # supervisor see every death before it is told to stop.
+        await eventually(
+            lambda: (
+                len(re.findall(r"restarting in", supervisor.log()))
+                >= len(ledger.refresh().runs.get("poison", []))
+            ),
+            within=30,
+        )
         code = await supervisor.stop()
     finally:
         await app.aclose()
