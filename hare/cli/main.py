@@ -11,8 +11,12 @@ import platform
 from collections.abc import Callable, Sequence
 
 from hare._version import __version__
+from hare.cli.delayed import add_delayed_parser, run_delayed
 from hare.cli.dlq import add_dlq_parser, run_dlq
+from hare.cli.inspect import add_inspect_parser, run_inspect
+from hare.cli.purge import add_purge_parser, run_purge
 from hare.cli.schedules import add_schedules_parser, run_schedules
+from hare.cli.status import add_status_parser, run_status
 from hare.cli.worker import add_worker_parser, run_worker
 
 __all__ = ("main",)
@@ -27,6 +31,8 @@ APP names your app: MODULE:ATTR (shop.tasks:app), or a module or package as Cele
 _EPILOG = """\
 getting started:
   hare worker shop.tasks:app              run the tasks (Ctrl-C drains and stops)
+  hare status shop.tasks:app              what waits where, who consumes it
+  hare inspect shop.tasks:app ping        which workers answer
   hare COMMAND --help                     the options of one command
 
 exit codes: 0 done; 1 the command failed; 2 bad usage or an app that cannot be loaded;
@@ -54,12 +60,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_worker_parser(commands)
+    add_status_parser(commands)
+    add_inspect_parser(commands)
+    add_purge_parser(commands)
+    add_delayed_parser(commands)
     add_dlq_parser(commands)
     add_schedules_parser(commands)
     return parser
 
 
 _RUNNERS: dict[str, Runner] = {
+    "status": run_status,
+    "inspect": run_inspect,
+    "purge": run_purge,
+    "delayed": run_delayed,
     "dlq": run_dlq,
     "schedules": run_schedules,
 }

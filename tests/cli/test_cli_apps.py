@@ -102,6 +102,8 @@ def test_celery_s_dash_a_forms_start_a_worker_on_the_celery_app(fresh: Path) -> 
         (["dlq", "list", "shop", "emails"], "shop", "emails"),
         (["dlq", "list", "-A", "shop"], "shop", None),
         (["dlq", "show", "-A", "shop", "emails", "#1"], "shop", "emails"),
+        (["purge", "-A", "shop", "emails"], "shop", None),
+        (["inspect", "-A", "shop", "ping"], "shop", None),
     ],
 )
 def test_the_app_is_named_positionally_or_with_dash_a(

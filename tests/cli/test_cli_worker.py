@@ -115,7 +115,7 @@ def test_version_and_a_help_written_for_users() -> None:
     assert version.stdout.startswith(f"hare {__version__} (Python ")
     help_ = hare("--help")
     assert help_.returncode == 0
-    for command in ("worker", "dlq", "schedules"):
+    for command in ("worker", "status", "inspect", "purge", "delayed", "dlq", "schedules"):
         assert f"\n    {command} " in help_.stdout, command
     assert "getting started:" in help_.stdout and "exit codes:" in help_.stdout
     assert "argv in, exit code out" not in help_.stdout  # not a developer docstring
@@ -125,7 +125,13 @@ def test_version_and_a_help_written_for_users() -> None:
     ("command", "words"),
     [
         (["worker"], "Without -Q the worker consumes"),
+        (["status"], "unacked"),
+        (["inspect"], "ping"),
+        (["purge"], "asks before"),
+        (["delayed"], "revokes the task id"),
+        (["delayed", "cancel"], "APP"),
         (["dlq"], "list"),
+        (["schedules"], "spec the fleet runs"),
     ],
 )
 def test_every_command_has_a_help(
