@@ -14,6 +14,7 @@ from hare._version import __version__
 from hare.cli.delayed import add_delayed_parser, run_delayed
 from hare.cli.dlq import add_dlq_parser, run_dlq
 from hare.cli.inspect import add_inspect_parser, run_inspect
+from hare.cli.migrate import add_migrate_parser, run_migrate
 from hare.cli.purge import add_purge_parser, run_purge
 from hare.cli.schedules import add_schedules_parser, run_schedules
 from hare.cli.status import add_status_parser, run_status
@@ -66,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     add_delayed_parser(commands)
     add_dlq_parser(commands)
     add_schedules_parser(commands)
+    add_migrate_parser(commands)
     return parser
 
 
@@ -76,6 +78,7 @@ _RUNNERS: dict[str, Runner] = {
     "delayed": run_delayed,
     "dlq": run_dlq,
     "schedules": run_schedules,
+    "migrate": run_migrate,
 }
 
 

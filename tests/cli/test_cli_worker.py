@@ -132,6 +132,7 @@ def test_version_and_a_help_written_for_users() -> None:
         (["delayed", "cancel"], "APP"),
         (["dlq"], "list"),
         (["schedules"], "spec the fleet runs"),
+        (["migrate"], "relative imports"),
     ],
 )
 def test_every_command_has_a_help(
