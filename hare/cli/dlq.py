@@ -16,34 +16,38 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping
 from contextlib import aclosing
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any
 
 from hare import dlq
 from hare.app import Hare
-from hare.cli.common import EXIT_BROKER, EXIT_FAILED, EXIT_OK, EXIT_USAGE, load_app
+from hare.cli.common import (
+    EXIT_BROKER,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    add_app_argument,
+    app_path,
+    load_app,
+)
+from hare.cli.progress import Progress
+from hare.cli.queues import app_queues
 from hare.core.headers import DEAD_TRACEBACK
 from hare.errors import BrokerUnavailable, ConfigurationError, DeadLetterQueueNotFound, HareError
 
 __all__ = ("add_dlq_parser", "parse_age", "run_dlq")
 
-#: Below this many messages a browse is quick enough to need no progress bar.
-PROGRESS_THRESHOLD = 1000
 EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by SIGINT
-
-
-class _UsageError(Exception):
-    """Bad arguments: reported with exit code 2 before anything connects."""
 
 
 def add_dlq_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `hare dlq list|show|replay|purge` to the `hare` command's subparsers."""
     parser = commands.add_parser("dlq", help="inspect, replay and purge dead letters")
     actions = parser.add_subparsers(dest="dlq_command", required=True)
-    app_help = "MODULE:ATTR of the app, or MODULE holding one app"
     queue_help = "the work queue (emails) or its dead-letter queue (emails.dead)"
 
     listing = actions.add_parser("list", help="counts and a table of dead letters")
-    listing.add_argument("app", help=app_help)
+    add_app_argument(listing)
     listing.add_argument(
         "queue", nargs="?", help=queue_help + " (default: the app's queues and its tasks')"
     )
@@ -52,12 +56,12 @@ def add_dlq_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     )
 
     show = actions.add_parser("show", help="one dead letter in full")
-    show.add_argument("app", help=app_help)
+    add_app_argument(show)
     show.add_argument("queue", help=queue_help)
     show.add_argument("id", help="task id, correlation id, or #N (its place in `list`)")
 
     replay = actions.add_parser("replay", help="send dead letters back to their work queue")
-    replay.add_argument("app", help=app_help)
+    add_app_argument(replay)
     replay.add_argument("queue", help=queue_help)
     replay.add_argument(
         "--id", dest="ids", action="append", default=[], metavar="ID", help="(repeatable)"
@@ -72,7 +76,7 @@ def add_dlq_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     )
 
     purge = actions.add_parser("purge", help="drop dead letters for good")
-    purge.add_argument("app", help=app_help)
+    add_app_argument(purge)
     purge.add_argument("queue", help=queue_help)
     purge.add_argument(
         "--older-than", metavar="AGE", help="only those dead longer than this: 90s, 30m, 12h, 7d"
@@ -88,8 +92,8 @@ def run_dlq(args: argparse.Namespace) -> int:
     command = args.dlq_command
     try:
         job = _JOBS[command](args)
-        app = load_app(args.app)
-    except (_UsageError, ConfigurationError) as exc:
+        app = load_app(app_path(args, spill="queue" if command == "list" else None))
+    except (UsageError, ConfigurationError) as exc:
         _err(f"hare dlq {command}: {exc}")
         return EXIT_USAGE
     try:
@@ -116,7 +120,7 @@ def parse_age(text: str) -> float:
     """
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
     if match is None:
-        raise _UsageError(f"{text!r} is not an age such as 90s, 30m, 12h, 7d or 2w")
+        raise UsageError(f"{text!r} is not an age such as 90s, 30m, 12h, 7d or 2w")
     unit = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}[match.group(2)]
     return float(match.group(1)) * unit
 
@@ -136,36 +140,6 @@ def _s(n: int) -> str:
     return "" if n == 1 else "s"
 
 
-class _Progress:
-    """A one-line progress bar on a terminal, redrawn at most ten times a second."""
-
-    def __init__(self, label: str, stream: TextIO | None = None) -> None:
-        self.label = label
-        self.stream = stream or sys.stderr
-        self.drawn = False
-        self._next = 0.0
-        self._on = self.stream.isatty()
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self._on or total <= PROGRESS_THRESHOLD:
-            return
-        now = time.monotonic()
-        if now < self._next and done < total:
-            return
-        self._next = now + 0.1
-        filled = 30 * done // total
-        bar = "#" * filled + "-" * (30 - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {100 * done // total:3d}% {done}/{total}")
-        self.stream.flush()
-        self.drawn = True
-
-    def clear(self) -> None:
-        if self.drawn:
-            self.stream.write("\r" + " " * (len(self.label) + 60) + "\r")
-            self.stream.flush()
-            self.drawn = False
-
-
 # -- list ----------------------------------------------------------------------------------------
 
 _COLUMNS = (("#", 6), ("TASK", 30), ("ID", 36), ("REASON", 20), ("ATT", 3), ("DEAD AT", 20))
@@ -174,14 +148,13 @@ _HEADER = "     #  " + "  ".join(f"{name:<{width}}" for name, width in _COLUMNS[
 
 def _list_job(args: argparse.Namespace) -> Job:
     if args.limit < 0:
-        raise _UsageError("--limit must be 0 (all) or more")
+        raise UsageError("--limit must be 0 (all) or more")
 
     async def job(app: Hare) -> int:
         if args.queue:
             await _list_queue(app, args.queue, args.limit)
             return EXIT_OK
-        queues = [app.settings.default_queue, *(task.queue for task in app.tasks.values())]
-        for queue in dict.fromkeys(queues):
+        for queue in app_queues(app):
             try:
                 await _list_queue(app, queue, args.limit)
             except DeadLetterQueueNotFound as exc:
@@ -194,7 +167,7 @@ def _list_job(args: argparse.Namespace) -> Job:
 
 async def _list_queue(app: Hare, queue: str, limit: int) -> None:
     dead_queue = dlq.dead_queue_name(queue)
-    progress = _Progress(f"reading {dead_queue}")
+    progress = Progress(f"reading {dead_queue}")
     reasons: Counter[str] = Counter()
     tasks: Counter[str] = Counter()
     rows = 0
@@ -308,14 +281,14 @@ def _replay_job(args: argparse.Namespace) -> Job:
     ids = frozenset(name.strip() for name in args.ids if name.strip())
     chosen = sum((bool(ids), args.every, args.task is not None))
     if chosen != 1:
-        raise _UsageError("give exactly one of --all, --id ID (repeatable) or --task NAME")
+        raise UsageError("give exactly one of --all, --id ID (repeatable) or --task NAME")
     if args.countdown is not None and args.countdown < 0:
-        raise _UsageError("--countdown must not be negative")
+        raise UsageError("--countdown must not be negative")
     selector = dlq.Selector(every=args.every, ids=ids, task=args.task)
 
     async def job(app: Hare) -> int:
         dead_queue = dlq.dead_queue_name(args.queue)
-        progress = _Progress(f"replaying {dead_queue}")
+        progress = Progress(f"replaying {dead_queue}")
         started = time.monotonic()
         try:
             done = await dlq.replay(
@@ -343,11 +316,11 @@ def _replay_job(args: argparse.Namespace) -> Job:
 def _purge_job(args: argparse.Namespace) -> Job:
     dead_queue = dlq.dead_queue_name(args.queue)
     if not args.yes:
-        raise _UsageError(f"this drops dead letters from {dead_queue} for good; add --yes")
+        raise UsageError(f"this drops dead letters from {dead_queue} for good; add --yes")
     older_than = None if args.older_than is None else parse_age(args.older_than)
 
     async def job(app: Hare) -> int:
-        progress = _Progress(f"purging {dead_queue}")
+        progress = Progress(f"purging {dead_queue}")
         try:
             done = await dlq.purge(app, args.queue, older_than=older_than, progress=progress)
         finally:

@@ -1,69 +1,151 @@
-"""`hare schedules APP`: each periodic schedule, its spec, next occurrence and pending tick.
+"""`hare schedules APP`: each periodic schedule, the spec the fleet runs, and its next occurrence.
 
-The pending tick is read from the slot's depth only: peeking at its content would take it out
-of the slot for a moment, and another pod's offer could slip in (see `hare.periodic`).
+The spec the fleet runs is the pending tick's (a newer deploy's workers may have replaced the
+one in the local code), so the tick is read from its slot: taken with basic.get, a copy
+offered back at once, and the original acked only once the copy is in. The slot is empty
+for the milliseconds that takes; should another pod's offer fill it meanwhile, the copy is
+refused and the original is dropped as the workers' own check drops a tick it replaced,
+unless its occurrence is due within 2 s: then it goes back too (two ticks, for different
+occurrences, until the first fires and its successor is refused). A tick about to fire is
+not read at all.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from hare.cli.common import EXIT_BROKER, EXIT_OK, EXIT_USAGE, load_app
-from hare.errors import BrokerUnavailable, ConfigurationError, HareError
+from hare.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    add_app_argument,
+    app_path,
+    fail,
+    load_app,
+    run_job,
+    table,
+)
+from hare.errors import (
+    ConfigurationError,
+    HareError,
+    MessageError,
+    NotFound,
+    PublishNacked,
+)
+from hare.periodic.ticks import Tick, slot_name, tick_envelope, tick_from
 
 if TYPE_CHECKING:
     from hare.app import Hare
+    from hare.transport.base import Transport
 
-__all__ = ("add_schedules_parser", "run_schedules")
+__all__ = (
+    "PendingTick",
+    "add_schedules_parser",
+    "read_pending",
+    "run_schedules",
+    "schedule_rows",
+)
+
+#: A tick due sooner than this is left alone (the workers' guard is at most 2 s).
+IMMINENT = 2.0
 
 
 def add_schedules_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser("schedules", help="list the app's periodic schedules")
-    parser.add_argument("app", help="MODULE:ATTR of the app, or MODULE holding one app")
+    parser = commands.add_parser(
+        "schedules",
+        help="the periodic schedules: the spec the fleet runs, the next occurrence",
+        description="List the app's periodic schedules: the spec in the local code, the spec "
+        "the fleet runs (the pending tick's, with its deploy generation) and when it fires "
+        "next. There is no beat process: every worker keeps the schedules going.",
+    )
+    add_app_argument(parser)
 
 
 def run_schedules(args: argparse.Namespace) -> int:
     try:
-        app = load_app(args.app)
-    except ConfigurationError as exc:
-        print(f"hare: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        app = load_app(app_path(args))
+    except (UsageError, ConfigurationError) as exc:
+        return fail("schedules", exc, EXIT_USAGE)
     if not app.periodics:
-        print(f"{args.app}: no periodic schedules")
+        print(f"{app.main or 'the app'}: no periodic schedules")
         return EXIT_OK
-    try:
-        rows = asyncio.run(_rows(app))
-    except BrokerUnavailable as exc:
-        print(f"hare: {exc}", file=sys.stderr)
-        return EXIT_BROKER
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    return run_job("schedules", _print(app))
+
+
+async def _print(app: Hare) -> int:
+    for line in table(await schedule_rows(app)):
+        print(line)
     return EXIT_OK
 
 
-async def _rows(app: Hare) -> list[tuple[str, ...]]:
-    from hare.periodic.ticks import slot_name
+@dataclass(frozen=True, slots=True)
+class PendingTick:
+    """What a schedule's slot holds: the tick, or why there is none to show."""
 
+    state: str
+    tick: Tick | None = None
+
+
+async def read_pending(transport: Transport, app: Hare, schedule: str) -> PendingTick:
+    """The pending tick of `schedule`, read without losing or doubling it (see the module)."""
+    slot = slot_name(app.main or "app", schedule)
+    try:
+        depth = await transport.message_count(slot)
+    except NotFound:
+        return PendingTick("no slot yet (no worker has run)")
+    if depth == 0:
+        return PendingTick("none (a worker will offer one)")
+    local = app.periodics.get(schedule)
+    now = app.clock.time()
+    if local is not None:
+        upcoming = local.schedule.next_after(datetime.fromtimestamp(now, UTC)).timestamp()
+        if upcoming - now < IMMINENT:
+            return PendingTick("firing now (not read)")
+    delivery = await transport.get(slot)
+    if delivery is None:
+        return PendingTick("firing now (taken by a worker)")
+    try:
+        tick = tick_from(delivery.body, delivery.properties)
+    except MessageError:
+        await transport.reject(delivery, requeue=True)
+        return PendingTick("unreadable (a worker replaces it)")
+    try:
+        await transport.publish(tick_envelope(tick, now=app.clock.time()))
+    except PublishNacked:  # another pod's offer filled the slot meanwhile
+        if tick.occurrence_ms / 1000 - app.clock.time() < IMMINENT:
+            await transport.reject(delivery, requeue=True)
+            return PendingTick("yes", tick)
+    await transport.ack(delivery)
+    return PendingTick("yes", tick)
+
+
+async def schedule_rows(app: Hare) -> list[tuple[str, ...]]:
     transport = app.make_transport()
     await transport.connect()
     now = datetime.fromtimestamp(app.clock.time(), UTC)
     rows: list[tuple[str, ...]] = [
-        ("schedule", "task", "queue", "spec", "next occurrence (UTC)", "pending tick")
+        ("schedule", "task", "queue", "spec (this code)", "spec (fleet)", "next (UTC)", "tick")
     ]
     try:
         for name, entry in sorted(app.periodics.items()):
             try:
-                depth = await transport.message_count(slot_name(app.main or "app", name))
-                pending = "yes" if depth else "none (a worker will offer one)"
-            except HareError:  # a missing slot is a state to show
-                pending = "no slot yet (no worker has run)"
-            nxt = entry.schedule.next_after(now).isoformat(timespec="seconds")
-            rows.append((name, entry.task, entry.queue, entry.schedule.canonical, nxt, pending))
+                pending = await read_pending(transport, app, name)
+            except HareError as exc:
+                pending = PendingTick(f"cannot read: {exc}")
+            tick = pending.tick
+            if tick is None:
+                fleet, nxt = "?", entry.schedule.next_after(now)
+            else:
+                fleet = f"{tick.spec} (generation {tick.generation})"
+                nxt = datetime.fromtimestamp(tick.occurrence_ms / 1000, UTC)
+                if tick.kind == "lease":
+                    fleet += ", running (overlap=False)"
+            spec = entry.schedule.canonical
+            when = nxt.isoformat(timespec="seconds")
+            rows.append((name, entry.task, entry.queue, spec, fleet, when, pending.state))
     finally:
         await transport.close()
     return rows

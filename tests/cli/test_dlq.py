@@ -16,8 +16,9 @@ import pytest
 
 from hare import Hare, dlq
 from hare.cli.common import EXIT_OK, EXIT_USAGE
-from hare.cli.dlq import _Progress, parse_age
+from hare.cli.dlq import parse_age
 from hare.cli.main import main
+from hare.cli.progress import Progress as _Progress
 from hare.core.envelope import Delivery
 from hare.errors import (
     BrokerUnavailable,

@@ -1,0 +1,86 @@
+"""RabbitMQ's management API, read for `hare status`: per queue ready, unacked and consumers.
+
+AMQP alone tells a queue's ready messages and consumers (a passive declare), not how many
+are delivered and unacknowledged; only the management plugin (`rabbitmq_management`, HTTP on
+port 15672) does. It may not be enabled, or not reachable from where `hare status` runs:
+then `fetch` says why, and the caller says so instead of guessing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+__all__ = ("QueueStats", "fetch", "management_url")
+
+#: How long `hare status` waits for the management API.
+TIMEOUT = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    ready: int
+    unacked: int
+    consumers: int
+
+
+def management_url(broker_url: str) -> str:
+    """The management API's base URL for the (first) broker: same host, port 15672.
+
+    >>> management_url("amqp://u:pw@rabbit:5672/prod")
+    'http://rabbit:15672'
+    """
+    first = urlsplit(broker_url.split(";")[0].strip())
+    host = first.hostname or "localhost"
+    return f"http://{'[' + host + ']' if ':' in host else host}:15672"
+
+
+async def fetch(base: str, broker_url: str) -> dict[str, QueueStats] | str:
+    """Every queue of the broker URL's vhost, by name; or, as text, why the API did not say.
+
+    `base` is the API's URL (`management_url`), credentials in it or else the broker's."""
+    return await asyncio.to_thread(_fetch, base, broker_url)
+
+
+def _fetch(base: str, broker_url: str) -> dict[str, QueueStats] | str:
+    broker = urlsplit(broker_url.split(";")[0].strip())
+    vhost = unquote(broker.path[1:]) or "/"
+    address = urlsplit(base)
+    user = unquote(address.username or broker.username or "guest")
+    password = unquote(address.password or broker.password or "guest")
+    plain = f"{address.scheme}://{address.netloc.rpartition('@')[2]}{address.path.rstrip('/')}"
+    url = (
+        f"{plain}/api/queues/{quote(vhost, safe='')}"
+        "?columns=name,messages_ready,messages_unacknowledged,consumers"
+    )
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            rows = json.load(response)
+    except urllib.error.HTTPError as exc:
+        return f"the management API at {plain} answered {exc.code} {exc.reason}"
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"no management API at {plain} ({reason})"
+    except ValueError:
+        return f"the management API at {plain} did not answer JSON"
+    return {str(row.get("name")): _stats(row) for row in rows if isinstance(row, dict)}
+
+
+def _stats(row: dict[str, Any]) -> QueueStats:
+    def number(key: str) -> int:
+        value = row.get(key)
+        return value if isinstance(value, int) else 0
+
+    return QueueStats(
+        ready=number("messages_ready"),
+        unacked=number("messages_unacknowledged"),
+        consumers=number("consumers"),
+    )

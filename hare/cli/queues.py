@@ -1,0 +1,32 @@
+"""Which queues an app uses: what a worker started without `-Q` consumes, what `status` shows.
+
+A task sent without `queue=` goes where `Hare.route` says (the app's router, e.g. Celery's
+`task_routes`, then the task's own `queue=`, then the default queue); a schedule publishes to
+its entry's queue. A worker that consumed only the default queue would leave the others'
+messages waiting forever, so without `-Q` it consumes all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from hare.app import Hare
+
+__all__ = ("app_queues",)
+
+logger = logging.getLogger("hare.cli")
+
+
+def app_queues(app: Hare, proposed: Sequence[str] | None = None) -> list[str]:
+    """The queues of `app`, in order and once each: `proposed` (the queues the app object names,
+    e.g. Celery's `task_queues`) or else the default queue, then the queue each registered task
+    is routed to, then each periodic schedule's queue."""
+    queues = list(proposed or (app.settings.default_queue,))
+    for name in sorted(app.tasks):
+        try:
+            queues.append(app.route(name))
+        except Exception as exc:  # a router that cannot route a call without arguments
+            logger.debug("no queue for task %s without arguments: %s", name, exc)
+    queues.extend(entry.queue for _, entry in sorted(app.periodics.items()))
+    return list(dict.fromkeys(queues))
