@@ -131,6 +131,13 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds running tasks get to finish on SIGTERM before they are requeued (30)",
     )
+    add(
+        "--no-startup-retry",
+        dest="startup_retry",
+        action="store_false",
+        default=None,
+        help="exit 3 at once if the broker does not answer at start (default: wait for it)",
+    )
     add("--loop", default="auto", choices=LOOPS, help="event loop: auto (uvloop if installed)")
     add(
         "-l",
@@ -198,6 +205,11 @@ def _worker(args: argparse.Namespace, path: str) -> Worker:
         concurrency=args.concurrency or defaults.get("concurrency", 16),
         drain_timeout=args.drain_timeout,
         nodename=_nodename(args.hostname),
+        retry_on_startup=(
+            args.startup_retry
+            if args.startup_retry is not None
+            else defaults.get("retry_on_startup", True)
+        ),
     )
     worker.on_state_change.append(_announce(describe_broker(app.settings.broker_url)))
     return worker

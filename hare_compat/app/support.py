@@ -66,7 +66,8 @@ broker_transport_options  notice  Redis/SQS options; hare confirms every publish
   until its publish_timeout
 broker_connection_timeout  hare  connect_timeout
 broker_connection_retry  notice  hare always reconnects, with backoff
-broker_connection_retry_on_startup  notice  hare always reconnects, with backoff
+broker_connection_retry_on_startup  notice  read by hare worker: False exits 3 when the broker does
+  not answer at start; by default the worker waits for it
 broker_connection_max_retries  notice  hare always reconnects, with backoff
 broker_channel_error_retry  notice  hare always reconnects, with backoff
 broker_failover_strategy  hare  round-robin (or unset): the URLs of broker_url are tried in

@@ -35,8 +35,9 @@ class WorkerOptions:
 
     def worker_options(self) -> dict[str, Any]:
         """Settings `hare worker` uses when its command line does not say: `concurrency`
-        (`worker_concurrency`, if set) and `queues` (`select_queues`, else `task_queues`,
-        else the default queue)."""
+        (`worker_concurrency`, if set), `queues` (`select_queues`, else `task_queues`,
+        else the default queue) and `retry_on_startup` (`broker_connection_retry_on_startup`
+        set to False)."""
         conf = self.conf
         queues = list(declared_queues(conf.task_queues)) or [conf.task_default_queue]
         if self._selected_queues is not None:
@@ -45,6 +46,8 @@ class WorkerOptions:
                 raise ConfigurationError(f"select_queues: {unknown} are not in task_queues")
             queues = list(self._selected_queues)
         options: dict[str, Any] = {"queues": queues}
+        if conf.broker_connection_retry_on_startup is False:
+            options["retry_on_startup"] = False  # else hare waits for the broker, as Celery
         concurrency = worker_concurrency(conf.worker_concurrency)
         if concurrency is not None:
             options["concurrency"] = concurrency
