@@ -50,6 +50,8 @@ from hare.worker.worker import Worker
 __all__ = ("add_worker_parser", "run_worker")
 
 logger = logging.getLogger("hare.cli")
+#: Libraries whose DEBUG and INFO lines `-l debug` leaves out.
+THIRD_PARTY_LOGGERS = ("aiormq", "pamqp")
 
 LEVELS = {"warn": "warning", "fatal": "critical"}
 
@@ -266,6 +268,12 @@ def _configure_logging(args: argparse.Namespace) -> None:
         )
     except OSError as exc:
         raise UsageError(f"--logfile {args.logfile}: {exc.strerror}") from None
+    # `-l debug` is for hare's own lines: aiormq's frame dumps stay out unless a logging
+    # configuration of the user's own sets those loggers lower.
+    for name in THIRD_PARTY_LOGGERS:
+        third = logging.getLogger(name)
+        if third.level == logging.NOTSET:
+            third.setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _check_port(port: int) -> None:

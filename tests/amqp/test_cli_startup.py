@@ -77,6 +77,8 @@ def _status(port: int, path: str) -> int:
             return int(answer.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
+    except urllib.error.URLError:
+        return 0  # not listening yet
 
 
 def _worker(tmp_path: Path, broker: str, queue: str, *extra: str) -> subprocess.Popen[str]:
@@ -137,3 +139,29 @@ async def _delete(url: str, queue: str) -> None:
         await delete_queues(transport, queue, queue + ".dead")
     finally:
         await app.aclose()
+
+
+async def test_debug_logs_show_hare_not_aiormq_frames(
+    amqp_url: str, unique: str, tmp_path: Path
+) -> None:
+    health = _free_port()
+    process = _worker(tmp_path, amqp_url, unique, "-l", "DEBUG", "--health-port", str(health))
+    log = tmp_path / "worker.log"
+    try:
+        await eventually(lambda: _status(health, "/readyz") == 200, within=30)
+        producer = Hare("debug-producer", broker=amqp_url, default_queue=unique)
+        try:
+            marker = tmp_path / "ran"
+            await producer.asend_task("late.touch", (str(marker),))
+            await eventually(marker.exists, within=30)
+        finally:
+            await producer.aclose()
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        await _delete(amqp_url, unique)
+    lines = log.read_text().splitlines()
+    assert any(" DEBUG hare." in line for line in lines), lines[:20]
+    assert not [line for line in lines if " aiormq" in line or " pamqp" in line]
