@@ -344,6 +344,7 @@ def _hare_retry(task: Task, exc: Retry | HareRetry) -> HareRetry:
         countdown,
         eta=eta,
         exc=exc.exc,
+        max_retries=exc.max_retries,
         args=exc.retry_args,
         kwargs=exc.retry_kwargs,
         expires=exc.retry_expires,
