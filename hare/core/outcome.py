@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from hare.core.values import utc, warn_if_naive
 from hare.errors import Ignore, Reject, Retry
 
 __all__ = (
@@ -122,9 +123,10 @@ def outcome_of(exc: Exception, traceback: str) -> Outcome:
     if isinstance(exc, Ignore):
         return Ignored()
     if isinstance(exc, Retry):
+        warn_if_naive("Retry(eta=)", exc.eta)
         return RetryRequested(
             countdown=exc.countdown,
-            eta=exc.eta,
+            eta=None if exc.eta is None else utc(exc.eta),
             exception=exc.exc,
             traceback=traceback,
             max_retries=exc.max_retries,
