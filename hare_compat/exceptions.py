@@ -172,6 +172,8 @@ class Retry(TaskPredicate):
         self.retry_expires: Any = None
         self.retry_queue: str | None = None
         self.retries: int | None = None
+        #: Set by `Task.retry`: the limit it checked `retries` against (None: no limit).
+        self.max_retries: int | None = None
         super().__init__(self, exc, when, **kwargs)
 
     def humanize(self) -> str:

@@ -20,7 +20,8 @@ given as an option of its own, as Celery stamps; or `stamps={name: value}`). The
   worker), where Celery's rule holds since the client already accepted them: a countdown
   other than 0 wins. A countdown of 0 adds no `eta` (Celery's rule);
 * `countdown=`, `eta=` and `expires=` take seconds from `Env.now`, a `datetime` or an
-  ISO-8601 string; a naive time is UTC;
+  ISO-8601 string; a naive time is UTC, as in Celery, and said once per process on the
+  `hare` logger (`hare.core.values.warn_if_naive`: the builder's one side effect);
 * `serializer=` must be one hare has and, when the app names what its workers accept
   (`Env.accept`), one of those: a message its own workers would refuse is an error here;
 * outside a task `root_id` is the message's own id; inside one (`Env.current`) the running
@@ -40,7 +41,7 @@ from hare.core.codec import get_serializer
 from hare.core.message import Embed, Message
 from hare.core.protocol import safe_repr
 from hare.core.topology import validate_queue_name
-from hare.core.values import moment, signatures
+from hare.core.values import moment, signatures, warn_if_naive
 from hare.errors import ConfigurationError, NotSupportedError
 
 __all__ = ("OPTIONS", "Env", "Outgoing", "accepted", "build_message", "positive_seconds")
@@ -184,9 +185,11 @@ def _eta(name: str, countdown: Any, eta: Any, now: float, from_wire: bool) -> da
 
 def _moment(name: str, option: str, value: Any, now: float) -> datetime | None:
     try:
-        return moment(value, now)
+        when = moment(value, now)
     except ValueError as exc:
         raise ConfigurationError(f"task {name}: {option} {exc}") from None
+    warn_if_naive(f"{option}=", value)
+    return when
 
 
 def _queue(queue: Any) -> str | None:

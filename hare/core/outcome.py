@@ -5,13 +5,15 @@ from __future__ import annotations
 import traceback as traceback_module
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from hare.core.values import utc, warn_if_naive
 from hare.errors import Ignore, Reject, Retry
 
 __all__ = (
     "Failed",
     "format_traceback",
+    "mark_retries_exhausted",
     "Ignored",
     "Outcome",
     "Rejected",
@@ -34,6 +36,8 @@ class Failed:
 
     exception: BaseException
     traceback: str
+    #: The exception ends a task whose own retry logic gave up (`mark_retries_exhausted`).
+    retries_exhausted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,25 @@ def format_traceback(exc: Exception) -> str:
     return cached
 
 
+_EXHAUSTED = "__hare_retries_exhausted__"
+_E = TypeVar("_E", bound=BaseException)
+
+
+def mark_retries_exhausted(exc: _E) -> _E:
+    """Mark `exc` as the end of a task whose retries are used up, and return it.
+
+    For a front end that counts retries itself (hare_compat's `self.retry` raises
+    `MaxRetriesExceededError`, or the task's own exception, as Celery's does): the task fails
+    with `exc` as it is, and the worker dead-letters it with reason `retries-exhausted`, as
+    it does a `Retry` past `max_retries`.
+    """
+    try:
+        setattr(exc, _EXHAUSTED, True)
+    except AttributeError:  # an exception class with __slots__: a plain failure then
+        pass
+    return exc
+
+
 def outcome_of(exc: Exception, traceback: str) -> Outcome:
     """What a task that raised `exc` (with `traceback` formatted) asks the worker to do."""
     if isinstance(exc, Reject):
@@ -100,9 +123,10 @@ def outcome_of(exc: Exception, traceback: str) -> Outcome:
     if isinstance(exc, Ignore):
         return Ignored()
     if isinstance(exc, Retry):
+        warn_if_naive("Retry(eta=)", exc.eta)
         return RetryRequested(
             countdown=exc.countdown,
-            eta=exc.eta,
+            eta=None if exc.eta is None else utc(exc.eta),
             exception=exc.exc,
             traceback=traceback,
             max_retries=exc.max_retries,
@@ -111,7 +135,7 @@ def outcome_of(exc: Exception, traceback: str) -> Outcome:
             expires=exc.expires,
             queue=exc.queue,
         )
-    return Failed(exc, traceback)
+    return Failed(exc, traceback, getattr(exc, _EXHAUSTED, False) is True)
 
 
 def _rejected_as(exc: Reject) -> BaseException:

@@ -10,7 +10,10 @@ Semantics follow Celery's, so a Celery user's expectations hold:
 * the automatic delay is `default_retry_delay`, or with `retry_backoff` Celery's
   `min(retry_backoff_max, factor · 2^retries)`, with full jitter (uniform over [0, delay])
   when `retry_jitter` is on;
-* `Reject` is final and never retried.
+* `Reject` is final and never retried;
+* a failure its task marked as the end of its own retries (`mark_retries_exhausted`: Celery's
+  `self.retry` past `max_retries`, through hare_compat) is final too, with the same reason
+  (`retries-exhausted`) as a `Retry` past `max_retries`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ __all__ = (
     "Ack",
     "DeadLetterAs",
     "Decision",
+    "RETRIES_EXHAUSTED",
     "Requeue",
     "RetryAt",
     "RetryIn",
@@ -33,7 +37,13 @@ __all__ = (
     "Uniform",
     "backoff",
     "decide",
+    "retry_limit",
 )
+
+
+#: The dead-letter reason of a task that failed once its retries were used up, however it
+#: retried (a `Retry`, `autoretry_for`, or hare_compat's `self.retry`).
+RETRIES_EXHAUSTED = "retries-exhausted"
 
 
 class Uniform(Protocol):
@@ -125,19 +135,29 @@ def decide(outcome: Outcome, policy: RetryPolicy, retries: int, rng: Uniform) ->
     if isinstance(outcome, Rejected):
         return Requeue() if outcome.requeue else DeadLetterAs("rejected")
     if isinstance(outcome, RetryRequested):
-        limit = outcome.max_retries if outcome.max_retries is not None else policy.max_retries
+        limit = retry_limit(outcome, policy)
         if limit is not None and retries >= limit:
-            return DeadLetterAs("retries-exhausted")
+            return DeadLetterAs(RETRIES_EXHAUSTED)
         if outcome.eta is not None:
             return RetryAt(outcome.eta)
         if outcome.countdown is not None:
             return RetryIn(max(0.0, outcome.countdown))
         return RetryIn(policy.default_retry_delay)
+    if outcome.retries_exhausted:
+        return DeadLetterAs(RETRIES_EXHAUSTED)
     if _autoretries(policy, outcome):
         if policy.max_retries is not None and retries >= policy.max_retries:
-            return DeadLetterAs("retries-exhausted")
+            return DeadLetterAs(RETRIES_EXHAUSTED)
         return RetryIn(backoff(policy, retries, rng))
     return DeadLetterAs("failed")
+
+
+def retry_limit(outcome: Outcome, policy: RetryPolicy) -> int | None:
+    """How many retries a task that ended in `outcome` may make (None: no limit): the
+    `max_retries` its `Retry` names, else its policy's."""
+    if isinstance(outcome, RetryRequested) and outcome.max_retries is not None:
+        return outcome.max_retries
+    return policy.max_retries
 
 
 def _autoretries(policy: RetryPolicy, outcome: Failed) -> bool:

@@ -15,8 +15,9 @@ import asyncio
 import inspect
 import logging
 import threading
+import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from hare import signals
@@ -31,7 +32,7 @@ from hare.core.outcome import (
     format_traceback,
     outcome_of,
 )
-from hare.core.retry import Ack, Uniform, decide
+from hare.core.retry import Ack, DeadLetterAs, Uniform, decide
 from hare.errors import TaskRevoked
 from hare.worker.request import Request
 from hare.worker.runner import raise_in_thread
@@ -146,9 +147,10 @@ class TaskCall:
         if self.was_terminated(outcome):
             return Verdict(outcome, Ack(), terminated=True)
         message = self.context.message
-        return Verdict(
-            outcome, decide(outcome, self.task.options.retry, message.retries, self._rng)
-        )
+        decision = decide(outcome, self.task.options.retry, message.retries, self._rng)
+        if isinstance(outcome, RetryRequested) and isinstance(decision, DeadLetterAs):
+            outcome = _failing(outcome)
+        return Verdict(outcome, decision)
 
     def ended(self, outcome: Outcome) -> Verdict:
         """The verdict of a call that could not end itself (a process of its own, a hard time
@@ -278,6 +280,16 @@ def _discard(pending: Any) -> None:
     close = getattr(pending, "close", None)
     if close is not None:
         close()
+
+
+def _failing(outcome: RetryRequested) -> RetryRequested:
+    """A retry that will not be made (past max_retries) is the task's failure: the traceback
+    of its exception, formatted now (`format_traceback` skips a `Retry`'s, for speed), goes to
+    the log, the result, `task_failure` and the dead letter."""
+    exc = outcome.exception
+    if exc is None or outcome.traceback:
+        return outcome
+    return replace(outcome, traceback="".join(traceback.format_exception(exc)))
 
 
 def _einfo(exc: BaseException | None, trace: str | None) -> ExceptionInfo | None:

@@ -88,7 +88,7 @@ class Processor:
         self.settlement = settlement
         self.runner = runner
         self.recorder = recorder
-        self.trace_log = TraceLog(app.trace_loggers)
+        self.trace_log = TraceLog(app.trace_loggers, clock)
         self.internal_errors = InternalErrors(settlement, clock)
         self.nodename = nodename
         self._clock = clock
@@ -247,7 +247,7 @@ class Processor:
             await self._settle_terminated(delivery, entry, call, verdict)
             return message
         runtime = self._clock.monotonic() - started
-        self.trace_log.ran(message, verdict.outcome, runtime, task.throws)
+        self.trace_log.ran(message, verdict, runtime, task)
         if entry is not None and not isinstance(verdict.decision, Requeue):
             # (A requeued delivery is meant to run again: its run is not kept.)
             entry.ran_as(task, message, verdict.outcome, verdict.decision)

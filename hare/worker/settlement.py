@@ -75,10 +75,8 @@ class Settlement:
             )
             return
         dead = _dead_letter_for(decision, outcome, attempts=message.retries + 1)
-        # (A task's exception is logged with its traceback where it ran: `hare.worker.tracelog`.)
-        level = logging.INFO if isinstance(outcome, Failed) else logging.ERROR
-        logger.log(level, "task %s[%s] %s: %s", task.name, message.id, dead.reason, dead.detail)
-        await self.dead_letter(delivery, dead, before_ack=before_ack)
+        # (How the task ended is logged where it ran, with its traceback: `worker.tracelog`.)
+        await self.dead_letter(delivery, dead, before_ack=before_ack, level=logging.INFO)
 
     async def _retry(
         self,
@@ -122,14 +120,13 @@ class Settlement:
         if before_ack is not None:
             before_ack()
         await self._transport.ack(delivery)
-        cause = outcome.exception if isinstance(outcome, Failed | RetryRequested) else None
-        logger.warning(
-            "task %s[%s] retry %d at %s%s",
+        # (The retry is logged where the task ran, saying which and when: `worker.tracelog`.)
+        logger.debug(
+            "task %s[%s] retry %d sent through the delay ladder, due at %s",
             task.name,
             message.id,
             again.retries,
             eta.isoformat(),
-            f": {cause!r}" if cause is not None else "",
         )
 
     async def redelay(self, delivery: Delivery, message: Message, early: float) -> None:
@@ -181,24 +178,30 @@ class Settlement:
         )
 
     async def dead_letter(
-        self, delivery: Delivery, dead: DeadLetter, *, before_ack: Callable[[], None] | None = None
+        self,
+        delivery: Delivery,
+        dead: DeadLetter,
+        *,
+        before_ack: Callable[[], None] | None = None,
+        level: int = logging.ERROR,
     ) -> None:
-        """Publish the delivery to `<queue>.dead` with `dead`'s reason, confirmed, then ack."""
+        """Publish the delivery to `<queue>.dead` with `dead`'s reason, confirmed, then ack;
+        logged at `level` (INFO where the task's own line said how it failed)."""
         envelope = dead_letter_envelope(delivery, dead, now=self._clock.time())
         await self._transport.publish(envelope)
         if before_ack is not None:
             before_ack()
         await self._transport.ack(delivery)
-        if dead.reason not in ("failed", "rejected"):
-            headers = delivery.properties.headers
-            logger.error(
-                "message %s[%s] from %s dead-lettered: %s (%s)",
-                headers.get("task", "?"),
-                headers.get("id", "?"),
-                delivery.queue,
-                dead.reason,
-                dead.detail,
-            )
+        headers = delivery.properties.headers
+        logger.log(
+            level,
+            "message %s[%s] from %s dead-lettered: %s (%s)",
+            headers.get("task", "?"),
+            headers.get("id", "?"),
+            delivery.queue,
+            dead.reason,
+            dead.detail,
+        )
 
     async def requeue(self, delivery: Delivery) -> None:
         """Give a delivery back to its queue (drain); closing the channel would do it too."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from hare.core.outcome import Outcome
-from hare.core.retry import Decision, RetryAt, RetryIn
+from hare.core.retry import RETRIES_EXHAUSTED, DeadLetterAs, Decision, RetryAt, RetryIn
 
 __all__ = ("Verdict",)
 
@@ -29,3 +29,9 @@ class Verdict(NamedTuple):
     def retries(self) -> bool:
         """Whether the task runs again (a retry through the delay ladder)."""
         return isinstance(self.decision, RetryIn | RetryAt)
+
+    @property
+    def retries_exhausted(self) -> bool:
+        """Whether the task failed for good because its retries were used up."""
+        decision = self.decision
+        return isinstance(decision, DeadLetterAs) and decision.reason == RETRIES_EXHAUSTED

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from hare.core.codec import get_serializer
+from hare.core.outcome import mark_retries_exhausted
 from hare.errors import NotSupportedError
 from hare_compat.app.request import Context
 from hare_compat.exceptions import Retry
@@ -123,15 +124,19 @@ def retry(
         countdown = task.default_retry_delay
     next_args, next_kwargs = retry_arguments(task, request, args, kwargs)
     if max_retries is not None and retries > max_retries:
+        # Marked: a worker dead-letters it as `retries-exhausted`, as a hare `Retry` past
+        # its max_retries (the task still fails with it, as in Celery).
         if exc:
-            raise_with_context(exc)
-        raise task.MaxRetriesExceededError(
-            f"Can't retry {task.name}[{request.id}] args:{next_args} kwargs:{next_kwargs}",
-            task_args=next_args,
-            task_kwargs=next_kwargs,
+            raise_with_context(mark_retries_exhausted(exc))
+        raise mark_retries_exhausted(
+            task.MaxRetriesExceededError(
+                f"Can't retry {task.name}[{request.id}] args:{next_args} kwargs:{next_kwargs}",
+                task_args=next_args,
+                task_kwargs=next_kwargs,
+            )
         )
     ret = Retry(exc=exc, when=eta or countdown, is_eager=request.is_eager)
-    ret.retries = retries
+    ret.retries, ret.max_retries = retries, max_retries
     ret.retry_expires, ret.retry_queue = expires, queue
     if args is not None or kwargs is not None:
         ret.retry_args, ret.retry_kwargs = tuple(next_args), dict(next_kwargs)

@@ -44,7 +44,8 @@ enable_utc  compat  with timezone unset, True runs crontab schedules in UTC; Fal
 imports  compat  modules the worker imports when it loads the app
 include  compat  modules the worker imports when it loads the app
 timezone  compat  the zone crontab schedules run in (a zone name; Django's TIME_ZONE when unset);
-  messages carry UTC times, which Celery reads alike
+  messages carry UTC times, which Celery reads alike; a naive eta/expires is UTC whatever it
+  says, as in Celery 5.7
 beat_schedule  compat  each entry becomes a hare periodic task, kept going by every worker
   without a beat process; schedules: crontab, schedule, timedelta, seconds; options: queue,
   expires

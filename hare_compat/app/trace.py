@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import hare_compat.states as states
 from hare import signals
-from hare.core.values import utc as normalise_eta
+from hare.core.values import utc, warn_if_naive
 from hare.errors import Ignore as HareIgnore
 from hare.errors import Reject as HareReject
 from hare.errors import Retry as HareRetry
@@ -328,7 +328,8 @@ def _hare_retry(task: Task, exc: Retry | HareRetry) -> HareRetry:
     when = exc.when
     eta, countdown = None, None
     if isinstance(when, datetime):
-        eta = normalise_eta(when)
+        warn_if_naive("self.retry(eta=)", when)
+        eta = utc(when)
     else:
         countdown = float(when if when is not None else task.default_retry_delay or 0)
     if when is None and exc.retries is None:
@@ -344,6 +345,7 @@ def _hare_retry(task: Task, exc: Retry | HareRetry) -> HareRetry:
         countdown,
         eta=eta,
         exc=exc.exc,
+        max_retries=exc.max_retries,
         args=exc.retry_args,
         kwargs=exc.retry_kwargs,
         expires=exc.retry_expires,

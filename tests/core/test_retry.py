@@ -4,13 +4,31 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from unittest.mock import ANY
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hare.core.outcome import Failed, Outcome, Rejected, RetryRequested, Succeeded
-from hare.core.retry import Ack, DeadLetterAs, RetryAt, RetryIn, RetryPolicy, backoff, decide
+from hare.core.outcome import (
+    Failed,
+    Outcome,
+    Rejected,
+    RetryRequested,
+    Succeeded,
+    mark_retries_exhausted,
+    outcome_of,
+)
+from hare.core.retry import (
+    Ack,
+    DeadLetterAs,
+    RetryAt,
+    RetryIn,
+    RetryPolicy,
+    backoff,
+    decide,
+    retry_limit,
+)
 from hare.errors import ConfigurationError
 
 
@@ -124,6 +142,28 @@ def test_decisions_table() -> None:
     )
     forever = RetryPolicy(max_retries=None, autoretry_for=(OSError,))
     assert isinstance(decide(Failed(OSError(), ""), forever, 10_000, rng), RetryIn)
+
+
+def test_a_failure_marked_as_the_end_of_its_retries_is_retries_exhausted() -> None:
+    """hare_compat's `self.retry` past max_retries raises the task's exception (or
+    MaxRetriesExceededError), marked: dead-lettered with the reason a `Retry` past
+    max_retries gets, whatever the policy says; the mark rides on that exception only."""
+    policy = RetryPolicy(max_retries=None, autoretry_for=(OSError,))
+    rng = Fixed(0)
+    marked = mark_retries_exhausted(OSError("net"))
+    outcome = outcome_of(marked, "tb")
+    assert outcome == Failed(marked, "tb", retries_exhausted=True)
+    assert decide(outcome, policy, 0, rng) == DeadLetterAs("retries-exhausted")
+    assert outcome_of(OSError("net"), "tb") == Failed(ANY, "tb", retries_exhausted=False)
+    assert decide(outcome_of(KeyError("k"), ""), policy, 0, rng) == DeadLetterAs("failed")
+
+
+def test_the_retry_limit_is_the_retrys_own_else_the_policys() -> None:
+    policy = RetryPolicy(max_retries=4)
+    assert retry_limit(RetryRequested(max_retries=2), policy) == 2
+    assert retry_limit(RetryRequested(), policy) == 4
+    assert retry_limit(Failed(OSError(), ""), policy) == 4
+    assert retry_limit(RetryRequested(), RetryPolicy(max_retries=None)) is None
 
 
 @pytest.mark.parametrize(

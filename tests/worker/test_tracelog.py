@@ -4,6 +4,7 @@ hare app and a hare_compat app log them on, and `throws` logged without a traceb
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -100,9 +101,10 @@ async def test_a_hare_worker_logs_received_and_each_outcome_with_the_tasks_data(
         logging.INFO,
         f"Task t.expected[{thrown.id}] raised expected: KeyError('k')",
     )
-    assert [line[2].split("]")[1] for line in lines(caplog, HARE, retried.id)][:2] == [
+    due = datetime.fromtimestamp(clock.time(), UTC).isoformat(timespec="seconds")
+    assert [line[2].split("]", 1)[1] for line in lines(caplog, HARE, retried.id)][:2] == [
         " received",
-        " retry: Retry",
+        f" retry: Retry 1/1 in 0s (at {due})",
     ]
 
 
