@@ -107,16 +107,7 @@ async def test_a_worker_started_before_its_broker_serves_once_it_is_there(
         assert process.poll() is None  # still there, waiting
         assert _status(health, "/livez") == 200 and _status(health, "/readyz") == 503
         async with relay(port, (parts.hostname or "127.0.0.1", parts.port or 5672)):
-            await eventually(lambda: _status(health, "/readyz") == 200, within=30)
-            producer = Hare("late-producer", broker=amqp_url, default_queue=unique)
-            try:
-                marker = tmp_path / "ran"
-                await producer.asend_task("late.touch", (str(marker),))
-                await eventually(marker.exists, within=30)
-            finally:
-                await producer.aclose()
-            process.send_signal(signal.SIGTERM)
-            assert await asyncio.to_thread(process.wait, 30) == 0
+            await _serves_then_drains(process, health, amqp_url, unique, tmp_path)
     finally:
         if process.poll() is None:
             process.kill()
@@ -130,6 +121,22 @@ async def test_no_startup_retry_exits_3_at_once(tmp_path: Path, unique: str) -> 
     code = await asyncio.to_thread(process.wait, 60)
     assert code == 3
     assert f"connection refused at 127.0.0.1:{port}" in (tmp_path / "worker.log").read_text()
+
+
+async def _serves_then_drains(
+    process: subprocess.Popen[str], health: int, url: str, queue: str, tmp_path: Path
+) -> None:
+    """Once ready, the worker runs a task sent to it, then drains on SIGTERM and exits 0."""
+    await eventually(lambda: _status(health, "/readyz") == 200, within=30)
+    producer = Hare("producer", broker=url, default_queue=queue)
+    try:
+        marker = tmp_path / "ran"
+        await producer.asend_task("late.touch", (str(marker),))
+        await eventually(marker.exists, within=30)
+    finally:
+        await producer.aclose()
+    process.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(process.wait, 30) == 0
 
 
 async def _delete(url: str, queue: str) -> None:
@@ -148,16 +155,7 @@ async def test_debug_logs_show_hare_not_aiormq_frames(
     process = _worker(tmp_path, amqp_url, unique, "-l", "DEBUG", "--health-port", str(health))
     log = tmp_path / "worker.log"
     try:
-        await eventually(lambda: _status(health, "/readyz") == 200, within=30)
-        producer = Hare("debug-producer", broker=amqp_url, default_queue=unique)
-        try:
-            marker = tmp_path / "ran"
-            await producer.asend_task("late.touch", (str(marker),))
-            await eventually(marker.exists, within=30)
-        finally:
-            await producer.aclose()
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(process.wait, 30) == 0
+        await _serves_then_drains(process, health, amqp_url, unique, tmp_path)
     finally:
         if process.poll() is None:
             process.kill()
