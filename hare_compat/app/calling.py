@@ -135,7 +135,11 @@ def retry(
                 task_kwargs=next_kwargs,
             )
         )
-    ret = Retry(exc=exc, when=eta or countdown, is_eager=request.is_eager)
+    # Celery sends the retry with both; its client turns a (non-zero) countdown into the
+    # eta, so the countdown wins when both are given.
+    ret = Retry(
+        exc=exc, when=countdown if countdown else (eta or countdown), is_eager=request.is_eager
+    )
     ret.retries, ret.max_retries = retries, max_retries
     ret.retry_expires, ret.retry_queue = expires, queue
     if args is not None or kwargs is not None:

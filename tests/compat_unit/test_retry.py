@@ -88,6 +88,31 @@ async def test_the_default_countdown_is_default_retry_delay_and_eta_is_honoured(
     assert runs == [0, 7, 100]
 
 
+async def test_a_retry_given_both_countdown_and_eta_waits_the_countdown_as_celery() -> None:
+    """Celery's retry sends both, and its client turns a countdown into the eta."""
+    clock = ManualClock()
+    app = make_app(clock)
+    runs: list[float] = []
+    start = clock.time()
+    far = datetime.fromtimestamp(start + 500, UTC)
+
+    @app.task(name="t.both", bind=True)
+    async def both(self: Task) -> None:
+        runs.append(clock.time() - start)
+        if self.request.retries == 0:
+            raise self.retry(countdown=20, eta=far)
+
+    app.finalize()
+    async with running_worker(app.hare):
+        await both.aapply_async()
+        await eventually(lambda: len(runs) == 1)
+        await clock.advance_by(19.9)
+        assert len(runs) == 1
+        await clock.advance_by(0.1)
+        await eventually(lambda: len(runs) == 2)
+    assert runs == [0, 20]
+
+
 async def test_past_max_retries_raises_max_retries_exceeded_or_the_given_exc() -> None:
     clock = ManualClock()
     app = make_app(clock)
