@@ -135,11 +135,8 @@ def retry(
                 task_kwargs=next_kwargs,
             )
         )
-    # Celery sends the retry with both; its client turns a (non-zero) countdown into the
-    # eta, so the countdown wins when both are given.
-    ret = Retry(
-        exc=exc, when=countdown if countdown else (eta or countdown), is_eager=request.is_eager
-    )
+    when = countdown if countdown else (eta or countdown)  # both given: Celery's countdown wins
+    ret = Retry(exc=exc, when=when, is_eager=request.is_eager)
     ret.retries, ret.max_retries = retries, max_retries
     ret.retry_expires, ret.retry_queue = expires, queue
     if args is not None or kwargs is not None:
