@@ -5,6 +5,7 @@ Part of the AMQP transport (`hare.transport.amqp`, the only package that imports
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -118,7 +119,7 @@ def connect_failure(exc: BaseException, url: str, waited: float) -> str:
         return f"authentication failed for user {user!r} at {where}"
     if isinstance(exc, aiormq_errors.InvalidFrameError) and "Connection.Close" in str(exc):
         return f"vhost {vhost!r} does not exist or user {user!r} may not use it ({where})"
-    if isinstance(exc, ConnectionRefusedError) or (exc.args and exc.args[0] == 111):
+    if isinstance(exc, ConnectionRefusedError) or (exc.args and exc.args[0] == errno.ECONNREFUSED):
         return f"connection refused at {where} (nothing listens there)"
     if isinstance(exc, OSError) and exc.errno is not None:
         return f"cannot reach {where}: {exc.strerror or exc}"
