@@ -17,7 +17,7 @@ from hare_compat.app.task import Task
 P = ParamSpec("P")
 R = TypeVar("R")
 
-__all__ = ("BindingDecorator", "FunctionTask")
+__all__ = ("FunctionTask",)  # and, for type checkers only, BindingDecorator
 
 if TYPE_CHECKING:
     from collections.abc import Callable
