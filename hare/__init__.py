@@ -36,6 +36,7 @@ from hare.errors import SoftTimeLimitExceeded as SoftTimeLimitExceeded
 from hare.errors import TaskNotRegistered as TaskNotRegistered
 from hare.errors import TaskRevoked as TaskRevoked
 from hare.errors import TimeLimitExceeded as TimeLimitExceeded
+from hare.errors import WorkerLostError as WorkerLostError
 from hare.periodic.schedules import cron as cron
 from hare.periodic.schedules import every as every
 from hare.results.handle import AsyncResult as AsyncResult
@@ -85,6 +86,7 @@ __all__ = (
     "TaskNotRegistered",
     "TaskRevoked",
     "TimeLimitExceeded",
+    "WorkerLostError",
     "Worker",
     "__version__",
     "cron",

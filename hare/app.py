@@ -112,7 +112,10 @@ class Hare:
         dont_autoretry_for: tuple[type[BaseException], ...] = (),
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
-        isolation: Literal["thread", "process"] = "thread",
+        isolation: Literal["thread", "process"] | None = None,
+        pool: Literal["prefork", "threads"] | None = None,
+        retry_on_worker_lost: bool = False,
+        reject_on_worker_lost: bool = False,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(

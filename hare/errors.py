@@ -16,7 +16,7 @@ Failures (exceptions hare raises to you)::
     ├── TimeLimitExceeded         a task was stopped at its hard time limit
     ├── TaskRevoked               a task was revoked, expired, or terminated
     ├── ChordError                a chord's body cannot run: a task of its header failed
-    ├── TaskProcessDied           the process of an isolated task died before it returned
+    ├── WorkerLostError           the pool's child running a task died (TaskProcessDied)
     ├── DeadLetterQueueNotFound   `hare dlq` was pointed at a queue that does not exist
     ├── ResultTimeout             no result within `get(timeout=)` (also a TimeoutError)
     ├── ResultBackendError        the result backend could not store or read a result
@@ -78,6 +78,7 @@ __all__ = (
     "TaskSignal",
     "TimeLimitExceeded",
     "TopologyMismatch",
+    "WorkerLostError",
 )
 
 
@@ -167,8 +168,13 @@ class ChordError(HareError):
     a Celery client raises its own). `__cause__` is the failed task's exception."""
 
 
-class TaskProcessDied(HareError):
-    """The process running an isolated task died before it returned."""
+class WorkerLostError(HareError):
+    """The pool's child process running the task died before it returned (a segfault,
+    `os._exit`, the OOM killer): the message names the signal or exit code, as Celery's."""
+
+
+#: The name this error had before the prefork pool (tasks with `isolation="process"`).
+TaskProcessDied = WorkerLostError
 
 
 class DeadLetterQueueNotFound(HareError):

@@ -58,7 +58,19 @@ _RETRY_KEYWORDS = frozenset(
         "dont_autoretry_for",
     }
 )
-_TASK_KEYWORDS = frozenset({"name", "queue", "time_limit", "soft_time_limit", "isolation"})
+_TASK_KEYWORDS = frozenset(
+    {
+        "name",
+        "queue",
+        "time_limit",
+        "soft_time_limit",
+        "isolation",
+        "reject_on_worker_lost",
+        "retry_on_worker_lost",
+    }
+)
+#: `@app.task(pool=...)`, Celery's pool names for `isolation`.
+_POOLS = {"prefork": "process", "processes": "process", "threads": "thread"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,13 +84,21 @@ class TaskOptions:
     #: Hard and soft time limits in seconds (`None`: none); a call may override them.
     time_limit: float | None = None
     soft_time_limit: float | None = None
-    #: "thread" (sync tasks in the worker's thread pool) or "process" (each call in a process
-    #: of its own, which a hard time limit can kill; see `hare.worker.isolation`).
-    isolation: Literal["thread", "process"] = "thread"
+    #: Where a sync task runs: `None` in the worker's pool (`hare worker --pool`), "thread"
+    #: in the worker's threads, "process" in a child of its process pool (which a soft limit
+    #: interrupts and a hard limit kills; see `hare.worker.prefork`), whatever the pool.
+    isolation: Literal["thread", "process"] | None = None
+    #: When the process running the task dies (a child killed, `os._exit`, a segfault):
+    #: retry it (by its retry policy), or put its message back on the queue (`reject`), as
+    #: Celery's `retry_on_worker_lost` (which wins) and `reject_on_worker_lost`; neither: it
+    #: fails with `WorkerLostError`.
+    retry_on_worker_lost: bool = False
+    reject_on_worker_lost: bool = False
 
     @classmethod
     def from_keywords(cls, name: str, keywords: Mapping[str, Any]) -> TaskOptions:
         """`@app.task(...)`'s keywords as options (the retry ones make its `RetryPolicy`)."""
+        keywords = _with_isolation(name, keywords)
         unknown = set(keywords) - _RETRY_KEYWORDS - _TASK_KEYWORDS
         if unknown:
             raise ConfigurationError(f"task {name}: unknown option(s) {', '.join(sorted(unknown))}")
@@ -94,10 +114,32 @@ class TaskOptions:
             validate_queue_name(self.queue)
         positive_seconds("time_limit", self.time_limit, self.name)
         positive_seconds("soft_time_limit", self.soft_time_limit, self.name)
-        if self.isolation not in ("thread", "process"):
+        if self.isolation not in (None, "thread", "process"):
             raise ConfigurationError(
                 f"isolation must be 'thread' or 'process', not {self.isolation!r}"
             )
+
+
+def _with_isolation(name: str, keywords: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`pool=` (Celery's pool names, per task) as the `isolation` it means."""
+    if "pool" not in keywords:
+        return keywords
+    rest = dict(keywords)
+    pool = rest.pop("pool")
+    if pool is None:
+        return rest
+    isolation = _POOLS.get(pool) if isinstance(pool, str) else None
+    if isolation is None:
+        raise ConfigurationError(
+            f"task {name}: pool must be 'prefork' or 'threads', not {pool!r} (a task runs in "
+            "the worker's processes or its threads; solo is the whole worker's choice)"
+        )
+    if rest.get("isolation", isolation) != isolation:
+        raise ConfigurationError(
+            f"task {name}: pool={pool!r} and isolation={rest['isolation']!r} disagree"
+        )
+    rest["isolation"] = isolation
+    return rest
 
 
 @final

@@ -4,6 +4,7 @@ An `except` clause written for Celery must catch what hare raises, so these name
 hare's classes rather than look-alikes:
 
 * `SoftTimeLimitExceeded`, `TimeLimitExceeded`: `hare.errors`' (raised by hare's runner);
+* `WorkerLostError`: `hare.errors`' (a prefork child died while running the task);
 * `TaskRevokedError`: `hare.errors.TaskRevoked` (a revoked, expired or terminated task);
 * `OperationalError`: `hare.errors.BrokerError` (kombu's "the broker failed" error: no
   connection, an unconfirmed publish).
@@ -30,6 +31,7 @@ from hare.errors import BrokerError, ConfigurationError, TaskRevoked
 from hare.errors import Ignore as _HareIgnore
 from hare.errors import SoftTimeLimitExceeded as SoftTimeLimitExceeded
 from hare.errors import TimeLimitExceeded as TimeLimitExceeded
+from hare.errors import WorkerLostError as WorkerLostError
 
 __all__ = (
     "AlreadyRegistered",
@@ -282,10 +284,6 @@ class BackendStoreError(BackendError):
         self.state = kwargs.get("state", "")
         self.task_id = kwargs.get("task_id", "")
         super().__init__(*args)
-
-
-class WorkerLostError(Exception):
-    """The worker processing a job has exited prematurely (hare itself never raises it)."""
 
 
 class Terminated(Exception):

@@ -39,6 +39,7 @@ from hare.transport.reconnect import backoff_delay, reconnect
 from hare.worker.delivery import Processor
 from hare.worker.inflight import InFlight
 from hare.worker.parts import Parts
+from hare.worker.prefork.config import PoolConfig, default_concurrency
 
 __all__ = ("Worker",)
 
@@ -53,16 +54,33 @@ class Worker:
         app: Hare,
         *,
         queues: Sequence[str] | None = None,
-        concurrency: int = 16,
+        concurrency: int | None = None,
         transport: Transport | None = None,
         rng: random.Random | None = None,
         drain_timeout: float = 30.0,
         schedules: bool = True,
         nodename: str | None = None,
         retry_on_startup: bool = True,
+        pool: str = "threads",
+        pool_start_method: str = "fork",
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | None = None,
+        app_path: str | None = None,
     ) -> None:
+        #: How sync tasks run (`hare.worker.prefork.config`).
+        self.pool = PoolConfig(
+            kind=pool,  # type: ignore[arg-type]  # checked by PoolConfig
+            start_method=pool_start_method,  # type: ignore[arg-type]
+            max_tasks_per_child=max_tasks_per_child,
+            max_memory_per_child=max_memory_per_child,
+            app_path=app_path,
+        )
+        if concurrency is None:
+            concurrency = default_concurrency(pool)
         if concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
+        if pool == "solo" and concurrency != 1:
+            raise ConfigurationError(f"the solo pool runs one task at a time, not {concurrency}")
         if drain_timeout < 0:
             raise ConfigurationError("drain_timeout must not be negative")
         self.drain_timeout = drain_timeout
