@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from hare.canvas.continuation import Plan
     from hare.periodic.schedules import Schedule
 
-__all__ = ("HARE_LOGGERS", "Hare")
+__all__ = ("HARE_LOGGERS", "Hare", "as_hare")
 
 #: The loggers a hare app's worker logs its task lines on: (received, ran); see
 #: `hare.worker.tracelog`. A hare_compat app uses Celery's.
@@ -375,3 +375,20 @@ class Hare:
         if self.results is not None:
             self.results.close()
         self.connections.close()
+
+
+def as_hare(obj: object) -> Hare | None:
+    """`obj` as a hare app: a `Hare`, or an object that makes one (`obj.__hare_app__()`).
+
+    The second form is how other front ends (hare_compat's `Celery`) hand hare the app they
+    configured, without hare knowing them.
+    """
+    if isinstance(obj, Hare):
+        return obj
+    make = getattr(type(obj), "__hare_app__", None)
+    if make is None:
+        return None
+    app = make(obj)
+    if not isinstance(app, Hare):
+        raise ConfigurationError(f"{type(obj).__name__}.__hare_app__() did not return a hare app")
+    return app

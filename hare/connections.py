@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import threading
+from collections.abc import Callable
 
 from hare.clock import Clock
 from hare.core.settings import Settings, mask_url
@@ -36,9 +37,22 @@ class Connections:
         self._connecting: dict[asyncio.AbstractEventLoop, asyncio.Task[Publisher]] = {}
         self._home: tuple[LoopPortal, Publisher] | None = None
         self._portal_lock = threading.Lock()
+        self._forward: Callable[[], Transport] | None = None
+
+    def forward_to(self, make_transport: Callable[[], Transport]) -> None:
+        """Open every connection with `make_transport()` from now on, and forget those this
+        process inherited: in a prefork child, whose parent owns the broker connection, the
+        copies of the parent's loops and connections are not usable."""
+        self._forward = make_transport
+        self._publishers = {}
+        self._connecting = {}
+        self._home = None
+        self._portal_lock = threading.Lock()
 
     def make_transport(self) -> Transport:
         """A new, unconnected transport for the configured broker."""
+        if self._forward is not None:
+            return self._forward()
         url = self._settings.broker_url
         if url.startswith("memory://"):
             from hare.transport.memory.transport import MemoryBroker, MemoryTransport

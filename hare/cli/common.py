@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from hare.app import Hare
+from hare.app import Hare, as_hare
 from hare.core.settings import mask_url
 from hare.errors import BrokerUnavailable, ConfigurationError, HareError
 
@@ -142,23 +142,6 @@ def app_path(args: argparse.Namespace, *, spill: str | None = None) -> str:
         command = getattr(args, "command", None) or "COMMAND"
         raise UsageError(f"name the app: hare {command} shop.tasks:app (or -A proj, as in Celery)")
     return path
-
-
-def as_hare(obj: object) -> Hare | None:
-    """`obj` as a hare app: a `Hare`, or an object that makes one (`obj.__hare_app__()`).
-
-    The second form is how other front ends (hare_compat's `Celery`) hand the CLI the app
-    they configured, without hare knowing them.
-    """
-    if isinstance(obj, Hare):
-        return obj
-    make = getattr(type(obj), "__hare_app__", None)
-    if make is None:
-        return None
-    app = make(obj)
-    if not isinstance(app, Hare):
-        raise ConfigurationError(f"{type(obj).__name__}.__hare_app__() did not return a hare app")
-    return app
 
 
 def worker_defaults(obj: object) -> dict[str, Any]:

@@ -75,6 +75,15 @@ class Results:
         self._memory = MemoryStore()
         self._node = uuid.uuid4().int
         self._reply_to: tuple[int, str] | None = None
+        self._consumes_replies = True
+
+    def detach_replies(self) -> None:
+        """Consume no reply queue in this process, and forget the backends it inherited: a
+        prefork child, where nothing waits for an rpc result (Celery forbids `get()` in a
+        task) and whose parent's loops are not usable."""
+        self._consumes_replies = False
+        self._backends = {}
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<Results {mask_url(self.url)}>"
@@ -130,7 +139,11 @@ class Results:
     async def prepare(self, message: Message) -> None:
         """Before publishing `message`: be ready for its result (rpc: declare and consume the
         reply queue, once per process, as Celery's client does on its first publish)."""
-        if message.reply_to is not None and message.reply_to == self.reply_to:
+        if (
+            self._consumes_replies
+            and message.reply_to is not None
+            and message.reply_to == self.reply_to
+        ):
             await self.backend().prepare()
 
     async def alookup(self, task_id: str) -> TaskResult | None:

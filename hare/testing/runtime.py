@@ -59,14 +59,15 @@ def memory_app(clock: ManualClock | None = None, *, main: str = "tests", **setti
 
 @asynccontextmanager
 async def running_worker(
-    app: Hare, *, queues: Sequence[str] | None = None, concurrency: int = 8
+    app: Hare, *, queues: Sequence[str] | None = None, concurrency: int = 8, **options: Any
 ) -> AsyncIterator[Worker]:
-    """Run a `Worker` for `app` on the current loop while the block runs.
+    """Run a `Worker` for `app` on the current loop while the block runs (`options` are the
+    worker's other arguments, e.g. `pool="prefork"`).
 
     Entered once the worker is ready (its queues declared, its consumers started); if the
     worker stops before that, what stopped it is raised. Leaving the block stops the worker
     and waits for it to finish."""
-    worker = Worker(app, queues=queues, concurrency=concurrency)
+    worker = Worker(app, queues=queues, concurrency=concurrency, **options)
     task = asyncio.create_task(worker.run())
     ready = asyncio.create_task(worker.wait_ready())
     done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)

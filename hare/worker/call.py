@@ -80,12 +80,17 @@ class TaskCall:
         self.terminating: str | None = None
         self._task: asyncio.Task[Any] | None = None
         self._thread: int | None = None
+        #: Stops the call where it runs elsewhere (a prefork child), given the signal's name.
+        self.stop_remote: Callable[[str], None] | None = None
 
     def terminate(self, signal: str) -> bool:
         """Stop the call with `TaskRevoked`; whether it could be reached."""
         if self.finished or self.terminating is not None:
             return False
         self.terminating = signal
+        if self.stop_remote is not None:
+            self.stop_remote(signal)
+            return True
         if self._task is not None:
             self._task.cancel()
             return True
@@ -94,10 +99,11 @@ class TaskCall:
             return True
         return False
 
-    def wrap(self) -> Callable[..., Any]:
-        """The function the runner calls in place of the task's own: it returns the verdict
-        (`None` when the loop had already ended the call: its result is discarded)."""
-        fn = self.task.fn
+    def wrap(self, fn: Callable[..., Any] | None = None) -> Callable[..., Any]:
+        """The function the runner calls in place of the task's own (or `fn`, which calls
+        it): it returns the verdict (`None` when the loop had already ended the call: its
+        result is discarded)."""
+        fn = fn or self.task.fn
         if self.task.is_async:
 
             async def call_async(*args: Any, **kwargs: Any) -> Verdict | None:

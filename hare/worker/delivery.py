@@ -33,7 +33,7 @@ from hare.core.deadletter import DeadLetter, strip_death_headers
 from hare.core.envelope import Delivery
 from hare.core.headers import DEATH_HEADERS, ETA_HEADER
 from hare.core.message import Message
-from hare.core.outcome import Failed, Outcome, format_traceback, outcome_of
+from hare.core.outcome import Failed
 from hare.core.retry import Requeue
 from hare.errors import BrokerError, ConfigurationError, MessageError, TaskRevoked
 from hare.results.state import REVOKED, STARTED
@@ -266,30 +266,14 @@ class Processor:
         args, kwargs = message.args, dict(message.kwargs)
         running = Running(call=call, started=self._clock.time())
         self.running[message.id] = running
-        verdict: Verdict | None = None
-        outcome: Outcome | None = None
         try:
             if self._tracks_started(task, message):
                 started = {"pid": os.getpid(), "hostname": self.nodename}
                 await self.recorder.store(message, STARTED, started, request=request)
-            if options.isolation == "process":  # the bare function, in a process of its own
-                call.start()
-                outcome = await self.runner.run(
-                    task.fn, args, kwargs, is_async=False, isolated=True, soft=soft, hard=hard
-                )
-            else:
-                try:
-                    verdict = await self.runner.call(
-                        call.wrap(), args, kwargs, is_async=task.is_async, soft=soft, hard=hard
-                    )
-                except Exception as exc:  # stopped at its hard time limit
-                    outcome = outcome_of(exc, format_traceback(exc))
+            verdict = await self.runner.run_call(call, args, kwargs, soft=soft, hard=hard)
         finally:
             if self.running.get(message.id) is running:
                 del self.running[message.id]
-        if outcome is not None:
-            return call.ended(outcome)
-        assert verdict is not None  # the loop ends a call only when the runner did not return
         return verdict
 
     def _tracks_started(self, task: Task[Any, Any], message: Message) -> bool:

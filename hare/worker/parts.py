@@ -23,13 +23,15 @@ from hare.publisher import Publisher
 from hare.transport.base import Transport
 from hare.worker.delivery import Processor
 from hare.worker.followups import FollowUps
+from hare.worker.prefork.config import PoolConfig
+from hare.worker.prefork.pool import ProcessPool
 from hare.worker.recording import Recorder
 from hare.worker.runner import TaskRunner
 from hare.worker.running import RunningTasks
 from hare.worker.settlement import Settlement
 from hare.worker.view import WorkerView
 
-__all__ = ("Parts",)
+__all__ = ("Parts", "start_pool")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,6 +61,7 @@ class Parts:
         self_counted: set[str],
         on_start: Callable[[], None],
         schedules: bool,
+        runner: TaskRunner,
     ) -> Parts:
         """The parts of a worker of `app` on `transport` (connected), named `nodename`.
 
@@ -68,7 +71,6 @@ class Parts:
         clock, settings = app.clock, app.settings
         publisher = Publisher(transport, settings, clock)
         settlement = Settlement(publisher, clock, settings.delivery_limit)
-        runner = TaskRunner(concurrency, clock)
         running = RunningTasks()
         revocations = Revocations(clock=clock, terminate=running.terminate)
         processor = Processor(
@@ -120,3 +122,18 @@ def _scheduler(app: Hare, publisher: Publisher, rng: random.Random) -> Scheduler
         generation=settings.generation,
         watchdog=settings.watchdog_interval,
     )
+
+
+async def start_pool(
+    app: Hare, config: PoolConfig, concurrency: int, transport: Transport
+) -> ProcessPool | None:
+    """The prefork pool of a worker, started: `concurrency` children, when the worker's pool
+    is prefork or a sync task asks for a process (`isolation="process"`); else `None`."""
+    isolated = any(
+        task.options.isolation == "process" and not task.is_async for task in app.tasks.values()
+    )
+    if config.kind != "prefork" and not isolated:
+        return None
+    pool = ProcessPool(app, config, concurrency, transport, app.clock)
+    await pool.start()
+    return pool

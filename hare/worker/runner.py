@@ -21,15 +21,33 @@ import ctypes
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hare.clock import Clock
-from hare.core.outcome import Outcome, Succeeded, format_traceback, outcome_of
-from hare.errors import SoftTimeLimitExceeded, TimeLimitExceeded
-from hare.worker.isolation import run_in_process
+from hare.core.outcome import (
+    Failed,
+    Outcome,
+    Rejected,
+    RetryRequested,
+    format_traceback,
+    outcome_of,
+)
+from hare.errors import (
+    ConfigurationError,
+    SoftTimeLimitExceeded,
+    TaskRevoked,
+    TimeLimitExceeded,
+    WorkerLostError,
+)
 from hare.worker.limits import within_limits
 
-__all__ = ("TaskRunner", "raise_in_thread")
+if TYPE_CHECKING:
+    from hare.task import Task
+    from hare.worker.call import TaskCall
+    from hare.worker.prefork.pool import ProcessPool
+    from hare.worker.verdict import Verdict
+
+__all__ = ("TaskRunner", "lost_outcome", "raise_in_thread")
 
 
 def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
@@ -41,14 +59,62 @@ def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
 
 class TaskRunner:
     """Runs task functions under their time limits (`hare.worker.limits`): on the loop, in a
-    bounded thread pool, or in a process of their own."""
+    bounded thread pool, or in a child of the prefork pool (`hare.worker.prefork`)."""
 
-    def __init__(self, threads: int, clock: Clock) -> None:
+    def __init__(
+        self,
+        threads: int,
+        clock: Clock,
+        *,
+        pool: ProcessPool | None = None,
+        prefork: bool = False,
+    ) -> None:
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="hare-task")
         self._clock = clock
         self._lock = threading.Lock()
         self._busy = 0
         self.threads = threads
+        #: The prefork pool, when this worker has one; `prefork`: sync tasks run in it
+        #: unless their `isolation` says "thread".
+        self.pool = pool
+        self._prefork = prefork
+
+    def in_child(self, task: Task[Any, Any]) -> bool:
+        """Whether `task` runs in a child of the prefork pool."""
+        if task.is_async:
+            return False
+        isolation = task.options.isolation
+        return isolation == "process" or (isolation is None and self._prefork)
+
+    async def run_call(
+        self,
+        call: TaskCall,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        soft: float | None,
+        hard: float | None,
+    ) -> Verdict:
+        """Make `call` where its task runs, under its time limits; its verdict, judged where
+        it ran or, for a call that could not end itself (a hard limit, a lost child), here."""
+        task = call.task
+        try:
+            if self.in_child(task):
+                if self.pool is None:
+                    raise ConfigurationError(
+                        f"task {task.name} runs in a process (isolation='process') and this "
+                        "worker has no process pool"
+                    )
+                return await self.pool.run(call, args, kwargs, soft=soft, hard=hard)
+            verdict = await self.call(
+                call.wrap(), args, kwargs, is_async=task.is_async, soft=soft, hard=hard
+            )
+        except WorkerLostError as exc:
+            return call.ended(lost_outcome(call, exc))
+        except Exception as exc:  # stopped at its hard time limit
+            return call.ended(outcome_of(exc, format_traceback(exc)))
+        assert verdict is not None  # the loop ends a call only when the runner did not return
+        return verdict  # type: ignore[no-any-return]
 
     @property
     def busy_threads(self) -> int:
@@ -57,27 +123,6 @@ class TaskRunner:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-
-    async def run(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        *,
-        is_async: bool,
-        soft: float | None = None,
-        hard: float | None = None,
-        isolated: bool = False,
-    ) -> Outcome:
-        """Call a bare function (no `TaskCall` around it, e.g. a task in a process of its own)
-        under its time limits; how it ended, as an `Outcome` built here, on the loop."""
-        try:
-            value = await self.call(
-                fn, args, kwargs, is_async=is_async, soft=soft, hard=hard, isolated=isolated
-            )
-        except Exception as exc:
-            return outcome_of(exc, format_traceback(exc))
-        return Succeeded(value)
 
     async def call(
         self,
@@ -88,7 +133,6 @@ class TaskRunner:
         is_async: bool,
         soft: float | None = None,
         hard: float | None = None,
-        isolated: bool = False,
     ) -> Any:
         """Call `fn` under its time limits: return what it returned, raise what it raised, or
         `TimeLimitExceeded` at the hard limit. Without limits, straight to the function."""
@@ -96,8 +140,6 @@ class TaskRunner:
             if soft is None and hard is None:
                 return await fn(*args, **kwargs)
             return await self._run_async(fn, args, kwargs, soft, hard)
-        if isolated:
-            return await run_in_process(fn, args, kwargs, clock=self._clock, soft=soft, hard=hard)
         call = _ThreadCall(fn, args, kwargs, self)
         future = asyncio.get_running_loop().run_in_executor(self._executor, call.run)
         if soft is None and hard is None:
@@ -235,3 +277,18 @@ class _Interruptible:
                     to_throw = cancelled
             except BaseException as exc:  # thrown in by the task: pass it on
                 to_throw = exc
+
+
+def lost_outcome(call: TaskCall, exc: WorkerLostError) -> Outcome:
+    """How a call whose child died ended: terminated (revoke(terminate=True) killed it),
+    retried (`retry_on_worker_lost`, which wins, as in Celery 5.7), requeued
+    (`reject_on_worker_lost`), else failed with `WorkerLostError`."""
+    trace = format_traceback(exc)
+    if call.terminating is not None:
+        return Failed(TaskRevoked(f"terminated ({call.terminating})"), trace)
+    options = call.task.options
+    if options.retry_on_worker_lost:
+        return RetryRequested(exception=exc, traceback=trace)
+    if options.reject_on_worker_lost:
+        return Rejected(str(exc), exc, requeue=True)
+    return Failed(exc, trace)

@@ -90,12 +90,13 @@ class WorkerView:
         )
 
     def stats(self) -> dict[str, Any]:
+        pool = self._processor.runner.pool
         return {
             "pool": {
                 "max-concurrency": self._concurrency,
-                "implementation": "hare:asyncio",
-                # Tasks run in this process (on its loop, or in its threads).
-                "processes": [os.getpid()],
+                "implementation": "hare:prefork" if pool is not None else "hare:asyncio",
+                # The prefork children, else this process (its loop and its threads).
+                "processes": pool.pids if pool is not None else [os.getpid()],
             },
             "total": dict(self._processor.totals),
             "prefetch_count": self._concurrency,

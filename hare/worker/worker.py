@@ -38,8 +38,10 @@ from hare.transport.base import Consumer, Transport
 from hare.transport.reconnect import backoff_delay, reconnect
 from hare.worker.delivery import Processor
 from hare.worker.inflight import InFlight
-from hare.worker.parts import Parts
-from hare.worker.prefork.config import PoolConfig, default_concurrency
+from hare.worker.parts import Parts, start_pool
+from hare.worker.prefork.config import PoolConfig
+from hare.worker.prefork.pool import ProcessPool
+from hare.worker.runner import TaskRunner
 
 __all__ = ("Worker",)
 
@@ -67,32 +69,19 @@ class Worker:
         max_memory_per_child: int | None = None,
         app_path: str | None = None,
     ) -> None:
-        #: How sync tasks run (`hare.worker.prefork.config`).
-        self.pool = PoolConfig(
-            kind=pool,  # type: ignore[arg-type]  # checked by PoolConfig
-            start_method=pool_start_method,  # type: ignore[arg-type]
-            max_tasks_per_child=max_tasks_per_child,
-            max_memory_per_child=max_memory_per_child,
-            app_path=app_path,
+        self.pool = PoolConfig.checked(  # how sync tasks run
+            pool, pool_start_method, max_tasks_per_child, max_memory_per_child, app_path
         )
-        if concurrency is None:
-            concurrency = default_concurrency(pool)
-        if concurrency < 1:
-            raise ConfigurationError("concurrency must be at least 1")
-        if pool == "solo" and concurrency != 1:
-            raise ConfigurationError(f"the solo pool runs one task at a time, not {concurrency}")
+        self.concurrency = concurrency = self.pool.concurrency(concurrency)
         if drain_timeout < 0:
             raise ConfigurationError("drain_timeout must not be negative")
         self.drain_timeout = drain_timeout
-        #: Wait for a broker that is not there yet at start (as Celery's
-        #: `broker_connection_retry_on_startup`), instead of failing with `BrokerUnavailable`.
+        #: Wait for a broker not there yet at start (Celery's broker_connection_retry_on_startup).
         self.retry_on_startup = retry_on_startup
-        #: Whether this worker keeps the app's periodic schedules going (all workers do, by
-        #: default: no process is special).
+        #: Whether this worker keeps the app's periodic schedules going (by default all do).
         self.runs_schedules = schedules and bool(app.periodics)
         self.app = app
         self.queues = tuple(dict.fromkeys(queues or (app.settings.default_queue,)))
-        self.concurrency = concurrency
         self._transport = transport
         self._accept = accepted_content_types(app.settings.accept_content)
         self._clock = app.clock
@@ -129,6 +118,15 @@ class Worker:
         """Consume until `stop()` is called, then drain and close."""
         signals.worker_init.send(sender=self)
         transport = self._transport or self.app.make_transport()
+        # The children fork before the connection opens: they inherit none of it.
+        pool = await start_pool(self.app, self.pool, self.concurrency, transport)
+        try:
+            await self._run(transport, pool)
+        finally:
+            if pool is not None:
+                await pool.close()
+
+    async def _run(self, transport: Transport, pool: ProcessPool | None) -> None:
         if not await self._connect(transport):
             self._set_state("stopped")  # stopped before the broker ever answered
             return
@@ -144,18 +142,23 @@ class Worker:
             self_counted=self._self_counted,
             on_start=self._in_flight.mark_started,
             schedules=self.runs_schedules,
+            runner=TaskRunner(
+                self.concurrency, self._clock, pool=pool, prefork=self.pool.kind == "prefork"
+            ),
         )
         self.app.bind_loop(asyncio.get_running_loop(), parts.publisher)
         try:
-            # Tasks run in this process (threads), so it is also the "process init" of Celery's
-            # prefork children: per-process set-up (DB engines, SDK clients) goes here.
+            # Async tasks (and sync ones in threads) run in this process, so it is a "process
+            # init" as Celery's prefork children are: per-process set-up goes here (and in
+            # each prefork child, which sends it too).
             signals.worker_process_init.send(sender=self)
             await self.app.run_hooks("startup")
             await self._subscribe(transport, parts)
             signals.worker_ready.send(sender=self)
             logger.info(
-                "worker ready: queues %s, concurrency %d, tasks %s",
+                "worker ready: queues %s, %s pool, concurrency %d, tasks %s",
                 ",".join(self.queues),
+                self.pool.kind,
                 self.concurrency,
                 ", ".join(sorted(self.app.tasks)) or "(none)",
             )

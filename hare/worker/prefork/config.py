@@ -68,6 +68,33 @@ class PoolConfig:
             ):
                 raise ConfigurationError(f"{name} must be a positive whole number, not {value!r}")
 
+    @classmethod
+    def checked(
+        cls,
+        kind: str,
+        start_method: str,
+        max_tasks_per_child: int | None,
+        max_memory_per_child: int | None,
+        app_path: str | None,
+    ) -> PoolConfig:
+        """The pool that `Worker`'s arguments describe (plain strings), checked."""
+        return cls(
+            kind=kind,  # type: ignore[arg-type]  # checked in __post_init__
+            start_method=start_method,  # type: ignore[arg-type]
+            max_tasks_per_child=max_tasks_per_child,
+            max_memory_per_child=max_memory_per_child,
+            app_path=app_path,
+        )
+
+    def concurrency(self, given: int | None) -> int:
+        """The concurrency of a worker on this pool: `given`, checked, or the default."""
+        concurrency = default_concurrency(self.kind) if given is None else given
+        if concurrency < 1:
+            raise ConfigurationError("concurrency must be at least 1")
+        if self.kind == "solo" and concurrency != 1:
+            raise ConfigurationError(f"the solo pool runs one task at a time, not {concurrency}")
+        return concurrency
+
 
 def default_concurrency(kind: str) -> int:
     """`concurrency` when nobody gave one: a child per CPU this process may use for prefork
