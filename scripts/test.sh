@@ -74,6 +74,8 @@ else
     # a Celery process: it runs in a pytest process of its own so they cannot leak into the
     # interop and canvas tests' Celery apps (and the other way round).
     .venv/bin/python -m pytest --ignore=tests/compat
-    echo "== pytest tests/compat (own process)" >&2
+    echo "== pytest tests/compat (own process; hare workers on the Celery apps' prefork pool)" >&2
     .venv/bin/python -m pytest tests/compat
+    echo "== pytest tests/compat, hare variant, hare worker --pool threads" >&2
+    HARE_COMPAT_POOL=threads HARE_COMPAT_VARIANTS=hare .venv/bin/python -m pytest tests/compat -q
 fi

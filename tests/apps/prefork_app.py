@@ -112,3 +112,10 @@ class Unpicklable(Exception):
 @app.task(name="pf.odd_error", max_retries=0)
 def odd_error() -> None:
     raise Unpicklable(1, 2)
+
+
+@app.task(name="pf.wait_for_stop")
+def wait_for_stop(marker: str) -> str:
+    Path(marker).touch()
+    time.sleep(60)
+    return "not stopped"

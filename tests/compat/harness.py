@@ -214,9 +214,13 @@ def worker_command(
             "-c", str(concurrency), "-Q", queues, "-n", f"{name}@%h",
             "--without-gossip", "-l", "INFO",
         ]  # fmt: skip
+    # The Celery app's own pool (prefork, as in Celery) unless HARE_COMPAT_POOL names one:
+    # scripts/test.sh runs the hare variant again with `threads`.
+    pool = os.environ.get("HARE_COMPAT_POOL")
     return launch + [
         "hare", "worker", f"{variant.package(project)}.celery:app", "-Q", queues,
         "-c", str(concurrency), "--health-port", str(port), "--loglevel", "info",
+        *(["--pool", pool] if pool else []),
     ]  # fmt: skip
 
 

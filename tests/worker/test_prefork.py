@@ -21,6 +21,7 @@ from hare.core.topology import DEAD_SUFFIX
 from hare.errors import (
     ConfigurationError,
     RemoteError,
+    TaskRevoked,
     TimeLimitExceeded,
     WorkerLostError,
 )
@@ -258,3 +259,18 @@ async def test_inspect_stats_lists_the_children(worker: Worker) -> None:
     assert stats["pool"]["implementation"] == "hare:prefork"
     assert stats["pool"]["processes"] == pool_of(worker).pids
     assert stats["pool"]["max-concurrency"] == 2
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGKILL"])
+async def test_revoke_terminate_stops_the_task_in_its_child(
+    worker: Worker, tmp_path: Path, signal_name: str
+) -> None:
+    marker = tmp_path / "in"
+    sent = await tasks.wait_for_stop.adelay(str(marker))
+    await appears(marker)
+    assert worker._parts is not None
+    assert worker._parts.processor.terminate(sent.id, signal_name)
+    exc = await failure(sent)
+    assert isinstance(exc, TaskRevoked)
+    assert f"terminated ({signal_name})" in str(exc)
+    assert await result(await tasks.add.adelay(1, 2)) == 3

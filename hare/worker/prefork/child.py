@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import logging
 import os
 import pickle
 import random
@@ -70,10 +71,13 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class ChildLimits:
-    """When a child retires, between tasks: after `max_tasks`, or above `max_memory_kib`."""
+    """When a child retires, between tasks: after `max_tasks`, or above `max_memory_kib`;
+    and how it logs when it does not inherit its parent's logging (spawn, forkserver)."""
 
     max_tasks: int | None = None
     max_memory_kib: int | None = None
+    log_level: int = logging.WARNING
+    log_format: str | None = None
 
 
 class _Running:
@@ -95,6 +99,11 @@ def child_main(
 ) -> None:  # pragma: no cover - runs in the child process (tests/worker/test_prefork*.py)
     """The child's life: set up, say ready (or why not), run jobs until told to stop."""
     _set_up_process(inherited)
+    root = logging.getLogger()
+    if not root.handlers:  # a fresh interpreter: log as the worker process does
+        logging.basicConfig(
+            level=limits.log_level, format=limits.log_format or logging.BASIC_FORMAT
+        )
     try:
         app = _load(source)
         # Every connection the app would open goes through the parent; nothing here

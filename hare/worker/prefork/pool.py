@@ -63,7 +63,14 @@ class ProcessPool:
         self.size = size
         self._transport = transport
         self._clock = clock
-        self._limits = ChildLimits(config.max_tasks_per_child, config.max_memory_per_child)
+        root = logging.getLogger()
+        formatter = root.handlers[0].formatter if root.handlers else None
+        self._limits = ChildLimits(
+            config.max_tasks_per_child,
+            config.max_memory_per_child,
+            log_level=root.getEffectiveLevel(),
+            log_format=formatter._fmt if formatter is not None else None,
+        )
         self._context: Any = multiprocessing.get_context(config.start_method)
         self._source: Hare | str = app if config.start_method == "fork" else _app_path(app, config)
         self._children: set[ChildProcess] = set()
