@@ -2,4 +2,5 @@
 
 from hare.cli.main import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # not when a spawned prefork child imports it as `__mp_main__`
+    raise SystemExit(main())
