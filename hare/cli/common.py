@@ -36,6 +36,7 @@ __all__ = (
     "fail",
     "load_app",
     "load_object",
+    "locate_object",
     "not_an_app",
     "run_job",
     "seconds",
@@ -145,7 +146,9 @@ def app_path(args: argparse.Namespace, *, spill: str | None = None) -> str:
 
 
 def worker_defaults(obj: object) -> dict[str, Any]:
-    """Worker options an app object proposes (`obj.worker_options()`): concurrency, queues."""
+    """Worker options an app object proposes (`obj.worker_options()`): queues, the pool and
+    its concurrency and limits (a Celery app's `worker_*` settings). The command line's
+    options win over them; a `Hare` app proposes nothing."""
     propose = getattr(type(obj), "worker_options", None)
     return dict(propose(obj)) if propose is not None else {}
 
@@ -194,6 +197,13 @@ def load_object(path: str) -> object:
     Celery's `-A` searches: its `app`, then its `celery` attribute, then for a package its
     `celery` submodule, then the one app the module holds.
     """
+    return locate_object(path)[0]
+
+
+def locate_object(path: str) -> tuple[object, str]:
+    """The app object `path` names (see `load_object`) and where it was found, as the exact
+    `MODULE:ATTR` (`proj` may be `proj.celery:app`): what a process that starts afresh (a
+    prefork child under spawn or forkserver) imports to find the same app."""
     module_name, colon, attr = path.partition(":")
     if not module_name or (colon and not attr):
         raise ConfigurationError(f"{path!r} is not MODULE or MODULE:ATTR")
@@ -208,24 +218,27 @@ def load_object(path: str) -> object:
     if attr:
         found = getattr(_import(module_name), attr, None)
         if _is_app(found):
-            return found
+            return found, f"{module_name}:{attr}"
         kind = "nothing" if found is None else type(found).__name__
         raise ConfigurationError(f"{module_name}:{attr} is {kind}, not a hare app")
     assert module is not None
     return _search(module)
 
 
-def _search(module: ModuleType) -> object:
+def _search(module: ModuleType) -> tuple[object, str]:
+    name = module.__name__
     for attr in ("app", "celery"):
         if _is_app(found := getattr(module, attr, None)):
-            return found
-    apps = {id(v): v for v in vars(module).values() if _is_app(v)}
+            return found, f"{name}:{attr}"
+    apps: dict[int, tuple[object, str]] = {}
+    for attr, value in vars(module).items():
+        if _is_app(value):
+            apps.setdefault(id(value), (value, f"{name}:{attr}"))  # its first name
     if not apps and hasattr(module, "__path__"):  # a package: Celery looks in PACKAGE.celery
-        submodule = _import(f"{module.__name__}.celery", missing_ok=True)
+        submodule = _import(f"{name}.celery", missing_ok=True)
         if submodule is not None:
             return _search(submodule)
     if len(apps) != 1:
-        name = module.__name__
         raise ConfigurationError(
             f"module {name!r} holds {len(apps)} hare apps; name one as {name}:ATTR"
         )

@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from hare import Hare
-from hare.cli.common import EXIT_OK, EXIT_USAGE, UsageError, app_path, load_object
+from hare.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    app_path,
+    load_object,
+    locate_object,
+)
 from hare.cli.main import _parser, main
 
 CELERY = """
@@ -62,6 +69,29 @@ def test_a_celery_project_is_found_as_celery_finds_it(fresh: Path, init: str, pa
     app = load_object(path)
     assert type(app).__name__ == "Celery"
     assert app is sys.modules["proj.celery"].app
+
+
+@pytest.mark.parametrize(
+    ("init", "path", "found"),
+    [
+        ("", "proj", "proj.celery:app"),
+        ("from .celery import app as celery_app\n", "proj", "proj:celery_app"),
+        ("", "proj.celery", "proj.celery:app"),
+        ("", "proj.celery.app", "proj.celery:app"),
+        ("", "proj.celery:app", "proj.celery:app"),
+        ("", "shop", "shop:app"),
+        ("", "shop:other", "shop:other"),
+    ],
+)
+def test_the_app_s_exact_module_and_attribute_are_known(
+    fresh: Path, init: str, path: str, found: str
+) -> None:
+    """What a prefork child started with spawn imports to find the same app."""
+    _project(fresh, init)
+    app, where = locate_object(path)
+    assert where == found
+    module, _, attr = where.partition(":")
+    assert getattr(sys.modules[module], attr) is app
 
 
 def test_a_module_s_app_attribute_wins_over_other_apps(fresh: Path) -> None:
