@@ -2,17 +2,17 @@
 
 A Celery command line should not end in `unrecognized arguments`. Each flag is decided once:
 
-* **accepted** when hare does what it asks (`-A`, `-l INFO`, `-P threads`, `-O fair`, the
+* **accepted** when hare does what it asks (`-A`, `-l INFO`, `-O fair`, the
   `--without-*` switches for chatter hare workers never have, `--pidfile`, `-f/--logfile`,
   `-I/--include`, `-X/--exclude-queues`);
 * **a note, then carry on** when ignoring it changes nothing the user relies on (`-B`, `-s`,
   `-S`, `--prefetch-multiplier N`, `--autoscale MAX,MIN` which becomes `-c MAX`);
 * **refused**, exit 2 with the reason, when the worker would otherwise do something other
-  than what was asked (`-P prefork`, `-P eventlet/gevent`, `-E`, `-D`,
-  `--max-tasks-per-child`, `--max-memory-per-child`, `--time-limit`, `--soft-time-limit`,
-  `--purge`).
+  than what was asked (`-E`, `-D`, `--time-limit`, `--soft-time-limit`, `--purge`).
 
-docs/migrating-from-celery.md has the same table for users.
+`-P/--pool` and the prefork options (`--max-tasks-per-child`, `--max-memory-per-child`,
+`--pool-start-method`) are hare worker's own options (`hare.cli.pool_options`), under
+Celery's names. docs/migrating-from-celery.md has the same table for users.
 """
 
 from __future__ import annotations
@@ -23,27 +23,11 @@ from hare.cli.common import UsageError, whole_number
 
 __all__ = ("add_celery_flags", "apply_celery_flags")
 
-_PREFORK = (
-    "-P {pool}: a prefork pool is not available yet (issue 18); for several worker "
-    "processes use --processes N (each runs async tasks on its event loop, sync ones in "
-    "threads, as -P threads)"
-)
-_GREEN = (
-    "-P {pool}: hare does not monkey-patch; async def tasks already run concurrently on the "
-    "worker's event loop and sync ones in threads (-P threads); drop -P {pool}"
-)
 _REFUSED = {
     "task_events": "-E/--task-events: hare workers do not send Celery task events yet "
     "(Flower and `celery events` would see none); drop -E",
     "detach": "-D/--detach: hare worker does not daemonize; run it in the foreground under "
     "systemd, supervisord, docker or Kubernetes (--pidfile and --logfile work)",
-    "max_tasks_per_child": "--max-tasks-per-child: hare does not recycle its process after N "
-    "tasks (no prefork children yet, issue 18); a leaking task can run in a fresh process "
-    "per call with isolation='process', and --processes restarts a worker killed at its "
-    "memory limit",
-    "max_memory_per_child": "--max-memory-per-child: hare does not recycle its process by "
-    "memory (no prefork children yet, issue 18); set the container's memory limit, and "
-    "--processes restarts a worker killed at it",
     "time_limit": "--time-limit: hare has no worker-wide time limit; give tasks time_limit= "
     "(or task_time_limit in a Celery app's configuration)",
     "soft_time_limit": "--soft-time-limit: hare has no worker-wide soft time limit; give "
@@ -62,7 +46,6 @@ def add_celery_flags(parser: argparse.ArgumentParser) -> None:
         "(the table is in docs/migrating-from-celery.md).",
     )
     add = group.add_argument
-    add("-P", "--pool", metavar="POOL", help="threads (hare's model) or solo (one at a time)")
     add("--autoscale", metavar="MAX[,MIN]", help="becomes -c MAX: idle slots cost nothing")
     add("-O", dest="optimization", choices=["fair", "default"], help="accepted: hare is fair")
     add(
@@ -84,20 +67,18 @@ def add_celery_flags(parser: argparse.ArgumentParser) -> None:
     ]
     for flags, dest in refused:
         add(*flags, dest=dest, action="store_true", help="refused, with the reason")
-    for flag in ("--max-tasks-per-child", "--max-memory-per-child"):
-        add(flag, type=whole_number(0), metavar="N", help="refused, with the reason")
     for flag in ("--time-limit", "--soft-time-limit"):
         add(flag, type=float, metavar="S", help="refused, with the reason")
 
 
 def apply_celery_flags(args: argparse.Namespace) -> list[str]:
     """Check Celery's flags in `args` and fold those that map onto hare's options into them
-    (`-P solo` and `--autoscale` set the concurrency). The notes to print; `UsageError` for a
-    flag hare refuses."""
+    (`--autoscale` sets the concurrency). The notes to print; `UsageError` for a flag hare
+    refuses."""
     for dest, reason in _REFUSED.items():
         if getattr(args, dest) not in (None, False):
             raise UsageError(reason)
-    notes = _pool(args) + _autoscale(args)
+    notes = _autoscale(args)
     if args.beat:
         notes.append("-B: not needed, schedules run in every hare worker; carrying on")
     if args.schedule_filename:
@@ -113,22 +94,6 @@ def apply_celery_flags(args: argparse.Namespace) -> list[str]:
             "carrying on"
         )
     return notes
-
-
-def _pool(args: argparse.Namespace) -> list[str]:
-    pool = (args.pool or "threads").strip().lower()
-    if pool in ("prefork", "processes"):
-        raise UsageError(_PREFORK.format(pool=pool))
-    if pool in ("eventlet", "gevent"):
-        raise UsageError(_GREEN.format(pool=pool))
-    if pool == "solo":
-        if args.concurrency not in (None, 1):
-            raise UsageError(f"-P solo runs one task at a time, -c {args.concurrency} more")
-        args.concurrency = 1
-        return []
-    if pool != "threads":
-        raise UsageError(f"-P {pool}: unknown pool; hare has threads (its model) and solo")
-    return []
 
 
 def _autoscale(args: argparse.Namespace) -> list[str]:

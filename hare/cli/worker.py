@@ -1,9 +1,11 @@
 """`hare worker`: run an app's tasks until a signal drains it; `--processes N` supervises N.
 
 Options are checked before anything starts (a bad value is a usage error, exit 2); Celery's
-worker flags are handled by `hare.cli.celery_flags`. Without `-Q` the worker consumes every
-queue the app's tasks and schedules use (`hare.cli.queues`), and once connected it says which
-broker, vhost and queues. With `--processes N` each log line names the process that wrote it.
+worker flags are handled by `hare.cli.celery_flags`, the pool (`-P`) by
+`hare.cli.pool_options`. Without `-Q` the worker consumes every queue the app's tasks and
+schedules use (`hare.cli.queues`). It says at start which pool runs its sync tasks and, once
+connected, which broker, vhost and queues. With `--processes N` each log line names the
+process that wrote it.
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ from hare.cli.common import (
     as_hare,
     describe_broker,
     fail,
-    load_object,
+    locate_object,
     not_an_app,
     seconds,
     whole_number,
     worker_defaults,
 )
 from hare.cli.pidfile import pidfile
+from hare.cli.pool_options import add_pool_options, check_pool, describe_pool, pool_options
 from hare.cli.queues import app_queues
 from hare.control.pidbox import expand_nodename
 from hare.errors import BrokerUnavailable, ConfigurationError, HareError
@@ -61,12 +64,17 @@ Run the app's tasks until SIGTERM or Ctrl-C, which drain it: running tasks get
 
 Without -Q the worker consumes the default queue, the queue of each task the app
 registers (its queue= or the app's routes) and each schedule's queue. Every worker
-also keeps the app's periodic schedules going: there is no beat process."""
+also keeps the app's periodic schedules going: there is no beat process.
+
+Async tasks run on the worker's event loop, sync tasks in its pool (-P): -c prefork
+child processes (a Celery app's default, as in Celery), threads (a hare app's default)
+or solo, one at a time."""
 
 _EPILOG = """\
 examples:
   hare worker shop.tasks:app
   hare worker -A proj -l INFO -c 32            # a Celery project (hare_compat)
+  hare worker -A proj -P prefork -c 8 --max-tasks-per-child 100
   hare worker shop.tasks:app -Q emails,default --processes 4 --health-port 8080
 
 exit codes: 0 clean stop; 1 the worker failed; 2 bad usage or an app that cannot be
@@ -89,6 +97,7 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     add_app_argument(parser)
     _add_options(parser)
+    add_pool_options(parser)
     add_celery_flags(parser)
 
 
@@ -105,7 +114,8 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         "--concurrency",
         type=whole_number(1),
         metavar="N",
-        help="tasks run at once, and the prefetch of each queue (default: the app's, else 16)",
+        help="tasks run at once (with -P prefork: child processes), and the prefetch of each "
+        "queue (default: the app's, else a child per CPU for prefork, 16 for threads)",
     )
     add(
         "-n",
@@ -118,7 +128,8 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         type=whole_number(1),
         metavar="N",
         default=1,
-        help="independent worker processes, supervised and restarted if they die (default 1)",
+        help="independent worker processes, supervised and restarted if they die, each with "
+        "its own pool (default 1)",
     )
     add(
         "--health-port",
@@ -156,6 +167,7 @@ def run_worker(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     """Run the worker `args` describe; the exit code."""
     try:
         path = app_path(args)
+        check_pool(args)
         notes = apply_celery_flags(args)
         _configure_logging(args)
         if args.health_port is not None:
@@ -182,13 +194,16 @@ def _start(args: argparse.Namespace, path: str, argv: Sequence[str] | None) -> i
         given = sys.argv[1:] if argv is None else list(argv)
         command = child_command(_without_pidfile(given))
         return asyncio.run(Supervisor(command, args.processes, health_port=args.health_port).run())
-    logger.info("event loop: %s", loop_name)
+    logger.info(
+        "event loop: %s; pool: %s", loop_name, describe_pool(worker.pool, worker.concurrency)
+    )
     return _run_here(worker, args.health_port, factory)
 
 
 def _worker(args: argparse.Namespace, path: str) -> Worker:
-    """Load the app (and `-I` modules) and make the worker the options describe."""
-    obj = load_object(path)
+    """Load the app (and `-I` modules) and make the worker the options describe, its own
+    or else the app's (`worker_defaults`)."""
+    obj, found = locate_object(path)
     for module in _names(args.include):
         try:
             importlib.import_module(module)
@@ -204,7 +219,8 @@ def _worker(args: argparse.Namespace, path: str) -> Worker:
     worker = Worker(
         app,
         queues=queues,
-        concurrency=args.concurrency or defaults.get("concurrency", 16),
+        **pool_options(args, defaults),
+        app_path=found,
         drain_timeout=args.drain_timeout,
         nodename=_nodename(args.hostname),
         retry_on_startup=(

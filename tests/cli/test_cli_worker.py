@@ -169,6 +169,7 @@ def test_a_celery_command_line_runs_with_notes_for_what_hare_does_not_need(proje
     host = socket.gethostname()
     assert f"w1@{host} connected to memory://; consuming work, web.emails\n" in text
     assert "concurrency 8" in text  # --autoscale 8,2
+    assert "pool: threads, 8 tasks at once" in text  # -P threads, said at start
     assert (project / "extra-imported").exists()  # -I extra
     assert not (project / "w.pid").exists()  # removed at exit
     notes = [line for line in worker.lines if line.startswith("hare worker: ")]
@@ -186,17 +187,13 @@ def test_a_celery_command_line_runs_with_notes_for_what_hare_does_not_need(proje
 @pytest.mark.parametrize(
     ("flags", "words"),
     [
-        (["-P", "prefork"], "not available yet (issue 18); for several worker processes use "),
-        (["--pool", "processes"], "--processes N"),
         (["-P", "gevent"], "hare does not monkey-patch"),
-        (["-P", "eventlet"], "drop -P eventlet"),
-        (["-P", "custom"], "unknown pool"),
+        (["--pool", "Eventlet"], "drop -P eventlet"),
+        (["-P", "custom"], "unknown pool; hare has prefork (Celery's processes), threads and solo"),
         (["-P", "solo", "-c", "4"], "-P solo runs one task at a time"),
         (["-E"], "do not send Celery task events yet"),
         (["--task-events"], "drop -E"),
         (["-D"], "does not daemonize"),
-        (["--max-tasks-per-child", "100"], "does not recycle its process after N tasks"),
-        (["--max-memory-per-child", "200000"], "does not recycle its process by memory"),
         (["--time-limit", "60"], "give tasks time_limit="),
         (["--soft-time-limit", "50"], "soft_time_limit="),
         (["--purge"], "hare purge APP QUEUE"),
@@ -214,19 +211,10 @@ def test_celery_flags_hare_refuses_say_why_and_exit_2(
 
 
 def test_a_refused_flag_through_the_installed_command(project: Path) -> None:
-    result = hare("worker", "-A", "flagshop", "-P", "prefork", cwd=project)
+    result = hare("worker", "-A", "flagshop", "-P", "gevent", cwd=project)
     assert result.returncode == EXIT_USAGE
-    assert result.stderr.startswith("hare worker: -P prefork: a prefork pool is not available")
+    assert result.stderr.startswith("hare worker: -P gevent: hare does not monkey-patch")
     assert "unrecognized arguments" not in result.stderr
-
-
-def test_solo_runs_one_task_at_a_time() -> None:
-    from hare.cli.celery_flags import apply_celery_flags
-    from hare.cli.main import _parser
-
-    args = _parser().parse_args(["worker", "x", "-P", "SOLO", "-l", "WARN"])
-    assert apply_celery_flags(args) == []
-    assert args.concurrency == 1 and args.loglevel == "warning"
 
 
 # -- checking every option -----------------------------------------------------------------------
@@ -245,6 +233,9 @@ def test_solo_runs_one_task_at_a_time() -> None:
         (["--drain-timeout", "inf"], "must be 0 or more seconds"),
         (["-l", "loud"], "invalid choice: 'loud'"),
         (["--prefetch-multiplier", "-1"], "must be at least 0, not -1"),
+        (["--max-tasks-per-child", "-1"], "must be at least 0, not -1"),
+        (["--max-memory-per-child", "lots"], "'lots' is not a whole number"),
+        (["--pool-start-method", "vfork"], "invalid choice: 'vfork'"),
     ],
 )
 def test_a_bad_option_value_is_a_usage_error(
