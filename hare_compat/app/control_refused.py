@@ -20,9 +20,10 @@ _NOT_OBEYED = {
     "add_consumer": "hare workers consume the queues they were started with (-Q)",
     "cancel_consumer": "hare workers consume the queues they were started with (-Q)",
     "autoscale": "hare workers do not autoscale",
-    "pool_grow": "hare workers have no pool to resize (-c sets the concurrency)",
-    "pool_shrink": "hare workers have no pool to resize (-c sets the concurrency)",
-    "pool_restart": "hare workers have no pool to restart",
+    "pool_grow": "a hare worker's pool keeps the size -c gave it",
+    "pool_shrink": "a hare worker's pool keeps the size -c gave it",
+    "pool_restart": "hare workers do not restart their pool: restart the worker (SIGTERM "
+    "drains it)",
     "enable_events": "hare sends no Celery events",
     "disable_events": "hare sends no Celery events",
     "heartbeat": "hare sends no Celery events",

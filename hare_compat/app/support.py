@@ -177,10 +177,13 @@ task_queues  compat  the queues routes may name and the worker consumes by defau
   objects or dicts); classic unless x-queue-type says quorum; other queue arguments, non-direct
   exchanges and non-durable queues raise NotSupportedError
 task_queue_max_priority  refused  hare declares queues without x-max-priority
-task_reject_on_worker_lost  hare  a task whose worker died is delivered again: hare acks only
-  after the task ran
-task_retry_on_worker_lost  hare  a task whose worker died is delivered again: hare acks only
-  after the task ran
+task_reject_on_worker_lost  compat  the default of every task's reject_on_worker_lost: True
+  puts the message of a task whose pool child died back on its queue (hare acks after the task
+  ran, so this is Celery's behaviour with acks_late); else the task fails with WorkerLostError.
+  A whole worker that dies leaves its messages unacked: the broker delivers them again
+task_retry_on_worker_lost  compat  the default of every task's retry_on_worker_lost: True
+  retries a task whose pool child died as self.retry would (max_retries and default_retry_delay
+  apply); it wins over task_reject_on_worker_lost
 task_remote_tracebacks  notice  failures carry the traceback text
 task_repr_maxlevels  notice  tunes Celery's argument reprs
 task_routes  compat  dicts (names, globs, compiled regexes), router functions and lists of them,
@@ -199,8 +202,8 @@ worker_cancel_long_running_tasks_on_connection_loss  notice  hare has no such sw
 worker_soft_shutdown_timeout  notice  hare drains on SIGTERM within --drain-timeout
 worker_enable_soft_shutdown_on_idle  notice  hare drains on SIGTERM within --drain-timeout
 worker_concurrency  worker  hare worker -c, when the command line gives none: a number (or its
-  text), or "auto", the CPUs the worker may use (as Celery 5.7 sizes a pool other than
-  prefork); None or 0 leave hare worker's default
+  text), or "auto", the CPUs the worker may use; None or 0 leave hare worker's default: a
+  prefork child per CPU (as Celery), 16 threads, 1 for solo
 worker_consumer  refused  no custom consumers
 worker_direct  refused  no per-worker queues
 worker_disable_rate_limits  notice  rate limits are the tasks' own
@@ -212,18 +215,22 @@ worker_log_datefmt  notice  hare worker --loglevel; format your own handlers
 worker_log_format  notice  hare worker --loglevel; format your own handlers
 worker_task_log_datefmt  notice  hare worker --loglevel; format your own handlers
 worker_task_log_format  notice  hare worker --loglevel; format your own handlers
-worker_lost_wait  notice  no prefork children
-worker_max_memory_per_child  notice  no prefork children to recycle; use --processes and the
-  container's memory limit
-worker_max_tasks_per_child  notice  no prefork children to recycle; use --processes and the
-  container's memory limit
-worker_pool  notice  async tasks run on the worker's loop, sync tasks in threads (or a process
-  each with isolation="process")
-worker_pool_putlocks  notice  no prefork children
-worker_pool_restarts  notice  no prefork children
-worker_pool_start_method  notice  no prefork children: hare starts its processes (--processes,
-  isolation="process") with spawn
-worker_proc_alive_timeout  notice  no prefork children
+worker_lost_wait  notice  hare fails, retries or requeues the task of a dead pool child at once
+  and replaces the child
+worker_max_memory_per_child  worker  hare worker --max-memory-per-child, when the command line
+  gives none: a prefork child is replaced after a task that left it above this many KiB
+  resident; None or 0: never
+worker_max_tasks_per_child  worker  hare worker --max-tasks-per-child, when the command line
+  gives none: a prefork child is replaced after this many tasks; None or 0: never
+worker_pool  worker  hare worker -P, when the command line gives none: prefork (Celery's default;
+  processes too), threads or solo run sync tasks as Celery's pools of those names (async tasks
+  run on the worker's event loop); eventlet, gevent and custom pools raise ConfigurationError
+worker_pool_putlocks  notice  tunes Celery's prefork pool; a hare worker starts a task only when
+  one of its -c slots is free
+worker_pool_restarts  notice  hare workers refuse the pool_restart command
+worker_pool_start_method  worker  hare worker --pool-start-method, when the command line gives
+  none: fork, spawn or forkserver start the prefork children
+worker_proc_alive_timeout  notice  tunes the start-up of Celery's prefork children
 worker_prefetch_multiplier  notice  prefetch equals concurrency (a multiplier of 1)
 worker_eta_task_limit  notice  delayed tasks wait in the broker, never in a worker
 worker_enable_prefetch_count_reduction  notice  prefetch equals concurrency

@@ -56,6 +56,8 @@ _FROM_CONFIG = (
     ("track_started", "task_track_started"),
     ("acks_late", "task_acks_late"),
     ("ignore_result", "task_ignore_result"),
+    ("reject_on_worker_lost", "task_reject_on_worker_lost"),
+    ("retry_on_worker_lost", "task_retry_on_worker_lost"),
 )
 
 
@@ -83,7 +85,10 @@ class Task(TaskCalling, TaskCanvas, TaskHandlers):
     track_started: bool | None = None
     acks_late: bool | None = None
     acks_on_failure_or_timeout: bool | None = None
+    #: When the pool's child running the task dies: requeue its message (`reject`), or retry
+    #: it as `self.retry` would (`retry`, which wins); neither: it fails with `WorkerLostError`.
     reject_on_worker_lost: bool | None = None
+    retry_on_worker_lost: bool | None = None
     throws: tuple[type[BaseException], ...] = ()
     expires: float | datetime | None = None
     priority: int | None = None
@@ -194,6 +199,8 @@ class Task(TaskCalling, TaskCanvas, TaskHandlers):
             retry_jitter=False,
             time_limit=self.time_limit or None,
             soft_time_limit=self.soft_time_limit or None,
+            reject_on_worker_lost=bool(self.reject_on_worker_lost),
+            retry_on_worker_lost=bool(self.retry_on_worker_lost),
         )(self._entry)
         hare_task.sender = self
         hare_task.throws = tuple(self.throws)

@@ -1,7 +1,10 @@
 """What hare_compat does with each Celery task option (`@app.task(...)` or a class attribute).
 
 * honoured: the retry options, `ignore_result`, `queue`, `rate_limit`, time limits, `expires`,
-  `priority`, `typing`, `track_started`, `serializer` (the app's serializer only);
+  `priority`, `typing`, `track_started`, `serializer` (the app's serializer only), and what
+  happens when the pool's child running the task dies: `retry_on_worker_lost` (retried as
+  `self.retry` would; it wins) or `reject_on_worker_lost` (requeued), else the task fails
+  with `WorkerLostError`;
 * notice: accepted with one logged notice, because hare already behaves one fixed way
   (`acks_late=False`: hare acks after the task ran, always);
 * refused: `NotSupportedError` naming the option.
@@ -46,6 +49,8 @@ HONOURED = frozenset(
         "resultrepr_maxsize",
         "shadow_name",
         "track_started",
+        "reject_on_worker_lost",
+        "retry_on_worker_lost",
     }
 )
 
@@ -55,14 +60,6 @@ NOTICES: Mapping[str, tuple[Any, str]] = {
     "acks_on_failure_or_timeout": (True, "hare dead-letters a failed task and acks it"),
     "acks_on_failure": (True, "hare dead-letters a failed task and acks it"),
     "acks_on_timeout": (True, "hare dead-letters a timed-out task and acks it"),
-    "reject_on_worker_lost": (
-        True,
-        "a message whose worker died returns to its queue (up to delivery_limit runs)",
-    ),
-    "retry_on_worker_lost": (
-        False,
-        "a message whose worker died returns to its queue (up to delivery_limit runs)",
-    ),
     "send_events": (True, "hare's workers send the task events they send for every task"),
     "store_eager_result": (False, "eager results are not stored"),
 }

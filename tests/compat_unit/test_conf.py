@@ -70,7 +70,12 @@ def test_each_spelling_reads_the_same_settings(source: type, namespace: str | No
     )
     assert conf["task_default_queue"] == conf.CELERY_DEFAULT_QUEUE == "work"
     assert conf.task_eager_propagates is False  # Celery's default
-    assert app.worker_options() == {"queues": ["work"], "concurrency": 7}
+    assert app.worker_options() == {
+        "queues": ["work"],
+        "concurrency": 7,
+        "pool": "prefork",
+        "pool_start_method": "fork",
+    }
     assert hare_settings(conf)["default_queue"] == "work"
     assert app.hare.settings.broker_url == "memory://"
 
@@ -193,18 +198,18 @@ def test_settings_that_only_tune_celery_log_one_notice_each(
         {
             "CELERY_WORKER_HIJACK_ROOT_LOGGER": False,
             "CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP": True,
-            "CELERY_WORKER_MAX_TASKS_PER_CHILD": 100,
+            "CELERY_WORKER_PROC_ALIVE_TIMEOUT": 100,
             "CELERY_TASK_ACKS_LATE": True,
         },
         namespace="CELERY",
     )
     app.conf.load()
     app.conf.validate()
-    app.conf.worker_max_tasks_per_child = 10
+    app.conf.worker_proc_alive_timeout = 10
     found = notices(caplog)
     assert len(found) == 3
     assert any("CELERY_WORKER_HIJACK_ROOT_LOGGER (worker_hijack_root_logger)" in n for n in found)
-    assert any("worker_max_tasks_per_child" in n and "no prefork children" in n for n in found)
+    assert any("worker_proc_alive_timeout" in n and "prefork children" in n for n in found)
 
 
 def test_acks_late_false_is_noticed(caplog: pytest.LogCaptureFixture) -> None:
@@ -431,7 +436,7 @@ def test_celery3_queue_dicts_are_read() -> None:
     app.config_from_object(
         {"BROKER_URL": "memory://", "CELERY_QUEUES": {"a": {"exchange": "a", "routing_key": "a"}}}
     )
-    assert app.worker_options() == {"queues": ["a"]}
+    assert app.worker_options()["queues"] == ["a"]
 
 
 def test_worker_concurrency_is_a_number_or_auto_as_in_celery_5_7() -> None:

@@ -18,10 +18,10 @@ defaults = pytest.importorskip("celery.app.defaults")
 
 #: Settings Celery 5.7 added, with the status hare_compat gives each.
 CELERY_5_7 = {
-    "task_retry_on_worker_lost": "hare",
+    "task_retry_on_worker_lost": "compat",
     "task_acks_on_failure": "hare",
     "task_acks_on_timeout": "hare",
-    "worker_pool_start_method": "notice",
+    "worker_pool_start_method": "worker",
     "event_queue_exclusive": "notice",
     "control_queue_exclusive": "notice",
     "beat_enable_remote_control": "notice",
