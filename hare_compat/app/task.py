@@ -175,7 +175,10 @@ class Task(TaskCalling, TaskCanvas, TaskHandlers):
         """Register this task's worker entry with the finalized hare app (once per app).
 
         The hare task never retries by itself (`max_retries=None`, no `autoretry_for`): the
-        compat layer alone decides, through `self.retry`.
+        compat layer alone decides, through `self.retry`. Except when the pool child running
+        it dies: then nothing of the task runs to decide, and with `retry_on_worker_lost` hare
+        retries it by its policy, which then carries the task's `max_retries` and
+        `default_retry_delay`, as Celery 5.7's worker applies them.
         """
         if self._hare_task is not None and self._hare_task.app is hare_app:
             return
@@ -191,16 +194,21 @@ class Task(TaskCalling, TaskCanvas, TaskHandlers):
             )
         if self._entry is None:
             self._entry = make_entry(self)
+        lost_retries = bool(self.retry_on_worker_lost)
+        policy: dict[str, Any] = {"max_retries": None}
+        if lost_retries:
+            policy = {"max_retries": self.max_retries}
+            policy["default_retry_delay"] = float(self.default_retry_delay or 0)
         hare_task = hare_app.task(
             name=name,
             queue=self.queue if isinstance(self.queue, str) else None,
-            max_retries=None,
+            **policy,
             autoretry_for=(),
             retry_jitter=False,
             time_limit=self.time_limit or None,
             soft_time_limit=self.soft_time_limit or None,
             reject_on_worker_lost=bool(self.reject_on_worker_lost),
-            retry_on_worker_lost=bool(self.retry_on_worker_lost),
+            retry_on_worker_lost=lost_retries,
         )(self._entry)
         hare_task.sender = self
         hare_task.throws = tuple(self.throws)

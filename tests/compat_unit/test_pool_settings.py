@@ -161,5 +161,29 @@ def test_the_settings_are_every_task_s_default_and_a_task_s_own_value_wins(
     assert not [r for r in caplog.records if "on_worker_lost" in r.getMessage()]
 
 
+def test_a_retry_on_worker_lost_keeps_the_task_s_max_retries_and_delay_as_celery() -> None:
+    """Celery 5.7 retries a lost task "the same way retry would": its max_retries and
+    default_retry_delay apply, so it is not retried forever. Other tasks keep a policy that
+    never retries by itself (hare_compat's self.retry decides)."""
+    app = _app()
+
+    @app.task(retry_on_worker_lost=True, max_retries=2, default_retry_delay=5)
+    def bounded() -> None: ...
+
+    @app.task(retry_on_worker_lost=True)
+    def celery_s_defaults() -> None: ...
+
+    @app.task(max_retries=2, default_retry_delay=5)
+    def not_lost() -> None: ...
+
+    def policy(name: str) -> tuple[int | None, float]:
+        retry = _options(app, f"{__name__}.{name}").retry
+        return retry.max_retries, retry.default_retry_delay
+
+    assert policy("bounded") == (2, 5.0)
+    assert policy("celery_s_defaults") == (3, 180.0)
+    assert policy("not_lost")[0] is None
+
+
 def test_celery_s_worker_lost_error_is_hare_s() -> None:
     assert CompatWorkerLostError is WorkerLostError
