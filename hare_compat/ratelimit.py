@@ -6,12 +6,15 @@ Celery the bucket holds one token, so starts are spread evenly: at most one star
 
 Where Celery holds a rate-limited message back before it reaches the pool, hare_compat delays
 the start of the task inside the worker's slot: an async task awaits its turn on the loop, a
-sync task waits in its thread. The wait counts towards the task's time limits.
+sync task waits in its thread or its prefork child. The wait counts towards the task's time
+limits. The bucket lives in memory shared with the prefork children the worker forks, so the
+limit is the worker's, as in Celery, not each child's (children started with `spawn` or
+`forkserver` import the app afresh and each has a bucket of its own).
 """
 
 from __future__ import annotations
 
-import threading
+import multiprocessing
 import time
 from collections.abc import Callable
 
@@ -65,21 +68,21 @@ class TokenBucket:
         self.fill_rate = fill_rate
         self.capacity = capacity
         self._monotonic = monotonic
-        self._tokens = capacity
-        self._stamp = monotonic()
-        self._lock = threading.Lock()
+        # Tokens and when they were counted, shared with forked children (see above).
+        self._state = multiprocessing.RawArray("d", [capacity, monotonic()])
+        self._lock = multiprocessing.Lock()
 
     def reserve(self) -> float:
         """Take one token; the seconds to wait before using it (0.0: go now)."""
+        state = self._state
         with self._lock:
             now = self._monotonic()
-            elapsed = max(0.0, now - self._stamp)
-            self._tokens = min(self.capacity, self._tokens + elapsed * self.fill_rate)
-            self._stamp = now
-            self._tokens -= 1.0
-            if self._tokens >= 0:
-                return 0.0
-            return -self._tokens / self.fill_rate
+            elapsed = max(0.0, now - state[1])
+            tokens: float = min(self.capacity, state[0] + elapsed * self.fill_rate) - 1.0
+            state[0], state[1] = tokens, now
+        if tokens >= 0:
+            return 0.0
+        return -tokens / self.fill_rate
 
 
 class RateLimiter:

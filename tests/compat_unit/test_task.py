@@ -399,6 +399,18 @@ def test_the_token_bucket_spaces_starts_evenly() -> None:
     assert [bucket.reserve() for _ in range(2)] == [0.0, 0.5]
 
 
+def test_the_token_bucket_is_shared_with_forked_children() -> None:
+    """A prefork worker's children take from the worker's bucket, not one each."""
+    import multiprocessing
+
+    bucket = TokenBucket(2.0, monotonic=lambda: 100.0)
+    child = multiprocessing.get_context("fork").Process(target=bucket.reserve)
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    assert bucket.reserve() == 0.5  # the child took the one token
+
+
 async def test_rate_limited_async_task_starts_are_spread_on_the_clock() -> None:
     clock = ManualClock()
     app = make_app(clock)
