@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from hare.transport.amqp.acks import AckCoalescer
+from hare.transport.amqp.acks import GATHER_MIN_OUTSTANDING, AckCoalescer
 
 pytestmark = pytest.mark.anyio
 
@@ -126,8 +126,10 @@ async def test_acks_asked_while_a_frame_is_sent_share_the_next_one() -> None:
 
 
 async def test_a_round_waits_for_running_deliveries_only() -> None:
-    """With other deliveries still running, a round first waits the gather time for their
-    acks; with none (a worker running one task at a time) it goes at once."""
+    """With enough other deliveries still running (`GATHER_MIN_OUTSTANDING`), a round first
+    waits the gather time for their acks; with fewer (a worker running one task at a time, a
+    prefork pool of two) it goes at once: there the wait would cost the small prefetch window
+    more than the frames it saves."""
     wire = Wire()
     waits: list[float] = []
     waiting, finish = asyncio.Event(), asyncio.Event()
@@ -141,13 +143,19 @@ async def test_a_round_waits_for_running_deliveries_only() -> None:
     acks.delivered(1)
     await acks.ack(1)  # nothing else outstanding: no wait
     assert waits == [] and wire.frames == [(1, True)]
-    for tag in (2, 3):
+    few = range(2, 2 + GATHER_MIN_OUTSTANDING)  # itself and one fewer than the minimum
+    for tag in few:
         acks.delivered(tag)
-    first = asyncio.ensure_future(acks.ack(2))
+    await acks.ack(few[0])  # too few others running: no wait
+    assert waits == [] and wire.frames[-1] == (few[0], True)
+    many = range(few[-1] + 1, few[-1] + 2 + GATHER_MIN_OUTSTANDING)
+    for tag in many:
+        acks.delivered(tag)
+    first = asyncio.ensure_future(acks.ack(many[0]))
     await waiting.wait()
-    assert waits == [0.001] and wire.frames == [(1, True)]
-    second = asyncio.ensure_future(acks.ack(3))  # finishes within the window: joins it
+    assert waits == [0.001]
+    second = asyncio.ensure_future(acks.ack(many[1]))  # finishes within the window: joins it
     await asyncio.sleep(0)  # one loop turn, not a wait
     finish.set()
     await asyncio.gather(first, second)
-    assert wire.frames == [(1, True), (3, True)]
+    assert sorted(wire.frames[-2:]) == [(many[0], False), (many[1], False)]

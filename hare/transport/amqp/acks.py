@@ -4,8 +4,9 @@ A worker acks every delivery; one frame (and one socket write) per ack was the l
 cost of a drain (py-spy: 19% of the worker in `write`). Acks are sent by one flusher at a
 time: the first ack asked for starts it at the end of the loop turn; while it sends, further
 acks gather, and it sends them next, until none is waiting. While other deliveries of the
-channel are still being processed, a round first waits `GATHER_SECONDS` (1 ms) for their acks
-to join it (a 20,000-task drain sent 3.3 acks a frame without the wait, 10.4 with it).
+channel are still being processed (at least `GATHER_MIN_OUTSTANDING`), a round first waits
+`GATHER_SECONDS` (1 ms) for their acks to join it (a 20,000-task drain sent 3.3 acks a frame
+without the wait, 10.4 with it).
 
 Each round sends the longest run of asked tags at the front of the channel's unsettled
 deliveries as one `basic.ack(multiple=True)`, any others one by one. So an ack waits at most
@@ -37,9 +38,12 @@ __all__ = ("AckCoalescer",)
 Send = Callable[[int, bool], Awaitable[None]]
 
 #: How long a round waits for more acks while other deliveries of the channel are still being
-#: processed (and so likely to ask soon). With none outstanding it goes at once, so a worker
-#: running one task at a time (prefetch 1) gets its next delivery without this delay.
+#: processed (and so likely to ask soon). With fewer than `GATHER_MIN_OUTSTANDING` outstanding it
+#: goes at once: a small prefetch window (a prefork pool of 2, a worker running one task at a
+#: time) gets its next delivery without this delay, which there would cost more than the frames
+#: it saves (a -c 2 prefork drain of no-op tasks: 1,224 µs a task with the wait).
 GATHER_SECONDS = 0.001
+GATHER_MIN_OUTSTANDING = 4
 
 
 class AckCoalescer:
@@ -95,7 +99,8 @@ class AckCoalescer:
         """Send rounds until no ack waits; each round's waiters learn how it went."""
         try:
             while (round_ := self._round) is not None:
-                if self._gather > 0 and len(self._unsettled) > len(self._asked):
+                outstanding = len(self._unsettled) - len(self._asked)
+                if self._gather > 0 and outstanding >= GATHER_MIN_OUTSTANDING:
                     await self._sleep(self._gather)
                 self._round = None
                 try:
