@@ -227,8 +227,9 @@ async def test_a_threads_worker_runs_process_isolated_tasks_in_a_pool() -> None:
         del app.tasks["pf.isolated_pid"]
 
 
-async def test_spawned_children_import_the_app() -> None:
-    async with running_worker(app, concurrency=1, pool="prefork", pool_start_method="spawn") as w:
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+async def test_fresh_children_import_the_app(method: str) -> None:
+    async with running_worker(app, concurrency=1, pool="prefork", pool_start_method=method) as w:
         assert await result(await tasks.add.adelay(20, 22)) == 42
         assert pool_of(w).pids
 
