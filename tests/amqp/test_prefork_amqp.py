@@ -269,3 +269,39 @@ async def test_a_drain_lets_children_finish_and_hands_back_the_rest(project: Pro
             await asyncio.sleep(0.1)
     finally:
         assert second.stop(within=90) == 0
+
+
+async def test_children_die_with_a_killed_worker(project: Project) -> None:
+    """No task runs on in an orphaned child after its worker was SIGKILLed: the broker
+    redelivers the message to the next worker, and only that one runs it."""
+    worker = await started(project, "--pool", "prefork")
+    pids: set[int] = set()
+    deadline = time.monotonic() + 30
+    while len(pids) < 2 and time.monotonic() < deadline:
+        pids |= set(await asyncio.gather(*(get(project.module.pid.delay()) for _ in range(4))))
+    project.module.record.delay("once", 3)
+    await asyncio.sleep(1)  # it is sleeping in a child
+    worker.process.kill()
+    assert worker.stop() == -9
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"children outlived their worker: {pids}"
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(3)  # when an orphan would have finished
+    assert project.ledger() == []
+    second = await started(project, "--pool", "prefork")
+    try:
+        deadline = time.monotonic() + 60
+        while project.ledger() != ["once"]:
+            assert time.monotonic() < deadline, project.ledger()
+            await asyncio.sleep(0.1)
+    finally:
+        assert second.stop() == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
