@@ -31,15 +31,18 @@ def rabbitmqctl(*args: str) -> str:
 
 
 @contextmanager
-def private_vhost(base_url: str = "amqp://guest:guest@127.0.0.1:5672/") -> Iterator[str]:
-    """A fresh vhost for the run; yields its AMQP URL and deletes it (and all in it) after."""
-    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", VHOST], capture_output=True, timeout=60)
-    rabbitmqctl("add_vhost", VHOST)
-    rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
+def private_vhost(
+    base_url: str = "amqp://guest:guest@127.0.0.1:5672/", name: str = VHOST
+) -> Iterator[str]:
+    """A fresh vhost `name` for the run; yields its AMQP URL and deletes it (and all in it)
+    after. A benchmark that may run beside `benchmarks run` names a vhost of its own."""
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True, timeout=60)
+    rabbitmqctl("add_vhost", name)
+    rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
     try:
-        yield base_url.rstrip("/") + "/" + VHOST
+        yield base_url.rstrip("/") + "/" + name
     finally:
-        rabbitmqctl("delete_vhost", VHOST)
+        rabbitmqctl("delete_vhost", name)
 
 
 def queue_counts(queue: str) -> tuple[int, int]:

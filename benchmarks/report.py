@@ -63,9 +63,10 @@ def fmt_spread(values: Any, fmt: Callable[[float], str]) -> str:
     return f"{fmt(low)} / **{fmt(mid)}** / {fmt(high)}"
 
 
-def splice(page: str, section: str) -> str:
-    """`page` with `section` between the markers, or inserted before the first `## `."""
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+def splice(page: str, section: str, begin: str = BEGIN, end: str = END) -> str:
+    """`page` with `section` between the markers `begin` and `end` (`section` starts and ends
+    with them), or inserted before the first `## `."""
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     if pattern.search(page):
         return pattern.sub(lambda _: section, page, count=1)
     head, sep, tail = page.partition("\n## ")
