@@ -5,6 +5,7 @@ run [--quick]   hare next to Celery, Dramatiq, Taskiq and a raw aiormq loop; rew
 core            enqueue and drain of hare against the raw loop, in-process
 delays          delay lateness and what a worker holds (hare only)
 periodic        periodic ticks across worker processes
+pool            hare's prefork pool next to its threads pool and Celery's prefork, sync tasks
 profile         where hare spends its time enqueueing and draining
 """
 
@@ -15,13 +16,14 @@ from collections.abc import Callable
 
 
 def _commands() -> dict[str, Callable[[list[str]], None]]:
-    from benchmarks import core, delays, periodic, profile, run
+    from benchmarks import core, delays, periodic, pool, profile, run
 
     return {
         "run": run.main,
         "core": core.main,
         "delays": delays.main,
         "periodic": periodic.main,
+        "pool": pool.main,
         "profile": profile.main,
     }
 

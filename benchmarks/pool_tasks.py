@@ -1,0 +1,65 @@
+"""The work of the pool benchmark, the same for hare and Celery: a pure-Python loop of a
+calibrated length, and a no-op; each run appends one record (start, end) to `$BENCH_FILE`.
+
+Stdlib only: imported by hare's app (`benchmarks.pool_app`), Celery's
+(`benchmarks.pool_celery`) and the orchestrator (`benchmarks.pool`), which calibrates the
+loop once and passes its length to every task as an argument.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+
+RECORD = struct.Struct("<dd")
+
+_fd: int | None = None
+_fd_pid: int | None = None
+
+
+def spin(iterations: int) -> int:
+    """Pure-Python CPU work that holds the GIL throughout (no I/O, no C call that frees it)."""
+    total = 0
+    for i in range(iterations):
+        total = (total + i * i) % 1_000_003
+    return total
+
+
+def calibrate(seconds: float, tries: int = 5) -> tuple[int, float]:
+    """The `spin` length that takes `seconds` in this process, and what that length took:
+    scaled from a short probe, refined once, then timed again. Each timing is the best of
+    `tries` runs (a shared machine only ever makes a run slower)."""
+    iterations = 100_000
+    for _ in range(2):
+        iterations = max(1, round(iterations * seconds / _best(iterations, tries)))
+    return iterations, _best(iterations, tries)
+
+
+def _best(iterations: int, tries: int) -> float:
+    best = float("inf")
+    for _ in range(tries):
+        started = time.perf_counter()
+        spin(iterations)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def record(start: float) -> None:
+    """Append (start, now) to `$BENCH_FILE` with one `os.write` (O_APPEND: whole records from
+    any number of processes and threads); the file is opened once per process."""
+    global _fd, _fd_pid
+    if _fd is None or _fd_pid != os.getpid():
+        _fd = os.open(os.environ["BENCH_FILE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        _fd_pid = os.getpid()
+    os.write(_fd, RECORD.pack(start, time.time()))
+
+
+def cpu_task(iterations: int) -> None:
+    start = time.time()
+    spin(iterations)
+    record(start)
+
+
+def noop_task() -> None:
+    record(time.time())
