@@ -1,11 +1,15 @@
 """`python -m benchmarks pool`: hare's prefork pool next to its threads pool and Celery's prefork
-pool, on sync tasks, on the same broker in one run (about 3 minutes here).
+pool, on sync tasks, on the same broker in one run (about 4 minutes here).
 
 * **CPU-bound.** A queue of `--n` tasks that each spin a pure-Python loop for about 20 ms
   (its length calibrated once, in this process, and passed to every task as its argument), then
   drained by hare `threads -c 2`, hare `prefork -c 2` and Celery `prefork -c 2`.
 * **No-op.** A queue of `--m` sync no-op tasks drained by hare `prefork -c 2` and Celery
   `prefork -c 2`: the cost of a task to the pool itself.
+
+Celery runs twice in each: acking on receipt (its default) and with `task_acks_late=True`,
+which is what hare always does (a task whose worker dies runs again); with a prefetch as small
+as the pool, when the ack goes out decides when the next task arrives.
 
 Every drain: the queue is purged and filled by the system's own client (hare `adelay()`,
 Celery `delay()`), the worker is started once the broker holds all of it, and each task appends
@@ -37,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from benchmarks import broker, environment, measure, peers_env, pool_report, pool_tasks
 from benchmarks.measure import ROOT, WorkerSpec
 
@@ -51,10 +57,9 @@ CONCURRENCY = 2
 
 @dataclass
 class Config:
-    """One worker configuration: which system, and how its worker starts."""
+    """One worker configuration: which system, and how its worker starts (`spec(url)`, whose
+    key and label name the configuration in rows)."""
 
-    key: str
-    label: str
     system: str
     spec: Callable[[str], WorkerSpec]
 
@@ -69,39 +74,48 @@ def hare_worker(pool: str) -> Callable[[str], WorkerSpec]:
     return spec
 
 
-def celery_worker(url: str) -> WorkerSpec:
-    command = [
-        measure.bin_path("celery"),
-        "-A",
-        "benchmarks.pool_celery",
-        "worker",
-        "-P",
-        "prefork",
-        "-c",
-        str(CONCURRENCY),
-        "--prefetch-multiplier",
-        "1",
-        "--loglevel",
-        "WARNING",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "-Q",
-        CELERY_QUEUE,
-        "-n",
-        "pool@%h",
-    ]
-    env = {"BENCH_URL": url, "BENCH_QUEUE": CELERY_QUEUE}
-    label = f"Celery prefork -c {CONCURRENCY}, prefetch multiplier 1"
-    return WorkerSpec("celery-prefork", label, command, env, grace=10.0)
+def celery_worker(acks_late: bool) -> Callable[[str], WorkerSpec]:
+    def spec(url: str) -> WorkerSpec:
+        command = [
+            measure.bin_path("celery"),
+            "-A",
+            "benchmarks.pool_celery",
+            "worker",
+            "-P",
+            "prefork",
+            "-c",
+            str(CONCURRENCY),
+            "--prefetch-multiplier",
+            "1",
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-Q",
+            CELERY_QUEUE,
+            "-n",
+            "pool@%h",
+        ]
+        env = {"BENCH_URL": url, "BENCH_QUEUE": CELERY_QUEUE}
+        label = f"Celery prefork -c {CONCURRENCY}, prefetch multiplier 1"
+        if acks_late:
+            env["CELERY_ACKS_LATE"] = "1"
+            label += ", acks_late"
+        key = "celery-prefork-late" if acks_late else "celery-prefork"
+        return WorkerSpec(key, label, command, env, grace=10.0)
+
+    return spec
 
 
-HARE_THREADS = Config("hare-threads", "hare threads -c 2", "hare", hare_worker("threads"))
-HARE_PREFORK = Config("hare-prefork", "hare prefork -c 2", "hare", hare_worker("prefork"))
-CELERY_PREFORK = Config("celery-prefork", "Celery prefork -c 2", "celery", celery_worker)
+HARE_THREADS = Config("hare", hare_worker("threads"))
+HARE_PREFORK = Config("hare", hare_worker("prefork"))
+CELERY_PREFORK = Config("celery", celery_worker(acks_late=False))
+#: Celery acking after the task, as hare always does: the same delivery guarantee.
+CELERY_LATE = Config("celery", celery_worker(acks_late=True))
 PHASES = {
-    "cpu": [HARE_THREADS, HARE_PREFORK, CELERY_PREFORK],
-    "noop": [HARE_PREFORK, CELERY_PREFORK],
+    "cpu": [HARE_THREADS, HARE_PREFORK, CELERY_PREFORK, CELERY_LATE],
+    "noop": [HARE_PREFORK, CELERY_PREFORK, CELERY_LATE],
 }
 
 
@@ -176,25 +190,36 @@ def drain(
     asyncio.run(measure.purge(url, [queue]))
     fill(url, config.system, task, n, args)
     asyncio.run(wait_ready(url, queue, n))
-    with measure.worker(spec, log) as running:
-        complete = measure.wait_count(running.record_file, n, timeout=60 + n * 0.1)
-        records = measure.read_records(running.record_file)
-        cpu = running.monitor.cpu_per_task([start for start, _ in records])
-        peak = running.peak_rss_mb
     row: dict[str, Any] = {
         "measure": phase,
         "system": config.system,
-        "key": config.key,
+        "key": spec.key,
         "config": spec.label,
         "queue": "classic",
         "prefetch": CONCURRENCY,
         "n": n,
-        "executions": len(records),
-        "complete": complete,
-        "rss_peak_mb": peak,
+        **run_worker(spec, n, log),
     }
+    measure.emit(row)
+    return row
+
+
+def run_worker(spec: WorkerSpec, n: int, log: str) -> dict[str, Any]:
+    """Start the worker on its full queue; what it took to run the `n` tasks."""
+    with measure.worker(spec, log) as running:
+        pid = running.process.pid
+        measure.wait_count(running.record_file, 1, timeout=60)
+        before = _parent_reading(pid, running.record_file)
+        complete = measure.wait_count(running.record_file, n, timeout=60 + n * 0.1)
+        after = _parent_reading(pid, running.record_file)
+        records = measure.read_records(running.record_file)
+        cpu = running.monitor.cpu_per_task([start for start, _ in records])
+        peak = running.peak_rss_mb
+    row: dict[str, Any] = {"executions": len(records), "complete": complete, "rss_peak_mb": peak}
     if cpu is not None:
         row.update(cpu_us=cpu[0], broker_cpu_us=cpu[1])
+    if after[1] > before[1]:
+        row["parent_cpu_us"] = (after[0] - before[0]) / (after[1] - before[1]) * 1e6
     if records:
         first = min(start for start, _ in records)
         wall = max(end for _, end in records) - first
@@ -205,8 +230,14 @@ def drain(
             task_ms=statistics.median(end - start for start, end in records) * 1000,
             boot_s=first - running.started,
         )
-    measure.emit(row)
     return row
+
+
+def _parent_reading(pid: int, record_file: str) -> tuple[float, int]:
+    """CPU seconds of the worker's own process (not its children) and the tasks run so far:
+    two readings give the parent's CPU per task, start-up left out."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system, measure.count(record_file)
 
 
 def fill(url: str, system: str, task: str, n: int, args: tuple[Any, ...]) -> None:
@@ -260,12 +291,7 @@ def profile(m: int, top: int = 30) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stats_file = RESULTS / time.strftime("pool-profile-%Y%m%d-%H%M%S.prof")
     log = str(stats_file.with_suffix(".log"))
-    profiled = Config(
-        "hare-prefork",
-        "hare prefork -c 2, cProfile",
-        "hare",
-        lambda url: _with_profile(hare_worker("prefork")(url), stats_file),
-    )
+    profiled = Config("hare", lambda url: _with_profile(hare_worker("prefork")(url), stats_file))
     with broker.private_vhost(name=VHOST) as url:
         row = drain(url, "noop", profiled, m, (), log)
     print(pool_report.brief(row))
@@ -277,6 +303,7 @@ def profile(m: int, top: int = 30) -> None:
 
 def _with_profile(spec: WorkerSpec, stats_file: Path) -> WorkerSpec:
     spec.command += ["--profile", str(stats_file)]
+    spec.label += ", under cProfile"
     return spec
 
 

@@ -1,5 +1,6 @@
 """The Celery app of the pool benchmark (`celery -A benchmarks.pool_celery worker -P prefork`):
-the same two tasks as `benchmarks.pool_app`, on Celery's default classic queue `BENCH_QUEUE`.
+the same two tasks as `benchmarks.pool_app`, on Celery's default classic queue `BENCH_QUEUE`,
+acking on receipt (Celery's default) or, with `CELERY_ACKS_LATE=1`, after the task.
 
 Runs in the project's environment: its dev extra pins Celery 5.7.0, kombu 5.7.0, py-amqp 5.4.2
 and billiard 4.3.2, the versions of the peers' venv (`benchmarks/requirements-peers.txt`).
@@ -21,6 +22,8 @@ app.conf.update(
     task_default_queue=QUEUE,
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
+    # Celery acks on receipt by default; `CELERY_ACKS_LATE=1` acks after the task, as hare does.
+    task_acks_late=os.environ.get("CELERY_ACKS_LATE") == "1",
 )
 
 

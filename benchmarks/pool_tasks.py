@@ -28,10 +28,10 @@ def spin(iterations: int) -> int:
 
 def calibrate(seconds: float, tries: int = 5) -> tuple[int, float]:
     """The `spin` length that takes `seconds` in this process, and what that length took:
-    scaled from a short probe, refined once, then timed again. Each timing is the best of
+    scaled from a short probe, refined twice, then timed again. Each timing is the best of
     `tries` runs (a shared machine only ever makes a run slower)."""
     iterations = 100_000
-    for _ in range(2):
+    for _ in range(3):
         iterations = max(1, round(iterations * seconds / _best(iterations, tries)))
     return iterations, _best(iterations, tries)
 
