@@ -102,7 +102,7 @@ class RssMonitor(threading.Thread):
         self.peak = 0
         self.last = 0
         self.cpu: list[tuple[float, float, float]] = []
-        self._broker = _broker_process()
+        self._broker = broker_process()
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -148,7 +148,7 @@ class RssMonitor(threading.Thread):
         return (tree1 - tree0) / tasks * 1e6, (broker1 - broker0) / tasks * 1e6
 
 
-def _broker_process() -> psutil.Process | None:
+def broker_process() -> psutil.Process | None:
     for process in psutil.process_iter(["name"]):
         if (process.info["name"] or "").startswith("beam"):
             return process

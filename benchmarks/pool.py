@@ -12,7 +12,8 @@ which is what hare always does (a task whose worker dies runs again); with a pre
 as the pool, when the ack goes out decides when the next task arrives.
 
 Every drain: the queue is purged and filled by the system's own client (hare `adelay()`,
-Celery `delay()`), the worker is started once the broker holds all of it, and each task appends
+Celery `delay()`); once the broker holds all of it and the machine is quiet (other processes
+under 0.25 cores for 2 s, waiting at most 90 s: `pool_cpu`), the worker starts; each task appends
 (start, end) to a record file; wall time is the first start to the last end, and the rate is
 tasks over wall time. Each repetition runs every configuration in turn, so ratios are taken
 within a repetition. Both systems consume a classic queue with a prefetch of 2 (hare: its
@@ -41,9 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-from benchmarks import broker, environment, measure, peers_env, pool_report, pool_tasks
+from benchmarks import broker, environment, measure, peers_env, pool_cpu, pool_report, pool_tasks
 from benchmarks.measure import ROOT, WorkerSpec
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -205,21 +204,28 @@ def drain(
 
 
 def run_worker(spec: WorkerSpec, n: int, log: str) -> dict[str, Any]:
-    """Start the worker on its full queue; what it took to run the `n` tasks."""
+    """Start the worker on its full queue once the machine is quiet; what it took to run the
+    `n` tasks."""
+    broker_process = measure.broker_process()
+    waited = pool_cpu.wait_quiet(broker_process)
     with measure.worker(spec, log) as running:
-        pid = running.process.pid
-        measure.wait_count(running.record_file, 1, timeout=60)
-        before = _parent_reading(pid, running.record_file)
-        complete = measure.wait_count(running.record_file, n, timeout=60 + n * 0.1)
-        after = _parent_reading(pid, running.record_file)
-        records = measure.read_records(running.record_file)
+        pid, record_file = running.process.pid, running.record_file
+        measure.wait_count(record_file, 1, timeout=60)
+        before = pool_cpu.read(pid, record_file, broker_process)
+        complete = measure.wait_count(record_file, n, timeout=60 + n * 0.1)
+        after = pool_cpu.read(pid, record_file, broker_process)
+        records = measure.read_records(record_file)
         cpu = running.monitor.cpu_per_task([start for start, _ in records])
         peak = running.peak_rss_mb
-    row: dict[str, Any] = {"executions": len(records), "complete": complete, "rss_peak_mb": peak}
+    row: dict[str, Any] = {
+        "executions": len(records),
+        "complete": complete,
+        "rss_peak_mb": peak,
+        "waited_s": waited,
+        **pool_cpu.between(before, after),
+    }
     if cpu is not None:
         row.update(cpu_us=cpu[0], broker_cpu_us=cpu[1])
-    if after[1] > before[1]:
-        row["parent_cpu_us"] = (after[0] - before[0]) / (after[1] - before[1]) * 1e6
     if records:
         first = min(start for start, _ in records)
         wall = max(end for _, end in records) - first
@@ -231,13 +237,6 @@ def run_worker(spec: WorkerSpec, n: int, log: str) -> dict[str, Any]:
             boot_s=first - running.started,
         )
     return row
-
-
-def _parent_reading(pid: int, record_file: str) -> tuple[float, int]:
-    """CPU seconds of the worker's own process (not its children) and the tasks run so far:
-    two readings give the parent's CPU per task, start-up left out."""
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system, measure.count(record_file)
 
 
 def fill(url: str, system: str, task: str, n: int, args: tuple[Any, ...]) -> None:

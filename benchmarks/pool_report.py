@@ -30,12 +30,18 @@ def brief(row: Row) -> str:
         f"wall {row.get('wall_s', float('nan')):6.2f} s  "
         f"task {row.get('task_ms', float('nan')):6.2f} ms  "
         f"cpu {row.get('cpu_us', float('nan')):7.0f} µs/task "
-        f"(parent {row.get('parent_cpu_us', float('nan')):5.0f})  complete={row['complete']}"
+        f"(parent {row.get('parent_cpu_us', float('nan')):5.0f})  "
+        f"others {row.get('others_cores', float('nan')):4.2f} cores  "
+        f"waited {row.get('waited_s', 0):3.0f} s  complete={row['complete']}"
     )
 
 
 def micros(value: float) -> str:
     return f"{value:,.0f}"
+
+
+def cores(value: float) -> str:
+    return f"{value:.2f}"
 
 
 def seconds(value: float) -> str:
@@ -55,6 +61,8 @@ def render(saved: dict[str, Any]) -> str:
         f"({saved['calibrated_ms']:.1f} ms in the orchestrator). 1-minute load average "
         f"{env['loadavg_start']:.1f} before and {saved['loadavg_end']:.1f} after, on "
         f"{env['cores']} cores. Every row consumed a **classic** queue with a prefetch of 2. "
+        "Each drain started once other processes used under 0.25 cores for 2 s (waiting at "
+        "most 90 s); the last column says how many cores they used during it. "
         "Cells: min / **median** / max over repetitions.",
         "",
         *_incomplete(rows),
@@ -144,8 +152,8 @@ def table(rows: list[Row], phase: str, title: str) -> list[str]:
         "",
         "| configuration | queue | tasks/s | wall s | wall µs per task | in-task ms (median) "
         "| worker CPU µs per task | of which the parent's | broker CPU µs per task "
-        "| peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| peak RSS MiB | other processes, cores |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key in keys:
         mine = [r for r in rows if r["measure"] == phase and r["key"] == key]
@@ -160,6 +168,7 @@ def table(rows: list[Row], phase: str, title: str) -> list[str]:
                 ("parent_cpu_us", micros),
                 ("broker_cpu_us", micros),
                 ("rss_peak_mb", micros),
+                ("others_cores", cores),
             )
         ]
         out.append(f"| {mine[0]['config']} | {mine[0]['queue']} | {' | '.join(cells)} |")
