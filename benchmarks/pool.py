@@ -35,6 +35,7 @@ import json
 import os
 import pstats
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -150,6 +151,7 @@ def measure_all(n: int, m: int, reps: int, skip: set[str]) -> dict[str, Any]:
     env["celery_packages"] = peers_env.versions(
         sys.executable, ["celery", "kombu", "amqp", "billiard"]
     )
+    env["hare_commit"] = _commit()
     rows: list[dict[str, Any]] = []
     with broker.private_vhost(name=VHOST) as url:
         for phase, configs in PHASES.items():
@@ -177,6 +179,14 @@ def measure_all(n: int, m: int, reps: int, skip: set[str]) -> dict[str, Any]:
     path.write_text(json.dumps(saved, indent=1))
     print(f"\n{len(rows)} rows in {saved['seconds']:.0f} s -> {path.relative_to(ROOT)}")
     return saved
+
+
+def _commit() -> str:
+    """The commit of hare measured (with `+` when the work tree differs from it)."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "hare"], capture_output=True)
+    return head.stdout.strip() + ("+" if dirty.returncode else "")
 
 
 def drain(
