@@ -19,7 +19,9 @@ tasks over wall time. Each repetition runs every configuration in turn, so ratio
 within a repetition. Both systems consume a classic queue with a prefetch of 2 (hare: its
 concurrency; Celery: `--prefetch-multiplier 1` × `-c 2`).
 
-hare's worker is `python -m benchmarks.pool_app` (a `Worker(pool=...)` on uvloop; see there).
+hare's worker is `hare worker benchmarks.pool_app:app -P threads|prefork -c 2` (on uvloop, its
+default here); `--profile` starts `python -m benchmarks.pool_app` instead, the same `Worker`
+under cProfile.
 Everything runs in the private vhost `hare-bench-pool`. Rows go to
 `benchmarks/results/pool-*.json`; the tables replace the generated part of docs/benchmarks.md's
 prefork section unless `--no-docs`; `--report FILE` rebuilds it from a saved run.
@@ -66,8 +68,8 @@ class Config:
 
 def hare_worker(pool: str) -> Callable[[str], WorkerSpec]:
     def spec(url: str) -> WorkerSpec:
-        command = [sys.executable, "-m", "benchmarks.pool_app", "--pool", pool]
-        command += ["-c", str(CONCURRENCY), "-Q", HARE_QUEUE]
+        command = [sys.executable, "-m", "hare", "worker", "benchmarks.pool_app:app", "-P", pool]
+        command += ["-c", str(CONCURRENCY), "-Q", HARE_QUEUE, "--loglevel", "warning"]
         env = {"HARE_BROKER_URL": url, "BENCH_QUEUE": HARE_QUEUE, "BENCH_QUEUE_TYPE": "classic"}
         return WorkerSpec(f"hare-{pool}", f"hare {pool} -c {CONCURRENCY}", command, env)
 
@@ -311,7 +313,9 @@ def profile(m: int, top: int = 30) -> None:
 
 
 def _with_profile(spec: WorkerSpec, stats_file: Path) -> WorkerSpec:
-    spec.command += ["--profile", str(stats_file)]
+    """`spec`'s worker as `python -m benchmarks.pool_app`, which can run it under cProfile."""
+    spec.command = [sys.executable, "-m", "benchmarks.pool_app", "--pool", "prefork"]
+    spec.command += ["-c", str(CONCURRENCY), "-Q", HARE_QUEUE, "--profile", str(stats_file)]
     spec.label += ", under cProfile"
     return spec
 

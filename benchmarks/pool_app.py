@@ -3,8 +3,9 @@
     python -m benchmarks.pool_app --pool prefork -c 2 -Q QUEUE [--profile FILE]
 
 A `hare.worker.worker.Worker` on one queue, on uvloop as `hare worker` runs (`--loop auto`),
-stopped by SIGTERM or SIGINT (it drains, then closes its pool). It stands in for
-`hare worker benchmarks.pool_app:app --pool prefork -c 2` until that flag exists.
+stopped by SIGTERM or SIGINT (it drains, then closes its pool): what
+`hare worker benchmarks.pool_app:app -P prefork -c 2` runs, which the benchmark measures, with
+a profiler around it.
 
 `--profile FILE` runs the worker process under cProfile and writes its stats to FILE on exit;
 prefork children stop profiling when they fork (os.register_at_fork), so the stats are the
