@@ -165,8 +165,11 @@ def measure_all(n: int, m: int, reps: int, skip: set[str]) -> dict[str, Any]:
                     row = drain(url, phase, config, count, args, log)
                     rows.append({**row, "rep": rep})
                     print(f"rep {rep} {pool_report.brief(row)}", flush=True)
+    # The same loop timed again: how far the machine's speed drifted during the run.
+    end_ms = pool_tasks.timed(iterations) * 1000
     saved = {
         "started": started,
+        "loop_ms_end": end_ms,
         "seconds": time.time() - started,
         "n": n,
         "m": m,
@@ -179,6 +182,7 @@ def measure_all(n: int, m: int, reps: int, skip: set[str]) -> dict[str, Any]:
     }
     path = RESULTS / f"pool-{stamp}.json"
     path.write_text(json.dumps(saved, indent=1))
+    print(f"the loop took {end_ms:.1f} ms at the end")
     print(f"\n{len(rows)} rows in {saved['seconds']:.0f} s -> {path.relative_to(ROOT)}")
     return saved
 

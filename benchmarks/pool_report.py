@@ -58,7 +58,9 @@ def render(saved: dict[str, Any]) -> str:
         f"`python -m benchmarks pool` ({saved['reps']} repetitions; {saved['n']:,} CPU-bound "
         f"tasks and {saved['m']:,} no-ops per drain), {when}, {saved['seconds'] / 60:.1f} min. "
         f"The loop was calibrated to {saved['iterations']:,} iterations "
-        f"({saved['calibrated_ms']:.1f} ms in the orchestrator). 1-minute load average "
+        f"({saved['calibrated_ms']:.1f} ms in the orchestrator at the start"
+        + (f", {saved['loop_ms_end']:.1f} ms at the end" if "loop_ms_end" in saved else "")
+        + "). 1-minute load average "
         f"{env['loadavg_start']:.1f} before and {saved['loadavg_end']:.1f} after, on "
         f"{env['cores']} cores. Every row consumed a **classic** queue with a prefetch of 2. "
         "Each drain started once other processes used under 0.25 cores for 2 s (waiting at "

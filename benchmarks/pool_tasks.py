@@ -9,6 +9,7 @@ loop once and passes its length to every task as an argument.
 from __future__ import annotations
 
 import os
+import statistics
 import struct
 import time
 
@@ -26,23 +27,25 @@ def spin(iterations: int) -> int:
     return total
 
 
-def calibrate(seconds: float, tries: int = 5) -> tuple[int, float]:
+def calibrate(seconds: float, tries: int = 7) -> tuple[int, float]:
     """The `spin` length that takes `seconds` in this process, and what that length took:
-    scaled from a short probe, refined twice, then timed again. Each timing is the best of
-    `tries` runs (a shared machine only ever makes a run slower)."""
+    scaled from a short probe, refined twice, then timed again. Each timing is the median of
+    `tries` runs: this VM's speed drifts (the same loop took 20 ms and 35 ms an hour apart,
+    and 12-21 ms within a minute), and a best-of would pick a fast moment."""
     iterations = 100_000
     for _ in range(3):
-        iterations = max(1, round(iterations * seconds / _best(iterations, tries)))
-    return iterations, _best(iterations, tries)
+        iterations = max(1, round(iterations * seconds / timed(iterations, tries)))
+    return iterations, timed(iterations, tries)
 
 
-def _best(iterations: int, tries: int) -> float:
-    best = float("inf")
+def timed(iterations: int, tries: int = 7) -> float:
+    """Median seconds of `tries` runs of `spin(iterations)`."""
+    times = []
     for _ in range(tries):
         started = time.perf_counter()
         spin(iterations)
-        best = min(best, time.perf_counter() - started)
-    return best
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 def record(start: float) -> None:
