@@ -249,6 +249,15 @@ def span_rate(records: list[tuple[float, float]]) -> float:
     return (len(starts) - 1) / span if span > 0 else float("nan")
 
 
+def celery_worker_command(app: str, queue: str, node: str, *options: str) -> list[str]:
+    """`celery -A app worker *options` on `queue`, named `node`, as every benchmark runs it:
+    warnings only, and without gossip, mingle and heartbeat (events between Celery workers
+    that hare's worker has no counterpart of)."""
+    command = [bin_path("celery"), "-A", app, "worker", *options, "--loglevel", "WARNING"]
+    command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    return [*command, "-Q", queue, "-n", node]
+
+
 def bin_path(name: str) -> str:
     """A console script of the running interpreter's environment."""
     return str(Path(sys.executable).parent / name)

@@ -78,27 +78,10 @@ def hare_worker(pool: str) -> Callable[[str], WorkerSpec]:
 
 def celery_worker(acks_late: bool) -> Callable[[str], WorkerSpec]:
     def spec(url: str) -> WorkerSpec:
-        command = [
-            measure.bin_path("celery"),
-            "-A",
-            "benchmarks.pool_celery",
-            "worker",
-            "-P",
-            "prefork",
-            "-c",
-            str(CONCURRENCY),
-            "--prefetch-multiplier",
-            "1",
-            "--loglevel",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-Q",
-            CELERY_QUEUE,
-            "-n",
-            "pool@%h",
-        ]
+        options = ["-P", "prefork", "-c", str(CONCURRENCY), "--prefetch-multiplier", "1"]
+        command = measure.celery_worker_command(
+            "benchmarks.pool_celery", CELERY_QUEUE, "pool@%h", *options
+        )
         env = {"BENCH_URL": url, "BENCH_QUEUE": CELERY_QUEUE}
         label = f"Celery prefork -c {CONCURRENCY}, prefetch multiplier 1"
         if acks_late:

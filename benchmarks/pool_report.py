@@ -60,9 +60,7 @@ def render(saved: dict[str, Any]) -> str:
         f"The loop was calibrated to {saved['iterations']:,} iterations "
         f"({saved['calibrated_ms']:.1f} ms in the orchestrator at the start"
         + (f", {saved['loop_ms_end']:.1f} ms at the end" if "loop_ms_end" in saved else "")
-        + "). 1-minute load average "
-        f"{env['loadavg_start']:.1f} before and {saved['loadavg_end']:.1f} after, on "
-        f"{env['cores']} cores. Every row consumed a **classic** queue with a prefetch of 2. "
+        + f"). {report.load(saved)} Every row consumed a **classic** queue with a prefetch of 2. "
         "Each drain started once other processes used under 0.25 cores for 2 s (waiting at "
         "most 90 s); the last column says how many cores they used during it. "
         "Cells: min / **median** / max over repetitions.",

@@ -1,22 +1,18 @@
 """The work of the pool benchmark, the same for hare and Celery: a pure-Python loop of a
-calibrated length, and a no-op; each run appends one record (start, end) to `$BENCH_FILE`.
+calibrated length, and a no-op; each run appends one record to `$BENCH_FILE` with
+`measure.record`, its start in the place of the intended start: (start, end).
 
-Stdlib only: imported by hare's app (`benchmarks.pool_app`), Celery's
-(`benchmarks.pool_celery`) and the orchestrator (`benchmarks.pool`), which calibrates the
-loop once and passes its length to every task as an argument.
+Imported by hare's app (`benchmarks.pool_app`), Celery's (`benchmarks.pool_celery`) and the
+orchestrator (`benchmarks.pool`), which calibrates the loop once and passes its length to every
+task as an argument.
 """
 
 from __future__ import annotations
 
-import os
 import statistics
-import struct
 import time
 
-RECORD = struct.Struct("<dd")
-
-_fd: int | None = None
-_fd_pid: int | None = None
+from benchmarks import measure
 
 
 def spin(iterations: int) -> int:
@@ -48,21 +44,11 @@ def timed(iterations: int, tries: int = 7) -> float:
     return statistics.median(times)
 
 
-def record(start: float) -> None:
-    """Append (start, now) to `$BENCH_FILE` with one `os.write` (O_APPEND: whole records from
-    any number of processes and threads); the file is opened once per process."""
-    global _fd, _fd_pid
-    if _fd is None or _fd_pid != os.getpid():
-        _fd = os.open(os.environ["BENCH_FILE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        _fd_pid = os.getpid()
-    os.write(_fd, RECORD.pack(start, time.time()))
-
-
 def cpu_task(iterations: int) -> None:
     start = time.time()
     spin(iterations)
-    record(start)
+    measure.record(start)
 
 
 def noop_task() -> None:
-    record(time.time())
+    measure.record(time.time())

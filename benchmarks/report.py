@@ -83,10 +83,9 @@ def render(saved: dict[str, Any], chart_path: str) -> str:
         "",
         f"`python -m benchmarks run{' --quick' if mode['name'] == 'quick' else ''}` "
         f"({mode['name']} mode, {mode['reps']} repetitions, {mode['n']:,} tasks per drain), "
-        f"{when}, {saved['seconds'] / 60:.0f} min. 1-minute load average "
-        f"{env['loadavg_start']:.1f} before and {saved['loadavg_end']:.1f} after, on "
-        f"{env['cores']} cores. Cells: min / **median** / max over repetitions; ratios are "
-        "taken within each repetition, then summarised the same way.",
+        f"{when}, {saved['seconds'] / 60:.0f} min. {load(saved)} Cells: min / **median** / "
+        "max over repetitions; ratios are taken within each repetition, then summarised the "
+        "same way.",
         "",
         *_failures(saved.get("failures", [])),
         f"![hare and its peers, medians with min–max bars]({chart_path})",
@@ -103,6 +102,15 @@ def render(saved: dict[str, Any], chart_path: str) -> str:
         END,
     ]
     return "\n".join(parts)
+
+
+def load(saved: dict[str, Any]) -> str:
+    """How loaded the machine was around a saved run."""
+    env = saved["environment"]
+    return (
+        f"1-minute load average {env['loadavg_start']:.1f} before and "
+        f"{saved['loadavg_end']:.1f} after, on {env['cores']} cores."
+    )
 
 
 def _failures(failures: list[str]) -> list[str]:

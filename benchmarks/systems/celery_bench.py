@@ -63,26 +63,12 @@ confirming = make_app(broker_transport_options={"confirm_publish": True})
 def _worker(
     key: str, label: str, pool: str, concurrency: int | None, multiplier: int
 ) -> WorkerSpec:
-    command = [
-        measure.bin_path("celery"),
-        "-A",
-        "benchmarks.systems.celery_bench",
-        "worker",
-        "-P",
-        pool,
-        "--loglevel",
-        "WARNING",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "-Q",
-        QUEUE,
-        # Its own node name: the classic and the native-delay workers may run at once.
-        "-n",
-        f"{'native' if QUORUM else 'classic'}@%h",
-    ]
-    if concurrency:
-        command += ["-c", str(concurrency)]
+    options = ["-P", pool, *(["-c", str(concurrency)] if concurrency else [])]
+    # Its own node name: the classic and the native-delay workers may run at once.
+    node = f"{'native' if QUORUM else 'classic'}@%h"
+    command = measure.celery_worker_command(
+        "benchmarks.systems.celery_bench", QUEUE, node, *options
+    )
     # Its solo pool takes ~6 s to act on any signal: killed after 2 s (the queue is purged).
     return WorkerSpec(key, label, command, {"CELERY_PM": str(multiplier)}, grace=2.0)
 
