@@ -171,9 +171,12 @@ def measure_all(n: int, m: int, reps: int, skip: set[str]) -> dict[str, Any]:
 
 
 def _commit() -> str:
-    """The commit of hare measured (with `+` when the work tree differs from it)."""
+    """The last commit that changed `hare/` (with `+` when the work tree differs from it): a
+    branch that adds benchmarks on top keeps naming the hare that was measured."""
     git = ["git", "-C", str(ROOT)]
-    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    head = subprocess.run(
+        [*git, "log", "-1", "--format=%h", "HEAD", "--", "hare"], capture_output=True, text=True
+    )
     dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "hare"], capture_output=True)
     return head.stdout.strip() + ("+" if dirty.returncode else "")
 
