@@ -24,6 +24,7 @@ Failures (exceptions hare raises to you)::
     ├── RemoteError               a task's exception whose class is not available here
     └── BrokerError               the broker did not do what was asked
         ├── BrokerUnavailable     no connection within the deadline
+        ├── BrokerNotReady        the broker cannot do it yet (a cluster node catching up)
         ├── TopologyMismatch      a queue/exchange exists with other arguments (406)
         ├── NotFound              a queue/exchange does not exist (404)
         └── PublishError          a publish was not confirmed
@@ -47,6 +48,7 @@ from typing import Any
 
 __all__ = (
     "BrokerError",
+    "BrokerNotReady",
     "BrokerUnavailable",
     "ChordError",
     "ConfigurationError",
@@ -244,6 +246,13 @@ class RemoteError(HareError):
 
 class BrokerError(HareError):
     """The broker did not do what was asked."""
+
+
+class BrokerNotReady(BrokerError):
+    """The broker cannot do it yet, though the connection is up: an operation got no reply in
+    time (a quorum queue electing its leader), or a cluster node has no running replica of a
+    stream another node just declared. Worth doing again after a pause: workers retry it with
+    backoff instead of stopping."""
 
 
 class BrokerUnavailable(BrokerError):

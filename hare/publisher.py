@@ -16,7 +16,7 @@ from hare.core.headers import ETA_HEADER
 from hare.core.message import Message
 from hare.core.settings import Settings
 from hare.core.topology import Queue, dead_letter_queue, work_queue
-from hare.errors import BrokerUnavailable, NotFound, TopologyMismatch
+from hare.errors import BrokerNotReady, BrokerUnavailable, NotFound, TopologyMismatch
 from hare.transport.base import Transport
 from hare.transport.reconnect import backoff_delay, reconnect
 
@@ -204,7 +204,7 @@ class Publisher:
                     self.forget_declarations()
                 await attempt_once()
                 return
-            except BrokerUnavailable as exc:
+            except (BrokerUnavailable, BrokerNotReady) as exc:  # lost, or a node catching up
                 now = self._clock.monotonic()
                 if deadline is None:
                     deadline = now + self._settings.publish_timeout

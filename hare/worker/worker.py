@@ -31,14 +31,19 @@ from hare import signals
 from hare.app import Hare
 from hare.control.revocation_stream import Revocations
 from hare.core.codec import accepted_content_types
-from hare.core.topology import DEAD_SUFFIX
-from hare.errors import BrokerUnavailable, ConfigurationError, HareError, NotSupportedError
-from hare.publisher import Publisher
+from hare.errors import (
+    BrokerNotReady,
+    BrokerUnavailable,
+    ConfigurationError,
+    HareError,
+)
 from hare.transport.base import Consumer, Transport
-from hare.transport.reconnect import backoff_delay, reconnect
+from hare.transport.reconnect import reconnect
+from hare.worker.adoption import adopt
 from hare.worker.delivery import Processor
 from hare.worker.inflight import InFlight
 from hare.worker.parts import Parts, start_pool
+from hare.worker.patience import until_done
 from hare.worker.prefork.config import PoolConfig
 from hare.worker.prefork.pool import ProcessPool
 from hare.worker.runner import TaskRunner
@@ -153,7 +158,11 @@ class Worker:
             # each prefork child, which sends it too).
             signals.worker_process_init.send(sender=self)
             await self.app.run_hooks("startup")
-            await self._subscribe(transport, parts)
+            try:
+                await self._subscribe_patiently(transport, parts)
+            except BrokerUnavailable as exc:  # `_serve` reconnects and subscribes again
+                logger.warning("lost the connection while subscribing: %s", exc)
+                transport.connection_lost.set()
             signals.worker_ready.send(sender=self)
             logger.info(
                 "worker ready: queues %s, %s pool, concurrency %d, tasks %s",
@@ -226,7 +235,9 @@ class Worker:
             self._restoring.cancel()
             self._restoring = asyncio.ensure_future(self._restore_control(transport, parts))
         for queue in self.queues:
-            await self._adopt(parts.publisher, queue)
+            await adopt(
+                parts.publisher, queue, self.app.settings, self._self_counted, self._adopted
+            )
         for queue in self.queues:
             handler = functools.partial(self._in_flight.handle, parts, queue)
             consumer = await transport.consume(queue, handler, prefetch=self.concurrency)
@@ -236,33 +247,6 @@ class Worker:
         self.disconnected_since = None
         self._set_state("consuming")
         self._ready.set()
-
-    async def _adopt(self, publisher: Publisher, queue: str) -> None:
-        """Make sure `queue` exists; consume one that another client declared as it is."""
-        difference = await publisher.adopt_queue(queue)
-        if difference is None:
-            return
-        if "stream" in difference and "x-queue-type" in difference:
-            raise NotSupportedError(
-                f"consuming stream {queue!r} as a work queue",
-                "a stream cannot requeue or dead-letter a message; consume a classic or "
-                "quorum queue",
-            )
-        self._self_counted.add(queue)
-        if queue in self._adopted:
-            return
-        self._adopted.add(queue)
-        logger.warning(
-            "queue %r exists with other arguments than hare's (%s): consuming it as it is. "
-            "hare's broker-side settings (queue type %s, delivery limit, dead-lettering by "
-            "the broker) do not apply to it: the worker counts redeliveries itself (a message "
-            "its worker went away from %d times is dead-lettered) and dead-letters into %r.",
-            queue,
-            difference,
-            self.app.settings.queue_type,
-            self.app.settings.delivery_limit,
-            queue + DEAD_SUFFIX,
-        )
 
     async def _serve(self, transport: Transport, parts: Parts) -> None:
         """Consume until `stop()`; through lost connections, reconnect and consume again."""
@@ -285,7 +269,7 @@ class Worker:
                 return
             parts.publisher.forget_declarations()
             try:
-                await self._subscribe(transport, parts)
+                await self._subscribe_patiently(transport, parts)
             except BrokerUnavailable as exc:
                 logger.warning("lost the connection again while subscribing: %s", exc)
                 transport.connection_lost.set()
@@ -293,22 +277,39 @@ class Worker:
             lost_for = self._clock.monotonic() - lost_at
             logger.warning("consuming again after %.1fs without a connection", lost_for)
 
+    async def _subscribe_patiently(self, transport: Transport, parts: Parts) -> None:
+        """`_subscribe`, again after a pause while the broker is not ready for it (a cluster
+        node catching up), until it works or the worker stops."""
+
+        async def subscribe() -> None:
+            self._consumers.clear()
+            await self._subscribe(transport, parts)
+
+        await until_done(
+            "subscribing",
+            subscribe,
+            retry_on=(BrokerNotReady,),
+            clock=self._clock,
+            rng=self._rng,
+            going=lambda: not self._stopping.is_set(),
+        )
+
     async def _restore_control(self, transport: Transport, parts: Parts) -> None:
         """Re-subscribe revocations and the pidbox after a reconnect, retrying until done."""
-        attempt = 0
-        while not self._stopping.is_set() and not transport.connection_lost.is_set():
-            try:
-                await parts.revocations.subscribe(transport)
-                await parts.control.subscribe(transport)
-                logger.info("revocations and remote control restored after the reconnect")
-                return
-            except HareError as exc:
-                delay = backoff_delay(attempt, self._rng)
-                logger.warning(
-                    "revocations/remote control not restored yet (%s); again in %.1fs", exc, delay
-                )
-                attempt += 1
-                await self._clock.sleep(delay)
+
+        async def restore() -> None:
+            await parts.revocations.subscribe(transport)
+            await parts.control.subscribe(transport)
+            logger.info("revocations and remote control restored after the reconnect")
+
+        await until_done(
+            "restoring revocations and remote control",
+            restore,
+            retry_on=(HareError,),
+            clock=self._clock,
+            rng=self._rng,
+            going=lambda: not (self._stopping.is_set() or transport.connection_lost.is_set()),
+        )
 
     async def _first(self, work: Coroutine[Any, Any, Any]) -> bool | None:
         """Run `work` until it finishes (True) or `stop()` is called first (None)."""

@@ -54,6 +54,11 @@ _CHANNEL_CLOSE_ERRORS: Final[Mapping[tuple[Operation, int], type[errors.BrokerEr
 )
 
 
+#: What a cluster node says when it cannot serve a queue yet (a stream declared on another node
+#: that has no replica running here): PRECONDITION_FAILED, but not a mismatch.
+_NOT_READY: Final = ("does not have a running replica",)
+
+
 def broker_error(
     exc: BaseException,
     op: Operation,
@@ -66,7 +71,9 @@ def broker_error(
     """The hare error for an aiormq/pamqp exception: the one place they are mapped."""
     where = route(envelope)
     if isinstance(exc, TimeoutError):
-        return errors.BrokerError(f"{what}: no reply within {timeout}s")
+        if op == "publish":
+            return errors.BrokerError(f"{what}: no reply within {timeout}s")
+        return errors.BrokerNotReady(f"{what}: no reply within {timeout}s")
     if isinstance(exc, aiormq_errors.PublishError):  # basic.return, before the confirm
         frame = cast(spec.Basic.Return, exc.frame)
         detail = f"{what}: returned as unroutable ({frame.reply_code} {frame.reply_text})"
@@ -79,6 +86,8 @@ def broker_error(
         if code is None and exc.args and isinstance(exc.args[0], int):
             code = exc.args[0]
         detail = f"{what}: {exc.args[-1] if exc.args else repr(exc)}"
+        if any(words in detail for words in _NOT_READY):
+            return errors.BrokerNotReady(detail)
         error = _CHANNEL_CLOSE_ERRORS.get((op, code or 0))
         if error is not None:
             return error(detail)
