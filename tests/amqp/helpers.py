@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 from hare import Hare
@@ -24,3 +31,44 @@ async def take_all(transport: Transport, queue: str) -> list[Delivery]:
 async def delete_queues(transport: Transport, *names: str) -> None:
     for name in names:
         await transport.delete_queue(name)
+
+
+class WorkerProcess:
+    """`hare worker APP ARGS...` as a subprocess in `cwd` with `env`, its log read as it
+    comes (`lines`)."""
+
+    def __init__(self, app: str, *args: str, env: dict[str, str], cwd: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "hare", "worker", app, *args],
+            env=env,
+            cwd=cwd,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line)
+
+    async def wait_for(self, words: str, within: float = 60.0) -> str:
+        """The first log line containing `words`, waited for while the worker runs."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if words in line:
+                    return line
+            assert self.process.poll() is None, "".join(self.lines)
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"never saw {words!r}:\n{''.join(self.lines)}")
+
+    def stop(self, within: float = 60) -> int:
+        """SIGTERM (unless it already exited); its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=within)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        return code

@@ -8,7 +8,6 @@ import base64
 import http.server
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from hare.cli.common import EXIT_OK
-from tests.amqp.helpers import amqp_app, delete_queues
+from tests.amqp.helpers import WorkerProcess, amqp_app, delete_queues
 
 pytestmark = [pytest.mark.amqp, pytest.mark.anyio]
 
@@ -81,41 +80,6 @@ class Project:
         return self.ledger.read_text().split() if self.ledger.exists() else []
 
 
-class WorkerProcess:
-    def __init__(self, project: Project, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "hare", "worker", "cliapp", *args],
-            env=project.env,
-            cwd=project.root,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line)
-
-    async def wait_for(self, words: str, within: float = 30.0) -> str:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if words in line:
-                    return line
-            assert self.process.poll() is None, "".join(self.lines)
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"never saw {words!r}:\n{''.join(self.lines)}")
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=30)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
-        return code
-
-
 @pytest.fixture
 async def project(amqp_url: str, unique: str, tmp_path: Path) -> AsyncIterator[Project]:
     project = Project(tmp_path, amqp_url, unique)
@@ -137,7 +101,9 @@ async def _wait(check: object, within: float = 20.0) -> None:
 async def test_a_worker_without_q_runs_its_tasks_queues_and_answers_inspect_and_status(
     project: Project,
 ) -> None:
-    worker = WorkerProcess(project, "-l", "INFO", "-n", "clitest@%h")
+    worker = WorkerProcess(
+        "cliapp", "-l", "INFO", "-n", "clitest@%h", env=project.env, cwd=project.root
+    )
     try:
         line = await worker.wait_for("connected to")
         assert (
@@ -234,7 +200,7 @@ async def test_a_cancelled_delayed_task_is_discarded_by_the_worker(project: Proj
     cancel = await project.ahare("delayed", "cancel", "cliapp", sent[1].id)
     assert cancel.returncode == EXIT_OK, cancel.stderr
     assert cancel.stdout.startswith(f"revoked {sent[1].id} (cli.record, due ")
-    worker = WorkerProcess(project)
+    worker = WorkerProcess("cliapp", env=project.env, cwd=project.root)
     try:
         await _wait(lambda: project.ran() == ["kept"], within=30)
         await worker.wait_for("revoked: discarded", within=10)

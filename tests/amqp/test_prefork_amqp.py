@@ -13,11 +13,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
-import signal
-import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +24,7 @@ from typing import Any
 import pytest
 
 from hare.transport.amqp.transport import AmqpTransport
-from tests.amqp.helpers import delete_queues
+from tests.amqp.helpers import WorkerProcess, delete_queues
 
 pytestmark = [pytest.mark.amqp, pytest.mark.anyio]
 
@@ -118,44 +115,6 @@ class Project:
         return int(pid), float(at)
 
 
-class Worker:
-    """A `hare worker` subprocess, its log read as it comes."""
-
-    def __init__(self, project: Project, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "hare", "worker", f"{project.package}:app", *args],
-            env=project.env,
-            cwd=project.root,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line)
-
-    async def wait_for(self, words: str, within: float = 60.0) -> str:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if words in line:
-                    return line
-            assert self.process.poll() is None, "".join(self.lines)
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"never saw {words!r}:\n{''.join(self.lines)}")
-
-    def stop(self, within: float = 60) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=within)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
-        return code
-
-
 @pytest.fixture
 def project(amqp_url: str, unique: str, tmp_path: Path) -> Iterator[Project]:
     project = Project(tmp_path, amqp_url, unique)
@@ -174,8 +133,13 @@ def project(amqp_url: str, unique: str, tmp_path: Path) -> Iterator[Project]:
     asyncio.run(clean())
 
 
-async def started(project: Project, *args: str) -> Worker:
-    worker = Worker(project, "-Q", project.queue, "-c", "2", *args)
+async def started(project: Project, *args: str) -> WorkerProcess:
+    worker = WorkerProcess(
+        f"{project.package}:app",
+        *("-Q", project.queue, "-c", "2", *args),
+        env=project.env,
+        cwd=project.root,
+    )
     await worker.wait_for("worker ready")
     return worker
 

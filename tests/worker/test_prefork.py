@@ -74,10 +74,10 @@ async def armed() -> None:
             await asyncio.sleep(0.01)
 
 
-async def full(pool: ProcessPool, size: int, *, besides: set[int] = frozenset()) -> set[int]:  # type: ignore[assignment]
-    """Until the pool has `size` live children, none of them in `besides`; their pids."""
+async def full(pool: ProcessPool, size: int) -> set[int]:
+    """Until the pool has `size` live children; their pids."""
     async with asyncio.timeout(60):
-        while len(pool.pids) != size or set(pool.pids) & besides:  # noqa: ASYNC110
+        while len(pool.pids) != size:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
     return set(pool.pids)
 

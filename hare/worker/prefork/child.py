@@ -46,7 +46,7 @@ from hare.errors import (
     TaskRevoked,
 )
 from hare.worker.call import TaskCall
-from hare.worker.prefork.forwarding import ForwardingTransport, Relay
+from hare.worker.prefork.forwarding import ForwardingTransport, Relay, round_trips
 from hare.worker.request import Request
 from hare.worker.verdict import Verdict
 
@@ -163,7 +163,7 @@ def encode_reply(verdict: Verdict, retire: str | None) -> bytes:
     that cannot be pickled fails the task with the reason."""
     outcome = verdict.outcome
     exc = getattr(outcome, "exception", None)
-    if isinstance(exc, BaseException) and not _round_trips(exc):
+    if isinstance(exc, BaseException) and not round_trips(exc):
         portable: Any = replace(outcome, exception=_stand_in(exc))  # type: ignore[arg-type]
         verdict = verdict._replace(outcome=portable)
     try:
@@ -175,14 +175,6 @@ def encode_reply(verdict: Verdict, retire: str | None) -> bytes:
         )
         failed = Verdict(Failed(error, ""), DeadLetterAs("failed"))
         return pickle.dumps(("done", failed, retire), pickle.HIGHEST_PROTOCOL)
-
-
-def _round_trips(exc: BaseException) -> bool:
-    try:
-        pickle.loads(pickle.dumps(exc))
-    except Exception:
-        return False
-    return True
 
 
 def _stand_in(exc: BaseException) -> RemoteError:

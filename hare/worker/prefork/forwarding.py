@@ -23,7 +23,7 @@ from hare.core.topology import Binding, Exchange, Queue
 from hare.errors import BrokerError, NotSupportedError
 from hare.transport.base import Consumer, DeliveryHandler, Transport
 
-__all__ = ("FORWARDED", "ForwardingTransport", "Relay", "serve_relay")
+__all__ = ("FORWARDED", "ForwardingTransport", "Relay", "round_trips", "serve_relay")
 
 logger = logging.getLogger("hare.worker")
 
@@ -158,13 +158,19 @@ async def _serve(
             raise NotSupportedError(f"{operation!r} from a prefork child", "not forwarded")
         reply = (True, await getattr(transport, operation)(*args, **kwargs))
     except Exception as exc:
-        reply = (False, exc)
+        portable = exc if round_trips(exc) else BrokerError(f"{operation} failed: {exc}")
+        reply = (False, portable)
     try:
-        data = pickle.dumps(reply)
-        pickle.loads(data)
-    except Exception:
-        data = pickle.dumps((False, BrokerError(f"{operation} failed: {reply[1]}")))
-    try:
-        connection.send_bytes(data)
+        connection.send_bytes(pickle.dumps(reply))
     except OSError:
         logger.debug("a prefork child went away before the answer to its %s", operation)
+
+
+def round_trips(exc: BaseException) -> bool:
+    """Whether `exc` survives pickling to another process and back (an exception whose
+    `__init__` takes other arguments than its `args` pickles, then fails to unpickle)."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return False
+    return True

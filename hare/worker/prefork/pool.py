@@ -85,10 +85,6 @@ class ProcessPool:
     def pids(self) -> list[int]:
         return sorted(child.pid for child in self._children)
 
-    @property
-    def busy(self) -> int:
-        return len(self._children) - self._idle.qsize()
-
     async def start(self) -> None:
         """Start every child; `ConfigurationError` with the child's traceback if one cannot
         load the app."""
