@@ -97,3 +97,23 @@ ensure_redis() {
          "(and fail, under CI)" >&2
     return 0
 }
+
+# RabbitMQ 4.0 beside the system broker, for the 4.0 tier: Debian 13's rabbitmq-server in a
+# debootstrapped chroot (scripts/rabbitmq/node.sh; made once, about a minute, then 4-5 s a
+# start), one node on 127.0.0.1:5673. Needs root and deb.debian.org (or RMQ4_MIRROR).
+# On success it exports HARE_RMQ4_URL and puts rabbitmqctl shims aimed at the node into
+# HARE_RMQ4_SHIMS, so the tests that shell out to rabbitmqctl reach that node, not 3.10.
+ensure_rabbitmq4() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "rabbitmq4: not root: cannot start RabbitMQ 4.0 -- the 4.0 tier will be" \
+             "skipped (and fail, under CI)" >&2
+        return 1
+    fi
+    local url
+    url=$(nice -n 5 scripts/rabbitmq/node.sh start | tail -1) || return 1
+    export HARE_RMQ4_URL=$url
+    HARE_RMQ4_SHIMS=$(mktemp -d)
+    export HARE_RMQ4_SHIMS
+    scripts/rabbitmq/node.sh shims "$HARE_RMQ4_SHIMS" >/dev/null
+    echo "rabbitmq4: RabbitMQ 4.0 answers at $url" >&2
+}

@@ -8,6 +8,10 @@
 # `unit` profile (a quarter of the examples, tests/properties.py). It starts no RabbitMQ and
 # no Redis: nothing in the tier talks to either.
 #
+# The full run (no pytest arguments) runs everything on the system RabbitMQ (3.10 on Debian 12),
+# then the broker tiers (amqp, transport, faults, interop) once more on RabbitMQ 4.0, which it
+# starts itself beside the system broker (scripts/rabbitmq/node.sh).
+#
 # Dependencies: the known-good versions pinned in requirements/dev.lock (refresh it with
 # scripts/lock.sh). `scripts/test.sh --latest [pytest args]` installs the newest releases
 # instead (unconstrained, upgrading), to see drift before users do.
@@ -78,4 +82,14 @@ else
     .venv/bin/python -m pytest tests/compat
     echo "== pytest tests/compat, hare variant, hare worker --pool threads" >&2
     HARE_COMPAT_POOL=threads HARE_COMPAT_VARIANTS=hare .venv/bin/python -m pytest tests/compat -q
+    # The RabbitMQ tiers again, on RabbitMQ 4.0 (what teams run in 2026; docs/rabbitmq-versions.md).
+    echo "== RabbitMQ 4.0 tier: tests/amqp, tests/transport, tests/faults, tests/interop" >&2
+    if ensure_rabbitmq4; then
+        HARE_TEST_BROKER_URL=$HARE_RMQ4_URL HARE_TEST_BROKER_VERSION_TIER=4.0 \
+            PATH="$HARE_RMQ4_SHIMS:$PATH" \
+            .venv/bin/python -m pytest tests/amqp tests/transport tests/faults tests/interop -q
+    elif [ -n "${CI:-}" ]; then
+        echo "rabbitmq4: RabbitMQ 4.0 did not start: under CI the 4.0 tier must run" >&2
+        exit 1
+    fi
 fi

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from hare.cli.common import EXIT_OK
+from hare.transport.amqp.transport import mask_url
 from tests.amqp.helpers import WorkerProcess, amqp_app, delete_queues
 
 pytestmark = [pytest.mark.amqp, pytest.mark.anyio]
@@ -107,7 +108,7 @@ async def test_a_worker_without_q_runs_its_tasks_queues_and_answers_inspect_and_
     try:
         line = await worker.wait_for("connected to")
         assert (
-            "connected to amqp://guest:***@127.0.0.1:5672/ (vhost '/'); "
+            f"connected to {mask_url(project.url)} (vhost '/'); "
             f"consuming {project.queue}, {project.emails}\n"
         ) in line
         await project.app.asend_task("cli.record", ("sent-to-emails",), {}, queue=project.emails)

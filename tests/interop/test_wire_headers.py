@@ -21,6 +21,7 @@ import sys
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -142,8 +143,11 @@ async def test_pyamqp_531_and_the_installed_one_read_every_header_hare_writes(
         await transport.reject(delivery, requeue=True)
 
     vhost = workers.url.rsplit("/", 1)[1]
+    broker = urlsplit(workers.url)
     for path in (old_pyamqp, None):
-        read = read_with_pyamqp("127.0.0.1:5672", vhost, list(by_hare), path)
+        read = read_with_pyamqp(
+            f"{broker.hostname}:{broker.port or 5672}", vhost, list(by_hare), path
+        )
         if path is not None:
             assert read["version"] == "5.3.1"
         check(read, by_hare, direct, laddered, hare_queue + DEAD_SUFFIX)
