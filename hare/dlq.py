@@ -1,21 +1,20 @@
 """Dead letters: browse, replay and purge `<queue>.dead` without holding it in memory.
 
-A browse reads `message_count` once, takes that many messages with basic.get on a transport of
-its own, and leaves unsettled what it does not ack; closing the transport hands those back. A
-classic queue (dead-letter queues always are) puts them back where they were, so a browse
-changes neither content nor order. Rejecting with requeue one by one would not do: a requeued
-message is the next one `get` returns. A replay acks a dead letter only once the broker has
-confirmed its republished copy. Nothing here prints; `hare.cli.dlq` does.
+A browse (`hare.browsing`) takes every message of the queue unsettled and hands back, in
+order, what it does not ack, so it changes neither content nor order. A replay acks a dead
+letter only once the broker has confirmed its republished copy. Nothing here prints;
+`hare.cli.dlq` does.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 
 from hare.app import Hare
+from hare.browsing import Browser, Progress, browsing
 from hare.core import ladder
 from hare.core.codec import accepted_content_types
 from hare.core.deadletter import DeadLetterDetail as DeadLetterDetail
@@ -26,9 +25,8 @@ from hare.core.deadletter import dead_queue_name as dead_queue_name
 from hare.core.deadletter import work_queue_name as work_queue_name
 from hare.core.envelope import Delivery, Envelope
 from hare.core.message import Message
-from hare.errors import BrokerError, ConfigurationError, DeadLetterQueueNotFound, HareError
+from hare.errors import ConfigurationError, HareError
 from hare.publisher import Publisher
-from hare.transport.base import Transport
 
 __all__ = (
     "DeadLetterDetail",
@@ -47,9 +45,6 @@ __all__ = (
 
 #: Publishes awaiting their confirm at once in a replay (one at a time is a round trip each).
 _REPLAY_WINDOW = 64
-
-#: Called with (messages examined, messages in the queue when the browse started).
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,46 +66,13 @@ class PurgeSummary:
     kept: int
 
 
-@asynccontextmanager
-async def _connected(app: Hare) -> AsyncIterator[Transport]:
-    transport = app.make_transport()
-    await transport.connect()
-    try:
-        yield transport
-    finally:
-        await transport.close()  # every delivery left unsettled goes back, in place
-
-
-async def _browse(
-    transport: Transport, dead_queue: str, progress: Progress | None
-) -> AsyncGenerator[tuple[int, Delivery]]:
-    """Take each message that was in `dead_queue` at the start once, unsettled."""
-    total = await _count(transport, dead_queue)
-    for position in range(1, total + 1):
-        delivery = await transport.get(dead_queue)
-        if delivery is None:  # someone else took the rest
-            break
-        yield position, delivery
-        if progress is not None:
-            progress(position, total)
-
-
-async def _count(transport: Transport, dead_queue: str) -> int:
-    try:
-        return await transport.message_count(dead_queue)
-    except BrokerError as exc:
-        if "NOT_FOUND" in str(exc):
-            raise DeadLetterQueueNotFound(dead_queue) from exc
-        raise
-
-
 async def _rows(
     app: Hare, queue: str, progress: Progress | None
 ) -> AsyncGenerator[tuple[DeadLetterRow, Delivery]]:
     accept = accepted_content_types(app.settings.accept_content)
     async with (
-        _connected(app) as transport,
-        aclosing(_browse(transport, dead_queue_name(queue), progress)) as browse,
+        browsing(app.make_transport()) as browser,
+        aclosing(browser.take(dead_queue_name(queue), progress)) as browse,
     ):
         async for position, delivery in browse:
             yield read_row(position, delivery, accept), delivery
@@ -159,10 +121,10 @@ async def replay(
     if countdown is not None and not 0 <= countdown <= ladder.MAX_DELAY_SECONDS:
         raise ConfigurationError(f"countdown must be 0 to {ladder.MAX_DELAY_SECONDS:.0f}s")
     dead_queue = dead_queue_name(queue)
-    async with _connected(app) as transport:
-        await _count(transport, dead_queue)  # a missing queue raises here, not in the tasks
-        run = _Replay(app, transport, selector, countdown)
-        await run.over(_browse(transport, dead_queue, progress))
+    async with browsing(app.make_transport()) as browser:
+        await browser.count(dead_queue)  # a missing queue raises here, not in the tasks
+        run = _Replay(app, browser, selector, countdown)
+        await run.over(browser.take(dead_queue, progress))
     return run.summary()
 
 
@@ -170,15 +132,10 @@ class _Replay:
     """One replay's state: what was examined, replayed or left, and the first failure."""
 
     def __init__(
-        self, app: Hare, transport: Transport, selector: Selector, countdown: float | None
+        self, app: Hare, browser: Browser, selector: Selector, countdown: float | None
     ) -> None:
-        self.app, self.transport, self.selector, self.countdown = (
-            app,
-            transport,
-            selector,
-            countdown,
-        )
-        self.publisher = Publisher(transport, app.settings, app.clock)
+        self.app, self.browser, self.selector, self.countdown = app, browser, selector, countdown
+        self.publisher = Publisher(browser.transport, app.settings, app.clock)
         self.accept = accepted_content_types(app.settings.accept_content)
         self.wanted = set(selector.ids)
         self.examined = self.expired = self.replayed = 0
@@ -222,9 +179,9 @@ class _Replay:
                 await _republish_raw(self.publisher, delivery, target, self.countdown)
             else:
                 await self.publisher.send(target, message)
-            await self.transport.ack(delivery)
+            await self.browser.ack(delivery)
             self.replayed += 1
-        except HareError as exc:  # left unsettled: it goes back when the transport closes
+        except HareError as exc:  # left unsettled: it is handed back
             self.failures.append(exc)
         finally:
             self.window.release()
@@ -264,16 +221,16 @@ async def purge(
     A dead letter with no time of death is kept.
     """
     dead_queue, purged, kept = dead_queue_name(queue), 0, 0
-    async with _connected(app) as transport:
+    async with browsing(app.make_transport()) as browser:
         if older_than is None:
-            await _count(transport, dead_queue)  # DeadLetterQueueNotFound rather than a bare 404
-            return PurgeSummary(purged=await transport.purge(dead_queue), kept=0)
+            await browser.count(dead_queue)  # DeadLetterQueueNotFound rather than a bare 404
+            return PurgeSummary(purged=await browser.transport.purge(dead_queue), kept=0)
         cutoff = app.clock.time() - older_than
-        async with aclosing(_browse(transport, dead_queue, progress)) as browse:
+        async with aclosing(browser.take(dead_queue, progress)) as browse:
             async for _, delivery in browse:
                 died = dead_at(delivery.properties.headers)
                 if died is not None and died.timestamp() < cutoff:
-                    await transport.ack(delivery)
+                    await browser.ack(delivery)
                     purged += 1
                 else:
                     kept += 1

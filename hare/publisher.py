@@ -70,15 +70,16 @@ class Publisher:
     async def ensure_queue(self, queue: str) -> None:
         """Make sure `queue` and `<queue>.dead` exist, once per publisher.
 
-        A work queue that exists is used as it is, whoever declared it and with whatever
-        arguments (a Celery worker declares its queues classic, without arguments): it is
-        checked passively and declared, with hare's arguments, only when it is missing.
-        `<queue>.dead` is hare's own and always declared with hare's arguments.
+        A queue that exists is used as it is, whoever declared it and with whatever arguments
+        (a Celery worker declares its queues classic, without arguments; an older hare declared
+        every `<queue>.dead` classic): each is checked passively and declared, with hare's
+        arguments, only when it is missing. A worker's start says how they differ
+        (`adopt_queue`).
         """
 
         async def declare() -> None:
-            await self._declare_if_missing(queue)
-            await self.transport.declare_queue(dead_letter_queue(queue, self._settings.queue_type))
+            await self._declare_if_missing(self._work_queue(queue))
+            await self._declare_if_missing(self._dead_letter_queue(queue))
 
         await self._once("queue:" + queue, declare)
 
@@ -92,8 +93,17 @@ class Publisher:
         does it, never a publish.
         """
         await self.ensure_queue(queue)
+        return await self._difference(self._work_queue(queue))
+
+    async def dead_letter_difference(self, queue: str) -> str | None:
+        """How `<queue>.dead` differs from hare's declaration of it (`None`: it does not);
+        like `adopt_queue`, for a worker's start only."""
+        await self.ensure_queue(queue)
+        return await self._difference(self._dead_letter_queue(queue))
+
+    async def _difference(self, declaration: Queue) -> str | None:
         try:
-            await self.transport.declare_queue(self._work_queue(queue))
+            await self.transport.declare_queue(declaration)
         except TopologyMismatch as exc:
             return str(exc)
         return None
@@ -102,14 +112,17 @@ class Publisher:
         settings = self._settings
         return work_queue(queue, settings.queue_type, delivery_limit=settings.delivery_limit)
 
-    async def _declare_if_missing(self, queue: str) -> None:
-        if await self._exists(queue):
+    def _dead_letter_queue(self, queue: str) -> Queue:
+        return dead_letter_queue(queue, self._settings.queue_type)
+
+    async def _declare_if_missing(self, declaration: Queue) -> None:
+        if await self._exists(declaration.name):
             return
         try:
-            await self.transport.declare_queue(self._work_queue(queue))
+            await self.transport.declare_queue(declaration)
         except TopologyMismatch:
             # Declared by someone else, with other arguments, since the check: use it.
-            if not await self._exists(queue):
+            if not await self._exists(declaration.name):
                 raise
 
     async def _exists(self, queue: str) -> bool:

@@ -20,6 +20,7 @@ __all__ = (
     "Exchange",
     "Queue",
     "QueueType",
+    "UNREACHABLE_DELIVERY_LIMIT",
     "consumer_arguments",
     "dead_letter_queue",
     "validate_queue_name",
@@ -34,6 +35,11 @@ DEAD_SUFFIX = ".dead"
 #: AMQP short strings (queue names, routing keys) are at most 255 bytes. The delay ladder
 #: spends 64 bytes of its routing keys on the delay bits, so a work queue name may use 191.
 MAX_QUEUE_NAME_BYTES = 191
+
+#: The delivery limit of quorum queues that hare reads without consuming (dead letters, delay
+#: ladder levels): explicit, so that RabbitMQ 4.x's default of 20 does not apply, and finite,
+#: because -1 means "unlimited" only on 4.x (3.10 drops the message at its first return).
+UNREACHABLE_DELIVERY_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,14 +144,19 @@ def work_queue(name: str, queue_type: QueueType, *, delivery_limit: int = 10) ->
 
 
 def dead_letter_queue(name: str, queue_type: QueueType) -> Queue:
-    """The declaration of the queue that holds `name`'s dead letters.
+    """The declaration of the queue that holds `name`'s dead letters, of the work queue's type.
 
-    Always a durable classic queue, whatever the work queue's type: `hare dlq list` reads dead
-    letters with get + requeue, and a quorum queue counts every requeue as a delivery. RabbitMQ
-    4.x dead-letters (here: drops) a message after 20 of them by default, and on 3.10 the
-    only "unlimited" spelling, `x-delivery-limit: -1`, drops a message at its first requeue
-    (measured on 3.10.8). The type is explicit so that a vhost whose default queue type is
-    quorum cannot change it.
+    A quorum work queue's dead letters go to a quorum queue, replicated like it: a classic one
+    lives on one node, and a quorum queue dead-letters at most once, so whatever it dead-letters
+    while that node is down is lost. `hare dlq` reads dead letters by taking them unsettled and
+    handing them back, and a quorum queue counts each hand-back as a delivery, so the limit is
+    explicit and out of reach: RabbitMQ 4.x otherwise drops a message after 20 of them, and its
+    "unlimited" spelling, `x-delivery-limit: -1`, drops one at its first hand-back on 3.10
+    (both measured). The type is explicit so that a vhost's default type cannot change it.
     """
-    del queue_type  # the dead-letter queue's type does not follow the work queue's
-    return Queue(name=name + DEAD_SUFFIX, arguments={"x-queue-type": "classic"})
+    if queue_type == "classic":
+        return Queue(name=name + DEAD_SUFFIX, arguments={"x-queue-type": "classic"})
+    return Queue(
+        name=name + DEAD_SUFFIX,
+        arguments={"x-queue-type": "quorum", "x-delivery-limit": UNREACHABLE_DELIVERY_LIMIT},
+    )

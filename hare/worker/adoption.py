@@ -28,8 +28,12 @@ async def adopt(
     adopted: set[str],
 ) -> None:
     """Make sure `queue` exists; consume one that another client declared as it is (added to
-    `self_counted`; warned about once, recorded in `adopted`)."""
+    `self_counted`; warned about once, recorded in `adopted`, as is the check of its
+    dead-letter queue)."""
     difference = await publisher.adopt_queue(queue)
+    if queue + DEAD_SUFFIX not in adopted:  # checked once per worker: it closes a channel
+        adopted.add(queue + DEAD_SUFFIX)
+        await _check_dead_letter_queue(publisher, queue, settings)
     if difference is None:
         return
     if "stream" in difference and "x-queue-type" in difference:
@@ -51,4 +55,20 @@ async def adopt(
         settings.queue_type,
         settings.delivery_limit,
         queue + DEAD_SUFFIX,
+    )
+
+
+async def _check_dead_letter_queue(publisher: Publisher, queue: str, settings: Settings) -> None:
+    """Warn once when `<queue>.dead` is not what hare declares (an older hare's classic one)."""
+    difference = await publisher.dead_letter_difference(queue)
+    if difference is None:
+        return
+    logger.warning(
+        "dead-letter queue %r exists with other arguments than hare's (%s): using it as it is. "
+        "hare declares it as a %s queue; a classic one lives on one node, and a quorum queue "
+        "loses what it dead-letters while that node is down. To have hare declare it anew, "
+        "replay or purge it (hare dlq), then delete it (rabbitmqctl delete_queue).",
+        queue + DEAD_SUFFIX,
+        difference,
+        settings.queue_type,
     )

@@ -16,6 +16,7 @@ import pytest
 
 from hare import dlq
 from hare.cli.common import EXIT_BROKER, EXIT_OK, EXIT_USAGE
+from hare.core.topology import dead_letter_queue
 from hare.errors import BrokerError
 from hare.testing import Ledger, eventually, running_worker
 from hare.transport.base import Transport
@@ -149,6 +150,25 @@ async def test_browsing_returns_every_message_to_its_place(amqp_url: str, unique
         assert await shop.count(dead) == 27
         taken = await take_all(await shop.transport(), dead)
         assert [d.properties.headers["id"] for d in taken] == order[:5] + order[8:]
+    finally:
+        await shop.close()
+
+
+async def test_dead_letters_survive_more_browses_than_rabbitmq_4_s_default_limit(
+    amqp_url: str, unique: str
+) -> None:
+    # A quorum queue counts each hand-back as a delivery; 4.x drops a message after 20 unless
+    # the queue says otherwise. hare's dead-letter queue is quorum, with its own limit.
+    shop = Flaky(amqp_url, f"dlq-browse-{unique}")
+    try:
+        await shop.fail([f"{unique}-a", f"{unique}-b"])
+        dead = shop.queue + ".dead"
+        # The broker takes hare's declaration as the one it has: quorum, explicit limit.
+        await (await shop.transport()).declare_queue(dead_letter_queue(shop.queue, "quorum"))
+        for _ in range(25):
+            async with aclosing(dlq.list_dead_letters(shop.app, shop.queue)) as found:
+                assert len([row async for row in found]) == 2
+        assert await shop.count(dead) == 2
     finally:
         await shop.close()
 

@@ -130,6 +130,8 @@ async def test_browsing_leaves_every_message_in_place_and_in_order(shop: Shop) -
     assert await dlq.find(shop.app, "work", first[4]) is not None
     assert await shop.count("work.dead") == 6
     taken = await drain(await shop.transport(), "work.dead")
+    # In order, though a quorum queue on RabbitMQ 3.x (which the memory broker models) puts
+    # handed-back messages at the back: the browse took the rest before handing all back.
     assert [d.properties.headers["id"] for d in taken] == first
 
 

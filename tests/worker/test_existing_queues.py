@@ -12,9 +12,15 @@ import logging
 
 import pytest
 
-from hare.core.topology import DEAD_SUFFIX, Queue, work_queue
+from hare.core.topology import (
+    DEAD_SUFFIX,
+    UNREACHABLE_DELIVERY_LIMIT,
+    Queue,
+    dead_letter_queue,
+    work_queue,
+)
 from hare.publisher import Publisher
-from hare.testing import Ledger, ManualClock, memory_app, running_worker
+from hare.testing import Ledger, ManualClock, eventually, memory_app, running_worker
 from hare.transport.memory.transport import MemoryTransport
 
 pytestmark = pytest.mark.anyio
@@ -78,4 +84,44 @@ async def test_a_worker_consumes_a_queue_declared_otherwise_and_warns_once(
     assert len(warnings) == 1, warnings
     assert "inequivalent" in warnings[0] and "'q'" in warnings[0]
     assert ledger.runs == [("x", 1)]
+    await app.aclose()
+
+
+async def test_a_dead_letter_queue_is_replicated_like_its_work_queue() -> None:
+    app = memory_app(ManualClock())
+    transport = app.make_transport()
+    await transport.connect()
+    await Publisher(transport, app.settings, app.clock).ensure_queue("fresh")
+    # hare declared it quorum, with a delivery limit out of reach (not 4.x's default of 20).
+    dead = dead_letter_queue("fresh", "quorum")
+    assert dead.arguments == {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": UNREACHABLE_DELIVERY_LIMIT,
+    }
+    await transport.declare_queue(dead)  # accepted: the same declaration
+    assert dead_letter_queue("c", "classic").arguments == {"x-queue-type": "classic"}
+    await transport.close()
+    await app.aclose()
+
+
+async def test_an_older_hare_s_classic_dead_letter_queue_is_used_and_named_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = memory_app(ManualClock(), default_queue="q")
+    other = app.make_transport()
+    assert isinstance(other, MemoryTransport)
+    await other.connect()
+    await other.declare_queue(dead_letter_queue("q", "classic"))  # as hare 0.x declared it
+
+    @app.task(name="t.fails")
+    async def fails() -> None:
+        raise ValueError("no")
+
+    with caplog.at_level(logging.WARNING, logger="hare.worker"):
+        async with running_worker(app):
+            await fails.adelay()
+            await eventually(lambda: other.broker.message_count("q" + DEAD_SUFFIX) == 1)
+    warnings = [r.getMessage() for r in caplog.records if "dead-letter queue" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "'q.dead'" in warnings[0] and "quorum" in warnings[0]
     await app.aclose()

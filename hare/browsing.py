@@ -1,0 +1,108 @@
+"""Reading a queue without consuming it: take each message unsettled, then hand all back.
+
+`hare dlq` browses dead-letter queues this way. The hand-back is explicit: every message
+taken and not settled is rejected with requeue, one by one in the order it was taken, before
+the transport closes. Closing the channel instead would hand them back too, but a quorum queue
+returns a closed channel's messages in no particular order (30 dead letters came back
+shuffled, on RabbitMQ 3.10.8 and 4.0.5 alike). Rejected in order, they go back where they were
+in a classic queue, in front in a quorum queue on 4.x, and at the back on 3.x -- which keeps
+the order too, because a browse stopped early takes the rest before it hands everything back.
+Rejecting as it goes would not do: a requeued message is the next one `get` returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+
+from hare.core.envelope import Delivery, Properties
+from hare.errors import BrokerError, DeadLetterQueueNotFound, HareError
+from hare.transport.base import Transport
+
+__all__ = ("Browser", "Progress", "browsing")
+
+#: Called with (messages examined, messages in the queue when the browse began).
+Progress = Callable[[int, int], None]
+
+
+class Browser:
+    """A transport of its own and the messages it took from queues and has not settled."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        # Stripped of body and properties: a browse of 100,000 messages keeps only tags.
+        self._taken: dict[tuple[int, int], Delivery] = {}
+
+    async def count(self, queue: str) -> int:
+        """How many messages `queue` holds; `DeadLetterQueueNotFound` if there is none."""
+        try:
+            return await self.transport.message_count(queue)
+        except BrokerError as exc:
+            if "NOT_FOUND" in str(exc):
+                raise DeadLetterQueueNotFound(queue) from exc
+            raise
+
+    async def take(
+        self, queue: str, progress: Progress | None = None
+    ) -> AsyncGenerator[tuple[int, Delivery]]:
+        """Take each message that was in `queue` at the start once, unsettled.
+
+        Stopped early, it takes the rest as well (see the module's docstring).
+        """
+        total = await self.count(queue)
+        position = 0
+        try:
+            for position in range(1, total + 1):
+                delivery = await self._get(queue)
+                if delivery is None:  # someone else took the rest
+                    break
+                yield position, delivery
+                if progress is not None:
+                    progress(position, total)
+        except GeneratorExit:
+            for _ in range(position, total):
+                if await self._get(queue) is None:
+                    break
+            raise
+
+    async def ack(self, delivery: Delivery) -> None:
+        await self.transport.ack(delivery)
+        self._taken.pop(_key(delivery), None)
+
+    async def hand_back(self) -> None:
+        """Reject every message taken and not settled, with requeue, in the order taken."""
+        while self._taken:
+            key = next(iter(self._taken))
+            await self.transport.reject(self._taken.pop(key), requeue=True)
+
+    async def _get(self, queue: str) -> Delivery | None:
+        delivery = await self.transport.get(queue)
+        if delivery is not None:
+            self._taken[_key(delivery)] = replace(delivery, body=b"", properties=Properties())
+        return delivery
+
+
+def _key(delivery: Delivery) -> tuple[int, int]:
+    return id(delivery.handle), delivery.delivery_tag
+
+
+@asynccontextmanager
+async def browsing(transport: Transport) -> AsyncIterator[Browser]:
+    """Connect `transport`; on the way out hand back what is unsettled, then close it.
+
+    After a broker error the hand-back is left to the close (the connection may be gone).
+    """
+    await transport.connect()
+    browser = Browser(transport)
+    try:
+        yield browser
+    except HareError:
+        raise
+    except BaseException:  # e.g. GeneratorExit: a listing stopped early
+        await browser.hand_back()
+        raise
+    else:
+        await browser.hand_back()
+    finally:
+        await transport.close()
