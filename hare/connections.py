@@ -59,7 +59,11 @@ class Connections:
 
             if not isinstance(self._memory_broker, MemoryBroker):
                 self._memory_broker = MemoryBroker()
-            return MemoryTransport(self._memory_broker, clock=self._clock)
+            return MemoryTransport(
+                self._memory_broker,
+                clock=self._clock,
+                max_message_size=self._settings.max_message_size,
+            )
         if url.startswith(("amqp://", "amqps://")):
             from hare.transport.amqp.transport import AmqpTransport
 
@@ -69,6 +73,7 @@ class Connections:
                 publish_timeout=self._settings.publish_timeout,
                 heartbeat=self._settings.heartbeat,
                 name=f"hare {self._name}",
+                max_message_size=self._settings.max_message_size,
             )
         raise ConfigurationError(f"unsupported broker URL {mask_url(url)!r} (amqp://, memory://)")
 

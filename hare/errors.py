@@ -30,7 +30,8 @@ Failures (exceptions hare raises to you)::
         └── PublishError          a publish was not confirmed
             ├── PublishNacked     the broker refused it (basic.nack)
             ├── MessageReturned   unroutable: no queue bound for its routing key
-            └── PublishTimeout    no confirm within the deadline
+            ├── PublishTimeout    no confirm within the deadline
+            └── MessageTooLarge   over `max_message_size`: refused before it is sent
 
 Control signals (exceptions a task raises to tell the worker what to do)::
 
@@ -62,6 +63,7 @@ __all__ = (
     "MalformedResult",
     "MessageError",
     "MessageReturned",
+    "MessageTooLarge",
     "NotFound",
     "NotSupportedError",
     "PublishError",
@@ -292,6 +294,15 @@ class MessageReturned(PublishError):
 
 class PublishTimeout(PublishError):
     """The broker did not confirm the publish within the deadline."""
+
+
+class MessageTooLarge(PublishError):
+    """The message is larger than the broker takes: refused before it is sent.
+
+    RabbitMQ 4.x refuses messages over `max_message_size` (16 MiB by default; 128 MiB on 3.x)
+    by closing the channel. hare checks the body against its `max_message_size` setting
+    first, and maps the broker's refusal to this error too.
+    """
 
 
 class TaskSignal(Exception):

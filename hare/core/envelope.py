@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ("Delivery", "Envelope", "Properties")
+from hare.errors import MessageTooLarge
+
+__all__ = ("Delivery", "Envelope", "Properties", "check_size")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,3 +57,21 @@ class Delivery:
     redelivered: bool
     #: The transport's own handle for settling this delivery (e.g. its channel).
     handle: Any = field(default=None, repr=False, compare=False)
+
+
+def check_size(envelope: Envelope, limit: int) -> None:
+    """Raise `MessageTooLarge` for a body over `limit` bytes, before anything is sent."""
+    size = len(envelope.body)
+    if size > limit:
+        raise MessageTooLarge(
+            f"a message of {_mib(size)} to {envelope.exchange or 'the default exchange'!r} "
+            f"(routing key {envelope.routing_key!r}) is larger than max_message_size, "
+            f"{_mib(limit)} (RabbitMQ 4.x refuses more than 16 MiB by default): "
+            "keep large payloads elsewhere (object storage, a database) and send a reference",
+            exchange=envelope.exchange,
+            routing_key=envelope.routing_key,
+        )
+
+
+def _mib(size: int) -> str:
+    return f"{size} bytes ({size / 1024 / 1024:.1f} MiB)"

@@ -14,6 +14,9 @@ __all__ = ("DEFAULT_BROKER_URL", "Settings", "mask_url")
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@localhost:5672/"
 
+#: RabbitMQ's highest `max_message_size` (512 MiB).
+MAX_MESSAGE_SIZE_CEILING = 512 * 1024 * 1024
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
@@ -42,6 +45,10 @@ class Settings:
     publish_timeout: float = 30.0
     #: AMQP heartbeat interval in seconds.
     heartbeat: int = 30
+    #: The largest message body hare publishes, in bytes; a larger one raises
+    #: `MessageTooLarge` before it is sent. RabbitMQ 4.x's own default limit (16 MiB; 3.x:
+    #: 128 MiB); raise both together, up to RabbitMQ's ceiling of 512 MiB.
+    max_message_size: int = 16 * 1024 * 1024
     #: The deployment's generation (e.g. a release number): a periodic schedule whose spec
     #: changed replaces the pending tick of an older generation's.
     generation: int = 0
@@ -72,6 +79,11 @@ class Settings:
             )
         if self.delivery_limit < 1:
             raise ConfigurationError("delivery_limit must be at least 1")
+        if not 1 <= self.max_message_size <= MAX_MESSAGE_SIZE_CEILING:
+            raise ConfigurationError(
+                f"max_message_size must be 1 to {MAX_MESSAGE_SIZE_CEILING} bytes (RabbitMQ's "
+                f"ceiling), not {self.max_message_size!r}"
+            )
         for name in ("connect_timeout", "publish_timeout", "watchdog_interval", "result_expires"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
@@ -117,7 +129,7 @@ def _names(value: str | Iterable[str]) -> list[str]:
 def _parse(name: str, raw: str) -> Any:
     """Turn the text of an environment variable into the setting's type."""
     try:
-        if name in ("delivery_limit", "heartbeat", "generation"):
+        if name in ("delivery_limit", "heartbeat", "generation", "max_message_size"):
             return int(raw)
         if name in ("connect_timeout", "publish_timeout", "watchdog_interval", "result_expires"):
             return float(raw)

@@ -7,7 +7,9 @@ cannot be stored is logged, never fatal: the task ran.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +17,7 @@ from hare.app import Hare
 from hare.clock import Clock
 from hare.core.message import Message
 from hare.core.outcome import Ignored, Rejected, RetryRequested, Succeeded
-from hare.errors import Reject, Retry
+from hare.errors import MessageTooLarge, Reject, Retry
 from hare.results.state import FAILURE, RETRY, SUCCESS, TaskResult
 from hare.worker.followups import FollowUps, has_follow_ups
 from hare.worker.request import Request
@@ -99,10 +101,16 @@ class Recorder:
         )
         try:
             await results.store(result, message)
-        except Exception:
+        except Exception as exc:
             logger.exception(
                 "task %s[%s]: could not store its %s result", message.task, message.id, state
             )
+            too_large = exc if isinstance(exc, MessageTooLarge) else exc.__cause__
+            if isinstance(too_large, MessageTooLarge) and state != FAILURE:
+                # The caller would wait in vain: tell it why instead, in a result that fits.
+                failure = replace(result, state=FAILURE, value=too_large, traceback=None)
+                with contextlib.suppress(Exception):  # logged above already
+                    await results.store(failure, message)
 
 
 def _extended(message: Message, request: Request | None) -> dict[str, Any]:

@@ -72,3 +72,16 @@ class WorkerProcess:
         if self.process.stderr is not None:
             self.process.stderr.close()
         return code
+
+
+async def broker_version(url: str) -> tuple[int, ...]:
+    """The RabbitMQ version at `url`, from the connection's server properties (e.g. (4, 0, 5))."""
+    import aiormq
+
+    connection = await aiormq.connect(url)
+    try:
+        raw = connection.server_properties.get("version", b"0")
+    finally:
+        await connection.close()
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    return tuple(int(part) for part in text.split("+")[0].split(".") if part.isdigit())

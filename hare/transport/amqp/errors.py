@@ -58,6 +58,13 @@ _CHANNEL_CLOSE_ERRORS: Final[Mapping[tuple[Operation, int], type[errors.BrokerEr
 #: that has no replica running here): PRECONDITION_FAILED, but not a mismatch.
 _NOT_READY: Final = ("does not have a running replica",)
 
+#: RabbitMQ's words for a message over its `max_message_size` (406, closing the channel).
+_TOO_LARGE: Final = "larger than configured max size"
+
+#: RabbitMQ 4.x's words when a deprecated feature that its configuration denies is used, e.g.
+#: a transient non-exclusive queue (denied by default from 4.3): 541, closing the connection.
+_DENIED_FEATURE: Final = "Its use is not permitted per the configuration"
+
 
 def broker_error(
     exc: BaseException,
@@ -82,24 +89,35 @@ def broker_error(
         detail = f"{what}: the broker refused the message (basic.nack)"
         return errors.PublishNacked(detail, **where)
     if isinstance(exc, aiormq_errors.ChannelClosed):
-        code = _REPLY_CODE_OF.get(type(exc))
-        if code is None and exc.args and isinstance(exc.args[0], int):
-            code = exc.args[0]
-        detail = f"{what}: {exc.args[-1] if exc.args else repr(exc)}"
-        if any(words in detail for words in _NOT_READY):
-            return errors.BrokerNotReady(detail)
-        error = _CHANNEL_CLOSE_ERRORS.get((op, code or 0))
-        if error is not None:
-            return error(detail)
-        if op == "publish":
-            return errors.PublishError(detail, **where)
-        return errors.BrokerError(detail)
+        return _channel_closed(exc, op, what, where)
     if isinstance(exc, ChannelInvalidStateError) and connected:
         detail = f"{what}: its channel is closed ({exc})"
         if op == "publish":  # refused before it was sent: safe to publish again
             return errors.PublishError(detail, **where)
         return errors.BrokerError(detail)
+    if _DENIED_FEATURE in str(exc):  # the broker closed the connection over it
+        return errors.BrokerError(f"{what}: the broker does not permit it: {exc.args[-1]}")
     return errors.BrokerUnavailable(f"{what}: the broker connection is gone ({exc!r})")
+
+
+def _channel_closed(
+    exc: aiormq_errors.ChannelClosed, op: Operation, what: str, where: dict[str, str]
+) -> errors.BrokerError:
+    """The hare error for a channel the broker closed, by its reply code and text."""
+    code = _REPLY_CODE_OF.get(type(exc))
+    if code is None and exc.args and isinstance(exc.args[0], int):
+        code = exc.args[0]
+    detail = f"{what}: {exc.args[-1] if exc.args else repr(exc)}"
+    if any(words in detail for words in _NOT_READY):
+        return errors.BrokerNotReady(detail)
+    if op == "publish" and _TOO_LARGE in detail:
+        return errors.MessageTooLarge(detail, **where)
+    error = _CHANNEL_CLOSE_ERRORS.get((op, code or 0))
+    if error is not None:
+        return error(detail)
+    if op == "publish":
+        return errors.PublishError(detail, **where)
+    return errors.BrokerError(detail)
 
 
 def route(envelope: Envelope | None) -> dict[str, str]:

@@ -26,7 +26,7 @@ from aiormq.channel import Channel
 from pamqp import commands as spec
 
 from hare import errors
-from hare.core.envelope import Delivery, Envelope
+from hare.core.envelope import Delivery, Envelope, check_size
 from hare.core.settings import mask_url
 from hare.core.topology import Binding, Exchange, Queue, consumer_arguments
 from hare.transport.amqp.acks import AckCoalescer
@@ -144,6 +144,7 @@ class AmqpTransport:
         publish_timeout: float = 30.0,
         heartbeat: int = 30,
         name: str | None = None,
+        max_message_size: int = 16 * 1024 * 1024,
     ) -> None:
         urls = [url] if isinstance(url, str) else list(url)
         if not urls:
@@ -152,6 +153,7 @@ class AmqpTransport:
         self._urls = tuple(_with_query(u, options) for u in urls)
         self._connect_timeout = connect_timeout
         self._timeout = publish_timeout
+        self._max_size = max_message_size
         self._connection: aiormq.Connection | None = None
         self._channels: dict[Job, Channel] = {}
         self._publish_lock = asyncio.Lock()
@@ -351,6 +353,7 @@ class AmqpTransport:
 
     async def publish(self, envelope: Envelope, *, mandatory: bool = True) -> None:
         """Publish and wait for the broker's confirm (see `Transport.publish`)."""
+        check_size(envelope, self._max_size)
         channel = self._channels.get("publish")
         if channel is None or channel.is_closed:
             async with self._publish_lock:  # one new channel, not one per waiting publish

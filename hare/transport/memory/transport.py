@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Any, final
 
 from hare.clock import Clock
-from hare.core.envelope import Delivery, Envelope
+from hare.core.envelope import Delivery, Envelope, check_size
 from hare.core.topology import Binding, Exchange, Queue, consumer_arguments
 from hare.errors import BrokerError, BrokerUnavailable, ConfigurationError, NotSupportedError
 from hare.transport.base import DeliveryHandler
@@ -99,12 +99,19 @@ class MemoryTransport:
     and every transport on a broker must use the same one.
     """
 
-    def __init__(self, broker: MemoryBroker | None = None, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        broker: MemoryBroker | None = None,
+        *,
+        clock: Clock | None = None,
+        max_message_size: int = 16 * 1024 * 1024,
+    ) -> None:
         if broker is None:
             broker = MemoryBroker(clock=clock)
         elif clock is not None:
             broker.adopt_clock(clock)
         self._broker = broker
+        self._max_size = max_message_size
         self._connected = False
         self._tags = itertools.count(1)
         self._unsettled: dict[int, _Lease] = {}
@@ -209,6 +216,7 @@ class MemoryTransport:
     async def publish(self, envelope: Envelope, *, mandatory: bool = True) -> None:
         """Publish; returning means routed and enqueued (or dropped if not mandatory)."""
         await asyncio.sleep(0)  # a publish is I/O against a real broker: let others run
+        check_size(envelope, self._max_size)
         self._ensure_connected()
         self._broker.publish(envelope, mandatory=mandatory)
 
