@@ -45,12 +45,24 @@ class Delayed:
     @property
     def parked(self) -> bool:
         """Whether it sits in the parking queue: due, but its work queue was not bound."""
-        return self.place == ladder.PARKING_QUEUE
+        return self.place in _PARKING_QUEUES
+
+
+#: The parking queue of the ladder and of each earlier ladder (`PREFIX.unroutable`).
+_PARKING_QUEUES = frozenset(
+    f"{prefix}.unroutable" for prefix in (ladder.PREFIX, *ladder.LEGACY_PREFIXES)
+)
 
 
 def ladder_queues() -> list[str]:
-    """Every queue of the ladder, lowest level first, then the parking queue."""
-    return [ladder.level_name(level) for level in range(ladder.LEVELS)] + [ladder.PARKING_QUEUE]
+    """Every queue of the ladder, lowest level first, then the parking queue; then those of
+    earlier ladders, which may still hold messages."""
+    return [
+        name
+        for prefix in (ladder.PREFIX, *ladder.LEGACY_PREFIXES)
+        for name in [ladder.level_name(level, prefix) for level in range(ladder.LEVELS)]
+        + [f"{prefix}.unroutable"]
+    ]
 
 
 async def depths(transport: Transport) -> dict[str, int]:

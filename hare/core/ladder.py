@@ -26,11 +26,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hare.core.topology import Binding, Exchange, Queue, validate_queue_name
+from hare.core.topology import (
+    UNREACHABLE_DELIVERY_LIMIT,
+    Binding,
+    Exchange,
+    Queue,
+    validate_queue_name,
+)
 from hare.errors import DelayTooLong
 
 __all__ = (
     "DELIVER_EXCHANGE",
+    "LEGACY_PREFIXES",
     "LEVELS",
     "MAX_DELAY_SECONDS",
     "MAX_UNITS",
@@ -49,8 +56,14 @@ __all__ = (
 )
 
 #: Bump the version segment whenever a level's arguments change: RabbitMQ refuses to redeclare
-#: a queue with other arguments, so a changed ladder must be a new set of objects.
-PREFIX = "hare.delay.v1"
+#: a queue with other arguments, so a changed ladder must be a new set of objects. v2 gave every
+#: queue an explicit delivery limit: on RabbitMQ 4.x a quorum queue without one dead-letters a
+#: message returned 20 times, so twenty `hare delayed` browses sent a v1 message on down the
+#: ladder early (measured on 4.0.5).
+PREFIX = "hare.delay.v2"
+#: Earlier ladders: nothing is published to them any more, but what they hold still runs down
+#: them to its queue (their bindings stay), and `hare delayed` still shows it.
+LEGACY_PREFIXES = ("hare.delay.v1",)
 UNIT_MS = 100
 LEVELS = 32
 MAX_UNITS = 2**LEVELS - 1
@@ -86,9 +99,9 @@ class LadderRoute:
         return tuple(i for i in reversed(range(LEVELS)) if self.units >> i & 1)
 
 
-def level_name(level: int) -> str:
-    """The name of level `level`'s exchange and of its queue."""
-    return f"{PREFIX}.L{level:02d}"
+def level_name(level: int, prefix: str = PREFIX) -> str:
+    """The name of level `level`'s exchange and of its queue (in the ladder `prefix`)."""
+    return f"{prefix}.L{level:02d}"
 
 
 def level_ttl_ms(level: int) -> int:
@@ -117,7 +130,7 @@ def route(seconds: float, queue: str) -> LadderRoute | None:
 
     >>> r = route(1.0, "emails")
     >>> r.exchange, r.levels, r.routing_key.split(".")[-1]
-    ('hare.delay.v1.L03', (3, 1), 'emails')
+    ('hare.delay.v2.L03', (3, 1), 'emails')
     """
     if seconds > MAX_DELAY_SECONDS:
         raise DelayTooLong(seconds, MAX_DELAY_SECONDS)
@@ -145,7 +158,8 @@ def ladder_topology() -> tuple[list[Exchange], list[Queue], list[Binding]]:
         Exchange(name=PARKING_EXCHANGE, type="fanout"),
         Exchange(name=DELIVER_EXCHANGE, type="topic", arguments=parking_args),
     ]
-    queues = [Queue(name=PARKING_QUEUE, arguments={"x-queue-type": "quorum"})]
+    limit = {"x-delivery-limit": UNREACHABLE_DELIVERY_LIMIT}  # browses return messages
+    queues = [Queue(name=PARKING_QUEUE, arguments={"x-queue-type": "quorum", **limit})]
     bindings = [Binding(exchange=PARKING_EXCHANGE, destination=PARKING_QUEUE, routing_key="")]
     for level in range(LEVELS):
         name = level_name(level)
@@ -160,6 +174,7 @@ def ladder_topology() -> tuple[list[Exchange], list[Queue], list[Binding]]:
                     "x-overflow": "reject-publish",
                     "x-dead-letter-strategy": "at-least-once",
                     "x-dead-letter-exchange": below,
+                    **limit,
                 },
             )
         )

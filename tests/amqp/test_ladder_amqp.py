@@ -8,6 +8,7 @@ import time
 import pytest
 
 from hare import Retry
+from hare.cli import ladder_view
 from hare.core import ladder
 from hare.core.envelope import Envelope, Properties
 from hare.core.topology import DEAD_SUFFIX
@@ -156,6 +157,29 @@ async def test_a_worker_holds_nothing_while_tasks_wait_in_the_ladder(
             assert await transport.message_count(queue) == 0
             assert worker.in_flight == 0  # nothing received, nothing held unacked
             assert worker.processed == 0
+    finally:
+        await delete_queues((await app.publisher()).transport, queue, queue + DEAD_SUFFIX)
+        await app.aclose()
+
+
+async def test_browsing_the_ladder_never_sends_a_message_on_early(
+    amqp_url: str, unique: str
+) -> None:
+    # Each `hare delayed` takes and hands back: a delivery to a quorum queue. With 4.x's
+    # default limit of 20, the 21st browse dead-lettered it down the ladder before its time.
+    queue = f"browse-{unique}"
+    app = amqp_app(amqp_url, default_queue=queue)
+
+    @app.task(name="t.later")
+    async def later() -> None: ...
+
+    try:
+        result = await later.aapply_async(countdown=3600)
+        for _ in range(25):
+            read, _ = await ladder_view.browse(app, limit=None, stop=lambda d: d.id == result.id)
+            assert read[-1].id == result.id and read[-1].place == ladder.level_name(15)
+        transport = (await app.publisher()).transport
+        assert await transport.message_count(queue) == 0  # still waiting, not delivered early
     finally:
         await delete_queues((await app.publisher()).transport, queue, queue + DEAD_SUFFIX)
         await app.aclose()

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from celery import Celery, chain
 
+from hare.core import ladder
 from tests.interop import celery_side
 from tests.interop.harness import Fleet, close_celery, queue_counts
 from tests.interop.values import TYPED_KWARGS, assert_same_values
@@ -112,7 +113,7 @@ async def test_a_far_eta_waits_in_the_broker_not_unacked_in_the_hare_worker(
         in_ladder = sum(
             ready + unacked
             for name, (ready, unacked) in counts.items()
-            if name.startswith("hare.delay.v1.L")
+            if name.startswith(f"{ladder.PREFIX}.L")
         )
         return counts.get(queue) == (0, 0) and in_ladder >= 1
 

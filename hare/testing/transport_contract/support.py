@@ -141,7 +141,7 @@ class ContractEnv:
         cleaner = await self._factory()
         try:
             sink = self.name("sink")
-            await cleaner.declare_queue(Queue(name=sink, durable=False))
+            await cleaner.declare_queue(Queue(name=sink, durable=False, exclusive=True))
             for exchange in self._exchanges:
                 # A 404 closes the channel on RabbitMQ: use a fresh connection after one.
                 try:
