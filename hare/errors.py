@@ -24,6 +24,8 @@ Failures (exceptions hare raises to you)::
     ├── RemoteError               a task's exception whose class is not available here
     └── BrokerError               the broker did not do what was asked
         ├── BrokerUnavailable     no connection within the deadline
+        │   └── BrokerTLSError    TLS refused (wrong CA, an expired certificate, plain AMQP
+        │                         on a TLS port): a configuration error, never waited out
         ├── BrokerNotReady        the broker cannot do it yet (a cluster node catching up)
         ├── TopologyMismatch      a queue/exchange exists with other arguments (406)
         ├── NotFound              a queue/exchange does not exist (404)
@@ -50,6 +52,7 @@ from typing import Any
 __all__ = (
     "BrokerError",
     "BrokerNotReady",
+    "BrokerTLSError",
     "BrokerUnavailable",
     "ChordError",
     "ConfigurationError",
@@ -259,6 +262,17 @@ class BrokerNotReady(BrokerError):
 
 class BrokerUnavailable(BrokerError):
     """No connection to the broker could be made within the deadline."""
+
+
+class BrokerTLSError(BrokerUnavailable):
+    """The connection failed on TLS: the broker's certificate is not signed by a CA in
+    `cafile`, or has expired, or is not for this host; the broker refused the client's
+    certificate; a TLS file cannot be read; or one side speaks TLS and the other does not.
+
+    Retrying cannot mend it, so hare raises it at once: a publish does not wait
+    `publish_timeout`, and `hare worker` exits (code 3) instead of waiting for the broker at
+    start. A worker that was already consuming keeps reconnecting, logging it: the broker's
+    side changed (a certificate renewed wrongly), and it may be put right."""
 
 
 class TopologyMismatch(BrokerError):

@@ -16,7 +16,13 @@ from hare.core.headers import ETA_HEADER
 from hare.core.message import Message
 from hare.core.settings import Settings
 from hare.core.topology import Queue, dead_letter_queue, work_queue
-from hare.errors import BrokerNotReady, BrokerUnavailable, NotFound, TopologyMismatch
+from hare.errors import (
+    BrokerNotReady,
+    BrokerTLSError,
+    BrokerUnavailable,
+    NotFound,
+    TopologyMismatch,
+)
 from hare.transport.base import Transport
 from hare.transport.reconnect import backoff_delay, reconnect
 
@@ -199,7 +205,8 @@ class Publisher:
 
     async def retrying(self, what: str, attempt_once: Callable[[], Awaitable[None]]) -> None:
         """Run `attempt_once` until it succeeds, reconnecting through lost connections for up
-        to `publish_timeout` seconds, then raise `BrokerUnavailable`."""
+        to `publish_timeout` seconds, then raise `BrokerUnavailable` (a `BrokerTLSError` at
+        once)."""
         deadline: float | None = None
         attempt = 0
         while True:
@@ -218,6 +225,8 @@ class Publisher:
                 await attempt_once()
                 return
             except (BrokerUnavailable, BrokerNotReady) as exc:  # lost, or a node catching up
+                if isinstance(exc, BrokerTLSError):
+                    raise  # a configuration error: waiting cannot mend it
                 now = self._clock.monotonic()
                 if deadline is None:
                     deadline = now + self._settings.publish_timeout

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hare import Hare
+from hare.testing import Ledger, ManualClock, memory_app
+
 GOOD_BODY = b'[[1, 2], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]'
 
 
@@ -43,3 +46,17 @@ def stamped_signature(task: str, *args: Any, immutable: bool = False) -> dict[st
         "subtask_type": None,
         "immutable": immutable,
     }
+
+
+def echo_app(clock: ManualClock | None = None, *, queue: str = "work") -> tuple[Hare, Ledger]:
+    """A memory app whose task ``t.echo(n)`` records ``("echo", n)`` in the ledger, which is
+    bound to the running loop: call it from the test's coroutine."""
+    app = memory_app(clock, default_queue=queue)
+    ledger = Ledger()
+    ledger.bind()
+
+    @app.task(name="t.echo")
+    async def echo(n: int) -> None:
+        ledger.record("echo", n)
+
+    return app, ledger

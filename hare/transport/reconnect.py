@@ -5,6 +5,10 @@ Transports report a lost connection and leave the repair to the runtime (see
 re-declares its queues and consumes again; a publisher reconnects within its publish deadline
 and raises `BrokerUnavailable` after it, so `delay()` never hangs and never reports a publish
 the broker did not confirm.
+
+A `BrokerTLSError` (a wrong CA, an expired certificate, plain AMQP on a TLS port) is a
+configuration error that waiting cannot mend: it is raised at once, unless the caller asks to
+wait it out (`retry_tls`) -- a worker that was consuming, whose broker changed underneath it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 import random
 
 from hare.clock import Clock
-from hare.errors import BrokerUnavailable
+from hare.errors import BrokerTLSError, BrokerUnavailable
 from hare.transport.base import Transport
 
 __all__ = ("backoff_delay", "reconnect")
@@ -43,11 +47,13 @@ async def reconnect(
     deadline: float | None = None,
     what: str = "hare",
     log_every: int = 10,
+    retry_tls: bool = False,
 ) -> None:
     """Connect `transport` again, retrying with backoff; give up at `deadline` (monotonic).
 
     Each failed attempt is logged with its cause on the first and then every `log_every`-th
-    attempt. Raises `BrokerUnavailable` once the deadline passed (never, without one).
+    attempt. Raises `BrokerUnavailable` once the deadline passed (never, without one), and a
+    `BrokerTLSError` at once unless `retry_tls`.
     """
     started = clock.monotonic()
     attempt = 0
@@ -55,6 +61,8 @@ async def reconnect(
         try:
             await transport.connect()
         except BrokerUnavailable as exc:
+            if isinstance(exc, BrokerTLSError) and not retry_tls:
+                raise
             pause = backoff_delay(attempt, rng)
             if deadline is not None and clock.monotonic() + pause >= deadline:
                 waited = clock.monotonic() - started

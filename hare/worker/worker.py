@@ -128,6 +128,8 @@ class Worker:
         try:
             await self._run(transport, pool)
         finally:
+            if self.state != "stopped":  # it never started: a TLS failure, say
+                self._set_state("stopped")
             if pool is not None:
                 await pool.close()
 
@@ -195,7 +197,9 @@ class Worker:
 
         With `retry_on_startup` (the default) a broker that does not answer yet is waited for
         with the reconnect backoff, each failed attempt logged with its cause, the worker live
-        but not ready; without it the first failure raises `BrokerUnavailable`.
+        but not ready; without it the first failure raises `BrokerUnavailable`. A
+        `BrokerTLSError` is raised at once either way: a configuration error, not a broker
+        that is late.
         """
         if not self.retry_on_startup:
             await transport.connect()
@@ -264,7 +268,11 @@ class Worker:
                 "lost the broker connection; %d unsettled delivery(ies) will be redelivered",
                 self.in_flight,
             )
-            back = reconnect(transport, clock=self._clock, rng=self._rng, what="worker")
+            # A TLS failure now is the broker's change (a certificate renewed wrongly), not
+            # this worker's configuration, which worked: wait for it to be put right.
+            back = reconnect(
+                transport, clock=self._clock, rng=self._rng, what="worker", retry_tls=True
+            )
             if await self._first(back) is None:
                 return
             parts.publisher.forget_declarations()

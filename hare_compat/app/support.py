@@ -81,7 +81,8 @@ broker_native_delayed_delivery_queue_type  notice  hare delays messages through 
 broker_pool_limit  notice  one connection per process and event loop
 broker_pool_acquire_timeout  notice  one connection per process and event loop
 broker_use_ssl  hare  True: amqps://; a dict's ca_certs, certfile, keyfile and cert_reqs become
-  the URL's cafile, certfile, keyfile and no_verify_ssl; other keys raise NotSupportedError
+  the URL's cafile, certfile, keyfile and no_verify_ssl; other keys raise NotSupportedError; TLS
+  failures raise BrokerTLSError naming the cause (guide.md, TLS)
 broker_host  refused  write it in broker_url
 broker_port  refused  write it in broker_url
 broker_user  refused  write it in broker_url

@@ -14,6 +14,7 @@ from hare.publisher import Publisher
 from hare.testing import Ledger, ManualClock, memory_app
 from hare.transport.memory.transport import MemoryTransport
 from hare.transport.reconnect import MAX_PAUSE, backoff_delay
+from tests.runtime import echo_app
 
 pytestmark = pytest.mark.anyio
 
@@ -35,19 +36,13 @@ def test_backoff_is_capped_and_jittered() -> None:
 
 async def test_worker_reconnects_and_consumes_again_by_itself() -> None:
     clock = ManualClock()
-    app = memory_app(clock, default_queue="work")
-    ledger = Ledger()
-    ledger.bind()
-
-    @app.task(name="t.echo")
-    async def echo(n: int) -> None:
-        ledger.record("echo", n)
+    app, ledger = echo_app(clock)
 
     transport = flaky(app)
     worker = Worker(app, transport=transport)
     running = asyncio.create_task(worker.run())
     await worker.wait_ready()
-    await echo.adelay(1)
+    await app.asend_task("t.echo", (1,))
     await ledger.wait_for(1)
 
     producer = app.make_transport()  # another process's connection, which stays up
@@ -65,7 +60,7 @@ async def test_worker_reconnects_and_consumes_again_by_itself() -> None:
     await worker.wait_ready()
     assert worker.state == "consuming"
     await ledger.wait_for(2)
-    await echo.adelay(3)
+    await app.asend_task("t.echo", (3,))
     await ledger.wait_for(3)
     worker.stop()
     await running
@@ -164,13 +159,7 @@ async def test_a_worker_started_before_its_broker_waits_for_it(
     worker retries with the reconnect backoff, saying why each attempt failed, live but not
     ready, and consumes once the broker answers (as Celery's retry on startup)."""
     clock = ManualClock()
-    app = memory_app(clock, default_queue="work")
-    ledger = Ledger()
-    ledger.bind()
-
-    @app.task(name="t.echo")
-    async def echo(n: int) -> None:
-        ledger.record("echo", n)
+    app, ledger = echo_app(clock)
 
     transport = flaky(app)
     transport.broker.refusing = True
@@ -187,7 +176,7 @@ async def test_a_worker_started_before_its_broker_waits_for_it(
     await clock.advance_by(MAX_PAUSE)
     await worker.wait_ready()
     assert worker.state == "consuming" and worker.disconnected_since is None
-    await echo.adelay(1)
+    await app.asend_task("t.echo", (1,))
     await ledger.wait_for(1)
     worker.stop()
     await running

@@ -17,11 +17,12 @@ import pytest
 
 from hare.core.topology import Queue
 from hare.errors import BrokerError, BrokerNotReady, TopologyMismatch
-from hare.testing import Ledger, ManualClock, memory_app
+from hare.testing import ManualClock, memory_app
 from hare.transport.amqp.errors import broker_error
 from hare.transport.memory.transport import MemoryTransport
 from hare.transport.reconnect import MAX_PAUSE
 from hare.worker import Worker
+from tests.runtime import echo_app
 
 pytestmark = pytest.mark.anyio
 
@@ -71,13 +72,7 @@ async def test_a_worker_subscribes_again_until_the_node_caught_up(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = ManualClock()
-    app = memory_app(clock, default_queue="work")
-    ledger = Ledger()
-    ledger.bind()
-
-    @app.task(name="t.echo")
-    async def echo(n: int) -> None:
-        ledger.record("echo", n)
+    app, ledger = echo_app(clock)
 
     node = CatchingUp(monkeypatch)
     node.refusals = 3
@@ -93,7 +88,7 @@ async def test_a_worker_subscribes_again_until_the_node_caught_up(
         r.getMessage() for r in caplog.records if "subscribing: not done yet" in r.getMessage()
     ]
     assert len(tries) == 3 and all("running replica" in line for line in tries)
-    await echo.adelay(7)
+    await app.asend_task("t.echo", (7,))
     await ledger.wait_for(1)
     assert ledger.runs == [("echo", 7)]
     worker.stop()

@@ -25,6 +25,7 @@ from hare.testing import Ledger, ManualClock, memory_app, until
 from hare.transport.memory.transport import MemoryTransport
 from hare.transport.reconnect import MAX_PAUSE
 from hare.worker.runs import Runs, run_key
+from tests.runtime import echo_app
 
 pytestmark = pytest.mark.anyio
 
@@ -91,18 +92,6 @@ async def test_a_copy_delivered_while_the_task_runs_is_settled_by_its_outcome(
     await app.aclose()
 
 
-def _echo_app() -> tuple[Hare, Ledger]:
-    app = memory_app(ManualClock(), default_queue=QUEUE)
-    ledger = Ledger()
-    ledger.bind()
-
-    @app.task(name="t.echo")
-    async def echo(n: int) -> None:
-        ledger.record("echo", n)
-
-    return app, ledger
-
-
 async def _send_twice(app: Hare, ledger: Ledger, change: dict[str, int]) -> MemoryTransport:
     """Send one message, wait until it ran, then send it again with `change` applied (a
     retry count, a replay count, or nothing: a producer whose confirm was lost)."""
@@ -126,7 +115,7 @@ async def _send_twice(app: Hare, ledger: Ledger, change: dict[str, int]) -> Memo
 
 
 async def test_a_copy_published_again_after_the_run_is_acked_not_run() -> None:
-    app, ledger = _echo_app()
+    app, ledger = echo_app(queue=QUEUE)
     await _send_twice(app, ledger, {})
     assert ledger.runs == [("echo", 1)]
 
@@ -135,7 +124,7 @@ async def test_a_copy_published_again_after_the_run_is_acked_not_run() -> None:
     "change", [{"retries": 1}, {REPLAYS_HEADER: 1}], ids=["a retry", "a replayed dead letter"]
 )
 async def test_a_retry_or_a_replay_of_the_same_task_id_runs(change: dict[str, int]) -> None:
-    app, ledger = _echo_app()
+    app, ledger = echo_app(queue=QUEUE)
     await _send_twice(app, ledger, change)
     assert ledger.runs == [("echo", 1), ("echo", 1)]
 
@@ -203,7 +192,7 @@ class _worker:
 
 
 async def test_the_same_id_sent_again_in_another_group_or_with_other_arguments_runs() -> None:
-    app, ledger = _echo_app()
+    app, ledger = echo_app(queue=QUEUE)
     async with _worker(app) as transport:
         _, message = app.build_message("t.echo", (1,), {}, {"task_id": "same"})
         publisher = Publisher(transport, app.settings, app.clock)

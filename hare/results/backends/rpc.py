@@ -160,7 +160,13 @@ class RpcBackend:
             attempt = 0
             while True:
                 try:
-                    await reconnect(transport, clock=self._clock, rng=self._rng, what="rpc results")
+                    await reconnect(
+                        transport,
+                        clock=self._clock,
+                        rng=self._rng,
+                        what="rpc results",
+                        retry_tls=True,
+                    )
                     await self._subscribe(transport)
                     break
                 except BrokerError as exc:

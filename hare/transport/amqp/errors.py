@@ -126,18 +126,21 @@ def route(envelope: Envelope | None) -> dict[str, str]:
     return {"exchange": envelope.exchange, "routing_key": envelope.routing_key}
 
 
-def connect_failure(exc: BaseException, url: str, waited: float) -> str:
+def connect_failure(exc: BaseException, url: str, waited: float, *, tls: str | None = None) -> str:
     """Why connecting to `url` failed, in the broker's terms rather than aiormq's.
 
     RabbitMQ refuses a login by closing the socket (aiormq: `ProbableAuthenticationError`),
     and a vhost the user may not open by `connection.close` in place of `open-ok` (aiormq:
-    `InvalidFrameError` naming `Connection.Close`); a closed port is errno 111.
+    `InvalidFrameError` naming `Connection.Close`); a closed port is errno 111. `tls` is the
+    TLS cause `tls.explain` found, if any.
     """
     parts = urlsplit(url)
     user = unquote(parts.username or "guest")
     vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
     port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
     where = f"{parts.hostname or 'localhost'}:{port}"
+    if tls is not None:
+        return f"{where}: {tls}"
     if isinstance(exc, TimeoutError):
         return f"no answer from {where} within {waited:.1f}s"
     if isinstance(

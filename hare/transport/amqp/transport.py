@@ -38,6 +38,7 @@ from hare.transport.amqp.errors import (
     quiet_aiormq_connection_logs,
     route,
 )
+from hare.transport.amqp.tls import explain
 from hare.transport.base import DeliveryHandler
 from hare.transport.fieldtable import AmqpProperties, hare_properties
 
@@ -201,21 +202,23 @@ class AmqpTransport:
         deadline = loop.time() + self._connect_timeout
         failures: list[str] = []
         last: BaseException | None = None
+        tls_failed = False  # a TLS misconfiguration: raised as such, never waited out
         for index, url in enumerate(self._urls):
             share = max(0.0, deadline - loop.time()) / (len(self._urls) - index)
             try:
                 async with asyncio.timeout(share):
                     connection = await aiormq.connect(url)
             except AIORMQ_ERRORS as exc:  # TimeoutError included
-                failures.append(connect_failure(exc, url, share))
-                last = exc
+                tls = await explain(exc, url, probe_for=min(5.0, max(1.0, deadline - loop.time())))
+                failures.append(connect_failure(exc, url, share, tls=tls))
+                tls_failed, last = tls_failed or tls is not None, exc
             else:
                 return connection
         if isinstance(last, TimeoutError):
             detail = f"no broker within {self._connect_timeout}s: " + "; ".join(failures)
         else:
             detail = "cannot connect to the broker: " + "; ".join(failures)
-        raise errors.BrokerUnavailable(detail) from last
+        raise (errors.BrokerTLSError if tls_failed else errors.BrokerUnavailable)(detail) from last
 
     def _adopt(self, connection: aiormq.Connection) -> None:
         self._connection = connection

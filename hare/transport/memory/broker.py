@@ -18,6 +18,7 @@ from hare.core.envelope import Envelope
 from hare.core.topology import Binding, Exchange, Queue
 from hare.errors import (
     BrokerError,
+    BrokerUnavailable,
     ConfigurationError,
     MessageReturned,
     NotFound,
@@ -78,8 +79,9 @@ class MemoryBroker:
         }
         self._queues: dict[str, MemoryQueue] = {}
         self._connections = 0
-        #: For tests: while true, every `connect()` fails as if the broker were down.
-        self.refusing = False
+        #: For tests: while true, every `connect()` fails as if the broker were down; an
+        #: error (e.g. a `BrokerTLSError`) instead is what every `connect()` raises.
+        self.refusing: bool | BrokerUnavailable = False
         self._timer = DeadlineTimer(lambda: self.clock, self._next_deadline, self._fire)
 
     # -- introspection, for tests -----------------------------------------------------------

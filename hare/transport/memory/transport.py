@@ -150,7 +150,10 @@ class MemoryTransport:
         """Open the connection; a no-op when it is open."""
         if self._connected:
             return
-        if self._broker.refusing:
+        refusal = self._broker.refusing
+        if isinstance(refusal, BrokerUnavailable):
+            raise type(refusal)(*refusal.args)
+        if refusal:
             raise BrokerUnavailable("the memory broker refuses connections (it is 'down')")
         self._broker.attach()
         self._connected = True
