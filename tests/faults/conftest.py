@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -36,7 +37,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import psutil
 import pytest
 
-from hare import Hare
+from hare import Hare, HareError
 from hare.core.topology import DEAD_SUFFIX
 from hare.testing import eventually
 from tests.apps.fault_app import Ledger, Run
@@ -51,24 +52,18 @@ Figures = Callable[..., None]
 # -- rabbitmqctl ---------------------------------------------------------------------------
 
 
-def rabbitmqctl_sync(*args: str, timeout: float = 60.0) -> str:
-    """Run `rabbitmqctl -q ARGS`; raise with its output if it fails."""
-    done = subprocess.run(
-        ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=timeout
-    )
+def command_sync(*argv: str, timeout: float = 60.0) -> str:
+    """Run a command; its output, or a RuntimeError with it if it fails."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
-        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stdout}{done.stderr}")
+        raise RuntimeError(f"{' '.join(argv)} failed: {done.stdout}{done.stderr}")
     return done.stdout
 
 
-async def rabbitmqctl(*args: str, within: float = 60.0) -> str:
-    """`rabbitmqctl -q ARGS` without blocking the event loop (producers keep publishing)."""
+async def command(*argv: str, within: float = 60.0) -> str:
+    """`command_sync` without blocking the event loop (producers keep publishing)."""
     process = await asyncio.create_subprocess_exec(
-        "rabbitmqctl",
-        "-q",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
     try:
         async with asyncio.timeout(within):
@@ -79,8 +74,18 @@ async def rabbitmqctl(*args: str, within: float = 60.0) -> str:
         raise
     text = output.decode(errors="replace")
     if process.returncode != 0:
-        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {text}")
+        raise RuntimeError(f"{' '.join(argv)} failed: {text}")
     return text
+
+
+def rabbitmqctl_sync(*args: str, timeout: float = 60.0) -> str:
+    """Run `rabbitmqctl -q ARGS`; raise with its output if it fails."""
+    return command_sync("rabbitmqctl", "-q", *args, timeout=timeout)
+
+
+async def rabbitmqctl(*args: str, within: float = 60.0) -> str:
+    """`rabbitmqctl -q ARGS` without blocking the event loop (producers keep publishing)."""
+    return await command("rabbitmqctl", "-q", *args, within=within)
 
 
 def _broker_is_local() -> bool:
@@ -101,14 +106,19 @@ def private_vhost(amqp_url: str, suite: str) -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail(message + " -- under CI that is a failure")
         pytest.skip(message)
+    yield from scratch_vhost(amqp_url, suite, rabbitmqctl_sync)
+
+
+def scratch_vhost(amqp_url: str, suite: str, ctl: Callable[..., str]) -> Iterator[str]:
+    """A vhost `hare-<suite>-<random>` made and deleted with `ctl` (`rabbitmqctl -q ...`)."""
     vhost = f"hare-{suite}-{uuid.uuid4().hex[:8]}"
     user = urlsplit(amqp_url).username or "guest"
-    rabbitmqctl_sync("add_vhost", vhost)
+    ctl("add_vhost", vhost)
     try:
-        rabbitmqctl_sync("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+        ctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
         yield vhost_url(amqp_url, vhost)
     finally:
-        rabbitmqctl_sync("delete_vhost", vhost)
+        ctl("delete_vhost", vhost)
 
 
 @pytest.fixture(scope="session")
@@ -303,12 +313,14 @@ class Workers:
         processes: int = 1,
         drain_timeout: float = 30.0,
         delivery_limit: int | None = None,
+        url: str | None = None,
     ) -> WorkerProcess:
+        """Start a worker of `queue` (comma-separated: several), on `url` or the suite's."""
         name = name or f"worker-{len(self.started) + 1}"
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("HARE_")}
         env |= {
-            "HARE_BROKER_URL": self.url,
+            "HARE_BROKER_URL": url or self.url,
             "HARE_QUEUE_TYPE": queue_type,
             "PYTHONPATH": str(ROOT),
             "FAULT_LEDGER": str(self.ledger.path),
@@ -396,6 +408,62 @@ async def publish_jobs(
                 for i, (task, key, ms) in enumerate(todo[first : first + batch], start=first)
             )
         )
+
+
+async def produce_paced(
+    app: Hare,
+    prefix: str,
+    stop: asyncio.Event,
+    sent: dict[str, float],
+    *,
+    rate: float,
+    loops: int,
+    limit: int | None = None,
+) -> int:
+    """Publish `fault.work` tasks of 5-30 ms keyed `<prefix><n>`, `rate` a second from `loops`
+    concurrent loops (each waits for its confirm), until `stop` is set or `limit` were sent.
+
+    `sent` gets each confirmed key with the moment its publish returned; the result is how
+    many publishes failed (their keys are not in `sent`)."""
+    counter = itertools.count()
+    failures = 0
+    interval = loops / rate
+
+    async def loop(n: int) -> None:
+        nonlocal failures
+        rng = random.Random(n)
+        due = time.monotonic()
+        while not stop.is_set():
+            number = next(counter)
+            if limit is not None and number >= limit:
+                return
+            key = f"{prefix}{number}"
+            try:
+                await app.asend_task("fault.work", [key, rng.randint(5, 30)], task_id=key)
+            except HareError:
+                failures += 1
+            else:
+                sent[key] = time.monotonic()
+            due += interval
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+
+    await asyncio.gather(*(loop(n) for n in range(loops)))
+    return failures
+
+
+async def finish(
+    ledger: Ledger, keys: set[str], started: Sequence[WorkerProcess], within: float = 60.0
+) -> tuple[list[bool], list[int]]:
+    """Wait (up to `within`) until every key ran to its end, and a second more for a late
+    duplicate; then which workers were still alive, and their exit codes after SIGTERM.
+    What never ran is for the caller to report (with the ledger)."""
+    try:
+        await eventually(lambda: keys <= ledger.refresh().ended(), within=within)
+    except AssertionError:
+        pass  # the caller reports what is missing
+    await asyncio.sleep(1.0)
+    alive = [worker.alive for worker in started]
+    return alive, [await worker.stop() for worker in started]
 
 
 @pytest.fixture

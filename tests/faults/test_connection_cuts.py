@@ -15,16 +15,19 @@ running it again (`hare.worker.runs`):
 from __future__ import annotations
 
 import asyncio
-import itertools
-import random
 import time
 
 import pytest
 
-from hare import Hare, HareError
-from hare.testing import eventually
 from tests.apps.fault_app import Ledger
-from tests.faults.conftest import Broker, Figures, Workers, producer_app
+from tests.faults.conftest import (
+    Broker,
+    Figures,
+    Workers,
+    finish,
+    produce_paced,
+    producer_app,
+)
 
 pytestmark = [pytest.mark.amqp, pytest.mark.fault, pytest.mark.anyio]
 
@@ -34,31 +37,6 @@ CONCURRENCY = 16
 CUTS = 3
 #: Seconds of load before the first cut, and between cuts.
 WARMUP, BETWEEN = 1.5, 1.5
-
-
-async def produce(app: Hare, prefix: str, stop: asyncio.Event, sent: dict[str, float]) -> int:
-    """Publish `RATE` tasks a second until `stop`; return how many publishes failed."""
-    counter = itertools.count()
-    failures = 0
-    interval = LOOPS / RATE
-
-    async def loop(n: int) -> None:
-        nonlocal failures
-        rng = random.Random(n)
-        due = time.monotonic()
-        while not stop.is_set():
-            key = f"{prefix}{next(counter)}"
-            try:
-                await app.asend_task("fault.work", [key, rng.randint(5, 30)], task_id=key)
-            except HareError:
-                failures += 1
-            else:
-                sent[key] = time.monotonic()
-            due += interval
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-
-    await asyncio.gather(*(loop(n) for n in range(LOOPS)))
-    return failures
 
 
 @pytest.mark.timeout(180)
@@ -84,7 +62,7 @@ async def test_connection_cuts_lose_nothing_and_a_worker_runs_nothing_twice(
     try:
         for worker in started:
             await worker.wait_ready()
-        producing = asyncio.create_task(produce(app, "k", stop, sent))
+        producing = asyncio.create_task(produce_paced(app, "k", stop, sent, rate=RATE, loops=LOOPS))
         began = time.monotonic()
         await asyncio.sleep(WARMUP)
         for _ in range(CUTS):
@@ -93,13 +71,7 @@ async def test_connection_cuts_lose_nothing_and_a_worker_runs_nothing_twice(
         stop.set()
         failures = await producing
         seconds = time.monotonic() - began
-        try:
-            await eventually(lambda: set(sent) <= ledger.refresh().ended(), within=60)
-        except AssertionError:
-            pass  # reported below, with what is missing
-        await asyncio.sleep(1.0)  # a late duplicate would show
-        alive = [worker.alive for worker in started]
-        codes = [await worker.stop() for worker in started]
+        alive, codes = await finish(ledger, set(sent), started)
     finally:
         await app.aclose()
 
