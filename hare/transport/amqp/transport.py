@@ -350,6 +350,8 @@ class AmqpTransport:
                 async with asyncio.timeout(self._timeout):
                     return await call(channel)
             except AIORMQ_ERRORS as exc:
+                if isinstance(exc, TimeoutError) and self._channels.get(job) is channel:
+                    del self._channels[job]  # aiormq refuses calls on it, yet not is_closed
                 raise self._error(exc, op, what) from exc
 
     # -- publish -----------------------------------------------------------------------------
