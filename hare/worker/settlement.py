@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -22,9 +23,10 @@ from hare.core.headers import ETA_HEADER, REDELIVERIES_HEADER
 from hare.core.message import Message
 from hare.core.outcome import Failed, Outcome, Rejected, RetryRequested
 from hare.core.retry import Ack, DeadLetterAs, Requeue, RetryAt, RetryIn
-from hare.errors import DelayTooLong
+from hare.errors import BrokerNotReady, DelayTooLong, PublishNacked, PublishTimeout
 from hare.publisher import Publisher
 from hare.task import Task
+from hare.worker.patience import until_done
 from hare.worker.verdict import Verdict
 
 __all__ = ("Settlement",)
@@ -40,6 +42,7 @@ class Settlement:
         self._transport = publisher.transport
         self._clock = clock
         self._delivery_limit = delivery_limit
+        self._rng = random.Random()
 
     async def ack(self, delivery: Delivery) -> None:
         await self._transport.ack(delivery)
@@ -186,9 +189,22 @@ class Settlement:
         level: int = logging.ERROR,
     ) -> None:
         """Publish the delivery to `<queue>.dead` with `dead`'s reason, confirmed, then ack;
-        logged at `level` (INFO where the task's own line said how it failed)."""
+        logged at `level` (INFO where the task's own line said how it failed).
+
+        A dead letter the broker refuses (basic.nack: the dead-letter queue's node is down) or
+        does not confirm in time is published again after a backoff pause, for as long as the
+        connection lasts: the delivery stays unsettled here meanwhile, holding its prefetch
+        slot, and nothing is lost. (Left unsettled on a live channel it held the slot until
+        the connection closed.) A lost connection raises: the broker delivers it again."""
         envelope = dead_letter_envelope(delivery, dead, now=self._clock.time())
-        await self._transport.publish(envelope)
+        await until_done(
+            f"dead-lettering into {envelope.routing_key!r}",
+            lambda: self._transport.publish(envelope),
+            retry_on=(PublishNacked, PublishTimeout, BrokerNotReady),
+            clock=self._clock,
+            rng=self._rng,
+            going=lambda: True,
+        )
         if before_ack is not None:
             before_ack()
         await self._transport.ack(delivery)
