@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hare import Hare
+from hare import Hare, Reject
 
-__all__ = ("Ledger", "Run", "app", "crash", "work", "work_sync")
+__all__ = ("Ledger", "Run", "app", "crash", "fail", "requeue", "work", "work_sync")
 
 app = Hare("fault", default_queue=os.environ.get("FAULT_QUEUE", "fault"))
 
@@ -53,6 +53,23 @@ def work_sync(key: str, ms: int) -> None:
     _record("start", key)
     time.sleep(ms / 1000)
     _record("end", key)
+
+
+@app.task(name="fault.fail")
+def fail(key: str) -> None:
+    """Raise, so that the worker dead-letters the message (its run is in the ledger)."""
+    _record("start", key)
+    _record("end", key)
+    raise RuntimeError(f"fault.fail {key}")
+
+
+@app.task(name="fault.requeue")
+def requeue(key: str) -> None:
+    """Give the message back to its queue every time: the broker dead-letters it once it was
+    delivered `delivery_limit` times (a quorum queue's `x-delivery-limit`)."""
+    _record("start", key)
+    _record("end", key)
+    raise Reject("fault.requeue", requeue=True)
 
 
 @app.task(name="fault.crash")
