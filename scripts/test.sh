@@ -11,6 +11,7 @@
 # The full run (no pytest arguments) runs everything on the system RabbitMQ (3.10 on Debian 12),
 # then the broker tiers (amqp, transport, faults, interop) once more on RabbitMQ 4.0, which it
 # starts itself beside the system broker (scripts/rabbitmq/node.sh).
+# Last, the cluster tier (tests/cluster): see cluster_tier below.
 #
 # Dependencies: the known-good versions pinned in requirements/dev.lock (refresh it with
 # scripts/lock.sh). `scripts/test.sh --latest [pytest args]` installs the newest releases
@@ -57,6 +58,24 @@ if [ "$unit" = 0 ]; then
     ensure_redis
 fi
 
+# The cluster tier (tests/cluster, marker `cluster`): node loss on a 3-node RabbitMQ 4.0 cluster
+# on loopback (scripts/rabbitmq/cluster.sh: a Debian chroot, ports 5681-5683; needs root). The
+# cluster is started here and stopped when the script exits, however it exits (a cluster that
+# ran before is left running). Without root it is skipped, except under CI, where it fails.
+cluster_tier() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "== cluster tier: needs root for scripts/rabbitmq/cluster.sh" >&2
+        [ -z "${CI:-}" ] || return 1
+        return 0
+    fi
+    echo "== cluster tier: 3-node RabbitMQ 4.0 (scripts/rabbitmq/cluster.sh)" >&2
+    if ! scripts/rabbitmq/cluster.sh status >/dev/null 2>&1; then
+        trap 'scripts/rabbitmq/cluster.sh stop >/dev/null 2>&1 || true' EXIT
+    fi
+    nice -n 10 scripts/rabbitmq/cluster.sh start >/dev/null
+    .venv/bin/python -m pytest -m cluster tests/cluster
+}
+
 echo "== ruff" >&2
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
@@ -69,15 +88,16 @@ echo "== module and function sizes" >&2
 echo "== pytest" >&2
 if [ "$unit" = 1 ]; then
     echo "   (unit tier: no broker)" >&2
-    .venv/bin/python -m pytest -m "not amqp and not fault and not slow" \
-        --ignore=tests/compat --ignore=tests/celery_suite --hypothesis-profile=unit "$@"
+    .venv/bin/python -m pytest -m "not amqp and not fault and not slow and not cluster" \
+        --ignore=tests/compat --ignore=tests/cluster --ignore=tests/celery_suite \
+        --hypothesis-profile=unit "$@"
 elif [ "$#" -gt 0 ]; then
     .venv/bin/python -m pytest "$@"
 else
     # The compat suite imports Celery projects whose @shared_task registrations are global to
     # a Celery process: it runs in a pytest process of its own so they cannot leak into the
     # interop and canvas tests' Celery apps (and the other way round).
-    .venv/bin/python -m pytest --ignore=tests/compat
+    .venv/bin/python -m pytest --ignore=tests/compat --ignore=tests/cluster
     echo "== pytest tests/compat (own process; hare workers on the Celery apps' prefork pool)" >&2
     .venv/bin/python -m pytest tests/compat
     echo "== pytest tests/compat, hare variant, hare worker --pool threads" >&2
@@ -92,4 +112,5 @@ else
         echo "rabbitmq4: RabbitMQ 4.0 did not start: under CI the 4.0 tier must run" >&2
         exit 1
     fi
+    cluster_tier
 fi
