@@ -7,6 +7,7 @@ delays          delay lateness and what a worker holds (hare only)
 periodic        periodic ticks across worker processes
 pool            hare's prefork pool next to its threads pool and Celery's prefork, sync tasks
 profile         where hare spends its time enqueueing and draining
+cluster         one quorum queue on the 3-node RabbitMQ 4.0 cluster: enqueue and drain
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 
 
 def _commands() -> dict[str, Callable[[list[str]], None]]:
-    from benchmarks import core, delays, periodic, pool, profile, run
+    from benchmarks import cluster, core, delays, periodic, pool, profile, run
 
     return {
         "run": run.main,
@@ -25,6 +26,7 @@ def _commands() -> dict[str, Callable[[list[str]], None]]:
         "periodic": periodic.main,
         "pool": pool.main,
         "profile": profile.main,
+        "cluster": cluster.main,
     }
 
 

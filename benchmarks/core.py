@@ -76,50 +76,87 @@ def celery_properties(headers: dict[str, Any]) -> aiormq.spec.Basic.Properties:
     )
 
 
-async def raw_round(url: str, n: int, *, celery: bool = False) -> tuple[float, float]:
-    """The raw loop; with `celery`, publishing hare's exact message (headers and all), its
-    header table encoded by pamqp per publish as any aiormq user's would be."""
-    queue = "hare-bench.raw"
+async def declare_quorum(url: str, queue: str) -> None:
+    """Delete `queue` and declare it again, as a quorum queue, through `url` (on a cluster
+    the node the declaration goes through leads the queue)."""
     connection = await aiormq.connect(url)
-    channel = await connection.channel(publisher_confirms=True)
+    channel = await connection.channel()
     await channel.queue_delete(queue)
     await channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
-    plain = aiormq.spec.Basic.Properties(delivery_mode=2, content_type="application/json")
-    messages = [celery_message(i) if celery else (raw_body(i), None) for i in range(n)]
-
-    async def publish(i: int) -> None:
-        body, headers = messages[i]
-        properties = plain if headers is None else celery_properties(headers)
-        confirm = await channel.basic_publish(body, routing_key=queue, properties=properties)
-        if not isinstance(confirm, aiormq.spec.Basic.Ack):
-            raise RuntimeError(f"not confirmed: {confirm!r}")
-
-    enqueue = await windows(n, publish)
-    consumer = await connection.channel()
-    await consumer.basic_qos(prefetch_count=PREFETCH)
-    done = asyncio.Event()
-    got = 0
-
-    async def on_message(message: aiormq.abc.DeliveredMessage) -> None:
-        nonlocal got
-        json.loads(message.body)
-        await message.channel.basic_ack(message.delivery_tag or 0)
-        got += 1
-        if got >= n:
-            done.set()
-
-    started = time.perf_counter()
-    ok = await consumer.basic_consume(queue, on_message)
-    await asyncio.wait_for(done.wait(), 300)
-    drain = time.perf_counter() - started
-    await consumer.basic_cancel(ok.consumer_tag or "")
-    await asyncio.sleep(0.2)
-    await channel.queue_delete(queue)
     await connection.close()
+
+
+class RawLoop:
+    """The raw loop on one queue, in steps: `open`, `enqueue`, `drain` (each returns the
+    seconds it took), `close`; several can run side by side (one queue each)."""
+
+    def __init__(self, url: str, n: int, *, celery: bool, queue: str = "hare-bench.raw") -> None:
+        self.url, self.n, self.queue = url, n, queue
+        self.messages = [celery_message(i) if celery else (raw_body(i), None) for i in range(n)]
+        self.plain = aiormq.spec.Basic.Properties(delivery_mode=2, content_type="application/json")
+
+    async def open(self, declare_url: str | None = None) -> None:
+        """(Re)declare the queue through `declare_url` (default: the loop's URL); connect."""
+        await declare_quorum(declare_url or self.url, self.queue)
+        self.connection = await aiormq.connect(self.url)
+        self.channel = await self.connection.channel(publisher_confirms=True)
+
+    async def enqueue(self) -> float:
+        async def publish(i: int) -> None:
+            body, headers = self.messages[i]
+            properties = self.plain if headers is None else celery_properties(headers)
+            confirm = await self.channel.basic_publish(
+                body, routing_key=self.queue, properties=properties
+            )
+            if not isinstance(confirm, aiormq.spec.Basic.Ack):
+                raise RuntimeError(f"not confirmed: {confirm!r}")
+
+        return await windows(self.n, publish)
+
+    async def drain(self) -> float:
+        consumer = await self.connection.channel()
+        await consumer.basic_qos(prefetch_count=PREFETCH)
+        done = asyncio.Event()
+        got = 0
+
+        async def on_message(message: aiormq.abc.DeliveredMessage) -> None:
+            nonlocal got
+            json.loads(message.body)
+            await message.channel.basic_ack(message.delivery_tag or 0)
+            got += 1
+            if got >= self.n:
+                done.set()
+
+        started = time.perf_counter()
+        ok = await consumer.basic_consume(self.queue, on_message)
+        await asyncio.wait_for(done.wait(), 300)
+        seconds = time.perf_counter() - started
+        await consumer.basic_cancel(ok.consumer_tag or "")
+        return seconds
+
+    async def close(self) -> None:
+        await asyncio.sleep(0.2)
+        await self.channel.queue_delete(self.queue)
+        await self.connection.close()
+
+
+async def raw_round(
+    url: str, n: int, *, celery: bool = False, declare_url: str | None = None
+) -> tuple[float, float]:
+    """The raw loop; with `celery`, publishing hare's exact message (headers and all), its
+    header table encoded by pamqp per publish as any aiormq user's would be. The queue is
+    declared through `declare_url` (default: `url`)."""
+    loop = RawLoop(url, n, celery=celery)
+    await loop.open(declare_url)
+    enqueue = await loop.enqueue()
+    drain = await loop.drain()
+    await loop.close()
     return n / enqueue, n / drain
 
 
-async def hare_round(url: str, n: int) -> tuple[float, float]:
+async def hare_round(url: str, n: int, *, declare_url: str | None = None) -> tuple[float, float]:
+    """hare's loop; with `declare_url`, the queue is declared through it first (as a quorum
+    queue with hare's arguments) and hare uses it as it is."""
     queue = "hare-bench.core"
     app = Hare("bench", broker=url, environ={}, default_queue=queue)
     done = asyncio.Event()
@@ -135,6 +172,10 @@ async def hare_round(url: str, n: int) -> tuple[float, float]:
     publisher = await app.publisher()
     await publisher.transport.delete_queue(queue)
     publisher.forget_declarations()
+    if declare_url is not None:
+        elsewhere = Hare("bench", broker=declare_url, environ={}, default_queue=queue)
+        await (await elsewhere.publisher()).ensure_queue(queue)
+        await elsewhere.aclose()
     await noop.adelay(-1)  # warm-up: declares the queue
     got = -1
     enqueue = await windows(n, noop.adelay)
