@@ -101,6 +101,7 @@ async def test_delayed_tasks_waiting_in_the_ladder_all_run_when_a_node_dies(
         queue_type="quorum",
         tasks=TASKS,
         delays=f"{EARLIEST:.0f}-{LATEST:.0f} s",
+        concurrency=CONCURRENCY,
         waiting_at_kill=waiting,
         lost=len(missing),
         duplicates=len(duplicates),
