@@ -24,9 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from hare.core.topology import DEAD_SUFFIX, dead_letter_queue
 from hare.testing import eventually
-from hare.transport.amqp.transport import AmqpTransport
 from tests.faults.conftest import (
     ROOT,
     WorkerProcess,
@@ -114,8 +112,15 @@ class Cluster:
         return command_sync(*self._script("ctl", str(n), "-q", *args), timeout=timeout)
 
     async def ctl(self, *args: str, node: int | None = None, within: float = 60.0) -> str:
-        n = node or self.running()[0]
-        return await command(*self._script("ctl", str(n), "-q", *args), within=within)
+        """`rabbitmqctl -q ARGS` on `node`; by default on the nodes that run, in turn, until
+        one answers (a node killed a moment ago may still take TCP connections)."""
+        failure: RuntimeError | None = None
+        for n in [node] if node else self.running():
+            try:
+                return await command(*self._script("ctl", str(n), "-q", *args), within=within)
+            except RuntimeError as exc:
+                failure = exc
+        raise failure or RuntimeError("no node of the cluster runs")
 
     async def kill_node(self, n: int) -> None:
         """SIGKILL node `n` (a crash: no goodbye to its peers or clients)."""
@@ -153,19 +158,15 @@ class Cluster:
         return self.node_of((await self.queues(vhost))[queue].leader)
 
 
-async def declare_apart(cluster: Cluster, url: str, queue: str, *, work: int, dead: int) -> int:
-    """Declare `<queue>.dead` through node `dead` (a classic queue lives where it is
-    declared) and `queue` through node `work`; the node that leads `queue`."""
-    async with AmqpTransport(cluster.urls(url, [dead])) as transport:
-        await transport.declare_queue(dead_letter_queue(queue, "quorum"))
-    app = producer_app(cluster.urls(url, [work]), queue)
+async def declare_through(cluster: Cluster, url: str, queue: str, node: int) -> int:
+    """Declare `queue` and `<queue>.dead` as a producer does, connected to node `node` (which
+    then leads both); the node that leads `queue`."""
+    app = producer_app(cluster.urls(url, [node]), queue)
     try:
         await (await app.publisher()).ensure_queue(queue)
     finally:
         await app.aclose()
-    queues = await cluster.queues(vhost_of(url))
-    assert cluster.node_of(queues[queue + DEAD_SUFFIX].leader) == dead, queues
-    return cluster.node_of(queues[queue].leader)
+    return await cluster.leader_of(vhost_of(url), queue)
 
 
 def tails(*started: WorkerProcess) -> str:

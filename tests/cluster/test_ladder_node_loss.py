@@ -4,8 +4,12 @@
 (`hare.core.ladder`); then the node that leads the most levels, and the work queue, is
 SIGKILLed; one worker is connected to it, the other to another node. The levels elect leaders
 on the nodes left, and a message keeps its place in its level's log and its expiry: it leaves
-each level on time and moves on by at-least-once dead-lettering. Every task runs; one runs
-twice only if the dead node's connection held it unsettled (its ack was lost with the node).
+each level on time and moves on by at-least-once dead-lettering. Every task runs, and none
+runs more than twice. A task runs twice when the dead node's connection held it unsettled (the
+worker on it ran it, its ack was lost with the node, the other worker got it), or when a level
+(or the work queue) changed leaders while a dead letter from it was not yet confirmed: the new
+leader sends it again (at-least-once dead-lettering) and the copy reaches the other worker. A
+worker settles the copies that reach it by its first run's outcome (`hare.worker.runs`).
 How late each task started after its eta is a figure (p50, p99, max), not an assertion.
 """
 
@@ -21,7 +25,7 @@ import pytest
 
 from hare.core.ladder import LEVELS, level_name
 from tests.apps.fault_app import Ledger
-from tests.cluster.conftest import Cluster, declare_apart, tails
+from tests.cluster.conftest import Cluster, declare_through, tails
 from tests.faults.conftest import Figures, Workers, finish, producer_app, vhost_of
 
 pytestmark = [pytest.mark.cluster, pytest.mark.anyio]
@@ -62,7 +66,7 @@ async def test_delayed_tasks_waiting_in_the_ladder_all_run_when_a_node_dies(
     cleanup.append(queue)
     victim = await ladder_leader(nodes, cluster_url)
     near, far = nodes.others(victim)
-    await declare_apart(nodes, cluster_url, queue, work=victim, dead=near)
+    await declare_through(nodes, cluster_url, queue, victim)
     started = [
         workers.start(
             queue, name=f"w{i}", url=nodes.urls(cluster_url, order), concurrency=CONCURRENCY
@@ -93,6 +97,7 @@ async def test_delayed_tasks_waiting_in_the_ladder_all_run_when_a_node_dies(
         await app.aclose()
 
     ledger.refresh()
+    on_victim = started[0].pid
     missing = sorted(set(due) - ledger.ended())
     duplicates = {key: runs for key, runs in ledger.duplicates().items() if key in due}
     lateness = [runs[0].started - due[key] for key, runs in ledger.runs.items() if key in due]
@@ -105,6 +110,7 @@ async def test_delayed_tasks_waiting_in_the_ladder_all_run_when_a_node_dies(
         waiting_at_kill=waiting,
         lost=len(missing),
         duplicates=len(duplicates),
+        duplicates_first_on_victim=sum(1 for r in duplicates.values() if r[0].pid == on_victim),
         lateness_p50=round(percentile(lateness, 0.50), 3),
         lateness_p99=round(percentile(lateness, 0.99), 3),
         lateness_max=round(max(lateness), 3),
@@ -114,8 +120,7 @@ async def test_delayed_tasks_waiting_in_the_ladder_all_run_when_a_node_dies(
     assert waiting > TASKS // 2, "the kill came after most tasks had left the ladder"
     assert not missing, (len(missing), missing[:20], logs)
     assert all(alive) and codes == [0, 0], logs
-    # A task runs twice only if the dead node's connection held it unsettled: the worker on it
-    # ran it, its ack was lost with the node, and the broker gave it to the other worker.
-    on_victim = started[0].pid
-    assert all(len(r) == 2 and r[0].pid == on_victim for r in duplicates.values()), duplicates
-    assert len(duplicates) <= CONCURRENCY, (len(duplicates), logs)
+    # At most the victim's prefetch of unsettled deliveries, plus one window of at-least-once
+    # dead-lettering (RabbitMQ's dead-letter worker holds up to 32 unconfirmed per queue).
+    assert all(len(runs) == 2 for runs in duplicates.values()), duplicates
+    assert len(duplicates) <= CONCURRENCY + 32, (len(duplicates), logs)

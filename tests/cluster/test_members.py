@@ -2,8 +2,8 @@
 
 A `hare worker` and a producer (a task now, a task in 5 s) declare hare's objects through
 the cluster; `rabbitmqctl list_queues name type members online` then says where each lives.
-A queue with one member is lost with its node: a work queue, a ladder level and the
-revocation stream must have a member on every node.
+A queue with one member is lost with its node: a work queue, its dead-letter queue, a ladder
+level and the revocation stream must have a member on every node.
 """
 
 from __future__ import annotations
@@ -38,29 +38,21 @@ def everywhere(cluster: Cluster) -> set[str]:
     return {cluster.node_name(n) for n in cluster.nodes}
 
 
-async def test_work_queue_ladder_and_revocations_have_a_member_on_every_node(
+async def test_work_queue_dead_letters_ladder_and_revocations_have_a_member_on_every_node(
     nodes: Cluster, cluster_url: str, workers: Workers, unique: str, cleanup: list[str]
 ) -> None:
     queue = f"members-{unique}"
     cleanup.append(queue)
     queues = await declared(nodes, cluster_url, workers, queue)
-    replicated = [queue, STREAM, PARKING_QUEUE, *(level_name(i) for i in range(LEVELS))]
+    replicated = [
+        queue,
+        queue + DEAD_SUFFIX,
+        STREAM,
+        PARKING_QUEUE,
+        *(level_name(i) for i in range(LEVELS)),
+    ]
     for name in replicated:
         info = queues[name]
         assert info.type == ("stream" if name == STREAM else "quorum"), info
         assert set(info.members) == everywhere(nodes), info
         assert set(info.online) == everywhere(nodes), info
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 19: <queue>.dead is a classic queue (hare.core.topology.dead_letter_queue), "
-    "which lives on one node; the DLQ design is being decided",
-)
-async def test_dead_letter_queue_has_a_member_on_every_node(
-    nodes: Cluster, cluster_url: str, workers: Workers, unique: str, cleanup: list[str]
-) -> None:
-    queue = f"dlqmembers-{unique}"
-    cleanup.append(queue)
-    info = (await declared(nodes, cluster_url, workers, queue))[queue + DEAD_SUFFIX]
-    assert set(info.members) == everywhere(nodes), info

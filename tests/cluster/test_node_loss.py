@@ -15,8 +15,8 @@ next URL in its list and carries on.
   then started again under load. It rejoins, the work queue and the ladder regain their third
   member, and nothing runs twice.
 
-`<queue>.dead` is declared on a node that stays up: it is a classic queue, which lives on one
-node, and its loss is another scenario (`test_dead_letters.py`).
+`<queue>.dead` is declared with the work queue, through the same node, which leads both: a
+quorum queue too, it loses a member with the node and nothing else.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from hare import Hare
 from hare.core.ladder import LEVELS, level_name
 from hare.testing import eventually
 from tests.apps.fault_app import Ledger, Run
-from tests.cluster.conftest import Cluster, declare_apart, tails
+from tests.cluster.conftest import Cluster, declare_through, tails
 from tests.faults.conftest import (
     Figures,
     Workers,
@@ -149,7 +149,7 @@ async def test_killing_the_leaders_node_under_load_loses_no_confirmed_task(
 ) -> None:
     queue = f"loss-{unique}"
     cleanup.append(queue)
-    leader = await declare_apart(nodes, cluster_url, queue, work=1, dead=3)
+    leader = await declare_through(nodes, cluster_url, queue, 1)
     near, far = nodes.others(leader)
     on_leader = workers.start(
         queue, name="on-leader", url=nodes.urls(cluster_url, [leader, far, near]),
@@ -206,7 +206,7 @@ async def test_the_killed_node_rejoins_under_load_and_nothing_runs_twice(
     queue = f"back-{unique}"
     cleanup.append(queue)
     vhost = vhost_of(cluster_url)
-    leader = await declare_apart(nodes, cluster_url, queue, work=2, dead=3)
+    leader = await declare_through(nodes, cluster_url, queue, 2)
     near, far = nodes.others(leader)
     started = [
         workers.start(
