@@ -95,7 +95,8 @@ def _ladder(f: Figure) -> list[Row]:
             "3-node cluster",
             f"SIGKILL of the node leading the ladder levels and the work queue "
             f"({f['waiting_at_kill']:,} tasks still waiting)",
-            f"{f['duplicates']} (unsettled on the dead node's connection)",
+            f"{f['duplicates']} ({f['duplicates_first_on_victim']} first run on the dead node's "
+            "connection, the others sent again by at-least-once dead-lettering)",
             str(f["lost"]),
             f"lateness after the eta: p50 {f['lateness_p50']} s, p99 {f['lateness_p99']} s, "
             f"max {f['lateness_max']} s",
@@ -139,7 +140,10 @@ NOTES = [
     "a task ran twice only if the dead node's connections held it unsettled (each such task "
     "ran exactly twice, at most the worker's prefetch plus one publish per producing loop).",
     "- **ladder node loss**: 2,000 tasks with an eta 1-20 s ahead wait in the delay ladder; "
-    "the node leading most levels (and the work queue) dies. All ran; the lateness is the "
+    "the node leading most levels (and the work queue) dies, one worker connected to it. All "
+    "ran, none more than twice: a task runs twice when the dead node's connection held it "
+    "unsettled, or when a level changed leaders with its dead letter not yet confirmed (the "
+    "new leader sends it again) and the copy reached the other worker. The lateness is the "
     "first start after the eta, from the ledger.",
     "- **node back**: the leader's node dies (no client on it) and is started again under "
     "load; the work queue and all 32 ladder levels have 3 online members again, and nothing "
