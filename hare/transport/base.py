@@ -37,6 +37,12 @@ class Consumer(Protocol):
 
     queue: str
 
+    @property
+    def is_active(self) -> bool:
+        """Whether deliveries may still come: not after `cancel` or `close`, nor once the
+        broker cancelled it (its queue was deleted) or its channel or connection closed."""
+        ...
+
     async def cancel(self) -> None:
         """Stop receiving new deliveries (basic.cancel); unsettled ones stay unsettled."""
         ...
@@ -134,4 +140,9 @@ class Transport(Protocol):
 
     async def message_count(self, queue: str) -> int:
         """How many ready messages `queue` holds."""
+        ...
+
+    async def consumer_count(self, queue: str) -> int:
+        """How many consumers `queue` has, as a passive declare reports them: with
+        `x-single-active-consumer` on a quorum queue, only the active one counts."""
         ...

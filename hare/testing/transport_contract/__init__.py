@@ -33,10 +33,11 @@ closed channel) the tests poll with a deadline (`eventually`); TTL tests use a T
 RabbitMQ applies on arrival, so they need no waiting either. Time-driven expiry is tested on
 the memory transport with a `ManualClock` (hare's tests/transport/test_memory.py).
 
-The tests are grouped by concern (`publishing`, `consuming`, `queues`); `TransportContract`
-holds them all (its bases in reverse, as pytest collects the last base's tests first). Marks
-combine through the class hierarchy (pytest collects `pytestmark` along the MRO), so a
-subclass can add `pytestmark = pytest.mark.amqp` and keep the anyio mark set here.
+The tests are grouped by concern (`publishing`, `consuming`, `consumers`, `queues`);
+`TransportContract` holds them all (its bases in reverse, as pytest collects the last base's
+tests first). Marks combine through the class hierarchy (pytest collects `pytestmark` along
+the MRO), so a subclass can add `pytestmark = pytest.mark.amqp` and keep the anyio mark set
+here.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from hare.testing.transport_contract.consumers import ConsumerContract
 from hare.testing.transport_contract.consuming import ConsumingContract
 from hare.testing.transport_contract.publishing import PublishingContract
 from hare.testing.transport_contract.queues import QueueContract
@@ -54,7 +56,7 @@ from hare.testing.transport_contract.support import ContractEnv, TransportFactor
 __all__ = ("ContractEnv", "TransportContract", "TransportFactory", "eventually")
 
 
-class TransportContract(QueueContract, ConsumingContract, PublishingContract):
+class TransportContract(QueueContract, ConsumerContract, ConsumingContract, PublishingContract):
     """Behaviour every Transport shows, on RabbitMQ 3.10 semantics."""
 
     pytestmark = pytest.mark.anyio

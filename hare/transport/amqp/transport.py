@@ -328,9 +328,14 @@ class AmqpTransport:
         return ok.message_count or 0
 
     async def message_count(self, queue: str) -> int:
+        return (await self._passive(queue)).message_count or 0
+
+    async def consumer_count(self, queue: str) -> int:
+        return (await self._passive(queue)).consumer_count or 0
+
+    async def _passive(self, queue: str) -> spec.Queue.DeclareOk:
         declare = lambda ch: ch.queue_declare(queue, passive=True)  # noqa: E731
-        ok = await self._call("declare", f"queue {queue!r}", declare)
-        return ok.message_count or 0
+        return await self._call("declare", f"queue {queue!r}", declare)
 
     def _refuse_stream(self, queue: str, method: str) -> None:
         # RabbitMQ answers with connection.close 540 NOT_IMPLEMENTED: refuse it beforehand.

@@ -67,6 +67,11 @@ class MemoryConsumer:
         self._transport = transport
         self._state = queue
 
+    @property
+    def is_active(self) -> bool:
+        """Whether deliveries still come (not after cancel, close, or the queue's deletion)."""
+        return self.active and self._transport.is_connected
+
     def has_capacity(self) -> bool:
         return self.active and (self.prefetch == 0 or self.unsettled < self.prefetch)
 
@@ -274,6 +279,14 @@ class MemoryTransport:
     async def message_count(self, queue: str) -> int:
         self._ensure_connected()
         return self._broker.message_count(queue)
+
+    async def consumer_count(self, queue: str) -> int:
+        self._ensure_connected()
+        state = self._broker.open_queue(queue, self)
+        if state.settings.single_active_consumer and state.settings.quorum:
+            # A quorum queue counts its active consumer only (measured on 3.10.8 and 4.0.5).
+            return min(1, len(state.subscribers))
+        return len(state.subscribers)
 
     # -- internals ------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ FORWARDED = frozenset(
         "publish",
         "purge",
         "message_count",
+        "consumer_count",
     }
 )
 
@@ -94,6 +95,9 @@ class ForwardingTransport:
 
     async def message_count(self, queue: str) -> int:
         return int(self._relay.call("message_count", queue))
+
+    async def consumer_count(self, queue: str) -> int:
+        return int(self._relay.call("consumer_count", queue))
 
     async def consume(
         self,
