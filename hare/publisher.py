@@ -170,7 +170,14 @@ class Publisher:
         """Declare again on next use (after a reconnect, or after queues were deleted)."""
         self._done.clear()
 
-    async def send(self, queue: str, message: Message, *, via_ladder: bool | None = None) -> None:
+    async def send(
+        self,
+        queue: str,
+        message: Message,
+        *,
+        via_ladder: bool | None = None,
+        guard: Callable[[], None] | None = None,
+    ) -> None:
         """Publish `message` to `queue` and wait until the broker confirmed it.
 
         A message with an `eta` at least one ladder unit ahead travels through the delay
@@ -184,12 +191,19 @@ class Publisher:
 
         `via_ladder` overrides the `delays` setting for this message: a worker sending back a
         message that came early, or a retry, parks it in the ladder, or it would spin on it.
+
+        `guard` is called before each attempt; what it raises ends the send unsent (the
+        periodic scheduler's "do I still lead?", which a reconnect answers with no).
         """
         if signals.before_task_publish.receivers:
             message = _announce(queue, message)
-        await self.retrying(
-            f"publish to {queue!r}", lambda: self._send_once(queue, message, via_ladder)
-        )
+
+        async def attempt() -> None:
+            if guard is not None:
+                guard()
+            await self._send_once(queue, message, via_ladder)
+
+        await self.retrying(f"publish to {queue!r}", attempt)
         if signals.after_task_publish.receivers:
             signals.after_task_publish.send(
                 sender=message.task,

@@ -44,7 +44,7 @@ def add_purge_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
 def run_purge(args: argparse.Namespace) -> int:
     try:
         for queue in args.queues:
-            if queue.startswith((ladder.PREFIX + ".", ticks.PREFIX + ".")):
+            if queue.startswith((ladder.PREFIX + ".", ticks.PREFIX + ".", ticks.V1_PREFIX + ".")):
                 raise UsageError(f"{queue} is hare's own (delay ladder or schedules); not purged")
         app = load_app(app_path(args))
     except (UsageError, ConfigurationError) as exc:

@@ -1,18 +1,18 @@
 """`hare schedules APP`: each periodic schedule, the spec the fleet runs, and its next occurrence.
 
 The spec the fleet runs is the pending tick's (a newer deploy's workers may have replaced the
-one in the local code), so the tick is read from its slot: taken with basic.get, a copy
-offered back at once, and the original acked only once the copy is in. The slot is empty
-for the milliseconds that takes; should another pod's offer fill it meanwhile, the copy is
-refused and the original is dropped as the workers' own check drops a tick it replaced,
-unless its occurrence is due within 2 s: then it goes back too (two ticks, for different
-occurrences, until the first fires and its successor is refused). A tick about to fire is
+one in the local code), so the tick is read from its slot: taken with basic.get and put back
+with a requeue. Only the leading worker may publish to a slot (`hare.periodic.election`), so
+the CLI never offers a copy. The slot looks empty for the milliseconds the tick is out; should
+the leader's watchdog offer meanwhile, the slot holds two ticks until they fire, and the leader
+fires an occurrence once (it drops a second tick for one it fired). A tick about to fire is
 not read at all.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -33,9 +33,8 @@ from hare.errors import (
     HareError,
     MessageError,
     NotFound,
-    PublishNacked,
 )
-from hare.periodic.ticks import Tick, slot_name, tick_envelope, tick_from
+from hare.periodic.ticks import Tick, slot_name, tick_from, v1_tick_queue_name
 
 if TYPE_CHECKING:
     from hare.app import Hare
@@ -95,7 +94,7 @@ async def read_pending(transport: Transport, app: Hare, schedule: str) -> Pendin
     try:
         depth = await transport.message_count(slot)
     except NotFound:
-        return PendingTick("no slot yet (no worker has run)")
+        return await _no_slot(transport, app)
     if depth == 0:
         return PendingTick("none (a worker will offer one)")
     local = app.periodics.get(schedule)
@@ -107,19 +106,19 @@ async def read_pending(transport: Transport, app: Hare, schedule: str) -> Pendin
     delivery = await transport.get(slot)
     if delivery is None:
         return PendingTick("firing now (taken by a worker)")
+    await transport.reject(delivery, requeue=True)
     try:
         tick = tick_from(delivery.body, delivery.properties)
     except MessageError:
-        await transport.reject(delivery, requeue=True)
-        return PendingTick("unreadable (a worker replaces it)")
-    try:
-        await transport.publish(tick_envelope(tick, now=app.clock.time()))
-    except PublishNacked:  # another pod's offer filled the slot meanwhile
-        if tick.occurrence_ms / 1000 - app.clock.time() < IMMINENT:
-            await transport.reject(delivery, requeue=True)
-            return PendingTick("yes", tick)
-    await transport.ack(delivery)
+        return PendingTick("unreadable (the leading worker replaces it)")
     return PendingTick("yes", tick)
+
+
+async def _no_slot(transport: Transport, app: Hare) -> PendingTick:
+    with contextlib.suppress(NotFound):
+        if await transport.consumer_count(v1_tick_queue_name(app.main or "app")):
+            return PendingTick("kept by periodic v1 workers (an upgrade in progress)")
+    return PendingTick("no slot yet (no worker has run)")
 
 
 async def schedule_rows(app: Hare) -> list[tuple[str, ...]]:

@@ -35,6 +35,10 @@ TICK_SPEC_HASH = "hare-spec-hash"
 TICK_GENERATION = "hare-generation"
 TICK_TASK = "hare-task"
 TICK_QUEUE = "hare-queue"
+#: On a leadership token in the tick queue: the scheduler process that published it, and its
+#: serial number there (`hare.periodic.election`).
+TICK_POD = "hare-pod"
+TICK_SERIAL = "hare-serial"
 
 #: Headers RabbitMQ adds when it dead-letters. A message republished with them still on is
 #: silently dropped by RabbitMQ 3.10-3.13's dead-letter cycle detection the next time it

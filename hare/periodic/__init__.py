@@ -1,7 +1,10 @@
-"""Periodic tasks without beat: every worker offers each tick, the broker keeps one.
+"""Periodic tasks without beat: the broker picks the worker that runs the schedules.
 
-* `schedules` (pure): `every`, `Interval`, `cron` and the `Schedule` protocol;
+* `schedules` (pure): `every`, `Interval`, `cron`, the `Schedule` protocol and `Periodic`;
 * `cron` (pure): cron expressions and their next occurrence;
-* `ticks` (pure): a tick's wire format and its slot queues;
-* `scheduler`: `Periodic` (a registration) and `Scheduler` (offers ticks, runs them once).
+* `ticks` (pure): the tick queue, the slots and the messages they carry (ticks, tokens, releases);
+* `election`: which worker leads (the tick queue's single active consumer, holding a token);
+* `slots`: how the leader keeps one pending tick per schedule;
+* `upgrade`: a v2 fleet waits while periodic v1 workers run, then deletes their queues;
+* `scheduler`: `Scheduler`, a worker's part in all this (fires each occurrence once).
 """

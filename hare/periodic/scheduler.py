@@ -1,63 +1,63 @@
-"""Periodic tasks without a beat process: every worker keeps every schedule's tick alive.
+"""Periodic tasks without a beat process: the broker picks the worker that runs the schedules.
 
-See `hare.periodic.ticks` for the mechanism. Each worker process, at start and then on a watchdog
-timer, offers each schedule a tick for its first occurrence after `now + guard`; the slot
-refuses all but one. Whoever receives the expired tick first offers the next tick, then
-publishes the task (its id derived from schedule and occurrence), then acks. Offering the next
-tick first keeps the slot empty for milliseconds only, and the guard keeps a pod whose clock
-lags from re-offering the occurrence that is firing right now.
+See `hare.periodic.ticks` for the queues, `hare.periodic.election` for how the broker picks one
+worker (the leader), and `hare.periodic.slots` for how the leader keeps one tick per schedule.
+Every worker consumes the tick queue and takes part; only the leader offers ticks, at start
+and then on a watchdog timer. When a tick expires it reaches the leader, which offers the next
+tick, acks, then publishes the task (its id derived from schedule and occurrence).
+
+In that order, a leader that dies at any point never makes an occurrence run twice: before the
+ack the next leader gets the tick back and fires it (the slot already holds its successor, so
+no second successor goes in); after the ack the occurrence is lost, the one case where a
+leader's death costs a run. A second tick for an occurrence this worker fired (a dead leader's
+offer landing late) is dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from hare.clock import Clock
 from hare.core.envelope import Delivery
 from hare.core.headers import PERIODIC_HEADER
 from hare.core.message import Message
-from hare.errors import MessageError, MessageReturned, PublishNacked
+from hare.errors import MessageError
+from hare.periodic.election import Election, NotLeading
 from hare.periodic.schedules import Periodic, parse_canonical
+from hare.periodic.slots import Slots
 from hare.periodic.ticks import (
+    Release,
     Tick,
+    kind_of,
     occurrence_task_id,
-    replaces,
-    slot_queue,
-    tick_envelope,
+    release_envelope,
+    release_from,
+    slot_name,
     tick_from,
     tick_queue,
-    tick_queue_name,
 )
+from hare.periodic.upgrade import Upgrade
 from hare.publisher import Publisher
 from hare.transport.base import Consumer, Transport
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ("Scheduler",)
 
 logger = logging.getLogger("hare.periodic")
 
-#: Header on a periodic task's message: `[schedule, occurrence ms]`.
 #: A tick this late (all workers were down) is a missed occurrence: skipped unless catch_up.
 MISSED_AFTER = 60.0
 #: How long an `overlap=False` run holds its schedule before the next occurrence may start
 #: anyway (a run whose worker died must not stop the schedule for good).
 LEASE = 3600.0
-#: How soon a watchdog looks again after a round that could not settle the slot: the tick
-#: left it between our refused offer and our look, or another pod refilled it before our
-#: replacement went in. Either clears within moments; waiting a whole period instead let an
-#: old spec fire for up to two periods after a deploy (seen: 7.7 s with a 3 s watchdog).
-RECHECK = 0.2
 
 
 class Scheduler:
-    """Keeps the app's schedules' ticks alive from one worker process."""
+    """This worker's part in keeping the app's schedules: it leads them or stands by."""
 
     def __init__(
         self,
@@ -78,167 +78,167 @@ class Scheduler:
         self._rng = rng
         self.generation = generation
         self.watchdog = watchdog
-        self.offers = self.accepted = 0
-        # Schedules whose pending tick could not be checked (an occurrence was about to fire),
-        # with how long to wait before checking again.
-        self._deferred: dict[str, float] = {}
+        self.election = Election(
+            app_name,
+            self._transport,
+            generation=generation,
+            on_delivery=self._on_delivery,
+            on_lead=self._on_lead,
+        )
+        self.slots = Slots(app_name, self._transport, clock, self.election, generation=generation)
+        self.upgrade = Upgrade(app_name, self._transport, clock, self.entries)
+        #: The last occurrence this worker fired, per schedule: a tick for one up to it is a
+        #: duplicate (or stale) and is dropped.
+        self.fired: dict[str, int] = {}
+        self._tasks: set[asyncio.Future[None]] = set()
 
     # -- life cycle ----------------------------------------------------------------------------
 
     async def subscribe(self) -> Consumer:
-        """Declare the slots and the tick queue, offer ticks, and consume the tick queue."""
+        """Declare the tick queue and the slots, and take part in the election."""
         await self._transport.declare_queue(tick_queue(self.app))
         for name in self.entries:
-            await self._transport.declare_queue(slot_queue(self.app, name))
-        await self.maintain_all()
-        return await self._transport.consume(tick_queue_name(self.app), self.on_tick, prefetch=8)
+            await self.slots.declare(name)
+        return await self.election.subscribe()
 
     async def run_watchdog(self) -> None:
-        """Every `watchdog` seconds (jittered by ±20%), offer every schedule's tick again.
+        """Every `watchdog` seconds (jittered by ±20%): keep the lead, and if this worker
+        leads, offer every schedule's tick again.
 
-        A check that had to be put off because an occurrence was about to fire, or that found
-        the slot changing under it, is retried just after, not a whole period later: a deploy
-        takes over within about one period.
+        A check put off because an occurrence was about to fire, or that found the slot
+        changing under it, is retried just after, not a whole period later: a deploy takes
+        over within about one period.
         """
         while True:
             pause = self.watchdog * self._rng.uniform(0.8, 1.2)
-            if self._deferred:
-                pause = min(pause, max(self._deferred.values()) + 0.1)
-                self._deferred.clear()
-            await self._clock.sleep(pause)
+            await self._clock.sleep(min(pause, self._soon() or pause))
             try:
-                await self.maintain_all()
+                epoch = await self.election.round()
+                if epoch is not None:
+                    await self.lead(epoch)
+            except NotLeading:
+                pass  # the next leader's bootstrap does it
             except Exception:
                 logger.exception("periodic watchdog round failed; trying again next round")
 
-    async def maintain_all(self) -> None:
-        for entry in self.entries.values():
-            await self.maintain(entry)
+    async def lead(self, epoch: int) -> None:
+        """Offer every schedule's tick, unless periodic v1 workers still run them."""
+        if await self.upgrade.allows():
+            for entry in self.entries.values():
+                await self.slots.maintain(entry, epoch)
 
-    # -- offering ------------------------------------------------------------------------------
+    def _on_lead(self, epoch: int) -> None:
+        self.slots.forget()
+        task = asyncio.ensure_future(self._bootstrap(epoch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    def tick_for(self, entry: Periodic, after: float, *, kind: str = "tick") -> Tick:
-        """`entry`'s tick for its first occurrence strictly after `after` (epoch seconds)."""
-        moment = datetime.fromtimestamp(after, UTC)
-        occurrence = entry.schedule.next_after(moment)
-        return Tick(
-            app=self.app,
-            schedule=entry.name,
-            occurrence_ms=round(occurrence.timestamp() * 1000),
-            spec=entry.schedule.canonical,
-            spec_hash=entry.schedule.spec_hash,
-            generation=self.generation if entry.generation is None else entry.generation,
-            task=entry.task,
-            queue=entry.queue,
-            args=entry.args,
-            kwargs=entry.kwargs,
-            kind=kind,
-        )
+    async def _bootstrap(self, epoch: int) -> None:
+        """Offer every tick on taking the lead; look again soon at what had to be put off."""
+        while self.election.leads(epoch):
+            try:
+                await self.lead(epoch)
+            except NotLeading:
+                return
+            except Exception:
+                logger.exception("periodic bootstrap failed; the watchdog tries again")
+                return
+            soon = self._soon()
+            if soon is None:
+                return
+            await self._clock.sleep(soon)
 
-    async def offer(self, tick: Tick) -> bool:
-        """Offer `tick` to its slot: True if the broker took it, False if the slot is full."""
-        self.offers += 1
+    def _soon(self) -> float | None:
+        """How soon to look again at the checks put off (`None`: none was)."""
+        soon = list(self.slots.deferred.values())
+        if self.upgrade.recheck is not None:
+            soon.append(self.upgrade.recheck)
+        self.slots.deferred.clear()
+        return max(soon) + 0.1 if soon else None
+
+    async def release(self, schedule: str, occurrence_ms: int) -> None:
+        """An `overlap=False` run finished (on any worker): ask the leader for the next tick."""
+        if schedule not in self.entries:
+            return
+        release = Release(app=self.app, schedule=schedule, occurrence_ms=occurrence_ms)
+        await self._publisher.publish(release_envelope(release), what=f"release of {schedule}")
+
+    # -- the leader's deliveries ---------------------------------------------------------------
+
+    async def _on_delivery(self, delivery: Delivery, epoch: int) -> None:
+        kind = kind_of(delivery.properties)
         try:
-            await self._transport.publish(tick_envelope(tick, now=self._clock.time()))
-        except PublishNacked:
-            return False
-        except MessageReturned:  # the slot was deleted (a schedule retired, then restored)
-            await self._transport.declare_queue(slot_queue(self.app, tick.schedule))
-            return await self.offer(tick)
-        self.accepted += 1
-        return True
+            if kind in ("tick", "lease"):
+                await self.on_tick(delivery, epoch)
+            elif kind == "release":
+                await self._on_release(delivery, epoch)
+            else:
+                logger.error("dropping a %r message from %s", kind, delivery.queue)
+                await self._transport.ack(delivery)
+        except NotLeading:
+            logger.info("lost the lead while handling a %s; the next leader handles it", kind)
 
-    def guard(self, entry: Periodic) -> float:
-        """How far ahead bootstrap and watchdog offers look: min(2 s, half a period).
-
-        It must exceed the worst clock skew between pods, or a pod whose clock lags could
-        offer the occurrence that is firing right now (a duplicate); and guard + lateness +
-        handling must stay below the period, or an occurrence could be skipped. A 1 s schedule
-        thus tolerates up to 0.5 s of skew (research/delays.md §3.9-i measured 0 duplicates
-        and 0 skips with 300 ms of skew and a 500 ms guard).
-        """
-        first = entry.schedule.next_after(datetime.fromtimestamp(self._clock.time(), UTC))
-        second = entry.schedule.next_after(first)
-        return min(2.0, (second - first).total_seconds() / 2)
-
-    async def maintain(self, entry: Periodic) -> None:
-        """Make sure `entry` has a pending tick of the newest spec (bootstrap and watchdog)."""
-        now = self._clock.time()
-        guard = self.guard(entry)
-        mine = self.tick_for(entry, now + guard)
-        if await self.offer(mine):
-            logger.debug("schedule %s: offered occurrence %d", entry.name, mine.occurrence_ms)
-            return
-        # The slot is full. Look at what it holds, but not when an occurrence is about to
-        # fire: while we hold it, another pod's offer could take the slot for the occurrence
-        # after, and the imminent one would be skipped.
-        upcoming = self.tick_for(entry, now).occurrence_ms / 1000
-        if upcoming - now < guard:
-            self._deferred[entry.name] = upcoming - now + guard
-            return
-        await self._peek_and_settle(entry, mine)
-
-    async def _peek_and_settle(self, entry: Periodic, mine: Tick) -> None:
-        """Take the pending tick out and put back the one that should be pending.
-
-        Never `reject(requeue=True)`: a requeued message bypasses `x-max-length`, and the slot
-        could end up holding two ticks (measured).
-        """
-        delivery = await self._transport.get(mine_slot := slot_queue(self.app, entry.name).name)
-        if delivery is None:
-            self._deferred[entry.name] = RECHECK  # the tick is firing; its next one follows
-            return
-        try:
-            pending = tick_from(delivery.body, delivery.properties)
-        except MessageError:
-            await self._transport.ack(delivery)  # garbage in a slot: replace it
-            await self.offer(mine)
-            return
-        keep = pending if pending.kind == "lease" or not replaces(mine, pending) else mine
-        await self._transport.ack(delivery)
-        if not await self.offer(keep):
-            logger.debug("schedule %s: slot %s refilled meanwhile", entry.name, mine_slot)
-            self._deferred[entry.name] = RECHECK
-        elif keep is mine:
-            logger.warning(
-                "schedule %s: replaced pending tick (generation %d, %s) with generation %d, %s",
-                entry.name,
-                pending.generation,
-                pending.spec,
-                mine.generation,
-                mine.spec,
-            )
-
-    # -- firing --------------------------------------------------------------------------------
-
-    async def on_tick(self, delivery: Delivery) -> None:
-        """A tick expired: offer the next one, publish the task, ack."""
+    async def on_tick(self, delivery: Delivery, epoch: int) -> None:
+        """A tick expired: offer the next one, ack, publish the task."""
         try:
             tick = tick_from(delivery.body, delivery.properties)
         except MessageError as exc:
             logger.error("dropping a message that is not a tick from %s: %s", delivery.queue, exc)
             await self._transport.ack(delivery)
             return
+        if not await self.upgrade.allows():
+            await self._transport.ack(delivery)  # v1 workers fire the schedules
+            return
         entry = self._entry_for(tick)
         if entry is None:
             logger.warning("schedule %s is no longer defined: retiring it", tick.schedule)
             await self._transport.ack(delivery)
-            await self._transport.delete_queue(slot_queue(self.app, tick.schedule).name)
+            await self._transport.delete_queue(slot_name(self.app, tick.schedule))
             return
         now = self._clock.time()
+        before = self.fired.get(tick.schedule)
+        duplicate = tick.kind == "tick" and before is not None and tick.occurrence_ms <= before
+        if tick.kind == "tick" and not duplicate:  # claimed: a copy arriving now is a duplicate
+            self.fired[tick.schedule] = tick.occurrence_ms
+        try:
+            async with self.slots.lock(tick.schedule):
+                await self.slots.offer(self._successor(entry, tick, now, duplicate), epoch)
+            await self._transport.ack(delivery)
+        except BaseException:
+            if tick.kind == "tick" and not duplicate:  # not acked: it comes back, fired then
+                self._unclaim(tick, before)
+            raise
+        if duplicate:
+            logger.warning(
+                "schedule %s: dropped a second tick for %s", tick.schedule, _iso(tick.occurrence_ms)
+            )
+            return
+        await self._fire(entry, tick, now, epoch)
+
+    def _unclaim(self, tick: Tick, before: int | None) -> None:
+        if before is None:
+            self.fired.pop(tick.schedule, None)
+        else:
+            self.fired[tick.schedule] = before
+
+    def _successor(self, entry: Periodic, tick: Tick, now: float, duplicate: bool) -> Tick:
+        """The tick to offer after `tick` (into an empty slot only: a copy's successor is
+        normally there already)."""
+        if tick.kind == "lease":
+            return self.slots.tick_for(entry, now)
+        if entry.overlap or duplicate:  # a duplicate starts no run: no lease for it
+            return self.slots.tick_for(entry, max(tick.occurrence_ms / 1000, now))
+        # The run's placeholder: the slot stays full until the run releases it.
+        return replace(tick, kind="lease", occurrence_ms=round((now + LEASE) * 1000))
+
+    async def _fire(self, entry: Periodic, tick: Tick, now: float, epoch: int) -> None:
         if tick.kind == "lease":
             logger.warning(
                 "schedule %s: the run of %d did not finish within its lease",
                 tick.schedule,
                 tick.occurrence_ms,
             )
-            await self.offer(self.tick_for(entry, now))
-            await self._transport.ack(delivery)
             return
-        if entry.overlap:
-            await self.offer(self.tick_for(entry, max(tick.occurrence_ms / 1000, now)))
-        else:
-            await self.offer(replace(tick, kind="lease", occurrence_ms=round((now + LEASE) * 1000)))
         late = now - tick.occurrence_ms / 1000
         if late > MISSED_AFTER and not entry.catch_up:
             logger.warning(
@@ -248,12 +248,19 @@ class Scheduler:
                 late,
             )
             if not entry.overlap:
-                await self.release(tick.schedule, tick.occurrence_ms)
-        else:
-            await self._publish_task(entry, tick)
-        await self._transport.ack(delivery)
+                await self.slots.release(entry, epoch)
+            return
+        try:
+            await self._publish_task(entry, tick, epoch)
+        except NotLeading:
+            logger.warning(
+                "schedule %s: occurrence %s not published: this worker lost the lead while "
+                "firing it (the tick was acked: this one occurrence is missed)",
+                tick.schedule,
+                _iso(tick.occurrence_ms),
+            )
 
-    async def _publish_task(self, entry: Periodic, tick: Tick) -> None:
+    async def _publish_task(self, entry: Periodic, tick: Tick, epoch: int) -> None:
         task_id = occurrence_task_id(self.app, tick.schedule, tick.occurrence_ms)
         message = Message(
             id=task_id,
@@ -268,7 +275,8 @@ class Scheduler:
             ),
             headers={PERIODIC_HEADER: [tick.schedule, tick.occurrence_ms]},
         )
-        await self._publisher.send(entry.queue, message)
+        # Never again after a reconnect: the lead (and the tick) went with the connection.
+        await self._publisher.send(entry.queue, message, guard=lambda: self.election.check(epoch))
         logger.info(
             "schedule %s: occurrence %s -> task %s[%s]",
             tick.schedule,
@@ -276,6 +284,18 @@ class Scheduler:
             entry.task,
             task_id,
         )
+
+    async def _on_release(self, delivery: Delivery, epoch: int) -> None:
+        try:
+            release = release_from(delivery.properties)
+        except MessageError as exc:
+            logger.error("dropping a malformed release from %s: %s", delivery.queue, exc)
+            await self._transport.ack(delivery)
+            return
+        entry = self.entries.get(release.schedule)
+        if entry is not None and not entry.overlap and await self.upgrade.allows():
+            await self.slots.release(entry, epoch)
+        await self._transport.ack(delivery)
 
     def _entry_for(self, tick: Tick) -> Periodic | None:
         """Ours, or the tick's own description when a newer deploy defines it differently."""
@@ -296,25 +316,6 @@ class Scheduler:
             overlap=entry.overlap if entry else True,
             generation=tick.generation,
         )
-
-    async def release(self, schedule: str, occurrence_ms: int) -> None:
-        """An `overlap=False` run finished: replace its lease with the next tick."""
-        entry = self.entries.get(schedule)
-        if entry is None:
-            return
-        delivery = await self._transport.get(slot_queue(self.app, schedule).name)
-        next_tick = self.tick_for(entry, self._clock.time())
-        if delivery is None:  # the lease expired already; its tick offers the next one
-            return
-        await self._transport.ack(delivery)
-        try:
-            pending = tick_from(delivery.body, delivery.properties)
-        except MessageError:
-            pending = None
-        if pending is not None and pending.kind != "lease":
-            await self.offer(pending)  # not ours to replace: put it back as it was
-            return
-        await self.offer(next_tick)
 
 
 def _iso(millis: int) -> str:

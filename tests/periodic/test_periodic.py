@@ -4,10 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from contextlib import AsyncExitStack
 from unittest import mock
 
 import pytest
@@ -16,57 +13,10 @@ from hare import Hare, Worker
 from hare.core.envelope import Delivery
 from hare.periodic.schedules import every
 from hare.periodic.ticks import occurrence_task_id, slot_name
-from hare.testing import ManualClock
-from hare.transport.memory.transport import MemoryBroker, MemoryTransport
+from hare.transport.memory.transport import MemoryTransport
+from tests.periodic.fleet import START, Fleet
 
 pytestmark = pytest.mark.anyio
-
-START = 1_800_000_000.0  # a multiple of 10 s, so `every(seconds=10)` fires at START + 10k
-
-
-class Fleet:
-    """Apps ("pods") sharing one memory broker and one clock, each with its own ledger."""
-
-    def __init__(self) -> None:
-        self.clock = ManualClock(START)
-        self.broker = MemoryBroker(clock=self.clock)
-        self.runs: list[tuple[str, float]] = []  # (pod, when it ran)
-
-    def app(self, pod: str, *, interval: float = 10, generation: int = 0, **periodic: Any) -> Hare:
-        app = Hare(
-            "fleet",
-            broker="memory://",
-            clock=self.clock,
-            environ={},
-            default_queue="work",
-            generation=generation,
-            watchdog_interval=60,
-        )
-        runs = self.runs
-
-        @app.periodic(every(seconds=interval), name="fleet.tick", **periodic)
-        async def tick() -> None:
-            runs.append((pod, self.clock.time()))
-
-        return app
-
-    @asynccontextmanager
-    async def pod(self, app: Hare) -> AsyncIterator[Worker]:
-        # drain_timeout=0: a run in progress at the end of a test is not waited for (its
-        # clock would have to move)
-        worker = Worker(
-            app, transport=MemoryTransport(self.broker, clock=self.clock), drain_timeout=0
-        )
-        running = asyncio.create_task(worker.run())
-        await worker.wait_ready()
-        try:
-            yield worker
-        finally:
-            worker.stop()
-            await running
-
-    def occurrences(self) -> Counter[float]:
-        return Counter(round(t - START) for _, t in self.runs)
 
 
 async def test_one_pod_fires_each_occurrence_once() -> None:
