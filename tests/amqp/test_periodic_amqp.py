@@ -1,11 +1,18 @@
-"""Periodic ticks on a real RabbitMQ: the broker, not the pods, keeps one tick per schedule."""
+"""Periodic v2 on a real RabbitMQ: the queues as declared, one leader among many workers, and
+a schedule that keeps firing once per occurrence when the leading worker is SIGKILLed."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import os
 import random
-import time
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -13,56 +20,147 @@ from hare.clock import SystemClock
 from hare.core.settings import Settings
 from hare.periodic.scheduler import Scheduler
 from hare.periodic.schedules import Periodic, every
-from hare.periodic.ticks import slot_name, slot_queue, tick_queue_name
+from hare.periodic.ticks import DELIVERY_LIMIT, slot_name, tick_queue_name
 from hare.publisher import Publisher
+from hare.testing import eventually
 from hare.transport.amqp.transport import AmqpTransport
+from tests.amqp.periodic_fleet import PeriodicFleet, tally
 
 pytestmark = [pytest.mark.amqp, pytest.mark.anyio]
 
 
-async def test_eight_pods_starting_at_once_leave_exactly_one_pending_tick(
-    amqp_url: str, unique: str
-) -> None:
-    app = f"boot{unique}"
-    entry = Periodic(name="sched", schedule=every(minutes=1), task="t.x", queue="unused")
+def _schedulers(amqp_url: str, app: str, count: int) -> list[Scheduler]:
+    entry = Periodic(name="sched", schedule=every(minutes=1), task="t.x", queue=app + ".work")
     settings = Settings.resolve({"broker_url": amqp_url}, {})
-    pods = [AmqpTransport(amqp_url, name=f"pod{i}") for i in range(8)]
-    schedulers = [
+    return [
         Scheduler(
             app,
             {"sched": entry},
-            Publisher(pod, settings, SystemClock()),
+            Publisher(AmqpTransport(amqp_url, name=f"pod{i}"), settings, SystemClock()),
             clock=SystemClock(),
             rng=random.Random(i),
         )
-        for i, pod in enumerate(pods)
+        for i in range(count)
     ]
-    for pod in pods:
-        await pod.connect()
-    admin = pods[0]
-    depths = []
+
+
+def _leaders(schedulers: list[Scheduler]) -> list[Scheduler]:
+    return [s for s in schedulers if s.election.epoch is not None]
+
+
+def _list_queues(amqp_url: str) -> dict[str, dict[str, Any]]:
+    """`rabbitmqctl list_queues` of the URL's vhost: each queue's type and arguments."""
+    if shutil.which("rabbitmqctl") is None:
+        message = "this test reads the queues' arguments with rabbitmqctl, which is not on PATH"
+        if os.environ.get("CI"):
+            pytest.fail(message + " -- under CI that is a failure")
+        pytest.skip(message)
+    vhost = unquote(urlsplit(amqp_url).path.lstrip("/")) or "/"
+    command = ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "type", "arguments"]
+    done = subprocess.run(
+        [*command, "--formatter", "json"], capture_output=True, text=True, timeout=60, check=True
+    )
+    return {
+        row["name"]: {"type": row["type"], **{k: v for k, _, v in row["arguments"]}}
+        for row in json.loads(done.stdout)
+    }
+
+
+async def test_tick_queue_and_slot_are_quorum_with_an_explicit_delivery_limit(
+    amqp_url: str, unique: str
+) -> None:
+    app = f"decl{unique}"
+    (scheduler,) = _schedulers(amqp_url, app, 1)
+    transport = scheduler._transport
+    await transport.connect()
     try:
-        await admin.declare_queue(slot_queue(app, "sched"))
-        for _ in range(20):
-            await admin.purge(slot_name(app, "sched"))
-            go = asyncio.Event()
-
-            async def offer(scheduler: Scheduler, go: asyncio.Event = go) -> bool:
-                await go.wait()  # every pod offers its bootstrap tick at the same instant
-                return await scheduler.offer(scheduler.tick_for(entry, time.time() + 2))
-
-            racing = [asyncio.ensure_future(offer(s)) for s in schedulers]
-            await asyncio.sleep(0.05)
-            go.set()
-            accepted = await asyncio.gather(*racing)
-            assert accepted.count(True) == 1
-            depths.append(await admin.message_count(slot_name(app, "sched")))
-        assert depths == [1] * 20
+        await scheduler.subscribe()
+        queues = await asyncio.to_thread(_list_queues, amqp_url)
     finally:
-        await admin.delete_queue(slot_name(app, "sched"))
-        await admin.delete_queue(tick_queue_name(app))
-        for pod in pods:
-            await pod.close()
+        await transport.delete_queue(slot_name(app, "sched"))
+        await transport.delete_queue(tick_queue_name(app))
+        await transport.close()
+    assert queues[tick_queue_name(app)] == {
+        "type": "quorum",
+        "x-queue-type": "quorum",
+        "x-single-active-consumer": True,
+        "x-delivery-limit": DELIVERY_LIMIT,
+    }
+    assert queues[slot_name(app, "sched")] == {
+        "type": "quorum",
+        "x-queue-type": "quorum",
+        "x-max-length": 1,
+        "x-overflow": "reject-publish",
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": tick_queue_name(app),
+        "x-delivery-limit": DELIVERY_LIMIT,
+    }
+
+
+async def test_eight_workers_elect_one_leader_and_keep_one_tick(amqp_url: str, unique: str) -> None:
+    """Eight schedulers start at once: one leads, the slot holds one tick; the leader's
+    connection closes: another leads, still one tick."""
+    app = f"boot{unique}"
+    schedulers = _schedulers(amqp_url, app, 8)
+    transports = [s._transport for s in schedulers]
+    for transport in transports:
+        await transport.connect()
+    admin = transports[0]
+    try:
+        await asyncio.gather(*(s.subscribe() for s in schedulers))
+        (leader,) = await eventually(
+            lambda: len(_leaders(schedulers)) == 1 and _leaders(schedulers)
+        )
+
+        async def one_tick() -> bool:
+            return await admin.message_count(slot_name(app, "sched")) == 1
+
+        await eventually(one_tick)
+        assert sum(s.slots.accepted for s in schedulers) == 1
+        await leader._transport.close()
+        survivors = [s for s in schedulers if s is not leader]
+        await eventually(lambda: len(_leaders(survivors)) == 1)
+        await eventually(one_tick)
+        assert await admin.message_count(tick_queue_name(app)) == 0  # extra tokens acked
+    finally:
+        survivor = transports[1]
+        await survivor.delete_queue(slot_name(app, "sched"))
+        await survivor.delete_queue(tick_queue_name(app))
+        for transport in transports:
+            await transport.close()
+
+
+@pytest.mark.slow
+@pytest.mark.fault
+async def test_sigkilling_the_leading_worker_keeps_the_schedule_firing_once(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    """Two `hare worker`s of a 1 s schedule; the one leading is SIGKILLed: the other takes
+    the lead and the schedule fires on, no occurrence twice, at most one watchdog period of
+    occurrences missed (none, here: the killed worker's token comes back at once)."""
+    fleet = PeriodicFleet(amqp_url, tmp_path, watchdog=3)
+    try:
+        first = fleet.start()
+        await first.wait_for("worker ready")
+        fleet.start()
+        leader = await fleet.leader()
+        await _runs_after(fleet, 3)
+        fleet.kill(leader)
+        killed_at = len(fleet.records())
+        survivor = await fleet.leader(not_=leader)
+        await _runs_after(fleet, killed_at + 5)
+    finally:
+        codes = fleet.stop()
+        await fleet.delete_queues()
+    result = tally(fleet.records())
+    assert result.duplicates == 0, result
+    assert len(result.missed) <= fleet.watchdog, result  # 1 s schedule: seconds = occurrences
+    assert survivor is not leader
+    assert codes[fleet.pods.index(survivor)] == 0
+
+
+async def _runs_after(fleet: PeriodicFleet, count: int, within: float = 60.0) -> None:
+    await eventually(lambda: len(fleet.records()) >= count, within=within, interval=0.1)
 
 
 @pytest.mark.slow
@@ -88,8 +186,8 @@ async def test_a_deploy_that_changes_the_interval_takes_over_within_one_watchdog
     amqp_url: str,
 ) -> None:
     """Three pods of the old version (every 2 s) keep running while a pod of the new version
-    (every 3 s, a higher generation) starts: within one watchdog period plus one occurrence,
-    only the new spec fires, even though the old pods handle some of its ticks."""
+    (every 3 s, a higher generation) starts: the new pod takes the lead, and within one
+    watchdog period plus one occurrence only the new spec fires."""
     from benchmarks.periodic import run_deploy
 
     result = await asyncio.to_thread(run_deploy, amqp_url, watchdog=3)
@@ -101,7 +199,7 @@ async def test_a_deploy_that_changes_the_interval_takes_over_within_one_watchdog
     settled = result["switched"] + 1.2 * result["watchdog"] + 2 + 3 + 0.8
     # Each run after the takeover as (seconds after the new pod was ready, occurrence,
     # generation of the pod that ran it): the new spec (generation 2, every 3 s) alone fires,
-    # each of its occurrences once, even though the old pods run some of its ticks.
+    # each of its occurrences once, even though the old pods run some of its tasks.
     late = [(round(t - result["switched"], 2), o, g) for t, o, g in result["records"]]
     late = [(t, o, g) for t, o, g in late if t > settled - result["switched"]]
     assert len(late) >= 2, (late, result)
