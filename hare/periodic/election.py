@@ -87,12 +87,14 @@ class Election:
         self._waiting: list[Delivery] = []  # ticks that came before a token
         self._serials = itertools.count(1)
         self._stepped_for: set[tuple[str, int]] = set()
-        self._stopping = False
+        self._stopping = False  # no more ticks handled: handing over
+        self._stopped = False  # by the worker: no step-down consumes again
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._tasks: set[asyncio.Future[Any]] = set()
         self._watch: asyncio.Future[None] | None = None
+        self._subscribing = asyncio.Lock()
 
     # -- the lead --------------------------------------------------------------------------
 
@@ -121,7 +123,22 @@ class Election:
     # -- subscribing -------------------------------------------------------------------------
 
     async def subscribe(self) -> Consumer:
-        """Consume the tick queue (declared by the caller) and put a token in."""
+        """Consume the tick queue (declared by the caller) and put a token in.
+
+        One at a time (a step-down and the worker's reconnect may ask together): a consumer
+        left behind would be the active one, holding the schedules with nobody reading it.
+        """
+        async with self._subscribing:
+            self._stopped = False
+            return await self._subscribe()
+
+    async def _resubscribe(self) -> None:
+        """Step down: consume again, at the back of the line (not once stopped)."""
+        async with self._subscribing:
+            if not self._stopped:
+                await self._subscribe()
+
+    async def _subscribe(self) -> Consumer:
         old = self._end_term()
         if old is not None:
             await old.close()  # what it held, a token among it, goes to the next consumer
@@ -139,17 +156,18 @@ class Election:
 
     async def stop(self) -> None:
         """Hand over: finish the ticks being handled (briefly), then close the consumer."""
-        self._stopping = True
+        self._stopping = self._stopped = True
         try:
             async with asyncio.timeout(STOP_GRACE):
                 await self._idle.wait()
         except TimeoutError:
             logger.warning("stopping with ticks still being handled; the next leader redoes them")
-        old = self._end_term()
-        if self._watch is not None:
-            self._watch.cancel()
-        if old is not None:
-            await old.close()
+        async with self._subscribing:
+            old = self._end_term()
+            if self._watch is not None:
+                self._watch.cancel()
+            if old is not None:
+                await old.close()
 
     def _end_term(self) -> Consumer | None:
         """End the current subscription's lead (no I/O); the consumer to close."""
@@ -174,11 +192,11 @@ class Election:
 
     async def round(self) -> int | None:
         """Keep the lead, or the claim to it, alive; return the epoch this worker leads in."""
-        if self._stopping or self._transport.connection_lost.is_set():
+        if self._stopped or self._transport.connection_lost.is_set():
             return None  # the worker reconnects and subscribes again
         if not self.subscribed:
             logger.warning("the tick queue's consumer of %s ended; consuming again", self.app)
-            await self.subscribe()
+            await self._resubscribe()
             return None
         epoch = self._epoch
         if self._leading != epoch:
@@ -189,7 +207,7 @@ class Election:
                 "schedules of %s: the last round's token went to another consumer; stepping down",
                 self.app,
             )
-            await self.subscribe()
+            await self._resubscribe()
             return None
         self._fresh = next(self._serials)
         await self._publish_token(self._fresh)
@@ -252,7 +270,7 @@ class Election:
             self.generation,
         )
         try:
-            await self.subscribe()
+            await self._resubscribe()
         except BrokerError as exc:
             logger.warning("could not consume the tick queue again (%s); next round will", exc)
 

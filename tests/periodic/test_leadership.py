@@ -186,3 +186,28 @@ async def test_v2_fires_nothing_while_v1_workers_run_then_takes_over() -> None:
 
 
 _QUORUM: dict[str, Any] = {"x-queue-type": "quorum"}
+
+
+async def test_a_leader_whose_renewed_token_goes_elsewhere_steps_down() -> None:
+    """In a partition the broker may hand the queue to another consumer without the leader
+    noticing: its renewed token then goes there, and at its next round the leader steps down."""
+    fleet = Fleet()
+    async with AsyncExitStack() as stack:
+        pods = await start_pods(fleet, stack, "ab")
+        await fleet.clock.advance_by(15)
+        (leader,) = leaders(pods)
+        election = scheduler(leader).election
+        renew = election._publish_token
+
+        async def elsewhere(serial: int) -> None:
+            return None  # published, but delivered to another consumer
+
+        election._publish_token = elsewhere  # type: ignore[method-assign]
+        await fleet.clock.advance_by(75)  # one round: the renewed token does not come back
+        election._publish_token = renew  # type: ignore[method-assign]
+        await fleet.clock.advance_by(75)  # the next round: it steps down
+        (successor,) = leaders(pods)
+        assert successor is not leader
+        assert election.subscribed  # in line again
+        await fleet.clock.advance_by(20)
+    assert consecutive(fleet, 10, 180)
