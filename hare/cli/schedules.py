@@ -58,7 +58,7 @@ def add_schedules_parser(commands: argparse._SubParsersAction[argparse.ArgumentP
         help="the periodic schedules: the spec the fleet runs, the next occurrence",
         description="List the app's periodic schedules: the spec in the local code, the spec "
         "the fleet runs (the pending tick's, with its deploy generation) and when it fires "
-        "next. There is no beat process: every worker keeps the schedules going.",
+        "next. There is no beat process: the broker picks the worker that runs them.",
     )
     add_app_argument(parser)
 
@@ -94,9 +94,9 @@ async def read_pending(transport: Transport, app: Hare, schedule: str) -> Pendin
     try:
         depth = await transport.message_count(slot)
     except NotFound:
-        return await _no_slot(transport, app)
+        return await _no_tick(transport, app, "no slot yet (no worker has run)")
     if depth == 0:
-        return PendingTick("none (a worker will offer one)")
+        return await _no_tick(transport, app, "none (the leading worker offers one)")
     local = app.periodics.get(schedule)
     now = app.clock.time()
     if local is not None:
@@ -114,11 +114,12 @@ async def read_pending(transport: Transport, app: Hare, schedule: str) -> Pendin
     return PendingTick("yes", tick)
 
 
-async def _no_slot(transport: Transport, app: Hare) -> PendingTick:
+async def _no_tick(transport: Transport, app: Hare, state: str) -> PendingTick:
+    """No v2 tick: say so, or that periodic v1 workers still run the schedules."""
     with contextlib.suppress(NotFound):
         if await transport.consumer_count(v1_tick_queue_name(app.main or "app")):
             return PendingTick("kept by periodic v1 workers (an upgrade in progress)")
-    return PendingTick("no slot yet (no worker has run)")
+    return PendingTick(state)
 
 
 async def schedule_rows(app: Hare) -> list[tuple[str, ...]]:
