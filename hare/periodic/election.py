@@ -192,7 +192,8 @@ class Election:
 
     async def round(self) -> int | None:
         """Keep the lead, or the claim to it, alive; return the epoch this worker leads in."""
-        if self._stopped or self._transport.connection_lost.is_set():
+        transport = self._transport
+        if self._stopped or not transport.is_connected or transport.connection_lost.is_set():
             return None  # the worker reconnects and subscribes again
         if not self.subscribed:
             logger.warning("the tick queue's consumer of %s ended; consuming again", self.app)
