@@ -176,7 +176,11 @@ async def test_a_fleet_with_a_skewed_clock_and_killed_pods_fires_each_second_onc
     await delete_fleet_queues(amqp_url, result["app"])
     assert result["duplicates"] == 0, result
     assert result["missed"] == [], result
-    assert result["occurrences"] >= 9, result
+    # It fired on after the last kill and start (the last occurrence, in seconds after the
+    # fleet started: the first plus one a second, none missed). Not a count of occurrences:
+    # on a loaded machine the pods take seconds more to start (v1 and v2 alike).
+    last = result["boot_s"] + result["occurrences"] - 1
+    assert last > result["events_at_s"][-1][0], result
     assert result["exit_codes"][1:] == [0] * (len(result["exit_codes"]) - 1), result
 
 
