@@ -37,7 +37,6 @@ from hare.errors import (
     ConfigurationError,
     HareError,
 )
-from hare.periodic.scheduler import Scheduler
 from hare.transport.base import Consumer, Transport
 from hare.transport.reconnect import reconnect
 from hare.worker.adoption import adopt
@@ -370,11 +369,6 @@ class Worker:
     def revocations(self) -> Revocations | None:
         """The revocations this worker honours, once it runs."""
         return None if self._parts is None else self._parts.revocations
-
-    @property
-    def scheduler(self) -> Scheduler | None:
-        """This worker's part in running the periodic schedules, once it runs (if it does)."""
-        return None if self._parts is None else self._parts.scheduler
 
     @property
     def busy_threads(self) -> int:

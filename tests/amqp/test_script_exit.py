@@ -18,7 +18,7 @@ from typing import cast
 import aiormq
 import pytest
 
-from hare.transport.amqp import transport as amqp
+from hare.transport.amqp.errors import cancelled_here
 from hare.transport.amqp.transport import AmqpTransport
 
 SYNC = """
@@ -95,4 +95,4 @@ def test_only_a_cancellation_of_a_live_connection_is_not_a_loss(
     reason: BaseException | None, stuck: bool, expected: bool
 ) -> None:
     connection = cast(aiormq.Connection, _Connection(stuck=stuck))
-    assert amqp._cancelled_here(reason, connection) is expected
+    assert cancelled_here(reason, connection) is expected

@@ -77,9 +77,10 @@ class Fleet:
 
 
 def scheduler(worker: Worker) -> Scheduler:
-    found = worker.scheduler
-    assert found is not None, "the worker runs no schedules"
-    return found
+    """The worker's part in the schedules (it runs, and keeps them)."""
+    parts = worker._parts
+    assert parts is not None and parts.scheduler is not None, "the worker runs no schedules"
+    return parts.scheduler
 
 
 def leaders(workers: list[Worker]) -> list[Worker]:

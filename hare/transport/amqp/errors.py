@@ -5,6 +5,7 @@ Part of the AMQP transport (`hare.transport.amqp`, the only package that imports
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 from collections.abc import Mapping
@@ -12,6 +13,7 @@ from types import MappingProxyType
 from typing import Final, Literal, cast
 from urllib.parse import unquote, urlsplit
 
+import aiormq
 from aiormq import exceptions as aiormq_errors
 from aiormq.channel import EXCEPTION_MAPPING
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError
@@ -24,6 +26,7 @@ __all__ = (
     "AIORMQ_ERRORS",
     "Operation",
     "broker_error",
+    "cancelled_here",
     "connect_failure",
     "quiet_aiormq_connection_logs",
     "route",
@@ -175,6 +178,13 @@ class _ReportedByHare(logging.Filter):
         if logging.getLogger("aiormq").level == logging.DEBUG:  # asked for: keep everything
             return True
         return not (isinstance(record.msg, str) and record.msg.startswith(_REPORTED_BY_HARE))
+
+
+def cancelled_here(reason: BaseException | None, connection: aiormq.Connection) -> bool:
+    """Whether a connection ended because this process cancelled its tasks, not because the
+    broker or the network failed. aiormq also cancels its reader when heartbeats stop (and
+    warns that the connection was stuck itself): that one is a loss."""
+    return isinstance(reason, asyncio.CancelledError) and not connection.is_connection_was_stuck
 
 
 def quiet_aiormq_connection_logs() -> None:

@@ -34,6 +34,7 @@ from hare.transport.amqp.errors import (
     AIORMQ_ERRORS,
     Operation,
     broker_error,
+    cancelled_here,
     connect_failure,
     quiet_aiormq_connection_logs,
     route,
@@ -65,13 +66,6 @@ def _delivery(queue: str, message: DeliveredMessage) -> Delivery:
         redelivered=frame.redelivered,
         handle=message.channel,
     )
-
-
-def _cancelled_here(reason: BaseException | None, connection: aiormq.Connection) -> bool:
-    """Whether a connection ended because this process cancelled its tasks, not because the
-    broker or the network failed. aiormq also cancels its reader when heartbeats stop (and
-    warns that the connection was stuck itself): that one is a loss."""
-    return isinstance(reason, asyncio.CancelledError) and not connection.is_connection_was_stuck
 
 
 def _with_query(url: str, options: Mapping[str, str]) -> str:
@@ -230,7 +224,7 @@ class AmqpTransport:
                 return  # closed by close(), or replaced already
             reason = None if observer.cancelled() else observer.exception()
             self.close_reason = reason
-            if _cancelled_here(reason, connection):
+            if cancelled_here(reason, connection):
                 # Its tasks were cancelled in this process, most often by `asyncio.run`
                 # ending with the app still open: a script that published and returned.
                 log.debug("the broker connection ended: its tasks were cancelled")
