@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from hare.core.codec import get_serializer
-from hare.core.settings import DEFAULT_BROKER_URL, mask_url
+from hare.core.settings import mask_url
 from hare.errors import ConfigurationError, NotSupportedError
 from hare_compat.app.defaults import DEFAULTS
 from hare_compat.app.routes import declared_queues
@@ -118,6 +118,11 @@ _VALUE_CHECKS: Mapping[str, Callable[[str, Any], None]] = {
     "task_default_queue_type": _check_queue_type,
     "task_create_missing_queue_type": _check_queue_type,
 }
+
+
+#: Celery's broker when none is set: no port, so that `broker_use_ssl` alone reaches 5671
+#: (amqps' port), as with kombu, and 5672 otherwise.
+_CELERY_DEFAULT_BROKER_URL = "amqp://guest:guest@localhost/"
 
 
 def broker_url(value: Any, use_ssl: Any, *, label: str = "broker_url") -> str:
@@ -242,7 +247,7 @@ def hare_settings(conf: Settings) -> dict[str, Any]:
     }
     url, use_ssl = conf.broker_url, conf.broker_use_ssl
     if url or use_ssl:
-        arguments["broker"] = broker_url(url or DEFAULT_BROKER_URL, use_ssl)
+        arguments["broker"] = broker_url(url or _CELERY_DEFAULT_BROKER_URL, use_ssl)
     if conf.value_set_for("broker_heartbeat"):
         arguments["heartbeat"] = int(conf.broker_heartbeat)
     if conf.value_set_for("broker_connection_timeout"):
