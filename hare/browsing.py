@@ -86,9 +86,9 @@ class Browser:
         its count still missed 344 of 1,000 dead letters just handed back (4.0.5, a busy
         machine), and the next browse would take only what it counted.
         """
-        while self._taken:
-            key = next(iter(self._taken))
-            await self.transport.reject(self._taken.pop(key), requeue=True)
+        taken, self._taken = self._taken, {}
+        for delivery in taken.values():
+            await self.transport.reject(delivery, requeue=True)
         deadline = asyncio.get_running_loop().time() + HAND_BACK_WAIT
         for queue, expected in self._expected.items():
             while await self.transport.message_count(queue) < expected:

@@ -12,7 +12,10 @@ from typing import Any
 
 from hare.errors import MessageTooLarge
 
-__all__ = ("Delivery", "Envelope", "Properties", "check_size")
+#: RabbitMQ 4.x's default `max_message_size`, and hare's (3.x: 128 MiB).
+DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+
+__all__ = ("DEFAULT_MAX_MESSAGE_SIZE", "Delivery", "Envelope", "Properties", "check_size")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

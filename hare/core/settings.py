@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
+from hare.core.envelope import DEFAULT_MAX_MESSAGE_SIZE
 from hare.core.topology import QueueType, validate_queue_name
 from hare.errors import ConfigurationError
 
@@ -48,7 +49,7 @@ class Settings:
     #: The largest message body hare publishes, in bytes; a larger one raises
     #: `MessageTooLarge` before it is sent. RabbitMQ 4.x's own default limit (16 MiB; 3.x:
     #: 128 MiB); raise both together, up to RabbitMQ's ceiling of 512 MiB.
-    max_message_size: int = 16 * 1024 * 1024
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     #: The deployment's generation (e.g. a release number): a periodic schedule whose spec
     #: changed replaces the pending tick of an older generation's.
     generation: int = 0

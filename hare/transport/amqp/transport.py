@@ -26,7 +26,7 @@ from aiormq.channel import Channel
 from pamqp import commands as spec
 
 from hare import errors
-from hare.core.envelope import Delivery, Envelope, check_size
+from hare.core.envelope import DEFAULT_MAX_MESSAGE_SIZE, Delivery, Envelope, check_size
 from hare.core.settings import mask_url
 from hare.core.topology import Binding, Exchange, Queue, consumer_arguments
 from hare.transport.amqp.acks import AckCoalescer
@@ -139,7 +139,7 @@ class AmqpTransport:
         publish_timeout: float = 30.0,
         heartbeat: int = 30,
         name: str | None = None,
-        max_message_size: int = 16 * 1024 * 1024,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         urls = [url] if isinstance(url, str) else list(url)
         if not urls:

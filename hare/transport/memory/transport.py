@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Any, final
 
 from hare.clock import Clock
-from hare.core.envelope import Delivery, Envelope, check_size
+from hare.core.envelope import DEFAULT_MAX_MESSAGE_SIZE, Delivery, Envelope, check_size
 from hare.core.topology import Binding, Exchange, Queue, consumer_arguments
 from hare.errors import BrokerError, BrokerUnavailable, ConfigurationError, NotSupportedError
 from hare.transport.base import DeliveryHandler
@@ -109,7 +109,7 @@ class MemoryTransport:
         broker: MemoryBroker | None = None,
         *,
         clock: Clock | None = None,
-        max_message_size: int = 16 * 1024 * 1024,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         if broker is None:
             broker = MemoryBroker(clock=clock)
