@@ -13,7 +13,7 @@ docs/architecture.md):
   aiormq) and `transport.memory` (in-process, for tests); `hare.portal` (sync -> loop);
 * `hare.core`: the pure core, no I/O, no clock, no randomness.
 
-Shared by every floor: `errors`, `signals`, `context`, `clock`. The public test kit is
+Shared by every floor: `errors`, `signals`, `middleware`, `context`, `clock`. The public test kit is
 `hare.testing`. `Worker` is loaded on first use: a process that only publishes never
 imports the worker.
 """
@@ -37,6 +37,7 @@ from hare.errors import TaskNotRegistered as TaskNotRegistered
 from hare.errors import TaskRevoked as TaskRevoked
 from hare.errors import TimeLimitExceeded as TimeLimitExceeded
 from hare.errors import WorkerLostError as WorkerLostError
+from hare.middleware import Middleware as Middleware
 from hare.periodic.schedules import cron as cron
 from hare.periodic.schedules import every as every
 from hare.results.handle import AsyncResult as AsyncResult
@@ -76,6 +77,7 @@ __all__ = (
     "HareError",
     "Ignore",
     "MessageReturned",
+    "Middleware",
     "NotSupportedError",
     "PublishError",
     "Reject",

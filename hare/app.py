@@ -20,6 +20,7 @@ from hare.core.message import Message
 from hare.core.settings import Settings, mask_url
 from hare.core.topology import validate_queue_name
 from hare.errors import ConfigurationError, ResultsDisabled
+from hare.middleware import Middlewares
 from hare.periodic.schedules import Periodic
 from hare.publisher import Publisher
 from hare.results.store import Results
@@ -60,16 +61,21 @@ class Hare:
         broker: str | None = None,
         clock: Clock | None = None,
         environ: Mapping[str, str] | None = None,
+        middleware: Sequence[object] = (),
         **settings: Any,
     ) -> None:
         self.main = main
+        #: Hooks around every publish, run and worker life (`hare.middleware`).
+        self.middleware = Middlewares(middleware)
         self.settings = Settings.resolve(
             {"broker_url": broker, **settings}, os.environ if environ is None else environ
         )
         self.clock: Clock = clock or SystemClock()
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.origin = f"gen{os.getpid()}@{socket.gethostname()}"
-        self.connections = Connections(self.settings, self.clock, f"{main or 'app'} {self.origin}")
+        self.connections = Connections(
+            self.settings, self.clock, f"{main or 'app'} {self.origin}", self.middleware
+        )
         #: The content type of the messages this app sends (its serializer's).
         self.content_type = get_serializer(self.settings.serializer).content_type
         self._accept = calls.accepted(self.settings.accept_content)
@@ -228,6 +234,14 @@ class Hare:
             catch_up=catch_up,
             expires=expires,
         )
+
+    # -- middleware --------------------------------------------------------------------------
+
+    def add_middleware(self, *middleware: object) -> None:
+        """Register middleware after what is registered (`hare.middleware`: hooks around every
+        publish, every run and a worker's start and stop, in a documented order)."""
+        for item in middleware:
+            self.middleware.add(item)
 
     # -- worker life cycle -------------------------------------------------------------------
 

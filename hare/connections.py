@@ -17,6 +17,7 @@ from collections.abc import Callable
 from hare.clock import Clock
 from hare.core.settings import Settings, mask_url
 from hare.errors import ConfigurationError
+from hare.middleware import Middlewares
 from hare.portal import LoopPortal
 from hare.publisher import Publisher
 from hare.transport.base import Transport
@@ -27,8 +28,11 @@ __all__ = ("Connections",)
 class Connections:
     """The connections one app opens, by event loop."""
 
-    def __init__(self, settings: Settings, clock: Clock, name: str) -> None:
+    def __init__(
+        self, settings: Settings, clock: Clock, name: str, middleware: Middlewares | None = None
+    ) -> None:
         self._settings = settings
+        self._middleware = middleware if middleware is not None else Middlewares()
         self._clock = clock
         self._name = name
         self._memory_broker: object | None = None
@@ -98,7 +102,9 @@ class Connections:
         try:
             transport = self.make_transport()
             await transport.connect()
-            publisher = self._publishers[loop] = Publisher(transport, self._settings, self._clock)
+            publisher = self._publishers[loop] = Publisher(
+                transport, self._settings, self._clock, self._middleware
+            )
             return publisher
         finally:
             del self._connecting[loop]

@@ -135,7 +135,7 @@ class _Replay:
         self, app: Hare, browser: Browser, selector: Selector, countdown: float | None
     ) -> None:
         self.app, self.browser, self.selector, self.countdown = app, browser, selector, countdown
-        self.publisher = Publisher(browser.transport, app.settings, app.clock)
+        self.publisher = Publisher(browser.transport, app.settings, app.clock, app.middleware)
         self.accept = accepted_content_types(app.settings.accept_content)
         self.wanted = set(selector.ids)
         self.examined = self.expired = self.replayed = 0

@@ -23,6 +23,7 @@ from hare.errors import (
     NotFound,
     TopologyMismatch,
 )
+from hare.middleware import Middlewares
 from hare.transport.base import Transport
 from hare.transport.reconnect import backoff_delay, reconnect
 
@@ -40,8 +41,16 @@ class Publisher:
     unroutable. Every publish waits for the broker's confirm.
     """
 
-    def __init__(self, transport: Transport, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        settings: Settings,
+        clock: Clock,
+        middleware: Middlewares | None = None,
+    ) -> None:
         self.transport = transport
+        #: The app's middleware, whose `before_publish` / `after_publish` hooks `send` calls.
+        self.middleware = middleware if middleware is not None else Middlewares()
         self._settings = settings
         self._clock = clock
         # Declarations made through this publisher's connection, by key ("queue:<name>",
@@ -197,6 +206,9 @@ class Publisher:
         """
         if signals.before_task_publish.receivers:
             message = _announce(queue, message)
+        middleware = self.middleware
+        if middleware.wants("before_publish"):
+            message = middleware.before_publish(message, queue)
 
         async def attempt() -> None:
             if guard is not None:
@@ -212,6 +224,8 @@ class Publisher:
                 routing_key=queue,
                 headers={"task": message.task, "id": message.id, **message.headers},
             )
+        if middleware.wants("after_publish"):
+            middleware.call("after_publish", message, queue)
 
     async def publish(self, envelope: Envelope, *, mandatory: bool = True, what: str) -> None:
         """Publish a ready envelope (e.g. an rpc reply), reconnecting as `send` does."""

@@ -15,6 +15,7 @@ from hare.results.handle import AsyncResult, ResultSource
 
 if TYPE_CHECKING:
     from hare.core.settings import Settings
+    from hare.middleware import Middlewares
 
 __all__ = ("Sender", "Sent", "Task", "TaskOptions")
 
@@ -24,6 +25,9 @@ class Sender(ResultSource, Protocol):
 
     @property
     def settings(self) -> Settings: ...
+
+    @property
+    def middleware(self) -> Middlewares: ...
 
     def send_task(
         self,

@@ -2,11 +2,12 @@
 
 Signals go out in Celery's order, in the context that runs the task (the loop for async tasks,
 the pool thread for sync ones, so thread-local set-up in `task_prerun` is seen by the task):
-`task_prerun`, the function, then `task_success`, `task_retry` or `task_failure`, then the
-task's `after_signal` (hare_compat's `after_return`), then `task_postrun`. A call stopped by
-revoke(terminate=True) sends `task_revoked(terminated=True)` instead of `task_failure`. A sync
-task past its hard time limit, an async task cancelled at it, and a task run in a process of
-its own (`isolation="process"`) are finished from the loop instead.
+`task_prerun`, the middleware's `before_run`, the function, then `task_success`, `task_retry`
+(and `on_retry`) or `task_failure`, then the task's `after_signal` (hare_compat's
+`after_return`), the middleware's `after_run`, then `task_postrun` (`hare.middleware`). A call
+stopped by revoke(terminate=True) sends `task_revoked(terminated=True)` instead of
+`task_failure`. A sync task past its hard time limit and an async task cancelled at it are
+finished from the loop instead.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class TaskCall:
         self._rng = rng
         self.finished = False
         self.sender = task.sender
+        self._middleware = task.app.middleware
         #: The signal named by a revoke with terminate=True, once one arrived.
         self.terminating: str | None = None
         self._task: asyncio.Task[Any] | None = None
@@ -137,16 +139,17 @@ class TaskCall:
         return call_sync
 
     def start(self) -> None:
-        if not signals.task_prerun.receivers:
-            return  # the common case: skip building the arguments
-        message = self.context.message
-        signals.task_prerun.send(
-            sender=self.sender,
-            task_id=message.id,
-            task=self.sender,
-            args=list(message.args),
-            kwargs=dict(message.kwargs),
-        )
+        if signals.task_prerun.receivers:  # else skip building the arguments
+            message = self.context.message
+            signals.task_prerun.send(
+                sender=self.sender,
+                task_id=message.id,
+                task=self.sender,
+                args=list(message.args),
+                kwargs=dict(message.kwargs),
+            )
+        if self._middleware.wants("before_run"):
+            self._middleware.call("before_run", self.context)
 
     def judge(self, outcome: Outcome) -> Verdict:
         """The verdict on `outcome`: the one place the task's retry policy is applied."""
@@ -179,6 +182,7 @@ class TaskCall:
                 self.task.name,
                 self.context.id,
             )
+        self._after_run(state, retval)
         self._postrun(state, retval)
         return verdict
 
@@ -197,6 +201,7 @@ class TaskCall:
                 logger.exception(
                     "task %s[%s]: after_signal failed", self.task.name, self.context.id
                 )
+        self._after_run(state, retval)
         self._postrun(state, retval)
         return verdict
 
@@ -229,6 +234,8 @@ class TaskCall:
                 reason=exc,
                 einfo=_einfo(exc, outcome.traceback),
             )
+            if self._middleware.wants("on_retry"):
+                self._middleware.call("on_retry", self.context, exc)
         elif isinstance(outcome, Failed | RetryRequested):
             state = "FAILURE"
             exc = outcome.exception
@@ -266,6 +273,10 @@ class TaskCall:
         except Exception:
             logger.exception("task %s[%s]: after_signal failed", self.task.name, self.context.id)
             return None
+
+    def _after_run(self, state: str, retval: Any) -> None:
+        if self._middleware.wants("after_run"):
+            self._middleware.call("after_run", self.context, state, retval)
 
     def _postrun(self, state: str, retval: Any) -> None:
         if not signals.task_postrun.receivers:

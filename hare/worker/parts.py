@@ -69,7 +69,7 @@ class Parts:
         `self_counted` is the worker's set of queues whose redeliveries it counts itself.
         """
         clock, settings = app.clock, app.settings
-        publisher = Publisher(transport, settings, clock)
+        publisher = Publisher(transport, settings, clock, app.middleware)
         settlement = Settlement(publisher, clock, settings.delivery_limit)
         running = RunningTasks()
         revocations = Revocations(clock=clock, terminate=running.terminate)

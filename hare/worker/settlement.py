@@ -24,6 +24,7 @@ from hare.core.message import Message
 from hare.core.outcome import Failed, Outcome, Rejected, RetryRequested
 from hare.core.retry import Ack, DeadLetterAs, Requeue, RetryAt, RetryIn
 from hare.errors import BrokerNotReady, DelayTooLong, PublishNacked, PublishTimeout
+from hare.middleware import DeadLettered
 from hare.publisher import Publisher
 from hare.task import Task
 from hare.worker.patience import until_done
@@ -209,6 +210,8 @@ class Settlement:
             before_ack()
         await self._transport.ack(delivery)
         headers = delivery.properties.headers
+        if self._publisher.middleware.wants("on_dead_letter"):
+            self._publisher.middleware.call("on_dead_letter", _dead_lettered(delivery, dead))
         logger.log(
             level,
             "message %s[%s] from %s dead-lettered: %s (%s)",
@@ -225,6 +228,18 @@ class Settlement:
             await asyncio.shield(self._transport.reject(delivery, requeue=True))
         except Exception:
             logger.exception("could not requeue a delivery; it returns when the channel closes")
+
+
+def _dead_lettered(delivery: Delivery, dead: DeadLetter) -> DeadLettered:
+    headers = delivery.properties.headers
+    return DeadLettered(
+        queue=delivery.queue,
+        task=str(headers.get("task", "?")),
+        id=str(headers.get("id", "?")),
+        reason=dead.reason,
+        detail=dead.detail,
+        attempts=dead.attempts or None,
+    )
 
 
 def _dead_letter_for(decision: DeadLetterAs, outcome: Outcome, attempts: int) -> DeadLetter:

@@ -166,6 +166,7 @@ class Worker:
                 logger.warning("lost the connection while subscribing: %s", exc)
                 transport.connection_lost.set()
             signals.worker_ready.send(sender=self)
+            self.app.middleware.call("on_worker_start", self)
             logger.info(
                 "worker ready: queues %s, %s pool, concurrency %d, tasks %s",
                 ",".join(self.queues),
@@ -186,6 +187,7 @@ class Worker:
             )
             await self._drain()
             await self.app.run_hooks("shutdown")
+            self.app.middleware.call("on_worker_stop", self)
             signals.worker_shutdown.send(sender=self)
         finally:
             self._set_state("stopped")

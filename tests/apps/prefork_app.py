@@ -14,10 +14,25 @@ import time
 from pathlib import Path
 
 from hare.errors import SoftTimeLimitExceeded
+from hare.middleware import Middleware
 from hare.testing import ManualClock, memory_app
+from hare.worker.request import Request
+
+
+class NotePid(Middleware):
+    """Writes the pid its `before_run` and `after_run` ran in, for `pf.pid_noted`."""
+
+    def before_run(self, request: Request) -> None:
+        if request.task == "pf.pid_noted":
+            Path(request.args[0], "before").write_text(str(os.getpid()))
+
+    def after_run(self, request: Request, state: str, value: object) -> None:
+        if request.task == "pf.pid_noted":
+            Path(request.args[0], "after").write_text(f"{os.getpid()} {state}")
+
 
 clock = ManualClock()
-app = memory_app(clock, main="prefork", result_backend="memory://")
+app = memory_app(clock, main="prefork", result_backend="memory://", middleware=[NotePid()])
 
 
 @app.task(name="pf.add")
@@ -27,6 +42,11 @@ def add(x: int, y: int) -> int:
 
 @app.task(name="pf.pid")
 def pid() -> int:
+    return os.getpid()
+
+
+@app.task(name="pf.pid_noted")
+def pid_noted(directory: str) -> int:
     return os.getpid()
 
 

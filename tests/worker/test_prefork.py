@@ -102,6 +102,15 @@ async def test_sync_tasks_run_in_the_children(worker: Worker) -> None:
     assert child in pool.pids and child != os.getpid()
 
 
+async def test_middleware_runs_in_the_child_that_runs_the_task(
+    worker: Worker, tmp_path: Path
+) -> None:
+    child = await result(await tasks.pid_noted.adelay(str(tmp_path)))
+    assert child in pool_of(worker).pids
+    assert (tmp_path / "before").read_text() == str(child)
+    assert (tmp_path / "after").read_text() == f"{child} SUCCESS"
+
+
 async def test_a_task_marked_thread_runs_in_the_worker_process(worker: Worker) -> None:
     assert await result(await tasks.pid_in_thread.adelay()) == os.getpid()
 
