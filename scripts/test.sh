@@ -76,6 +76,37 @@ cluster_tier() {
     .venv/bin/python -m pytest -m cluster tests/cluster
 }
 
+# The RabbitMQ 4.0 tier. Once (CI run of 2026-12-07, not reproduced in three runs since) the
+# 4.0 node refused publishes into delay-ladder queues for minutes (basic.nack: a quorum queue
+# "unavailable") and a Celery client saw INTERNAL_ERROR: a broker in a bad state, not a test
+# outcome. So when the tier fails, the node's state and the errors in its log are printed
+# (what the next person needs), the node is reset, and the failed tests run once more; if
+# they pass there, the run passes with a FLAKY banner naming them. A failure on the fresh
+# node fails the run.
+rabbitmq4_tier() {
+    local tests=(tests/amqp tests/transport tests/faults tests/interop)
+    if rabbitmq4_pytest "${tests[@]}" -q; then
+        return 0
+    fi
+    echo "== RabbitMQ 4.0 tier failed: the node's state and the errors in its log" >&2
+    scripts/rabbitmq/node.sh status || true
+    scripts/rabbitmq/node.sh tool rabbitmq-diagnostics -q memory_breakdown 2>&1 | head -20 || true
+    scripts/rabbitmq/node.sh ctl -q list_queues -p / name type state messages 2>&1 \
+        | grep -v " running " | head -40 || true
+    scripts/rabbitmq/node.sh log-errors 200 || true
+    echo "== RabbitMQ 4.0 tier: the failed tests once more, on a reset node" >&2
+    scripts/rabbitmq/node.sh reset >/dev/null
+    ensure_rabbitmq4
+    rabbitmq4_pytest --last-failed --last-failed-no-failures none "${tests[@]}" -q
+    echo "!! FLAKY on RabbitMQ 4.0: the tests above failed on a node that had run the tier" \
+         "and passed on a reset one; its errors are printed above" >&2
+}
+
+rabbitmq4_pytest() {
+    HARE_TEST_BROKER_URL=$HARE_RMQ4_URL HARE_TEST_BROKER_VERSION_TIER=4.0 \
+        PATH="$HARE_RMQ4_SHIMS:$PATH" .venv/bin/python -m pytest "$@"
+}
+
 echo "== ruff" >&2
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
@@ -105,9 +136,7 @@ else
     # The RabbitMQ tiers again, on RabbitMQ 4.0 (what teams run in 2026; docs/rabbitmq-versions.md).
     echo "== RabbitMQ 4.0 tier: tests/amqp, tests/transport, tests/faults, tests/interop" >&2
     if ensure_rabbitmq4; then
-        HARE_TEST_BROKER_URL=$HARE_RMQ4_URL HARE_TEST_BROKER_VERSION_TIER=4.0 \
-            PATH="$HARE_RMQ4_SHIMS:$PATH" \
-            .venv/bin/python -m pytest tests/amqp tests/transport tests/faults tests/interop -q
+        rabbitmq4_tier
     elif [ -n "${CI:-}" ]; then
         echo "rabbitmq4: RabbitMQ 4.0 did not start: under CI the 4.0 tier must run" >&2
         exit 1

@@ -11,6 +11,8 @@
 #   node.sh tool TOOL ARGS   rabbitmq-diagnostics|rabbitmq-queues|rabbitmq-plugins ...
 #   node.sh reset            stop, then delete the node's data (not the chroot)
 #   node.sh url              print the AMQP URL
+#   node.sh log-errors [N]   the last N (100) error and warning lines of the node's log, without
+#                                 the channel errors clients provoke on purpose (passive declares)
 #   node.sh shims DIR        write rabbitmqctl, rabbitmq-diagnostics, rabbitmq-queues and
 #                                 rabbitmq-plugins into DIR, aimed at this node: put DIR first on
 #                                 PATH so tests that shell out to `rabbitmqctl` reach it
@@ -71,6 +73,13 @@ tool)
     tool=${1:?tool name}
     shift
     rmq4_cli "$NAME" "$PORT" "$DIST" "$EPMD" "$tool" "$@"
+    ;;
+log-errors)
+    log=$(rmq4_hostpath "$RMQ4_NODES_DIR/$NAME/log/$NAME@localhost.log")
+    [ -f "$log" ] || { rmq4_log "no log at $log"; exit 0; }
+    grep -E '\[(error|warning)\]' "$log" \
+        | grep -vE 'exception not_found|Channel error on|closing AMQP conn|unexpectedly closed TCP' \
+        | tail -n "${1:-100}"
     ;;
 reset)
     rmq4_stop_node "$NAME" "$PORT" "$DIST" "$EPMD"
