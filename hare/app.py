@@ -20,6 +20,9 @@ from hare.core.message import Message
 from hare.core.settings import Settings, mask_url
 from hare.core.topology import validate_queue_name
 from hare.errors import ConfigurationError, ResultsDisabled
+from hare.events.emitting import publish_event
+from hare.events.handlers import Emitted, Event, Events
+from hare.events.message import event_message
 from hare.middleware import Middlewares
 from hare.periodic.schedules import Periodic
 from hare.publisher import Publisher
@@ -39,6 +42,7 @@ HARE_LOGGERS = ("hare.worker.received", "hare.trace")
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 #: A remote-control command of the app's own (`Hare.control_command`).
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -81,6 +85,8 @@ class Hare:
         self._accept = calls.accepted(self.settings.accept_content)
         self._hooks: dict[str, list[Callable[[], Any]]] = {"startup": [], "shutdown": []}
         self.periodics: dict[str, Periodic] = {}
+        #: The event handlers, by queue (see `on` and `hare.events`).
+        self.events = Events(main)
         #: Remote-control commands of the app's own, by name (see `control_command`).
         self.control_commands: dict[str, Callable[..., Any]] = {}
         #: Asked first for the queue of a task sent without `queue=` (see `route`).
@@ -242,6 +248,38 @@ class Hare:
         publish, every run and a worker's start and stop, in a documented order)."""
         for item in middleware:
             self.middleware.add(item)
+
+    # -- events (see hare.events and docs/events.md) ---------------------------------------
+
+    def on(
+        self, pattern: str, /, *patterns: str, **options: Any
+    ) -> Callable[[Callable[[T], R]], Task[[T], R]]:
+        """Register an event handler: `@app.on("order.paid")`, `@app.on("order.*", "refund.#",
+        max_retries=5)`. It takes the payload (checked against its annotation by the worker);
+        options are `@app.task`'s; its queue is `hare.ev.<app>.<task name>` unless `queue=`."""
+        make = self._handler_task
+        return lambda fn: self.events.register((pattern, *patterns), fn, options, make)
+
+    def _handler_task(self, fn: Callable[..., Any], options: dict[str, Any]) -> Task[Any, Any]:
+        return self.task(**options)(fn)
+
+    def event(self, name: str, payload: type[T]) -> Event[T]:
+        """A typed event: `paid = app.event("order.paid", Payment)`; `@paid.handler`,
+        `paid.emit(payment)`, checked by mypy against `Payment`."""
+        return Event(self, name, payload)
+
+    def emit(self, event: str, payload: Any = None) -> Emitted:
+        """Publish event `event` once, from sync code; returns once the broker confirmed it."""
+        message = event_message(event, payload, self.call_env())
+        portal, publisher = self.connections.home_portal()
+        portal.call(publish_event(publisher, self.settings, self.clock, event, message))
+        return Emitted(message.id, event)
+
+    async def aemit(self, event: str, payload: Any = None) -> Emitted:
+        """`emit` for async code."""
+        message = event_message(event, payload, self.call_env())
+        await publish_event(await self.publisher(), self.settings, self.clock, event, message)
+        return Emitted(message.id, event)
 
     # -- worker life cycle -------------------------------------------------------------------
 

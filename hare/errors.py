@@ -5,13 +5,15 @@ Failures (exceptions hare raises to you)::
     HareError
     ├── ConfigurationError        a setting, app path or task option is wrong
     │   ├── NotSupportedError     an option hare cannot honour (never silently ignored)
-    │   └── ResultsDisabled       a result was asked for, but the app stores none
+    │   ├── ResultsDisabled       a result was asked for, but the app stores none
+    │   └── InvalidEventName      an event name or handler pattern that is not topic words
     ├── TaskNotRegistered         a task name the app does not know (calling side)
     ├── FieldTableError           a header value an AMQP field table cannot carry
     ├── MessageError              a message that cannot be turned into a task call
     │   ├── MalformedMessage      broken body or headers
     │   └── ContentTypeRefused    a content type outside `accept_content`
     ├── DelayTooLong              a delay beyond what the ladder can carry
+    ├── InvalidPayload            an event's payload that its handler's annotation refuses
     ├── SoftTimeLimitExceeded     raised inside a task at its soft time limit
     ├── TimeLimitExceeded         a task was stopped at its hard time limit
     ├── TaskRevoked               a task was revoked, expired, or terminated
@@ -62,6 +64,8 @@ __all__ = (
     "FieldTableError",
     "HareError",
     "Ignore",
+    "InvalidEventName",
+    "InvalidPayload",
     "MalformedMessage",
     "MalformedResult",
     "MessageError",
@@ -104,6 +108,16 @@ class NotSupportedError(ConfigurationError):
         self.option = option
         self.why = why
         super().__init__(f"{option} is not supported" + (f": {why}" if why else ""))
+
+
+class InvalidEventName(ConfigurationError):
+    """An event name (or a handler's pattern) that is not dot-separated topic words, or an
+    emitted name with a wildcard (`hare.events.names`)."""
+
+
+class InvalidPayload(HareError):
+    """An event's payload that does not match its handler's annotated parameter: the worker
+    dead-letters it with reason `invalid-payload` (`hare.events.payload`)."""
 
 
 class TaskNotRegistered(HareError):

@@ -82,6 +82,11 @@ class Publisher:
         finally:
             del self._pending[key]
 
+    async def declare_once(self, key: str, declare: Callable[[], Awaitable[None]]) -> None:
+        """Run `declare` once per connection of this publisher (concurrent callers share it;
+        a reconnect or `forget_declarations` makes the next call run it again)."""
+        await self._once(key, declare)
+
     async def ensure_queue(self, queue: str) -> None:
         """Make sure `queue` and `<queue>.dead` exist, once per publisher.
 

@@ -12,6 +12,8 @@ ETA_HEADER = "hare-eta"
 REDELIVERIES_HEADER = "hare-redeliveries"
 #: How many times a dead letter was replayed (`hare dlq replay`).
 REPLAYS_HEADER = "hare-replays"
+#: On an emitted event (`hare.events`): the event's name, also its routing key.
+EVENT_HEADER = "hare-event"
 #: On a task a tick started: `[schedule, occurrence_ms]`, to release the tick's slot.
 PERIODIC_HEADER = "hare-periodic"
 

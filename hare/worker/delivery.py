@@ -36,6 +36,7 @@ from hare.core.message import Message
 from hare.core.outcome import Failed
 from hare.core.retry import Requeue
 from hare.errors import BrokerError, ConfigurationError, MessageError, TaskRevoked
+from hare.events.dispatch import address
 from hare.results.state import REVOKED, STARTED
 from hare.task import Task
 from hare.worker.call import TaskCall
@@ -120,7 +121,7 @@ class Processor:
         `BrokerError` (the connection is gone: the broker delivers it again) and
         cancellation.
         """
-        key = run_key(delivery.properties.headers, delivery.body)
+        key = run_key(delivery.properties.headers, delivery.body, delivery.queue)
         entry: Run | None = None
         try:
             if key is not None:
@@ -163,6 +164,11 @@ class Processor:
             return None
         if not DEATH_HEADERS.isdisjoint(message.headers):
             message = replace(message, headers=strip_death_headers(message.headers))
+        addressed = address(self.app.events, delivery.queue, message)  # an event's handler
+        if isinstance(addressed, DeadLetter):
+            await settle.dead_letter(delivery, addressed)
+            return None
+        message = addressed
         task = self.app.tasks.get(message.task)
         if task is None:
             detail = f"no task named {message.task!r} is registered on this worker"

@@ -46,8 +46,10 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-def run_key(headers: Mapping[str, Any], body: bytes = b"") -> RunKey | None:
-    """The run key of a message from its raw headers and body; `None` without a task id."""
+def run_key(headers: Mapping[str, Any], body: bytes = b"", queue: str = "") -> RunKey | None:
+    """The run key of a message from its raw headers and body, delivered from `queue`; `None`
+    without a task id. The same message in two queues is two runs: an event's copies in its
+    handlers' queues (`hare.events`) are byte for byte the same."""
     task_id = headers.get("id")
     if not isinstance(task_id, str) or not task_id:
         return None
@@ -59,7 +61,7 @@ def run_key(headers: Mapping[str, Any], body: bytes = b"") -> RunKey | None:
         _count(headers.get("retries")),
         _count(headers.get(REPLAYS_HEADER)),
         _count(headers.get("replaced_task_nesting")),
-        hash((repr(place), body)),
+        hash((repr(place), body, queue)),
     )
 
 

@@ -37,6 +37,7 @@ from hare.errors import (
     ConfigurationError,
     HareError,
 )
+from hare.events.emitting import declare_handlers
 from hare.transport.base import Consumer, Transport
 from hare.transport.reconnect import reconnect
 from hare.worker.adoption import adopt
@@ -54,7 +55,8 @@ logger = logging.getLogger("hare.worker")
 
 
 class Worker:
-    """Runs the tasks of `app` that arrive on `queues`, `concurrency` at a time."""
+    """Runs the tasks of `app` that arrive on `queues`, `concurrency` at a time; without
+    `queues`, its default queue and every event handler's queue (`hare.events`)."""
 
     def __init__(
         self,
@@ -86,7 +88,7 @@ class Worker:
         #: Whether this worker keeps the app's periodic schedules going (by default all do).
         self.runs_schedules = schedules and bool(app.periodics)
         self.app = app
-        self.queues = tuple(dict.fromkeys(queues or (app.settings.default_queue,)))
+        self.queues = tuple(dict.fromkeys(queues or (app.settings.default_queue, *app.events)))
         self._transport = transport
         self._accept = accepted_content_types(app.settings.accept_content)
         self._clock = app.clock
@@ -240,6 +242,7 @@ class Worker:
             # wait on the stream (RabbitMQ may take a while to serve it after a restart).
             self._restoring.cancel()
             self._restoring = asyncio.ensure_future(self._restore_control(transport, parts))
+        await declare_handlers(parts.publisher, self.app.events, self.app.settings)
         for queue in self.queues:
             await adopt(
                 parts.publisher, queue, self.app.settings, self._self_counted, self._adopted
