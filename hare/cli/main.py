@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from hare._version import __version__
 from hare.cli.delayed import add_delayed_parser, run_delayed
 from hare.cli.dlq import add_dlq_parser, run_dlq
+from hare.cli.events import add_events_parser, run_events
 from hare.cli.inspect import add_inspect_parser, run_inspect
 from hare.cli.migrate import add_migrate_parser, run_migrate
 from hare.cli.purge import add_purge_parser, run_purge
@@ -67,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     add_delayed_parser(commands)
     add_dlq_parser(commands)
     add_schedules_parser(commands)
+    add_events_parser(commands)
     add_migrate_parser(commands)
     return parser
 
@@ -78,6 +80,7 @@ _RUNNERS: dict[str, Runner] = {
     "delayed": run_delayed,
     "dlq": run_dlq,
     "schedules": run_schedules,
+    "events": run_events,
     "migrate": run_migrate,
 }
 

@@ -1,4 +1,5 @@
-"""RabbitMQ's management API, read for `hare status`: per queue ready, unacked and consumers.
+"""RabbitMQ's management API, read for `hare status` (per queue ready, unacked and consumers)
+and `hare events --orphans` (the bindings of the events exchange).
 
 AMQP alone tells a queue's ready messages and consumers (a passive declare), not how many
 are delivered and unacknowledged; only the management plugin (`rabbitmq_management`, HTTP on
@@ -17,10 +18,18 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-__all__ = ("QueueStats", "fetch", "management_url")
+__all__ = ("Binding", "QueueStats", "fetch", "fetch_bindings", "management_url")
 
 #: How long `hare status` waits for the management API.
 TIMEOUT = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A binding of an exchange to a queue, as the management API lists it."""
+
+    queue: str
+    routing_key: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +58,37 @@ async def fetch(base: str, broker_url: str) -> dict[str, QueueStats] | str:
 
 
 def _fetch(base: str, broker_url: str) -> dict[str, QueueStats] | str:
+    columns = "?columns=name,messages_ready,messages_unacknowledged,consumers"
+    rows = _get(base, broker_url, "queues/{vhost}" + columns)
+    if isinstance(rows, str):
+        return rows
+    return {str(row.get("name")): _stats(row) for row in rows if isinstance(row, dict)}
+
+
+async def fetch_bindings(base: str, broker_url: str, exchange: str) -> list[Binding] | str:
+    """The bindings whose source is `exchange` in the broker URL's vhost; or, as text, why the
+    API did not say (as `fetch`). For `hare events list --orphans`."""
+    path = "exchanges/{vhost}/" + quote(exchange, safe="") + "/bindings/source"
+    rows = await asyncio.to_thread(_get, base, broker_url, path)
+    if isinstance(rows, str):
+        return rows
+    return [
+        Binding(str(row.get("destination")), str(row.get("routing_key")))
+        for row in rows
+        if isinstance(row, dict) and row.get("destination_type") == "queue"
+    ]
+
+
+def _get(base: str, broker_url: str, path: str) -> list[Any] | str:
+    """GET `path` (with `{vhost}` for the broker URL's vhost) from the management API: its
+    JSON list, or why there is none."""
     broker = urlsplit(broker_url.split(";")[0].strip())
     vhost = unquote(broker.path[1:]) or "/"
     address = urlsplit(base)
     user = unquote(address.username or broker.username or "guest")
     password = unquote(address.password or broker.password or "guest")
     plain = f"{address.scheme}://{address.netloc.rpartition('@')[2]}{address.path.rstrip('/')}"
-    url = (
-        f"{plain}/api/queues/{quote(vhost, safe='')}"
-        "?columns=name,messages_ready,messages_unacknowledged,consumers"
-    )
+    url = f"{plain}/api/" + path.format(vhost=quote(vhost, safe=""))
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
     try:
@@ -71,7 +101,9 @@ def _fetch(base: str, broker_url: str) -> dict[str, QueueStats] | str:
         return f"no management API at {plain} ({reason})"
     except ValueError:
         return f"the management API at {plain} did not answer JSON"
-    return {str(row.get("name")): _stats(row) for row in rows if isinstance(row, dict)}
+    return (
+        rows if isinstance(rows, list) else f"the management API at {plain} did not answer a list"
+    )
 
 
 def _stats(row: dict[str, Any]) -> QueueStats:

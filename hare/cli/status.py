@@ -2,11 +2,12 @@
 
 * workers: those that answer the pidbox and consume any of the app's queues (others on the
   same broker are only counted);
-* queues: the app's, as a worker without `-Q` consumes them; ready messages from the broker
-  (a passive declare), unacked and consumers from RabbitMQ's management API when it
-  answers. When it does not, unacked is shown as `?` and the consumers column counts the
-  workers that said they consume the queue: AMQP does not tell how many messages are
-  delivered and unacknowledged.
+* queues: the app's, as a worker without `-Q` consumes them (event handlers' included);
+  ready messages from the broker (a passive declare), unacked and consumers from RabbitMQ's
+  management API when it answers. When it does not, unacked is shown as `?` and the
+  consumers column counts the workers that said they consume the queue: AMQP does not tell
+  how many messages are delivered and unacknowledged.
+* events: how many wait in `hare.events.unhandled`, emitted with no handler bound for them;
 * the delay ladder: how many delayed messages wait, per level, and, when there are at most
   `LADDER_READ` of them, when the next one is due: read as `hare delayed list` reads them,
   each held for a moment (`hare.cli.ladder_view`);
@@ -43,6 +44,7 @@ from hare.cli.schedules import schedule_rows
 from hare.control.client import Control
 from hare.core.deadletter import dead_queue_name
 from hare.errors import ConfigurationError, NotFound
+from hare.events.names import UNHANDLED_QUEUE
 from hare.transport.base import Transport
 
 __all__ = ("add_status_parser", "run_status")
@@ -115,6 +117,7 @@ async def _report(app: Hare, queues: list[str], args: argparse.Namespace) -> lis
         lines = _workers(consuming, queues)
         stats = await api if api is not None else "the broker has no management API"
         lines += await _queues(transport, queues, consuming, stats)
+        lines += await _unhandled(transport, app)
         waiting = await depths(transport)
     finally:
         await transport.close()
@@ -168,6 +171,14 @@ async def _queues(
             "that answered and consume the queue (--management-url for the broker's counts)"
         )
     return lines
+
+
+async def _unhandled(transport: Transport, app: Hare) -> list[str]:
+    """How many events wait with no handler bound for them (`hare.events`)."""
+    parked = await _count(transport, UNHANDLED_QUEUE)
+    if parked == "-" and not app.events:
+        return []
+    return [f"events:   {parked} unhandled in {UNHANDLED_QUEUE} (hare events list APP)"]
 
 
 async def _count(transport: Transport, queue: str) -> str:

@@ -41,7 +41,7 @@ from hare.cli.common import (
 )
 from hare.cli.pidfile import pidfile
 from hare.cli.pool_options import add_pool_options, check_pool, describe_pool, pool_options
-from hare.cli.queues import app_queues
+from hare.cli.queues import worker_queues
 from hare.control.pidbox import expand_nodename
 from hare.errors import BrokerUnavailable, ConfigurationError, HareError
 from hare.worker.health import Health, HealthServer, worker_health, write_status
@@ -63,7 +63,8 @@ Run the app's tasks until SIGTERM or Ctrl-C, which drain it: running tasks get
 --drain-timeout seconds to finish, the rest go back to the broker.
 
 Without -Q the worker consumes the default queue, the queue of each task the app
-registers (its queue= or the app's routes) and each schedule's queue. Every worker
+registers (its queue= or the app's routes), each schedule's queue and each event
+handler's queue (hare.ev.APP.HANDLER; see --event-handlers). Every worker
 also keeps the app's periodic schedules going: there is no beat process.
 
 Async tasks run on the worker's event loop, sync tasks in its pool (-P): -c prefork
@@ -97,6 +98,12 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     add_app_argument(parser)
     _add_options(parser)
+    parser.add_argument(
+        "--event-handlers",
+        dest="handlers",
+        action=argparse.BooleanOptionalAction,
+        help="consume every event handler's queue (default: yes without -Q, no with -Q)",
+    )
     add_pool_options(parser)
     add_celery_flags(parser)
 
@@ -211,7 +218,7 @@ def _worker(args: argparse.Namespace, path: str) -> Worker:
             raise ConfigurationError(f"-I {module}: {exc}") from exc
     app = as_hare(obj) or not_an_app(path)
     defaults = worker_defaults(obj)
-    queues = _names(args.queues) or app_queues(app, defaults.get("queues"))
+    queues = worker_queues(app, _names(args.queues), defaults.get("queues"), args.handlers)
     excluded = set(_names(args.exclude_queues))
     queues = [queue for queue in queues if queue not in excluded]
     if not queues:
