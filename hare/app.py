@@ -86,7 +86,7 @@ class Hare:
         self._hooks: dict[str, list[Callable[[], Any]]] = {"startup": [], "shutdown": []}
         self.periodics: dict[str, Periodic] = {}
         #: The event handlers, by queue (see `on` and `hare.events`).
-        self.events = Events(main)
+        self.events = Events()
         #: Remote-control commands of the app's own, by name (see `control_command`).
         self.control_commands: dict[str, Callable[..., Any]] = {}
         #: Asked first for the queue of a task sent without `queue=` (see `route`).
@@ -257,11 +257,7 @@ class Hare:
         """Register an event handler: `@app.on("order.paid")`, `@app.on("order.*", "refund.#",
         max_retries=5)`. It takes the payload (checked against its annotation by the worker);
         options are `@app.task`'s; its queue is `hare.ev.<app>.<task name>` unless `queue=`."""
-        make = self._handler_task
-        return lambda fn: self.events.register((pattern, *patterns), fn, options, make)
-
-    def _handler_task(self, fn: Callable[..., Any], options: dict[str, Any]) -> Task[Any, Any]:
-        return self.task(**options)(fn)
+        return lambda fn: self.events.register(self, (pattern, *patterns), fn, options)
 
     def event(self, name: str, payload: type[T]) -> Event[T]:
         """A typed event: `paid = app.event("order.paid", Payment)`; `@paid.handler`,

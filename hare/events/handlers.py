@@ -23,7 +23,7 @@ from hare.task import Task, task_name
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
-__all__ = ("Emitted", "Event", "EventSource", "Events", "Handler")
+__all__ = ("Emitted", "Event", "EventSource", "Events", "Handler", "TaskRegistry")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -49,11 +49,20 @@ class Handler:
     annotation: Any
 
 
+class TaskRegistry(Protocol):
+    """What registering a handler needs of its app (`hare.Hare` is one)."""
+
+    main: str
+
+    @property
+    def task(self) -> Callable[..., Any]:
+        """`Hare.task`: `task(**options)(fn)` registers `fn`."""
+
+
 class Events:
     """The handlers of one app, by queue (a queue has one handler)."""
 
-    def __init__(self, app_main: str) -> None:
-        self._main = app_main
+    def __init__(self) -> None:
         self._by_queue: dict[str, Handler] = {}
 
     def __len__(self) -> int:
@@ -75,24 +84,21 @@ class Events:
         return self._by_queue.get(queue)
 
     def register(
-        self,
-        patterns: tuple[str, ...],
-        fn: Callable[..., Any],
-        options: dict[str, Any],
-        make_task: Callable[[Callable[..., Any], dict[str, Any]], Task[Any, Any]],
+        self, app: TaskRegistry, patterns: tuple[str, ...], fn: Callable[..., Any], options: Any
     ) -> Task[Any, Any]:
-        """Register `fn` as the handler of `patterns`; `make_task(wrapper, options)` registers
-        its task with the app (`Hare.task`). Raises `ConfigurationError` (`InvalidEventName`
-        for a bad pattern)."""
+        """Register `fn` as the handler of `patterns` in `app`, with `@app.task`'s `options`.
+        Raises `ConfigurationError` (`InvalidEventName` for a bad pattern)."""
         if not patterns:
             raise ConfigurationError("@app.on needs at least one event name or pattern")
         checked = tuple(dict.fromkeys(validate_pattern(p) for p in patterns))
         annotation = payload_annotation(fn)
-        name = options.get("name") or task_name(fn, self._main)
-        queue = options.get("queue") or handler_queue_name(self._main, name)
+        name = options.get("name") or task_name(fn, app.main)
+        queue = options.get("queue") or handler_queue_name(app.main, name)
         if queue in self._by_queue:
             raise ConfigurationError(f"two event handlers use queue {queue!r}; give one queue=")
-        task = make_task(_checking(fn, annotation), {**options, "name": name, "queue": queue})
+        task: Task[Any, Any] = app.task(**{**options, "name": name, "queue": queue})(
+            _checking(fn, annotation)
+        )
         task.ignore_result = True  # every handler of an event shares its id's root
         self._by_queue[queue] = Handler(checked, queue, task, annotation)
         return task
