@@ -41,10 +41,24 @@ def test_correct_calls_type_check() -> None:
 
 
 def test_wrong_calls_fail_type_checking() -> None:
-    output, status = run_mypy("tasks_bad.py")
+    _fails_where_marked("tasks_bad.py")
+
+
+def test_correct_events_type_check() -> None:
+    output, status = run_mypy("events_ok.py")
+    assert status == 0, output
+
+
+def test_wrong_event_payloads_and_handlers_fail_type_checking() -> None:
+    _fails_where_marked("events_bad.py")
+
+
+def _fails_where_marked(name: str) -> None:
+    """mypy fails `name` on exactly the lines marked `# E`."""
+    output, status = run_mypy(name)
     assert status == 1, output
     errors = [line for line in output.splitlines() if ": error:" in line]
     lines = sorted({int(line.split(":")[1]) for line in errors})
-    source = (CASES / "tasks_bad.py").read_text().splitlines()
+    source = (CASES / name).read_text().splitlines()
     expected = sorted(n for n, text in enumerate(source, start=1) if "# E" in text)
     assert lines == expected, output
