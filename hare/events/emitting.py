@@ -59,7 +59,12 @@ async def publish_event(
 ) -> None:
     """Publish `message` as event `event` and wait for the confirm; through a lost connection
     it reconnects and publishes again (a duplicate is possible, a loss is not), for up to
-    `publish_timeout` seconds."""
+    `publish_timeout` seconds. The app's middleware sees it (`before_publish`,
+    `after_publish`) with the exchange's name for a queue; Celery's publish signals are not
+    sent (Celery has no such message)."""
+    middleware = publisher.middleware
+    if middleware.wants("before_publish"):
+        message = middleware.before_publish(message, EXCHANGE)
     body, properties = protocol.encode(message, now=clock.time())
     envelope = Envelope(exchange=EXCHANGE, routing_key=event, body=body, properties=properties)
 
@@ -68,6 +73,8 @@ async def publish_event(
         await publisher.transport.publish(envelope)
 
     await publisher.retrying(f"emit {event!r}", attempt)
+    if middleware.wants("after_publish"):
+        middleware.call("after_publish", message, EXCHANGE)
 
 
 async def _declare_if_missing(publisher: Publisher, queue: Queue) -> None:

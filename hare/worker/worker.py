@@ -55,8 +55,7 @@ logger = logging.getLogger("hare.worker")
 
 
 class Worker:
-    """Runs the tasks of `app` that arrive on `queues`, `concurrency` at a time; without
-    `queues`, its default queue and every event handler's queue (`hare.events`)."""
+    """Runs `app`'s tasks from `queues` (default: its default and event handler queues)."""
 
     def __init__(
         self,

@@ -246,3 +246,37 @@ async def test_a_worker_given_queues_consumes_only_those() -> None:
     async with running_worker(app) as worker:
         assert worker.queues == ("default", "hare.ev.shop.shop.receipt")
     await app.aclose()
+
+
+async def test_middleware_sees_an_emitted_event_and_its_handlers_runs() -> None:
+    from hare.context import current
+    from hare.core.message import Message
+    from hare.middleware import Middleware
+    from hare.worker.request import Request
+
+    seen: list[tuple[str, str]] = []
+
+    class Trace(Middleware):
+        def before_publish(self, message: Message, queue: str) -> Message | None:
+            seen.append(("publish", queue))
+            return dataclasses.replace(message, headers={**message.headers, "trace": "t1"})
+
+        def before_run(self, request: Request) -> None:
+            seen.append(("run", request.task))
+
+    clock = ManualClock()
+    app = memory_app(clock, main="shop", middleware=[Trace()])
+    traces: list[object] = []
+
+    @app.on("order.paid", name="shop.receipt")
+    async def receipt(payment: Payment) -> None:
+        context = current()
+        assert context is not None
+        traces.append(context.message.headers.get("trace"))
+
+    async with running_worker(app):
+        await app.aemit("order.paid", Payment("A", 1))
+        await until(lambda: bool(traces), clock)
+    assert traces == ["t1"]
+    assert seen == [("publish", "hare.events"), ("run", "shop.receipt")]
+    await app.aclose()
