@@ -25,6 +25,7 @@ from hare.app import Hare as Hare
 from hare.errors import BrokerError as BrokerError
 from hare.errors import BrokerUnavailable as BrokerUnavailable
 from hare.errors import ConfigurationError as ConfigurationError
+from hare.errors import DeadLetterError as DeadLetterError
 from hare.errors import HareError as HareError
 from hare.errors import Ignore as Ignore
 from hare.errors import MessageReturned as MessageReturned
@@ -72,6 +73,7 @@ __all__ = (
     "BrokerError",
     "BrokerUnavailable",
     "ConfigurationError",
+    "DeadLetterError",
     "Hare",
     "HareError",
     "Ignore",

@@ -5,7 +5,8 @@ Failures (exceptions hare raises to you)::
     HareError
     ├── ConfigurationError        a setting, app path or task option is wrong
     │   ├── NotSupportedError     an option hare cannot honour (never silently ignored)
-    │   └── ResultsDisabled       a result was asked for, but the app stores none
+    │   ├── ResultsDisabled       a result was asked for, but the app stores none
+    │   └── InvalidPush           an HTTP push that cannot be sent (in `hare.http.errors`)
     ├── TaskNotRegistered         a task name the app does not know (calling side)
     ├── FieldTableError           a header value an AMQP field table cannot carry
     ├── MessageError              a message that cannot be turned into a task call
@@ -17,6 +18,7 @@ Failures (exceptions hare raises to you)::
     ├── TaskRevoked               a task was revoked, expired, or terminated
     ├── ChordError                a chord's body cannot run: a task of its header failed
     ├── WorkerLostError           the pool's child running a task died (TaskProcessDied)
+    ├── PushFailed                an HTTP push got no 2xx (in `hare.http.errors`)
     ├── DeadLetterQueueNotFound   `hare dlq` was pointed at a queue that does not exist
     ├── ResultTimeout             no result within `get(timeout=)` (also a TimeoutError)
     ├── ResultBackendError        the result backend could not store or read a result
@@ -40,11 +42,13 @@ Control signals (exceptions a task raises to tell the worker what to do)::
     TaskSignal
     ├── Retry     run me again later
     ├── Reject    fail for good, no retry: straight to the dead letters
+    │   └── DeadLetterError   the same, with a dead-letter reason of the task's own
     └── Ignore    forget this message: ack it, record no result, run nothing after it
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -57,6 +61,7 @@ __all__ = (
     "ChordError",
     "ConfigurationError",
     "ContentTypeRefused",
+    "DeadLetterError",
     "DeadLetterQueueNotFound",
     "DelayTooLong",
     "FieldTableError",
@@ -366,10 +371,27 @@ class Reject(TaskSignal):
     dead letters rather than in a loop.
     """
 
+    dead_reason = "rejected"  # the dead letter's reason; `reason` is its detail
+
     def __init__(self, reason: str = "rejected by the task", *, requeue: bool = False) -> None:
         self.reason = reason
         self.requeue = requeue
         super().__init__(reason)
+
+
+class DeadLetterError(Reject):
+    """Fail for good, no retry: dead-lettered with `reason`, a short word of the task's own
+    (`http-404`: 1-64 of a-z, 0-9, `.`, `-`), and `detail`, a sentence (clipped to 2,000
+    characters). A plain `Reject` is dead-lettered as `rejected`."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{0,63}", reason):
+            raise ConfigurationError(f"not a dead-letter reason (a-z, 0-9, '.', '-'): {reason!r}")
+        super().__init__(detail or reason)
+        self.dead_reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.dead_reason, self.reason))
 
 
 class Ignore(TaskSignal):
