@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import os
 import socket
@@ -20,6 +21,7 @@ from hare.core.message import Message
 from hare.core.settings import Settings, mask_url
 from hare.core.topology import validate_queue_name
 from hare.errors import ConfigurationError, ResultsDisabled
+from hare.http.task import UNSET, HttpTask, Pushes
 from hare.periodic.schedules import Periodic
 from hare.publisher import Publisher
 from hare.results.store import Results
@@ -335,6 +337,30 @@ class Hare:
                 return queue
         task = self.tasks.get(name)
         return task.queue if task is not None else self.settings.default_queue
+
+    # -- HTTP push tasks (see hare.http) ------------------------------------------------------
+
+    @functools.cached_property
+    def http(self) -> Pushes:
+        """This app's HTTP push tasks; the first use registers the task that delivers them."""
+        return Pushes(self)
+
+    def http_task(self, url: str, **options: Any) -> HttpTask:
+        """A task that is a URL: `.delay(json=...)` makes a worker send it the request, and a
+        2xx means done (options and outcomes: docs/http-tasks.md)."""
+        return self.http.hook(url, **options)
+
+    def push(self, url: str, *, method: str = "POST", json: Any = UNSET, **options: Any) -> Sent:
+        """Send a one-off HTTP push from sync code (`data=`, `headers=`, `queue=`, ...)."""
+        spec, rest = self.http.one_off(url, method, json, options.pop("data", None), options)
+        return self.http.send(spec, rest)
+
+    async def apush(
+        self, url: str, *, method: str = "POST", json: Any = UNSET, **options: Any
+    ) -> Sent:
+        """`push` for async code."""
+        spec, rest = self.http.one_off(url, method, json, options.pop("data", None), options)
+        return await self.http.asend(spec, rest)
 
     # -- connections (see hare.connections) -------------------------------------------------
 
