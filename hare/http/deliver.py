@@ -49,7 +49,7 @@ class HookSecrets:
 
 
 class Deliverer:
-    """Delivers the pushes of one app: its `__call__` is the `hare.http.push` task."""
+    """Delivers the pushes of one app: `deliver` is the `hare.http.push` task."""
 
     def __init__(
         self,
@@ -66,7 +66,8 @@ class Deliverer:
             weakref.WeakKeyDictionary()
         )
 
-    async def __call__(self, **kwargs: Any) -> dict[str, Any]:
+    async def deliver(self, **kwargs: Any) -> dict[str, Any]:
+        """The `hare.http.push` task: make the request `kwargs` describe (a `PushSpec`)."""
         context = current()
         task_id = context.id if context is not None else "eager"
         retries = context.retries if context is not None else 0

@@ -129,7 +129,7 @@ class Pushes:
         self.secrets: dict[str, HookSecrets] = {}
         self.deliverer = Deliverer(lambda: app.settings, self.secrets, app.clock)
         if PUSH_TASK not in app.tasks:
-            app.task(name=PUSH_TASK, max_retries=None)(self.deliverer)
+            app.task(name=PUSH_TASK, max_retries=None)(self.deliverer.deliver)
             app.on_startup(check_httpx)
             app.on_shutdown(self.deliverer.aclose)
 

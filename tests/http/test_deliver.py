@@ -19,7 +19,7 @@ from hare.http import PUSH_TASK, verify_signature
 from hare.http.errors import InvalidPush, PushFailed
 from hare.http.signature import verify
 from hare.http.task import UNSET
-from hare.testing import ManualClock, drain, memory_app, running_worker, until
+from hare.testing import ManualClock, drain, eventually, memory_app, running_worker, until
 from tests.http.server import PushServer, Reply, push_server
 
 pytestmark = pytest.mark.anyio
@@ -41,7 +41,7 @@ async def _deliver(app: Hare, kwargs: dict[str, Any], retries: int = 0) -> Any:
     message = Message(id="id-1", task=PUSH_TASK, kwargs=kwargs, retries=retries)
     with running(TaskContext(message=message)):
         try:
-            return await deliverer(**kwargs)
+            return await deliverer.deliver(**kwargs)
         finally:
             await deliverer.aclose()
 
@@ -237,3 +237,12 @@ async def test_dead_letter_error_dead_letters_with_the_tasks_own_reason() -> Non
     assert headers["hare-dead-reason"] == "invalid-order"
     assert headers["hare-dead-detail"] == "order o-1 has no lines"
     assert headers["hare-dead-attempts"] == 1
+
+
+async def test_a_worker_runs_the_push_task_on_its_loop(server: PushServer) -> None:
+    app = _app()
+    url = server.script("/ok", Reply(200))
+    assert app.http_task(url).queue == "default" and app.tasks[PUSH_TASK].is_async
+    async with running_worker(app):
+        await app.apush(url, json={"n": 1})
+        await eventually(lambda: server.requests("/ok"), within=10)
