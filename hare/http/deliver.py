@@ -111,11 +111,12 @@ class Deliverer:
     async def _send(
         self, spec: PushSpec, headers: Mapping[str, str], attempt: int, settings: Settings
     ) -> Delivered | RetryLater | GiveUp:
+        dispatcher = self.dispatcher()  # first: without httpx, a dead letter
         from hare.http.client import NoResponse
 
         sending = spec.sending
         try:
-            response = await self.dispatcher().send(
+            response = await dispatcher.send(
                 method=spec.method,
                 url=spec.url,
                 headers=headers,

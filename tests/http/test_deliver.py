@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -246,3 +247,23 @@ async def test_a_worker_runs_the_push_task_on_its_loop(server: PushServer) -> No
     async with running_worker(app):
         await app.apush(url, json={"n": 1})
         await eventually(lambda: server.requests("/ok"), within=10)
+
+
+async def test_a_worker_without_httpx_refuses_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = memory_app()
+    app.http_task("https://svc/x")
+    monkeypatch.setitem(sys.modules, "httpx", None)  # as if not installed
+    with pytest.raises(ConfigurationError, match=r"hare-queue\[http\]"):
+        async with running_worker(app):
+            pass
+
+
+async def test_without_httpx_a_push_that_reaches_a_worker_is_a_dead_letter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = _app()
+    monkeypatch.setitem(sys.modules, "httpx", None)
+    monkeypatch.delitem(sys.modules, "hare.http.client", raising=False)
+    with pytest.raises(DeadLetterError) as caught:
+        await _deliver(app, _kwargs(app, "https://svc/x"))
+    assert caught.value.dead_reason == "http-unavailable"
