@@ -6,7 +6,8 @@ docs/architecture.md):
 * edges: `hare.cli` (the `hare` command); `hare_compat` (Celery's API) builds on `hare`;
 * `hare.worker`: consume, admit, run, settle;
 * `hare.app` (`Hare`) and `hare.dlq`; `hare.connections` (a publisher per event loop);
-* `hare.periodic` (beat-less schedules), `hare.control` (Celery's pidbox, revocation);
+* `hare.periodic` (beat-less schedules), `hare.control` (Celery's pidbox, revocation),
+  `hare.http` (HTTP push tasks);
 * `hare.task` (`Task`, `Sent`) and `hare.publisher`;
 * `hare.canvas` (Celery workflows, pure), `hare.results` (task results);
 * `hare.transport`: the `Transport` protocol, `transport.amqp` (the only importer of

@@ -23,6 +23,7 @@ from hare.errors import ConfigurationError
 from hare.http.errors import InvalidPush
 
 __all__ = (
+    "BODILESS",
     "DEFAULT_RETRY",
     "METHODS",
     "PUSH_TASK",
@@ -39,6 +40,8 @@ __all__ = (
 #: The built-in task that delivers pushes.
 PUSH_TASK = "hare.http.push"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: Methods whose pushes may have no body at all (neither `json=` nor `data=`).
+BODILESS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 #: Headers hare sets on every request (lower-case): a push may not set them.
 RESERVED_HEADERS = frozenset(
     {
@@ -207,9 +210,12 @@ def check_headers(headers: object, *, secret: bool = False) -> dict[str, str]:
     return checked
 
 
-def encode_body(json: Any, data: bytes | str | None, *, has_json: bool) -> tuple[bytes, str | None]:
+def encode_body(
+    json: Any, data: bytes | str | None, *, has_json: bool, method: str = "POST"
+) -> tuple[bytes, str | None]:
     """The request body and its default content type, from exactly one of `json=` (any
-    JSON value, `None` included when given) and `data=` (bytes or text)."""
+    JSON value, `None` included when given) and `data=` (bytes or text); a GET, HEAD,
+    DELETE or OPTIONS may have neither (no body)."""
     if has_json and data is not None:
         raise InvalidPush("a push takes json= or data=, not both")
     if has_json:
@@ -222,6 +228,8 @@ def encode_body(json: Any, data: bytes | str | None, *, has_json: bool) -> tuple
         return data.encode("utf-8"), "text/plain; charset=utf-8"
     if isinstance(data, bytes | bytearray):
         return bytes(data), "application/octet-stream"
+    if data is None and method in BODILESS:
+        return b"", None
     if data is None:
         raise InvalidPush("a push takes exactly one of json= or data= (data=b'' for no body)")
     raise InvalidPush(f"data= must be bytes or str, not {type(data).__name__}")

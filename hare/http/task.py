@@ -200,7 +200,7 @@ def with_body(
     template: PushSpec, json: Any, data: bytes | str | None, headers: Mapping[str, str] | None
 ) -> PushSpec:
     """`template` with a body (exactly one of `json=` and `data=`) and more headers."""
-    body, content_type = encode_body(json, data, has_json=json is not UNSET)
+    body, content_type = encode_body(json, data, has_json=json is not UNSET, method=template.method)
     merged = {**template.headers, **check_headers(headers or {})}
     if content_type and not any(k.lower() == "content-type" for k in merged):
         merged["Content-Type"] = content_type

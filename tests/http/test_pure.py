@@ -109,6 +109,7 @@ def test_a_body_is_exactly_one_of_json_and_data() -> None:
     assert encode_body(None, None, has_json=True) == (b"null", "application/json")
     assert encode_body(None, b"\x00\x01", has_json=False)[0] == b"\x00\x01"
     assert encode_body(None, "text", has_json=False)[1] == "text/plain; charset=utf-8"
+    assert encode_body(None, None, has_json=False, method="GET") == (b"", None)
     cases: list[tuple[Any, Any, bool]] = [(1, b"x", True), (None, None, False), (None, 3, False)]
     for json, data, has_json in cases:
         with pytest.raises(InvalidPush):
@@ -364,3 +365,19 @@ def test_the_retry_delay_is_retry_after_capped_else_the_backoff() -> None:
     backoff = transport_failure("timeout", "no response", method="POST", url="u")
     assert backoff.reason == "http-timeout"
     assert retry_delay(backoff, policy, 3, Fixed(), cap=10.0) == (8.0, False)
+
+
+def test_the_http_settings_come_from_arguments_and_the_environment() -> None:
+    from hare.core.settings import Settings
+
+    environ = {"HARE_HTTP_SIGNING_SECRET": "k", "HARE_HTTP_TIMEOUT": "2.5"}
+    settings = Settings.resolve({"http_max_per_host": 3}, environ)
+    assert (settings.http_signing_secret, settings.http_timeout, settings.http_max_per_host) == (
+        "k",
+        2.5,
+        3,
+    )
+    assert "'k'" not in repr(settings)
+    for bad in ({"http_timeout": 0}, {"http_max_per_host": 0}):
+        with pytest.raises(ConfigurationError):
+            Settings.resolve(bad, {})
