@@ -314,8 +314,10 @@ class Workers:
         drain_timeout: float = 30.0,
         delivery_limit: int | None = None,
         url: str | None = None,
+        app: str = APP,
     ) -> WorkerProcess:
-        """Start a worker of `queue` (comma-separated: several), on `url` or the suite's."""
+        """Start a worker of `app` (the fault app by default) for `queue` (comma-separated:
+        several), on `url` or the suite's."""
         name = name or f"worker-{len(self.started) + 1}"
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("HARE_")}
@@ -328,7 +330,7 @@ class Workers:
         }
         if delivery_limit is not None:
             env["HARE_DELIVERY_LIMIT"] = str(delivery_limit)
-        command = [sys.executable, "-m", "hare", "worker", APP, "-Q", queue]
+        command = [sys.executable, "-m", "hare", "worker", app, "-Q", queue]
         command += ["-c", str(concurrency), "--drain-timeout", str(drain_timeout)]
         command += ["--health-port", str(port), "--loglevel", "warning"]
         if processes > 1:

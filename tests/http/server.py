@@ -55,6 +55,8 @@ class Received:
 class PushServer:
     def __init__(self) -> None:
         self.ledger: list[Received] = []
+        #: The requests answered in full (their whole response written), in order.
+        self.answered: list[Received] = []
         self._scripts: dict[str, list[Reply]] = {}
         self._served: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
@@ -110,7 +112,8 @@ class PushServer:
             headers[name.strip().lower()] = value.strip()
         body = await reader.readexactly(int(headers.get("content-length", "0")))
         path = target.split("?", 1)[0]
-        self.ledger.append(Received(method, path, headers, body, time.monotonic()))
+        received = Received(method, path, headers, body, time.monotonic())
+        self.ledger.append(received)
         replies = self._scripts.get(path, [Reply(404, b"no such path")])
         reply = replies[min(self._served[path], len(replies) - 1)]
         self._served[path] += 1
@@ -126,6 +129,7 @@ class PushServer:
             return False
         writer.write(reply.body)
         await writer.drain()
+        self.answered.append(received)
         return True
 
 
