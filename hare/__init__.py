@@ -6,7 +6,8 @@ docs/architecture.md):
 * edges: `hare.cli` (the `hare` command); `hare_compat` (Celery's API) builds on `hare`;
 * `hare.worker`: consume, admit, run, settle;
 * `hare.app` (`Hare`) and `hare.dlq`; `hare.connections` (a publisher per event loop);
-* `hare.periodic` (beat-less schedules), `hare.control` (Celery's pidbox, revocation);
+* `hare.periodic` (beat-less schedules), `hare.control` (Celery's pidbox, revocation),
+  `hare.http` (HTTP push tasks);
 * `hare.task` (`Task`, `Sent`) and `hare.publisher`;
 * `hare.canvas` (Celery workflows, pure), `hare.results` (task results);
 * `hare.transport`: the `Transport` protocol, `transport.amqp` (the only importer of
@@ -25,6 +26,7 @@ from hare.app import Hare as Hare
 from hare.errors import BrokerError as BrokerError
 from hare.errors import BrokerUnavailable as BrokerUnavailable
 from hare.errors import ConfigurationError as ConfigurationError
+from hare.errors import DeadLetterError as DeadLetterError
 from hare.errors import HareError as HareError
 from hare.errors import Ignore as Ignore
 from hare.errors import MessageReturned as MessageReturned
@@ -73,6 +75,7 @@ __all__ = (
     "BrokerError",
     "BrokerUnavailable",
     "ConfigurationError",
+    "DeadLetterError",
     "Hare",
     "HareError",
     "Ignore",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import os
 import socket
@@ -23,6 +24,7 @@ from hare.errors import ConfigurationError, ResultsDisabled
 from hare.events.emitting import publish_event
 from hare.events.handlers import Emitted, Event, Events
 from hare.events.message import event_message
+from hare.http.task import UNSET, HttpTask, Pushes
 from hare.middleware import Middlewares
 from hare.periodic.schedules import Periodic
 from hare.publisher import Publisher
@@ -383,6 +385,30 @@ class Hare:
                 return queue
         task = self.tasks.get(name)
         return task.queue if task is not None else self.settings.default_queue
+
+    # -- HTTP push tasks (see hare.http) ------------------------------------------------------
+
+    @functools.cached_property
+    def http(self) -> Pushes:
+        """This app's HTTP push tasks; the first use registers the task that delivers them."""
+        return Pushes(self)
+
+    def http_task(self, url: str, **options: Any) -> HttpTask:
+        """A task that is a URL: `.delay(json=...)` makes a worker send it the request, and a
+        2xx means done (options and outcomes: docs/http-tasks.md)."""
+        return self.http.hook(url, **options)
+
+    def push(self, url: str, *, method: str = "POST", json: Any = UNSET, **options: Any) -> Sent:
+        """Send a one-off HTTP push from sync code (`data=`, `headers=`, `queue=`, ...)."""
+        spec, rest = self.http.one_off(url, method, json, options.pop("data", None), options)
+        return self.http.send(spec, rest)
+
+    async def apush(
+        self, url: str, *, method: str = "POST", json: Any = UNSET, **options: Any
+    ) -> Sent:
+        """`push` for async code."""
+        spec, rest = self.http.one_off(url, method, json, options.pop("data", None), options)
+        return await self.http.asend(spec, rest)
 
     # -- connections (see hare.connections) -------------------------------------------------
 

@@ -6,19 +6,21 @@ Failures (exceptions hare raises to you)::
     ├── ConfigurationError        a setting, app path or task option is wrong
     │   ├── NotSupportedError     an option hare cannot honour (never silently ignored)
     │   ├── ResultsDisabled       a result was asked for, but the app stores none
-    │   └── InvalidEventName      an event name or handler pattern that is not topic words
+    │   ├── InvalidEventName      an event name that is not topic words (`hare.events.errors`)
+    │   └── InvalidPush           an HTTP push that cannot be sent (in `hare.http.errors`)
     ├── TaskNotRegistered         a task name the app does not know (calling side)
     ├── FieldTableError           a header value an AMQP field table cannot carry
     ├── MessageError              a message that cannot be turned into a task call
     │   ├── MalformedMessage      broken body or headers
     │   └── ContentTypeRefused    a content type outside `accept_content`
     ├── DelayTooLong              a delay beyond what the ladder can carry
-    ├── InvalidPayload            an event's payload that its handler's annotation refuses
+    ├── InvalidPayload            a payload its handler refuses (in `hare.events.errors`)
     ├── SoftTimeLimitExceeded     raised inside a task at its soft time limit
     ├── TimeLimitExceeded         a task was stopped at its hard time limit
     ├── TaskRevoked               a task was revoked, expired, or terminated
     ├── ChordError                a chord's body cannot run: a task of its header failed
     ├── WorkerLostError           the pool's child running a task died (TaskProcessDied)
+    ├── PushFailed                an HTTP push got no 2xx (in `hare.http.errors`)
     ├── DeadLetterQueueNotFound   `hare dlq` was pointed at a queue that does not exist
     ├── ResultTimeout             no result within `get(timeout=)` (also a TimeoutError)
     ├── ResultBackendError        the result backend could not store or read a result
@@ -42,11 +44,13 @@ Control signals (exceptions a task raises to tell the worker what to do)::
     TaskSignal
     ├── Retry     run me again later
     ├── Reject    fail for good, no retry: straight to the dead letters
+    │   └── DeadLetterError   the same, with a dead-letter reason of the task's own
     └── Ignore    forget this message: ack it, record no result, run nothing after it
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -59,13 +63,12 @@ __all__ = (
     "ChordError",
     "ConfigurationError",
     "ContentTypeRefused",
+    "DeadLetterError",
     "DeadLetterQueueNotFound",
     "DelayTooLong",
     "FieldTableError",
     "HareError",
     "Ignore",
-    "InvalidEventName",
-    "InvalidPayload",
     "MalformedMessage",
     "MalformedResult",
     "MessageError",
@@ -108,16 +111,6 @@ class NotSupportedError(ConfigurationError):
         self.option = option
         self.why = why
         super().__init__(f"{option} is not supported" + (f": {why}" if why else ""))
-
-
-class InvalidEventName(ConfigurationError):
-    """An event name (or a handler's pattern) that is not dot-separated topic words, or an
-    emitted name with a wildcard (`hare.events.names`)."""
-
-
-class InvalidPayload(HareError):
-    """An event's payload that does not match its handler's annotated parameter: the worker
-    dead-letters it with reason `invalid-payload` (`hare.events.payload`)."""
 
 
 class TaskNotRegistered(HareError):
@@ -380,10 +373,27 @@ class Reject(TaskSignal):
     dead letters rather than in a loop.
     """
 
+    dead_reason = "rejected"  # the dead letter's reason; `reason` is its detail
+
     def __init__(self, reason: str = "rejected by the task", *, requeue: bool = False) -> None:
         self.reason = reason
         self.requeue = requeue
         super().__init__(reason)
+
+
+class DeadLetterError(Reject):
+    """Fail for good, no retry: dead-lettered with `reason`, a short word of the task's own
+    (`http-404`: 1-64 of a-z, 0-9, `.`, `-`), and `detail`, a sentence (clipped to 2,000
+    characters). A plain `Reject` is dead-lettered as `rejected`."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{0,63}", reason):
+            raise ConfigurationError(f"not a dead-letter reason (a-z, 0-9, '.', '-'): {reason!r}")
+        super().__init__(detail or reason)
+        self.dead_reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.dead_reason, self.reason))
 
 
 class Ignore(TaskSignal):

@@ -50,6 +50,8 @@ class Rejected:
     exception: BaseException | None = None
     #: `Reject(requeue=True)`: back to the queue, to be delivered again.
     requeue: bool = False
+    #: The dead letter's reason: `rejected`, or a `DeadLetterError`'s own.
+    dead_reason: str = "rejected"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,7 +121,7 @@ def mark_retries_exhausted(exc: _E) -> _E:
 def outcome_of(exc: Exception, traceback: str) -> Outcome:
     """What a task that raised `exc` (with `traceback` formatted) asks the worker to do."""
     if isinstance(exc, Reject):
-        return Rejected(exc.reason, _rejected_as(exc), exc.requeue)
+        return Rejected(exc.reason, _rejected_as(exc), exc.requeue, exc.dead_reason)
     if isinstance(exc, Ignore):
         return Ignored()
     if isinstance(exc, Retry):

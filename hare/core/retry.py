@@ -10,7 +10,8 @@ Semantics follow Celery's, so a Celery user's expectations hold:
 * the automatic delay is `default_retry_delay`, or with `retry_backoff` Celery's
   `min(retry_backoff_max, factor · 2^retries)`, with full jitter (uniform over [0, delay])
   when `retry_jitter` is on;
-* `Reject` is final and never retried;
+* `Reject` is final and never retried (dead-lettered as `rejected`, or with the reason a
+  `DeadLetterError` names);
 * a failure its task marked as the end of its own retries (`mark_retries_exhausted`: Celery's
   `self.retry` past `max_retries`, through hare_compat) is final too, with the same reason
   (`retries-exhausted`) as a `Retry` past `max_retries`.
@@ -133,7 +134,7 @@ def decide(outcome: Outcome, policy: RetryPolicy, retries: int, rng: Uniform) ->
     if isinstance(outcome, Succeeded | Ignored):
         return Ack()
     if isinstance(outcome, Rejected):
-        return Requeue() if outcome.requeue else DeadLetterAs("rejected")
+        return Requeue() if outcome.requeue else DeadLetterAs(outcome.dead_reason)
     if isinstance(outcome, RetryRequested):
         limit = retry_limit(outcome, policy)
         if limit is not None and retries >= limit:

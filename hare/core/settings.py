@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
@@ -71,6 +71,13 @@ class Settings:
     #: Store with each result the task's name, args, kwargs, worker, retries and queue, as
     #: Celery's `result_extended` does (`AsyncResult.name`, `.args`, `.kwargs`...).
     result_extended: bool = False
+    #: HTTP push tasks (`hare.http`): the secret that signs requests (`X-Hare-Signature`);
+    #: none: requests are not signed. Never shown in `repr()`.
+    http_signing_secret: str | None = field(default=None, repr=False)
+    #: Seconds a push request may take as a whole, and how many may be under way at once to
+    #: one scheme, host and port from one worker process; a hook or push may set its own.
+    http_timeout: float = 30.0
+    http_max_per_host: int = 10
 
     def __post_init__(self) -> None:
         validate_queue_name(self.default_queue)
@@ -85,7 +92,7 @@ class Settings:
                 f"max_message_size must be 1 to {MAX_MESSAGE_SIZE_CEILING} bytes (RabbitMQ's "
                 f"ceiling), not {self.max_message_size!r}"
             )
-        for name in ("connect_timeout", "publish_timeout", "watchdog_interval", "result_expires"):
+        for name in (*_SECONDS, "http_max_per_host"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
         if self.delays not in ("ladder", "eta-header"):
@@ -121,6 +128,16 @@ class Settings:
         return replace(self, **changes)
 
 
+_INTEGERS = ("delivery_limit", "heartbeat", "generation", "max_message_size", "http_max_per_host")
+_SECONDS = (
+    "connect_timeout",
+    "publish_timeout",
+    "watchdog_interval",
+    "result_expires",
+    "http_timeout",
+)
+
+
 def _names(value: str | Iterable[str]) -> list[str]:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
@@ -130,9 +147,9 @@ def _names(value: str | Iterable[str]) -> list[str]:
 def _parse(name: str, raw: str) -> Any:
     """Turn the text of an environment variable into the setting's type."""
     try:
-        if name in ("delivery_limit", "heartbeat", "generation", "max_message_size"):
+        if name in _INTEGERS:
             return int(raw)
-        if name in ("connect_timeout", "publish_timeout", "watchdog_interval", "result_expires"):
+        if name in _SECONDS:
             return float(raw)
     except ValueError as exc:
         raise ConfigurationError(f"HARE_{name.upper()}={raw!r} is not a number") from exc

@@ -18,7 +18,7 @@ from dataclasses import replace
 
 from hare.core.deadletter import DeadLetter
 from hare.core.message import Message
-from hare.errors import InvalidPayload
+from hare.events.errors import InvalidPayload
 from hare.events.handlers import Events
 from hare.events.names import EVENT_TASK
 from hare.events.payload import load

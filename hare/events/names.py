@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from hare.errors import InvalidEventName
+from hare.events.errors import InvalidEventName
 
 __all__ = (
     "EVENT_TASK",

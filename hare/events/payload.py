@@ -22,7 +22,8 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, Union
 
-from hare.errors import ConfigurationError, InvalidPayload
+from hare.errors import ConfigurationError
+from hare.events.errors import InvalidPayload
 
 __all__ = ("dump", "load", "payload_annotation")
 

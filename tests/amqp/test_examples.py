@@ -57,3 +57,14 @@ async def test_the_fastapi_example_sends_from_a_request_and_a_worker_runs_it(
         signals.task_postrun.disconnect(ran)
         await example.app.aclose()
     assert ledger.runs == [(task_id, "receipt for order 42 sent to a@example.com")]
+
+
+@pytest.mark.anyio
+async def test_the_webhooks_example_delivers_each_push_once_to_its_receiver(
+    amqp_url: str, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARE_BROKER_URL", amqp_url)
+    monkeypatch.setenv("HARE_DEFAULT_QUEUE", f"{unique}.webhooks")
+    example = _fresh("examples.webhooks")
+    await asyncio.wait_for(example.main(), timeout=30)
+    assert len(example.done) == 3

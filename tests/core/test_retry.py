@@ -178,3 +178,13 @@ def test_the_retry_limit_is_the_retrys_own_else_the_policys() -> None:
 def test_bad_policies_are_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_dead_letter_error_is_final_with_its_own_reason() -> None:
+    from hare.errors import DeadLetterError
+
+    exc = DeadLetterError("http-404", "HTTP 404 from POST https://svc/hook")
+    outcome = outcome_of(exc, "")
+    assert outcome == Rejected("HTTP 404 from POST https://svc/hook", exc, False, "http-404")
+    decision = decide(outcome, RetryPolicy(autoretry_for=(Exception,)), 0, Fixed(0.5))
+    assert decision == DeadLetterAs("http-404")

@@ -11,9 +11,10 @@ import pytest
 
 from hare import Hare
 from hare.core.envelope import Delivery
-from hare.errors import ConfigurationError, InvalidEventName
+from hare.errors import ConfigurationError
 from hare.events import EVENT_TASK, UNHANDLED_QUEUE
 from hare.events.dispatch import handler_copy_id
+from hare.events.errors import InvalidEventName
 from hare.testing import Ledger, ManualClock, drain, memory_app, publish_raw, running_worker, until
 from hare.transport.base import Transport
 

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hare.errors import ConfigurationError, InvalidEventName
+from hare.errors import ConfigurationError
+from hare.events.errors import InvalidEventName
 from hare.events.names import (
     handler_queue_name,
     matches,

@@ -7,7 +7,8 @@ from typing import Any, Literal, TypedDict
 
 import pytest
 
-from hare.errors import ConfigurationError, InvalidPayload
+from hare.errors import ConfigurationError
+from hare.events.errors import InvalidPayload
 from hare.events.payload import dump, load, payload_annotation
 
 

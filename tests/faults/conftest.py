@@ -317,8 +317,8 @@ class Workers:
         app: str = APP,
         args: Sequence[str] = (),
     ) -> WorkerProcess:
-        """Start a worker of `queue` (comma-separated: several), on `url` or the suite's;
-        `app` another app than the fault app, `args` more of `hare worker`'s options."""
+        """Start a worker of `app` (the fault app by default) for `queue` (comma-separated:
+        several), on `url` or the suite's; `args` more of `hare worker`'s options."""
         name = name or f"worker-{len(self.started) + 1}"
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("HARE_")}
