@@ -128,10 +128,13 @@ class Pushes:
         self.hooks: dict[str, HttpTask] = {}
         self.secrets: dict[str, HookSecrets] = {}
         self.deliverer = Deliverer(lambda: app.settings, self.secrets, app.clock)
-        if PUSH_TASK not in app.tasks:
-            app.task(name=PUSH_TASK, max_retries=None)(self.deliverer.deliver)
+        task = app.tasks.get(PUSH_TASK)
+        if task is None:
+            task = app.task(name=PUSH_TASK, max_retries=None)(self.deliverer.deliver)
             app.on_startup(check_httpx)
             app.on_shutdown(self.deliverer.aclose)
+        #: The built-in task that delivers pushes (`hare.http.push`).
+        self.task = task
 
     def hook(
         self,

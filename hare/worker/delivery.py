@@ -37,6 +37,7 @@ from hare.core.outcome import Failed
 from hare.core.retry import Requeue
 from hare.errors import BrokerError, ConfigurationError, MessageError, TaskRevoked
 from hare.events.dispatch import address
+from hare.http.spec import PUSH_TASK
 from hare.results.state import REVOKED, STARTED
 from hare.task import Task
 from hare.worker.call import TaskCall
@@ -169,7 +170,7 @@ class Processor:
             await settle.dead_letter(delivery, addressed)
             return None
         message = addressed
-        task = self.app.tasks.get(message.task)
+        task = self.app.tasks.get(message.task) or self._builtin(message.task)
         if task is None:
             detail = f"no task named {message.task!r} is registered on this worker"
             await settle.dead_letter(delivery, DeadLetter(reason="unknown-task", detail=detail))
@@ -198,6 +199,13 @@ class Processor:
                 await self._discard(delivery, task, request, expired=False)
                 return None
         return TaskCall(task, request, self._rng)
+
+    def _builtin(self, name: str) -> Task[Any, Any] | None:
+        """hare's own task `name`, registered on first use: an app that sends one-off pushes
+        (`app.push`) need not have touched `app.http` in the worker's process."""
+        if name != PUSH_TASK:
+            return None
+        return self.app.http.task
 
     def _revoked(self, message: Message) -> bool:
         return self.is_revoked(message.id) or self.is_revoked_by_stamps(message.headers)
