@@ -14,7 +14,18 @@ handler). `handlers` holds an app's handlers and `Event`; `emitting` declares an
 See docs/events.md.
 """
 
+from hare.events.errors import InvalidEventName, InvalidPayload
 from hare.events.handlers import Emitted, Event, Events, Handler
 from hare.events.names import EVENT_TASK, EXCHANGE, UNHANDLED_QUEUE
 
-__all__ = ("EVENT_TASK", "EXCHANGE", "UNHANDLED_QUEUE", "Emitted", "Event", "Events", "Handler")
+__all__ = (
+    "EVENT_TASK",
+    "EXCHANGE",
+    "UNHANDLED_QUEUE",
+    "Emitted",
+    "Event",
+    "Events",
+    "Handler",
+    "InvalidEventName",
+    "InvalidPayload",
+)
