@@ -5,6 +5,7 @@ Failures (exceptions hare raises to you)::
     HareError
     ├── ConfigurationError        a setting, app path or task option is wrong
     │   ├── NotSupportedError     an option hare cannot honour (never silently ignored)
+    │   ├── InvalidPriority       a priority outside 0-9, or not an int
     │   ├── ResultsDisabled       a result was asked for, but the app stores none
     │   ├── InvalidEventName      an event name that is not topic words (`hare.events.errors`)
     │   └── InvalidPush           an HTTP push that cannot be sent (in `hare.http.errors`)
@@ -69,6 +70,7 @@ __all__ = (
     "FieldTableError",
     "HareError",
     "Ignore",
+    "InvalidPriority",
     "MalformedMessage",
     "MalformedResult",
     "MessageError",
@@ -102,6 +104,10 @@ class HareError(Exception):
 
 class ConfigurationError(HareError):
     """A setting, app path or task option is wrong."""
+
+
+class InvalidPriority(ConfigurationError):
+    """A task priority that is not an int from 0 to 9 (or a bad `queue_max_priority`)."""
 
 
 class NotSupportedError(ConfigurationError):

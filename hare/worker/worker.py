@@ -30,6 +30,7 @@ from typing import Any
 from hare import signals
 from hare.app import Hare
 from hare.control.revocation_stream import Revocations
+from hare.core import priority
 from hare.core.codec import accepted_content_types
 from hare.errors import (
     BrokerNotReady,
@@ -92,10 +93,11 @@ class Worker:
         self._accept = accepted_content_types(app.settings.accept_content)
         self._clock = app.clock
         self._rng = rng or random.Random()
-        # With several queues each consumer may hold `concurrency` deliveries: slots bound
-        # how many run. With one queue the prefetch alone bounds it.
-        slots = concurrency if len(self.queues) > 1 else None
-        self._in_flight = InFlight(app, self._clock, slots)
+        # Each task queue's priority band is consumed beside it (hare.core.priority); with
+        # several consumers, slots bound how many run, high band first (`InFlight.of`).
+        bands = app.settings.bands
+        self._consumed = priority.consumed_queues(self.queues, bands, frozenset(app.events))
+        self._in_flight = InFlight.of(app, self._clock, self._consumed, concurrency)
         #: What this worker is made of once it runs (`run` builds it).
         self._parts: Parts | None = None
         self._consumers: list[Consumer] = []
@@ -142,7 +144,7 @@ class Worker:
         parts = self._parts = Parts.build(
             self.app,
             transport,
-            queues=self.queues,
+            queues=self._consumed,
             concurrency=self.concurrency,
             nodename=self.nodename,
             accept=self._accept,
@@ -242,11 +244,11 @@ class Worker:
             self._restoring.cancel()
             self._restoring = asyncio.ensure_future(self._restore_control(transport, parts))
         await declare_handlers(parts.publisher, self.app.events, self.app.settings)
-        for queue in self.queues:
+        for queue in self._consumed:
             await adopt(
                 parts.publisher, queue, self.app.settings, self._self_counted, self._adopted
             )
-        for queue in self.queues:
+        for queue in self._consumed:
             handler = functools.partial(self._in_flight.handle, parts, queue)
             consumer = await transport.consume(queue, handler, prefetch=self.concurrency)
             self._consumers.append(consumer)
