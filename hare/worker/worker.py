@@ -144,7 +144,7 @@ class Worker:
         parts = self._parts = Parts.build(
             self.app,
             transport,
-            queues=self._consumed,
+            queues=self.queues,
             concurrency=self.concurrency,
             nodename=self.nodename,
             accept=self._accept,
