@@ -36,6 +36,7 @@ __all__ = (
     "check_priority",
     "consumed_queues",
     "is_band_queue",
+    "prefetch",
 )
 
 #: The highest priority a task may have (Celery's range on RabbitMQ is 0-9).
@@ -121,3 +122,14 @@ def consumed_queues(
 def admission_ranks(queues: Iterable[str], bands: bool) -> dict[str, int]:
     """Each consumed queue's rank for a free concurrency slot (all 0 without bands)."""
     return {queue: band_rank(queue) if bands else 0 for queue in queues}
+
+
+def prefetch(queue: str, concurrency: int, bands: bool) -> int:
+    """A worker's prefetch for `queue`: its concurrency, and twice that for a high band.
+
+    When a high task ends and acks, the broker's next high delivery is still on its way while
+    the freed slot is handed out: without deliveries of its own waiting in the worker, a high
+    band with a backlog would lose every other slot to the low band's waiting deliveries.
+    With `concurrency` more of them held, a freed slot finds a high delivery waiting.
+    """
+    return 2 * concurrency if bands and is_band_queue(queue) else concurrency

@@ -8,9 +8,9 @@ Invariants:
 
 * A delivery is acked only after its task finished, or after a dead letter carrying it was
   confirmed by the broker, so a crash at any point leaves the message in the broker.
-* Every consumer's prefetch equals the worker's concurrency: what the broker counts as unacked
-  is what is running (plus, with several queues, what waits for a free slot), never a hidden
-  local buffer.
+* Every consumer's prefetch is the worker's concurrency (a priority band's twice that, so a
+  freed slot finds its next delivery here): what the broker counts as unacked is what runs
+  and what waits for a free slot, never a hidden local buffer.
 * Nothing a message contains can crash the worker: whatever cannot run is dead-lettered with
   its reason.
 """
@@ -250,7 +250,8 @@ class Worker:
             )
         for queue in self._consumed:
             handler = functools.partial(self._in_flight.handle, parts, queue)
-            consumer = await transport.consume(queue, handler, prefetch=self.concurrency)
+            prefetch = priority.prefetch(queue, self.concurrency, self.app.settings.bands)
+            consumer = await transport.consume(queue, handler, prefetch=prefetch)
             self._consumers.append(consumer)
         if parts.scheduler is not None:
             self._consumers.append(await parts.scheduler.subscribe())

@@ -9,6 +9,7 @@ import pytest
 
 from hare import Retry
 from hare.context import current
+from hare.core.priority import prefetch
 from hare.testing import Ledger, ManualClock, memory_app, running_worker, until
 from hare.transport.memory.transport import MemoryTransport
 from hare.worker.admission import Slots
@@ -109,6 +110,34 @@ async def test_a_high_delivery_takes_the_next_free_slot_before_the_low_backlog(
     await app.aclose()
 
 
+@pytest.mark.parametrize("concurrency", [1, 3])
+async def test_a_backlog_in_the_high_band_runs_before_the_low_one(concurrency: int) -> None:
+    """A high task that ends frees its slot before the broker's next high delivery arrives
+    (it comes after the ack): the high band's own deliveries already waiting in the worker
+    (its prefetch is twice the concurrency) take the slot, not the low band's."""
+    clock = ManualClock()
+    app = memory_app(clock)
+    ledger = Ledger()
+
+    @app.task(name="t.work", queue="q")
+    async def work(kind: str) -> None:
+        ledger.record(kind)
+        await clock.sleep(1)  # a task that takes longer than a delivery to arrive
+
+    ledger.bind()
+    for _ in range(30):
+        await work.adelay("low")
+    for _ in range(20):
+        await work.aapply_async(("high",), priority=5)
+    async with running_worker(app, queues=["q"], concurrency=concurrency) as worker:
+        while len(ledger.runs) < 50 or worker.in_flight:
+            await clock.advance_by(1)
+    kinds = [kind for kind, _ in ledger.runs]
+    # The low band's first deliveries took the free slots before the high band's arrived.
+    assert kinds[concurrency : concurrency + 20] == ["high"] * 20
+    await app.aclose()
+
+
 async def test_a_retried_high_task_comes_back_in_the_high_band() -> None:
     clock = ManualClock()
     app = memory_app(clock)
@@ -183,3 +212,8 @@ async def test_a_slot_granted_to_a_waiter_cancelled_meanwhile_passes_on() -> Non
     granted.cancel()
     await asyncio.gather(first, granted, after, return_exceptions=True)
     assert order == ["a", "c"]
+
+
+def test_a_high_band_holds_twice_the_concurrency() -> None:
+    assert (prefetch("q", 8, True), prefetch("q.high", 8, True)) == (8, 16)
+    assert prefetch("q.high", 8, False) == 8
