@@ -19,13 +19,14 @@ Pure: names and rules only.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from hare.errors import InvalidPriority
+from hare.errors import ConfigurationError
 
 __all__ = (
     "HIGH_FROM",
+    "InvalidPriority",
     "HIGH_SUFFIX",
     "MAX_PRIORITY",
     "admission_ranks",
@@ -38,6 +39,11 @@ __all__ = (
     "is_band_queue",
     "prefetch",
 )
+
+
+class InvalidPriority(ConfigurationError):
+    """A task priority that is not an int from 0 to 9 (or a bad `queue_max_priority`)."""
+
 
 #: The highest priority a task may have (Celery's range on RabbitMQ is 0-9).
 MAX_PRIORITY = 9
@@ -104,17 +110,18 @@ def band_rank(queue: str) -> int:
 
 
 def consumed_queues(
-    queues: Iterable[str], bands: bool, without: Collection[str] = ()
+    queues: Iterable[str], bands: bool, without: Iterable[str] = ()
 ) -> tuple[str, ...]:
     """The queues a worker of `queues` consumes: with `bands`, each followed by its band,
     except the queues `without` one (an event handler's queue: events carry no priority)."""
     if not bands:
         return tuple(dict.fromkeys(queues))
+    alone = frozenset(without)
     return tuple(
         dict.fromkeys(
             band
             for queue in queues
-            for band in ((queue,) if queue in without else band_queues(queue))
+            for band in ((queue,) if queue in alone else band_queues(queue))
         )
     )
 

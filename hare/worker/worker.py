@@ -30,7 +30,6 @@ from typing import Any
 from hare import signals
 from hare.app import Hare
 from hare.control.revocation_stream import Revocations
-from hare.core import priority
 from hare.core.codec import accepted_content_types
 from hare.errors import (
     BrokerNotReady,
@@ -93,11 +92,8 @@ class Worker:
         self._accept = accepted_content_types(app.settings.accept_content)
         self._clock = app.clock
         self._rng = rng or random.Random()
-        # Each task queue's priority band is consumed beside it (hare.core.priority); with
-        # several consumers, slots bound how many run, high band first (`InFlight.of`).
-        bands = app.settings.bands
-        self._consumed = priority.consumed_queues(self.queues, bands, frozenset(app.events))
-        self._in_flight = InFlight.of(app, self._clock, self._consumed, concurrency)
+        self._in_flight = InFlight(app, self._clock, self.queues, concurrency)
+        self._consumed = self._in_flight.queues
         #: What this worker is made of once it runs (`run` builds it).
         self._parts: Parts | None = None
         self._consumers: list[Consumer] = []
@@ -250,8 +246,9 @@ class Worker:
             )
         for queue in self._consumed:
             handler = functools.partial(self._in_flight.handle, parts, queue)
-            prefetch = priority.prefetch(queue, self.concurrency, self.app.settings.bands)
-            consumer = await transport.consume(queue, handler, prefetch=prefetch)
+            consumer = await transport.consume(
+                queue, handler, prefetch=self._in_flight.prefetch(queue)
+            )
             self._consumers.append(consumer)
         if parts.scheduler is not None:
             self._consumers.append(await parts.scheduler.subscribe())

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from hare.errors import InvalidPriority, NotSupportedError
+from hare.core.priority import InvalidPriority
+from hare.errors import NotSupportedError
 from hare.testing import drain
 from hare.transport.memory.transport import MemoryTransport
 from hare_compat import Celery

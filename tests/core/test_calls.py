@@ -25,7 +25,8 @@ from hare.canvas import continuation as canvas
 from hare.context import TaskContext, running
 from hare.core.calls import Env, build_message
 from hare.core.message import Embed, Message
-from hare.errors import ConfigurationError, InvalidPriority, NotSupportedError
+from hare.core.priority import InvalidPriority
+from hare.errors import ConfigurationError, NotSupportedError
 from hare.publisher import Publisher
 from hare.testing.clock import ManualClock
 from hare_compat import Celery

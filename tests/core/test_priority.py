@@ -6,6 +6,7 @@ import pytest
 
 from hare.core import calls
 from hare.core.priority import (
+    InvalidPriority,
     admission_ranks,
     band_queue,
     band_queues,
@@ -14,7 +15,7 @@ from hare.core.priority import (
 )
 from hare.core.settings import Settings
 from hare.core.topology import work_queue
-from hare.errors import ConfigurationError, InvalidPriority
+from hare.errors import ConfigurationError
 from hare.task import TaskOptions
 
 ENV = calls.Env(new_id=lambda: "id", now=0.0, origin=None)
