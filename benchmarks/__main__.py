@@ -5,6 +5,7 @@ run [--quick]   hare next to Celery, Dramatiq, Taskiq and a raw aiormq loop; rew
 core            enqueue and drain of hare against the raw loop, in-process
 delays          delay lateness and what a worker holds (hare only)
 periodic        periodic ticks across worker processes
+priority        how long a high-priority task waits behind a low-priority backlog
 pool            hare's prefork pool next to its threads pool and Celery's prefork, sync tasks
 profile         where hare spends its time enqueueing and draining
 cluster         one quorum queue on the 3-node RabbitMQ 4.0 cluster: enqueue and drain
@@ -17,13 +18,14 @@ from collections.abc import Callable
 
 
 def _commands() -> dict[str, Callable[[list[str]], None]]:
-    from benchmarks import cluster, core, delays, periodic, pool, profile, run
+    from benchmarks import cluster, core, delays, periodic, pool, priority_latency, profile, run
 
     return {
         "run": run.main,
         "core": core.main,
         "delays": delays.main,
         "periodic": periodic.main,
+        "priority": priority_latency.main,
         "pool": pool.main,
         "profile": profile.main,
         "cluster": cluster.main,

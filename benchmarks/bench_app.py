@@ -9,6 +9,7 @@ processes and cost about 2 µs per task. Configured by BENCH_FILE and BENCH_QUEU
 
 from __future__ import annotations
 
+import asyncio
 import os
 import struct
 import time
@@ -25,6 +26,13 @@ _pack = struct.Struct("<dd").pack
 @app.task(name="bench.noop")
 async def noop(intended: float) -> None:
     os.write(_out, _pack(intended, time.time()))
+
+
+@app.task(name="bench.busy")
+async def busy(intended: float, millis: float) -> None:
+    """Records its start, then takes `millis` ms (asleep): a backlog that lasts (priorities)."""
+    os.write(_out, _pack(intended, time.time()))
+    await asyncio.sleep(millis / 1000)
 
 
 @app.task(name="bench.noop_sync")

@@ -89,13 +89,20 @@ class WorkerProcess:
 
 @contextmanager
 def hare_worker(
-    url: str, queue: str, *, concurrency: int = 64, processes: int | None = None
+    url: str,
+    queue: str,
+    *,
+    concurrency: int = 64,
+    processes: int | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[WorkerProcess]:
-    """`hare worker benchmarks.bench_app:app` in a subprocess, writing records to a temp file."""
+    """`hare worker benchmarks.bench_app:app` in a subprocess, writing records to a temp file
+    (`env`: more environment variables, e.g. `HARE_*` settings)."""
     handle, record_file = tempfile.mkstemp(prefix="hare-bench-", suffix=".bin")
     os.close(handle)
     env = {
         **os.environ,
+        **(env or {}),
         "HARE_BROKER_URL": url,
         "BENCH_QUEUE": queue,
         "BENCH_FILE": record_file,

@@ -130,6 +130,7 @@ class Hare:
         pool: Literal["prefork", "threads"] | None = None,
         retry_on_worker_lost: bool = False,
         reject_on_worker_lost: bool = False,
+        priority: int | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(
@@ -371,6 +372,7 @@ class Hare:
             accept=self._accept,
             reply_to=self.results.reply_to if self.results is not None else None,
             current=context.message if context is not None else None,
+            default_priority=self.settings.default_priority,
         )
 
     def route(self, name: str) -> str:

@@ -5,6 +5,7 @@ Failures (exceptions hare raises to you)::
     HareError
     ├── ConfigurationError        a setting, app path or task option is wrong
     │   ├── NotSupportedError     an option hare cannot honour (never silently ignored)
+    │   ├── InvalidPriority       a priority outside 0-9 (in `hare.core.priority`)
     │   ├── ResultsDisabled       a result was asked for, but the app stores none
     │   ├── InvalidEventName      an event name that is not topic words (`hare.events.errors`)
     │   └── InvalidPush           an HTTP push that cannot be sent (in `hare.http.errors`)
@@ -122,10 +123,7 @@ class TaskNotRegistered(HareError):
 
 
 class FieldTableError(HareError, TypeError):
-    """A header value (or key) that an AMQP field table cannot carry.
-
-    `path` locates it, e.g. ``timelimit[1]`` or ``stamps.owner``.
-    """
+    """A header value (or key) an AMQP field table cannot carry, at `path` (``timelimit[1]``)."""
 
     def __init__(self, path: str, reason: str) -> None:
         self.path = path

@@ -14,6 +14,7 @@ from hare.core import ladder, protocol
 from hare.core.envelope import Envelope
 from hare.core.headers import ETA_HEADER
 from hare.core.message import Message
+from hare.core.priority import band_queue
 from hare.core.settings import Settings
 from hare.core.topology import Queue, dead_letter_queue, work_queue
 from hare.errors import (
@@ -60,6 +61,7 @@ class Publisher:
         self._pending: dict[str, asyncio.Future[None]] = {}
         self._rng = random.Random()
         self._through_ladder = settings.delays == "ladder"
+        self._bands = settings.bands
 
     async def _once(self, key: str, declare: Callable[[], Awaitable[None]]) -> None:
         if key in self._done:
@@ -130,7 +132,12 @@ class Publisher:
 
     def _work_queue(self, queue: str) -> Queue:
         settings = self._settings
-        return work_queue(queue, settings.queue_type, delivery_limit=settings.delivery_limit)
+        return work_queue(
+            queue,
+            settings.queue_type,
+            delivery_limit=settings.delivery_limit,
+            max_priority=settings.queue_max_priority,
+        )
 
     def _dead_letter_queue(self, queue: str) -> Queue:
         return dead_letter_queue(queue, self._settings.queue_type)
@@ -271,6 +278,8 @@ class Publisher:
                 attempt += 1
 
     async def _send_once(self, queue: str, message: Message, via_ladder: bool | None) -> None:
+        if self._bands:  # a priority of 5-9 travels in the queue's high band
+            queue = band_queue(queue, message.priority)
         route = None
         if message.eta is not None:
             due = message.eta.timestamp()

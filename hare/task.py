@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar, final
 
 from hare.core.calls import positive_seconds
+from hare.core.priority import check_priority
 from hare.core.retry import RetryPolicy
 from hare.core.topology import validate_queue_name
 from hare.errors import ConfigurationError
@@ -71,6 +72,7 @@ _TASK_KEYWORDS = frozenset(
         "isolation",
         "reject_on_worker_lost",
         "retry_on_worker_lost",
+        "priority",
     }
 )
 #: `@app.task(pool=...)`, Celery's pool names for `isolation`.
@@ -98,6 +100,9 @@ class TaskOptions:
     #: fails with `WorkerLostError`.
     retry_on_worker_lost: bool = False
     reject_on_worker_lost: bool = False
+    #: The priority (0-9, higher is more urgent) of a call that gives none; `None`: the
+    #: app's `default_priority`.
+    priority: int | None = None
 
     @classmethod
     def from_keywords(cls, name: str, keywords: Mapping[str, Any]) -> TaskOptions:
@@ -118,6 +123,7 @@ class TaskOptions:
             validate_queue_name(self.queue)
         positive_seconds("time_limit", self.time_limit, self.name)
         positive_seconds("soft_time_limit", self.soft_time_limit, self.name)
+        check_priority(self.priority, self.name)
         if self.isolation not in (None, "thread", "process"):
             raise ConfigurationError(
                 f"isolation must be 'thread' or 'process', not {self.isolation!r}"
@@ -210,16 +216,23 @@ class Task(Generic[P, R]):
         return self.fn(*args, **kwargs)
 
     @property
+    def _defaults(self) -> dict[str, Any]:
+        priority = self.options.priority
+        return {} if priority is None else {"priority": priority}
+
+    @property
     def queue(self) -> str:
         return self.options.queue or self.app.settings.default_queue
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Sent:
         """Send a call to a worker from synchronous code; returns once the broker confirmed it."""
-        return self.app.send_task(self.name, args, kwargs, queue=self.queue)
+        return self.app.send_task(self.name, args, kwargs, queue=self.queue, **self._defaults)
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> Sent:
         """Send a call to a worker from async code; returns once the broker confirmed it."""
-        return await self.app.asend_task(self.name, args, kwargs, queue=self.queue)
+        return await self.app.asend_task(
+            self.name, args, kwargs, queue=self.queue, **self._defaults
+        )
 
     def apply_async(
         self,
@@ -229,6 +242,7 @@ class Task(Generic[P, R]):
     ) -> Sent:
         """Send a call with options (Celery's signature): queue=, task_id=, headers=, expires=..."""
         options.setdefault("queue", self.queue)
+        _default_priority(options, self.options.priority)
         return self.app.send_task(self.name, args, kwargs, **options)
 
     async def aapply_async(
@@ -239,7 +253,13 @@ class Task(Generic[P, R]):
     ) -> Sent:
         """`apply_async` for async code."""
         options.setdefault("queue", self.queue)
+        _default_priority(options, self.options.priority)
         return await self.app.asend_task(self.name, args, kwargs, **options)
+
+
+def _default_priority(options: dict[str, Any], priority: int | None) -> None:
+    if priority is not None and options.get("priority") is None:
+        options["priority"] = priority
 
 
 def task_name(fn: Callable[..., Any], app_main: str) -> str:

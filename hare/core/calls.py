@@ -22,6 +22,8 @@ given as an option of its own, as Celery stamps; or `stamps={name: value}`). The
 * `countdown=`, `eta=` and `expires=` take seconds from `Env.now`, a `datetime` or an
   ISO-8601 string; a naive time is UTC, as in Celery, and said once per process on the
   `hare` logger (`hare.core.values.warn_if_naive`: the builder's one side effect);
+* `priority=` is an int from 0 to 9 (`InvalidPriority` otherwise; 0-255 from the wire);
+  none given takes `Env.default_priority`;
 * `serializer=` must be one hare has and, when the app names what its workers accept
   (`Env.accept`), one of those: a message its own workers would refuse is an error here;
 * outside a task `root_id` is the message's own id; inside one (`Env.current`) the running
@@ -39,6 +41,7 @@ from typing import Any
 
 from hare.core.codec import get_serializer
 from hare.core.message import Embed, Message
+from hare.core.priority import check_priority
 from hare.core.protocol import safe_repr
 from hare.core.topology import validate_queue_name
 from hare.core.values import moment, signatures, warn_if_naive
@@ -87,6 +90,8 @@ class Env:
     reply_to: str | None = None
     #: The task this call is made inside, if any: its parent (`parent_id`, `root_id`).
     current: Message | None = None
+    #: The priority of a call that gives none (the app's `default_priority`).
+    default_priority: int | None = None
 
 
 def build_message(
@@ -145,7 +150,7 @@ def build_message(
         ignore_result=_flag(name, "ignore_result", opt("ignore_result")),
         reply_to=opt("reply_to") or env.reply_to,
         correlation_id=task_id,
-        priority=_count(name, "priority", opt("priority")),
+        priority=_priority(name, opt("priority"), env, from_wire),
         headers=_headers(name, options, stamps),
         content_type=_content_type(name, opt("serializer"), env),
     )
@@ -204,6 +209,12 @@ def _count(name: str, option: str, value: Any) -> int | None:
     if value is None or (type(value) is int and value >= 0):
         return value
     raise ConfigurationError(f"task {name}: {option} must be an int >= 0, not {value!r:.60}")
+
+
+def _priority(name: str, value: Any, env: Env, from_wire: bool) -> int | None:
+    if value is None:
+        return env.default_priority
+    return check_priority(value, name, from_wire=from_wire)
 
 
 def _flag(name: str, option: str, value: Any) -> bool | None:

@@ -8,6 +8,7 @@ from typing import Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 from hare.core.envelope import DEFAULT_MAX_MESSAGE_SIZE
+from hare.core.priority import check_max_priority, check_priority
 from hare.core.topology import QueueType, validate_queue_name
 from hare.errors import ConfigurationError
 
@@ -78,6 +79,16 @@ class Settings:
     #: one scheme, host and port from one worker process; a hook or push may set its own.
     http_timeout: float = 30.0
     http_max_per_host: int = 10
+    #: The priority (0-9, higher is more urgent) of a message whose call and task give none
+    #: (Celery's `task_default_priority`); `None`: no priority.
+    default_priority: int | None = None
+    #: Quorum work queues get priorities by bands: priorities 5-9 travel in `<queue>.high`,
+    #: which workers consume first (`hare.core.priority`). False: one queue, and only the
+    #: message's priority property (RabbitMQ 4.3's quorum queues order by it themselves).
+    priority_bands: bool = True
+    #: Classic work queues are declared with `x-max-priority` this high, so the broker orders
+    #: them by priority (Celery's `task_queue_max_priority`); `None`: no priorities.
+    queue_max_priority: int | None = None
 
     def __post_init__(self) -> None:
         validate_queue_name(self.default_queue)
@@ -99,7 +110,14 @@ class Settings:
             raise ConfigurationError(
                 f"delays must be 'ladder' or 'eta-header', not {self.delays!r}"
             )
-        for flag in ("track_started", "result_extended"):
+        check_priority(self.default_priority)
+        check_max_priority(self.queue_max_priority)
+        if self.queue_max_priority is not None and self.queue_type != "classic":
+            raise ConfigurationError(
+                "queue_max_priority is for classic queues (x-max-priority); quorum queues get "
+                "priorities by bands (priority_bands), or natively on RabbitMQ 4.3"
+            )
+        for flag in ("track_started", "result_extended", "priority_bands"):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigurationError(
                     f"{flag} must be True or False, not {getattr(self, flag)!r}"
@@ -123,12 +141,25 @@ class Settings:
             values["accept_content"] = frozenset(_names(values["accept_content"]))
         return cls(**values)
 
+    @property
+    def bands(self) -> bool:
+        """Whether work queues get priority bands (quorum queues, `priority_bands`)."""
+        return self.priority_bands and self.queue_type == "quorum"
+
     def with_changes(self, **changes: Any) -> Settings:
         """A copy with some settings changed (validated again)."""
         return replace(self, **changes)
 
 
-_INTEGERS = ("delivery_limit", "heartbeat", "generation", "max_message_size", "http_max_per_host")
+_INTEGERS = (
+    "delivery_limit",
+    "heartbeat",
+    "generation",
+    "max_message_size",
+    "http_max_per_host",
+    "default_priority",
+    "queue_max_priority",
+)
 _SECONDS = (
     "connect_timeout",
     "publish_timeout",
@@ -155,7 +186,7 @@ def _parse(name: str, raw: str) -> Any:
         raise ConfigurationError(f"HARE_{name.upper()}={raw!r} is not a number") from exc
     if name == "accept_content":
         return _names(raw)
-    if name in ("track_started", "result_extended"):
+    if name in ("track_started", "result_extended", "priority_bands"):
         return _flag(name, raw)
     return raw
 

@@ -118,7 +118,9 @@ def validate_queue_name(name: str) -> str:
     return name
 
 
-def work_queue(name: str, queue_type: QueueType, *, delivery_limit: int = 10) -> Queue:
+def work_queue(
+    name: str, queue_type: QueueType, *, delivery_limit: int = 10, max_priority: int | None = None
+) -> Queue:
     """The declaration of a work queue.
 
     A classic queue is declared exactly as Celery declares its queues (durable, no arguments),
@@ -128,9 +130,14 @@ def work_queue(name: str, queue_type: QueueType, *, delivery_limit: int = 10) ->
     it was delivered `delivery_limit` times. (RabbitMQ delivers a message `x-delivery-limit`
     + 1 times, measured on 3.10, hence the - 1; classic queues count in the worker, with the
     same meaning.)
+
+    `max_priority` (classic only) adds `x-max-priority`, as Celery's `task_queue_max_priority`
+    does, so that the broker orders the queue by the messages' priority.
     """
     validate_queue_name(name)
     if queue_type == "classic":
+        if max_priority is not None:
+            return Queue(name=name, arguments={"x-max-priority": max_priority})
         return Queue(name=name)
     return Queue(
         name=name,

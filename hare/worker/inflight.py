@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from hare.clock import Clock
 from hare.core.envelope import Delivery
 from hare.core.headers import PERIODIC_HEADER
+from hare.core.priority import admission_ranks, consumed_queues, prefetch
 from hare.errors import BrokerError
+from hare.worker.admission import Slots
 
 if TYPE_CHECKING:
     from hare.app import Hare
@@ -33,17 +36,28 @@ logger = logging.getLogger("hare.worker")
 class InFlight:
     """The deliveries of one worker from their arrival until they are settled."""
 
-    def __init__(self, app: Hare, clock: Clock, slots: int | None) -> None:
+    def __init__(self, app: Hare, clock: Clock, queues: Sequence[str], concurrency: int) -> None:
         self._app = app
         self._clock = clock
-        #: With several queues each consumer may hold `concurrency` deliveries; `slots` bounds
-        #: how many run. With one queue the prefetch alone bounds it (`None`).
-        self._slots = None if slots is None else asyncio.Semaphore(slots)
+        bands = app.settings.bands
+        self._concurrency, self._bands = concurrency, bands
+        #: The queues the worker consumes: `queues` and, on quorum queues, each task queue's
+        #: priority band (`hare.core.priority`; event handlers' queues get none).
+        self.queues = consumed_queues(queues, bands, app.events)
+        #: Each consumer may hold `concurrency` deliveries (a band twice that): with several,
+        #: slots bound how many run. With one queue the prefetch alone bounds it (`None`).
+        self._slots = Slots(concurrency) if len(self.queues) > 1 else None
+        #: Which deliveries take a free slot first, by their queue: a high band's.
+        self._ranks = admission_ranks(self.queues, bands)
         # Handler tasks of unsettled deliveries, and those whose task has started to run:
         # a drain hands back the ones that have not started and waits for the others.
         self._active: dict[asyncio.Task[Any], Delivery] = {}
         self._started: set[asyncio.Task[Any]] = set()
         self._handing_back = False
+
+    def prefetch(self, queue: str) -> int:
+        """The prefetch of the consumer of `queue` (`hare.core.priority.prefetch`)."""
+        return prefetch(queue, self._concurrency, self._bands)
 
     def __len__(self) -> int:
         """Deliveries received and not yet settled."""
@@ -71,7 +85,7 @@ class InFlight:
             if self._slots is None:
                 await self._process(parts, delivery)
             else:
-                async with self._slots:
+                async with self._slots.taken(self._ranks.get(queue, 0)):
                     await self._process(parts, delivery)
         except asyncio.CancelledError:
             if self._handing_back:

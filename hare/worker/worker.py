@@ -8,9 +8,9 @@ Invariants:
 
 * A delivery is acked only after its task finished, or after a dead letter carrying it was
   confirmed by the broker, so a crash at any point leaves the message in the broker.
-* Every consumer's prefetch equals the worker's concurrency: what the broker counts as unacked
-  is what is running (plus, with several queues, what waits for a free slot), never a hidden
-  local buffer.
+* Every consumer's prefetch is the worker's concurrency (a priority band's twice that, so a
+  freed slot finds its next delivery here): what the broker counts as unacked is what runs
+  and what waits for a free slot, never a hidden local buffer.
 * Nothing a message contains can crash the worker: whatever cannot run is dead-lettered with
   its reason.
 """
@@ -92,10 +92,8 @@ class Worker:
         self._accept = accepted_content_types(app.settings.accept_content)
         self._clock = app.clock
         self._rng = rng or random.Random()
-        # With several queues each consumer may hold `concurrency` deliveries: slots bound
-        # how many run. With one queue the prefetch alone bounds it.
-        slots = concurrency if len(self.queues) > 1 else None
-        self._in_flight = InFlight(app, self._clock, slots)
+        self._in_flight = InFlight(app, self._clock, self.queues, concurrency)
+        self._consumed = self._in_flight.queues
         #: What this worker is made of once it runs (`run` builds it).
         self._parts: Parts | None = None
         self._consumers: list[Consumer] = []
@@ -242,13 +240,15 @@ class Worker:
             self._restoring.cancel()
             self._restoring = asyncio.ensure_future(self._restore_control(transport, parts))
         await declare_handlers(parts.publisher, self.app.events, self.app.settings)
-        for queue in self.queues:
+        for queue in self._consumed:
             await adopt(
                 parts.publisher, queue, self.app.settings, self._self_counted, self._adopted
             )
-        for queue in self.queues:
+        for queue in self._consumed:
             handler = functools.partial(self._in_flight.handle, parts, queue)
-            consumer = await transport.consume(queue, handler, prefetch=self.concurrency)
+            consumer = await transport.consume(
+                queue, handler, prefetch=self._in_flight.prefetch(queue)
+            )
             self._consumers.append(consumer)
         if parts.scheduler is not None:
             self._consumers.append(await parts.scheduler.subscribe())

@@ -248,6 +248,15 @@ def hare_settings(conf: Settings) -> dict[str, Any]:
     url, use_ssl = conf.broker_url, conf.broker_use_ssl
     if url or use_ssl:
         arguments["broker"] = broker_url(url or _CELERY_DEFAULT_BROKER_URL, use_ssl)
+    max_priority = conf.task_queue_max_priority
+    if max_priority is not None:
+        if arguments["queue_type"] != "classic":
+            raise NotSupportedError(
+                f"setting task_queue_max_priority={max_priority!r} with quorum queues",
+                "x-max-priority is for classic queues; hare gives quorum queues priorities by "
+                "bands (<queue>.high), with no setting",
+            )
+        arguments["queue_max_priority"] = max_priority
     if conf.value_set_for("broker_heartbeat"):
         arguments["heartbeat"] = int(conf.broker_heartbeat)
     if conf.value_set_for("broker_connection_timeout"):

@@ -167,7 +167,8 @@ task_default_exchange_type  hare  direct; topic, fanout and headers raise NotSup
 task_default_routing_key  notice  for direct exchanges Celery publishes straight to the queue,
   and so does hare
 task_default_rate_limit  refused  set rate_limit on the tasks
-task_default_priority  compat  sent as priority= when a call gives none
+task_default_priority  compat  sent as priority= (0-9) when a call gives none; on quorum
+  queues 5-9 travel in the queue's .high band, which hare workers run first
 task_ignore_result  compat  the default of every task's ignore_result
 task_protocol  hare  2; protocol 1 raises NotSupportedError
 task_publish_retry  notice  hare waits for the broker's confirm and reconnects until
@@ -177,7 +178,9 @@ task_publish_retry_policy  notice  hare waits for the broker's confirm and recon
 task_queues  compat  the queues routes may name and the worker consumes by default (Queue
   objects or dicts); classic unless x-queue-type says quorum; other queue arguments, non-direct
   exchanges and non-durable queues raise NotSupportedError
-task_queue_max_priority  refused  hare declares queues without x-max-priority
+task_queue_max_priority  hare  queue_max_priority: classic work queues are declared with
+  x-max-priority, as Celery declares them; with quorum queues NotSupportedError (hare gives
+  them priorities by bands, see the guide's Priorities)
 task_reject_on_worker_lost  compat  the default of every task's reject_on_worker_lost: True
   puts the message of a task whose pool child died back on its queue (hare acks after the task
   ran, so this is Celery's behaviour with acks_late); else the task fails with WorkerLostError.

@@ -25,6 +25,7 @@ from hare.canvas import continuation as canvas
 from hare.context import TaskContext, running
 from hare.core.calls import Env, build_message
 from hare.core.message import Embed, Message
+from hare.core.priority import InvalidPriority
 from hare.errors import ConfigurationError, NotSupportedError
 from hare.publisher import Publisher
 from hare.testing.clock import ManualClock
@@ -174,7 +175,8 @@ STAMPED = {"stamped_headers": ["owner"], "stamps": {"owner": "ann"}}
         ({"serializer": "yaml"}, NotSupportedError),  # a serializer hare does not have
         ({"exchange": "elsewhere"}, NotSupportedError),
         ({"compression": "zlib"}, NotSupportedError),
-        ({"priority": -1}, ConfigurationError),
+        ({"priority": -1}, InvalidPriority),
+        ({"priority": 10}, InvalidPriority),
         ({"time_limit": 0}, ConfigurationError),
         ({"eta": "tomorrow"}, ConfigurationError),
         ({"link": "t.next"}, ConfigurationError),
