@@ -1,8 +1,9 @@
 """`hare purge APP QUEUE...`: drop every waiting message of work queues, after a confirmation.
 
 It says how many messages each queue holds and asks before it drops them (`-f/--force`
-skips the question). Only ready messages go: those a worker holds unacknowledged stay. The
-delay ladder and the schedule slots are hare's own and are refused (`hare delayed cancel`
+skips the question). Only ready messages go: those a worker holds unacknowledged stay. A
+queue's priority band (`<queue>.high`) is purged with it. The delay ladder and the schedule
+slots are hare's own and are refused (`hare delayed cancel`
 revokes a delayed task); dead letters have `hare dlq purge`, which can keep the recent ones.
 """
 
@@ -24,8 +25,11 @@ from hare.cli.common import (
     run_job,
 )
 from hare.core import ladder
+from hare.core.priority import band_queues
+from hare.core.topology import DEAD_SUFFIX
 from hare.errors import ConfigurationError, NotFound
 from hare.periodic import ticks
+from hare.transport.base import Transport
 
 __all__ = ("add_purge_parser", "run_purge")
 
@@ -58,21 +62,39 @@ async def _purge(app: Hare, queues: list[str], force: bool) -> int:
     await transport.connect()
     try:
         counts = {queue: await transport.message_count(queue) for queue in queues}
+        counts.update(await _bands(transport, queues))
         total = sum(counts.values())
         for queue, count in counts.items():
             print(f"{queue}: {count} message{'' if count == 1 else 's'} waiting")
         if total == 0:
             print("nothing to purge")
             return EXIT_OK
-        if not force and not _confirmed(total, len(queues)):
+        if not force and not _confirmed(total, len(counts)):
             print("not confirmed: nothing purged", file=sys.stderr)
             return EXIT_FAILED
-        for queue in queues:
+        for queue in counts:
             dropped = await transport.purge(queue)
             print(f"purged {dropped} message{'' if dropped == 1 else 's'} from {queue}")
     finally:
         await transport.close()
     return EXIT_OK
+
+
+async def _bands(transport: Transport, queues: list[str]) -> dict[str, int]:
+    """The priority bands of `queues` that exist (`<queue>.high`), with their counts: purging
+    a queue purges what waits in its band too."""
+    found: dict[str, int] = {}
+    for queue in queues:
+        if queue.endswith(DEAD_SUFFIX):
+            continue
+        for band in band_queues(queue)[1:]:
+            if band in queues:
+                continue
+            try:
+                found[band] = await transport.message_count(band)
+            except NotFound:
+                continue
+    return found
 
 
 def _confirmed(total: int, queues: int) -> bool:

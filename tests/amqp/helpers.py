@@ -13,6 +13,8 @@ from typing import Any
 
 from hare import Hare
 from hare.core.envelope import Delivery
+from hare.core.priority import band_queues
+from hare.core.topology import DEAD_SUFFIX
 from hare.transport.base import Transport
 
 
@@ -29,8 +31,15 @@ async def take_all(transport: Transport, queue: str) -> list[Delivery]:
 
 
 async def delete_queues(transport: Transport, *names: str) -> None:
+    """Delete `names`, and the priority band (`<name>.high`, `<name>.high.dead`) a worker
+    declared beside each work queue: a test's queues must not pile up on the shared broker."""
     for name in names:
         await transport.delete_queue(name)
+        if name.endswith(DEAD_SUFFIX):
+            continue
+        for band in band_queues(name)[1:]:
+            await transport.delete_queue(band)
+            await transport.delete_queue(band + DEAD_SUFFIX)
 
 
 class WorkerProcess:

@@ -10,6 +10,7 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -65,10 +66,12 @@ async def _offer_ticks(app: Hare) -> None:
     await app.aclose()
 
 
-async def _send(app: Hare, *calls: tuple[str, float | None]) -> list[str]:
+async def _send(app: Hare, *calls: tuple[Any, ...]) -> list[str]:
+    """Send `opshop.send(to)` for each `(to, countdown[, priority])`."""
     ids = []
-    for to, countdown in calls:
-        sent = await app.asend_task("opshop.send", (to,), {}, countdown=countdown)
+    for to, countdown, *priority in calls:
+        options = {"countdown": countdown, "priority": priority[0] if priority else None}
+        sent = await app.asend_task("opshop.send", (to,), {}, **options)
         ids.append(sent.id)
     await app.aclose()
     return ids
@@ -93,12 +96,15 @@ def test_status_shows_queues_dead_letters_delays_and_the_fleet_s_schedule(
     lines = out.splitlines()
     assert lines[0] == "broker:   memory://"
     assert lines[1] == "workers:  0 consuming these queues"
-    rows = {line.split()[0]: line.split()[1:] for line in lines[4:7]}
-    assert lines[2:4] == ["queues:", "  queue       ready  unacked  workers  dead letters"]
-    assert rows == {
+    rows = {line.split()[0]: line.split()[1:] for line in lines[4:10]}
+    assert lines[2:4] == ["queues:", "  queue            ready  unacked  workers  dead letters"]
+    assert rows == {  # each work queue with its priority band, as a worker consumes them
         "work": ["0", "?", "0", "1"],
+        "work.high": ["0", "?", "0", "0"],
         "reports": ["-", "?", "0", "-"],  # no such queue yet: nothing was published there
+        "reports.high": ["-", "?", "0", "-"],
         "web.emails": ["2", "?", "0", "0"],
+        "web.emails.high": ["-", "?", "0", "-"],
     }
     assert "unacked: unknown, the broker has no management API" in out
     due = "2027-01-15T08:01:00Z"  # the manual clock starts at 1.8e9
@@ -145,10 +151,13 @@ def test_purge_asks_first(
     monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))
     assert main(["purge", "opshop", "web.emails"]) == EXIT_OK
     assert "purged 3 messages from web.emails" in capsys.readouterr().out
-    asyncio.run(_send(app, ("d", None)))
+    asyncio.run(_send(app, ("d", None), ("urgent", None, 9)))
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # -f does not read it
     assert main(["purge", "-A", "opshop", "web.emails", "-f"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "web.emails.high: 1 message waiting" in out  # the queue's priority band goes too
     assert asyncio.run(_depth(app, "web.emails")) == 0
+    assert asyncio.run(_depth(app, "web.emails.high")) == 0
     assert main(["purge", "opshop", "nowhere", "-f"]) == EXIT_USAGE
     assert "hare purge: " in capsys.readouterr().err
     assert main(["purge", "opshop", ladder.level_name(3)]) == EXIT_USAGE

@@ -38,6 +38,7 @@ import psutil
 import pytest
 
 from hare import Hare, HareError
+from hare.core.priority import band_queues
 from hare.core.topology import DEAD_SUFFIX
 from hare.testing import eventually
 from tests.apps.fault_app import Ledger, Run
@@ -479,9 +480,10 @@ async def cleanup(fault_url: str) -> AsyncIterator[list[str]]:
     app = Hare("fault-cleanup", broker=fault_url, environ={}, connect_timeout=10)
     transport = (await app.publisher()).transport
     try:
-        for queue in queues:
-            await transport.delete_queue(queue)
-            await transport.delete_queue(queue + DEAD_SUFFIX)
+        for queue in queues:  # each with its priority band, which a worker declared
+            for name in band_queues(queue):
+                await transport.delete_queue(name)
+                await transport.delete_queue(name + DEAD_SUFFIX)
     finally:
         await app.aclose()
 
