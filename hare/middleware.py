@@ -32,6 +32,13 @@ hook                   where, in which context                             order
                        `worker_shutdown`
 =====================  ==================================================  ================
 
+Per run, a middleware may keep values of its own in `request.notes` (a dict), from
+`before_run` until the delivery is settled. While the worker publishes for a run (its retry,
+the callbacks and next chain step that follow it) it makes the run's request current, so
+`before_publish` finds it with `hare.context.current()` (as it does for a publish made inside
+the task); a tracer parents such a message on the run (`hare.tracing`). A prefork child's
+notes stay in the child.
+
 The `after_*` hooks and `on_worker_stop` run in reverse order, so the middleware registered
 first wraps all the others (as nested `with` blocks do): a tracer registered first sees the
 whole of what the others do.

@@ -28,6 +28,7 @@ from typing import Any
 from hare import signals
 from hare.app import Hare
 from hare.clock import Clock
+from hare.context import running
 from hare.core import protocol
 from hare.core.deadletter import DeadLetter, strip_death_headers
 from hare.core.envelope import Delivery
@@ -265,7 +266,8 @@ class Processor:
         if entry is not None and not isinstance(verdict.decision, Requeue):
             # (A requeued delivery is meant to run again: its run is not kept.)
             entry.ran_as(task, message, verdict.outcome, verdict.decision)
-        await self._record_and_settle(delivery, entry, task, verdict, request)
+        with running(request):  # middleware sees whose run the settlement publishes for
+            await self._record_and_settle(delivery, entry, task, verdict, request)
         return message
 
     async def _execute(self, call: TaskCall) -> Verdict:
@@ -346,7 +348,8 @@ class Processor:
         )
         request = request_of(message, delivery, self.nodename)
         verdict = Verdict(outcome, decision)
-        await self._record_and_settle(delivery, run, task, verdict, request)
+        with running(request):
+            await self._record_and_settle(delivery, run, task, verdict, request)
 
     async def _settle_terminated(
         self, delivery: Delivery, entry: Run | None, call: TaskCall, verdict: Verdict

@@ -6,7 +6,7 @@ The `Request` is the context a task runs in (`hare.context`) and what `task_rece
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
@@ -43,7 +43,14 @@ class Request(TaskContext):
     name), `stamps` holds the values of the stamps `stamped_headers` names, `time_limits` is
     (hard, soft) and `callbacks`, `errbacks`, `chain` and `chord` are the signature dicts the
     message embeds (or None).
+
+    `notes` is the one mutable part: a dict middleware may keep values of its own in for
+    this run, from `before_run` until the delivery is settled (the worker makes the request
+    current, `hare.context.current()`, while it publishes for the run: its retry, what
+    follows it in a workflow). A prefork child's notes stay in the child.
     """
+
+    notes: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     type = task = _of_message("task")
     task_id = _of_message("id")
