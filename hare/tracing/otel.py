@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter, TextMapPropagator
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, Span, SpanKind, Status, StatusCode
 
 from hare import context as hare_context
 from hare._version import __version__
@@ -40,9 +40,9 @@ if TYPE_CHECKING:
 __all__ = ("Tracing",)
 
 #: `request.notes` keys: the run's span and context token (before_run to after_run), and
-#: the run's context as headers (until the delivery is settled).
+#: the run span's context (until the delivery is settled).
 _RUN = "hare.tracing.run"
-_CARRIER = "hare.tracing.carrier"
+_SPAN = "hare.tracing.span"
 _SYSTEM = "rabbitmq"
 
 
@@ -81,7 +81,9 @@ class Tracing(Middleware):
         self._tracer = trace.get_tracer("hare.tracing", __version__, tracer_provider)
         self._propagator = propagator
         self._max_pending = max_pending
-        self._publishing: OrderedDict[int, Span] = OrderedDict()
+        #: Spans of publishes not yet confirmed, by the `traceparent` they put in the
+        #: message (by span id with another propagator).
+        self._publishing: OrderedDict[str | int, Span] = OrderedDict()
         self._lock = threading.Lock()
 
     def _textmap(self) -> TextMapPropagator:
@@ -102,14 +104,16 @@ class Tracing(Middleware):
         headers = {k: v for k, v in message.headers.items() if k not in fields}
         headers.update(carrier)
         if span.is_recording():
-            self._hold(span)
+            self._hold(carrier.get("traceparent") or span.get_span_context().span_id, span)
         return replace(message, headers=headers)
 
     def after_publish(self, message: Message, queue: str) -> None:
-        sent = self._textmap().extract(message.headers, getter=_HEADERS)
-        span_id = trace.get_current_span(sent).get_span_context().span_id
+        key: str | int | None = message.headers.get("traceparent")
+        if not isinstance(key, str):
+            sent = self._textmap().extract(message.headers, getter=_HEADERS)
+            key = trace.get_current_span(sent).get_span_context().span_id
         with self._lock:
-            span = self._publishing.pop(span_id, None)
+            span = self._publishing.pop(key, None)
         if span is not None:
             span.end()
 
@@ -122,19 +126,20 @@ class Tracing(Middleware):
         run = hare_context.current()
         notes = getattr(run, "notes", None)
         if run is not None and notes is not None and _RUN not in notes:
-            carried = notes.get(_CARRIER)  # (none from a prefork child: the run's parent)
-            headers = carried if carried is not None else run.message.headers
-            return textmap.extract(headers, context=current, getter=_HEADERS)
+            ran = notes.get(_SPAN)  # (none from a prefork child: then the run's parent)
+            if ran is not None:
+                return trace.set_span_in_context(NonRecordingSpan(ran), current)
+            return textmap.extract(run.message.headers, context=current, getter=_HEADERS)
         if trace.get_current_span(current).get_span_context().is_valid:
             return current
         if _carries(message.headers, textmap.fields):
             return textmap.extract(message.headers, context=current, getter=_HEADERS)
         return current
 
-    def _hold(self, span: Span) -> None:
+    def _hold(self, key: str | int, span: Span) -> None:
         expired: list[Span] = []
         with self._lock:
-            self._publishing[span.get_span_context().span_id] = span
+            self._publishing[key] = span
             while len(self._publishing) > self._max_pending:
                 expired.append(self._publishing.popitem(last=False)[1])
         for old in expired:
@@ -152,12 +157,9 @@ class Tracing(Middleware):
             kind=SpanKind.CONSUMER,
             attributes=_run_attributes(request),
         )
-        running = trace.set_span_in_context(span, parent)
-        token = otel_context.attach(running)
-        carrier: dict[str, str] = {}
-        textmap.inject(carrier, context=running)
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
         request.notes[_RUN] = (span, token)
-        request.notes[_CARRIER] = carrier
+        request.notes[_SPAN] = span.get_span_context()
 
     def on_retry(self, request: Request, exception: BaseException | None) -> None:
         held = request.notes.get(_RUN)
