@@ -8,7 +8,8 @@ Failures (exceptions hare raises to you)::
     │   ├── InvalidPriority       a priority outside 0-9 (in `hare.core.priority`)
     │   ├── ResultsDisabled       a result was asked for, but the app stores none
     │   ├── InvalidEventName      an event name that is not topic words (`hare.events.errors`)
-    │   └── InvalidPush           an HTTP push that cannot be sent (in `hare.http.errors`)
+    │   ├── InvalidPush           an HTTP push that cannot be sent (in `hare.http.errors`)
+    │   └── TracingUnavailable    tracing without opentelemetry (`hare.tracing.errors`)
     ├── TaskNotRegistered         a task name the app does not know (calling side)
     ├── FieldTableError           a header value an AMQP field table cannot carry
     ├── MessageError              a message that cannot be turned into a task call
