@@ -182,10 +182,10 @@ class Middlewares:
         base = getattr(Middleware, hook)
         callers = []
         for item in self._items:
-            method = getattr(type(item), hook, None)
-            if method is None or method is base:
-                continue  # not overridden: nothing to call
-            callers.append((_name(item), getattr(item, hook)))
+            method = getattr(item, hook, None)
+            if method is None or getattr(method, "__func__", None) is base:
+                continue  # not there, or Middleware's own no-op: nothing to call
+            callers.append((_name(item), method))
         return tuple(reversed(callers)) if hook in _REVERSED else tuple(callers)
 
     def wants(self, hook: str) -> bool:

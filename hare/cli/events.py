@@ -115,6 +115,9 @@ async def _remove(app: Hare, args: argparse.Namespace) -> int:
     transport = app.make_transport()
     await transport.connect()
     try:
+        queues = await _unconsumed(transport, queues)
+        if not queues:
+            return EXIT_FAILED
         for queue in queues:
             ready = await transport.message_count(queue)  # NotFound: no such queue
             dead = await _count(transport, queue + DEAD_SUFFIX)
@@ -147,6 +150,24 @@ async def _orphans(app: Hare, args: argparse.Namespace) -> dict[str, set[str]]:
         if binding.queue.startswith(prefix) and binding.queue not in current:
             orphans.setdefault(binding.queue, set()).add(binding.routing_key)
     return orphans
+
+
+async def _unconsumed(transport: Transport, queues: list[str]) -> list[str]:
+    """`queues` without those a worker still consumes: a worker of an older deploy, or of
+    another app whose name starts with this one's (`shop.billing`'s queues look like `shop`'s
+    `hare.ev.shop.billing...`), still handles them."""
+    kept = []
+    for queue in queues:
+        consumers = await transport.consumer_count(queue)  # NotFound: no such queue
+        if consumers:
+            print(
+                f"kept {queue}: {consumers} consumer(s) still read it (a worker of an older "
+                "deploy, or of another app); stop them first",
+                file=sys.stderr,
+            )
+        else:
+            kept.append(queue)
+    return kept
 
 
 async def _count(transport: Transport, queue: str) -> str:

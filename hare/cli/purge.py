@@ -62,7 +62,8 @@ async def _purge(app: Hare, queues: list[str], force: bool) -> int:
     await transport.connect()
     try:
         counts = {queue: await transport.message_count(queue) for queue in queues}
-        counts.update(await _bands(transport, queues))
+        if app.settings.bands:  # else `<queue>.high` may be a queue of its own
+            counts.update(await _bands(transport, queues))
         total = sum(counts.values())
         for queue, count in counts.items():
             print(f"{queue}: {count} message{'' if count == 1 else 's'} waiting")

@@ -5,8 +5,9 @@ handler queue it reaches. At admission the worker gives each handler's copy its 
 name and an id of its own, derived from the event's id and the queue (stable: a redelivered
 copy gets the same one), so the handlers' runs, retries, `inspect` lines and revocations stay
 apart; the event's id stays the `root_id`. A delivery on a handler queue runs that queue's
-handler whatever its task name: a retry (sent back through the delay ladder with the handler's
-name) or a replayed dead letter maps the same way.
+handler when it is an event (`hare.event`) or names that handler: a retry (sent back through
+the delay ladder with the handler's name) or a replayed dead letter maps the same way; any
+other task sent there runs as itself.
 
 Pure: no I/O.
 """
@@ -40,8 +41,8 @@ def address(events: Events, queue: str, message: Message) -> Message | DeadLette
     """`message` as a call of `queue`'s handler (unchanged when `queue` has none), or the dead
     letter of a payload that handler cannot take (reason `invalid-payload`, never retried)."""
     handler = events.handler_for(queue)
-    if handler is None:
-        return message
+    if handler is None or message.task not in (EVENT_TASK, handler.task.name):
+        return message  # not an event: a task sent to this queue by name runs as itself
     if message.task == EVENT_TASK:
         message = replace(
             message,
@@ -49,7 +50,8 @@ def address(events: Events, queue: str, message: Message) -> Message | DeadLette
             correlation_id=handler_copy_id(message.id, queue),
             root_id=message.root_id or message.id,
         )
-    message = replace(message, task=handler.task.name)
+    # No priority: a handler queue has no band, so a retry must come back to the queue itself.
+    message = replace(message, task=handler.task.name, priority=None)
     if len(message.args) != 1 or message.kwargs:
         detail = (
             f"an event carries one payload argument; this message has {len(message.args)} "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
@@ -22,6 +22,8 @@ from hare.task import Task, task_name
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
+
+    from hare.core.settings import Settings
 
 __all__ = ("Emitted", "Event", "EventSource", "Events", "Handler", "TaskRegistry")
 
@@ -57,6 +59,14 @@ class TaskRegistry(Protocol):
     @property
     def task(self) -> Callable[..., Any]:
         """`Hare.task`: `task(**options)(fn)` registers `fn`."""
+
+    @property
+    def tasks(self) -> Mapping[str, Task[Any, Any]]:
+        """The app's tasks by name."""
+
+    @property
+    def settings(self) -> Settings:
+        """The app's settings (its default queue)."""
 
 
 class Events:
@@ -96,12 +106,23 @@ class Events:
         queue = options.get("queue") or handler_queue_name(app.main, name)
         if queue in self._by_queue:
             raise ConfigurationError(f"two event handlers use queue {queue!r}; give one queue=")
+        _refuse_task_queue(app, queue)
         task: Task[Any, Any] = app.task(**{**options, "name": name, "queue": queue})(
             _checking(fn, annotation)
         )
         task.ignore_result = True  # every handler of an event shares its id's root
         self._by_queue[queue] = Handler(checked, queue, task, annotation)
         return task
+
+
+def _refuse_task_queue(app: TaskRegistry, queue: str) -> None:
+    """A handler's queue is its own: one that tasks are routed to would mix the two."""
+    taken = {task.options.queue for task in app.tasks.values()} | {app.settings.default_queue}
+    if queue in taken:
+        raise ConfigurationError(
+            f"event handler queue {queue!r} is a task queue of the app; a handler needs a queue "
+            "of its own (leave queue= out for hare.ev.<app>.<name>)"
+        )
 
 
 def _checking(fn: Callable[..., Any], annotation: Any) -> Callable[..., Any]:

@@ -1,7 +1,8 @@
 """The message an emitted event is: an ordinary Celery protocol v2 task message.
 
 Task name `hare.event`, one positional argument (the payload, as JSON-ready data), the event's
-name in the `hare-event` header, no result (`ignore_result`) and no reply queue. Pure: the
+name in the `hare-event` header, no result (`ignore_result`), no reply queue and no priority
+(a handler queue has no priority band: a retry sent to `<queue>.high` would wait forever). Pure: the
 time, the id and the calling task come in the builder's `Env`.
 """
 
@@ -25,7 +26,7 @@ def event_message(event: str, payload: Any, env: Env) -> Message:
     validate_event_name(event)
     options = {"ignore_result": True, "headers": {EVENT_HEADER: event}}
     _, message = calls.build_message(
-        EVENT_TASK, [dump(payload)], {}, options, replace(env, reply_to=None)
+        EVENT_TASK, [dump(payload)], {}, options, replace(env, reply_to=None, default_priority=None)
     )
     return message
 

@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 
 from hare import Hare
-from hare.cli.common import EXIT_OK, EXIT_USAGE
+from hare.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from hare.cli.main import main
 from hare.core.topology import Binding
 from hare.errors import NotFound
 from hare.events import EXCHANGE, UNHANDLED_QUEUE
+from hare.events.emitting import declare_exchange
 from hare.testing import Ledger, eventually, running_worker
 from hare.transport.base import Transport
 from tests.amqp.helpers import amqp_app, take_all
@@ -173,8 +174,13 @@ async def test_hare_events_remove_deletes_a_removed_handlers_queue(
     old = f"hare.ev.{unique}.evapp.removed"
     try:
         transport = await transport_of(app)
+        await declare_exchange(await app.publisher(), app.settings)  # as any emit does first
         await (await app.publisher()).ensure_queue(old)  # what an older deploy declared
         await transport.bind(Binding(exchange=EXCHANGE, destination=old, routing_key="x.#"))
+        reader = await transport.consume(old, _ignore, prefetch=1)  # a worker still on it
+        code, out = await _hare("events", "remove", f"{module}:app", old, "--yes")
+        assert code == EXIT_FAILED and f"kept {old}: 1 consumer(s) still read it" in out, out
+        await reader.cancel()
         await app.aemit("x.y", 1)
         assert await transport.message_count(old) == 1
         current = f"hare.ev.{unique}.evapp.seen"
@@ -194,6 +200,10 @@ async def test_hare_events_remove_deletes_a_removed_handlers_queue(
                 await transport.message_count(gone)
     finally:
         await app.aclose()
+
+
+async def _ignore(delivery: object) -> None:
+    """A consumer that is there, nothing more (the queue is empty while it consumes)."""
 
 
 async def _parked(transport: Transport, unique: str) -> list[str]:

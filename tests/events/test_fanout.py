@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 
 import pytest
 
-from hare import Hare
+from hare import Hare, Retry
 from hare.core.envelope import Delivery
 from hare.errors import ConfigurationError
 from hare.events import EVENT_TASK, UNHANDLED_QUEUE
@@ -162,7 +163,10 @@ async def test_an_invalid_payload_is_dead_lettered_unrun_and_the_others_still_ru
     await app.aclose()
 
 
-async def test_a_delivery_on_a_handler_queue_runs_its_handler_whatever_its_task_name() -> None:
+async def test_a_handler_queue_runs_events_and_its_handler_s_calls_and_nothing_else() -> None:
+    """An event and a call naming the handler (a retry, a replay) run the handler; a task of
+    another name sent there by mistake runs as itself (here: none is registered, so it is a
+    dead letter `unknown-task`), never as the handler with the wrong payload."""
     clock = ManualClock()
     app = memory_app(clock, main="shop")
     ledger = Ledger()
@@ -179,14 +183,53 @@ async def test_a_delivery_on_a_handler_queue_runs_its_handler_whatever_its_task_
 
     ledger.bind()
     body = json.dumps([[{"order": "R", "cents": 1}], {}, {}]).encode()
+    queue = "hare.ev.shop.shop.receipt"
     async with running_worker(app):
         transport = await transport_of(app)
-        queue = "hare.ev.shop.shop.receipt"
-        await publish_raw(transport, queue, body, headers={"task": "other.name", "id": "x1"})
+        await publish_raw(transport, queue, body, headers={"task": "other.name", "id": "x0"})
+        await publish_raw(transport, queue, body, headers={"task": "shop.receipt", "id": "x1"})
         await publish_raw(transport, queue, body, headers={"task": EVENT_TASK, "id": "ev1"})
         await ledger.wait_for(2)
+        dead = await drain(transport, queue + ".dead")
     assert ledger.runs == [("receipt", "R"), ("receipt", "R")]
     assert seen == ["x1", handler_copy_id("ev1", queue)]
+    assert [d.properties.headers["hare-dead-reason"] for d in dead] == ["unknown-task"]
+    await app.aclose()
+
+
+def test_a_handler_cannot_take_a_task_queue() -> None:
+    app = memory_app(main="shop", default_queue="work")
+
+    @app.task(name="shop.send_mail", queue="emails")
+    def send_mail(to: str) -> None: ...
+
+    for taken in ("emails", "work"):
+        with pytest.raises(ConfigurationError, match=f"queue {taken!r} is a task queue"):
+
+            @app.on("order.paid", name="shop.handler", queue=taken)
+            def handler(payload: dict[str, Any]) -> None: ...
+
+
+async def test_an_event_and_its_retries_carry_no_priority_whatever_the_default() -> None:
+    """A handler queue has no band: with default_priority=5, a retry went to
+    `<handler queue>.high`, which no worker consumes."""
+    clock = ManualClock()
+    app = memory_app(clock, main="shop", default_priority=5)
+    ledger = Ledger()
+    ledger.bind()
+
+    @app.on("order.paid", name="shop.flaky", max_retries=1)
+    async def flaky(payload: dict[str, Any]) -> None:
+        ledger.record("flaky", len(ledger.runs))
+        if len(ledger.runs) == 1:
+            raise Retry(countdown=1)
+
+    async with running_worker(app):
+        await app.aemit("order.paid", {"n": 1})
+        await ledger.wait_for(1)
+        await clock.advance_by(1)
+        await ledger.wait_for(2)
+    assert ledger.counts()["flaky"] == 2
     await app.aclose()
 
 

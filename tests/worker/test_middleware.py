@@ -281,6 +281,16 @@ def test_a_hook_that_returns_a_coroutine_is_refused_with_a_log(
     assert "on_worker_start returned an awaitable" in record.getMessage()
 
 
+def test_a_hook_set_on_the_instance_is_called_too() -> None:
+    seen: list[str] = []
+    plain = Middleware()
+    plain.before_run = lambda request: seen.append("before_run")  # type: ignore[method-assign]
+    chain = Middlewares([plain])
+    assert chain.wants("before_run") and not chain.wants("after_run")
+    chain.call("before_run", object())
+    assert seen == ["before_run"]
+
+
 def test_duck_typed_middleware_needs_only_the_hooks_it_has() -> None:
     seen: list[str] = []
 
