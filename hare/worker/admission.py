@@ -6,6 +6,12 @@ priority band `<queue>.high`) holds up to `concurrency` deliveries of each, and 
 across queues, so this is where priority bands take effect: a freed slot goes to the
 longest-waiting delivery of the highest rank (`hare.core.priority.band_rank`), first come
 first served within a rank.
+
+Except once in `FAIR_SHARE` grants: while deliveries of a higher rank keep coming, every
+`FAIR_SHARE`-th slot goes to the lowest rank that waits. A high band with a long backlog slows
+the low band down instead of stopping it; strictly, a low delivery held unacked for the whole
+backlog would meet RabbitMQ's `consumer_timeout` (30 min), which closes its channel. A single
+high delivery still takes the next slot.
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-__all__ = ("Slots",)
+__all__ = ("FAIR_SHARE", "Slots")
+
+#: Under a backlog of higher-ranked deliveries, one slot in this many goes to a lower rank.
+FAIR_SHARE = 10
 
 
 class Slots:
@@ -25,6 +34,8 @@ class Slots:
         self._free = size
         # Waiters by rank, each in arrival order.
         self._waiting: dict[int, deque[asyncio.Future[None]]] = {}
+        # Slots given to a higher rank in a row while a lower one waited.
+        self._passed_over = 0
 
     @property
     def waiting(self) -> int:
@@ -58,7 +69,7 @@ class Slots:
             raise
 
     def _release(self) -> None:
-        for rank in sorted(self._waiting, reverse=True):
+        for rank in self._order():
             queue = self._waiting[rank]
             while queue:
                 waiter = queue.popleft()
@@ -66,3 +77,16 @@ class Slots:
                     waiter.set_result(None)  # the slot passes straight to it
                     return
         self._free += 1
+
+    def _order(self) -> list[int]:
+        """The ranks in the order this slot is offered: highest first, but lowest first once
+        `FAIR_SHARE - 1` slots in a row went past a waiting lower rank."""
+        ranks = sorted((rank for rank, queue in self._waiting.items() if queue), reverse=True)
+        if len(ranks) < 2:
+            self._passed_over = 0
+            return ranks
+        if self._passed_over >= FAIR_SHARE - 1:
+            self._passed_over = 0
+            return ranks[::-1]
+        self._passed_over += 1
+        return ranks

@@ -12,7 +12,7 @@ from hare.context import current
 from hare.core.priority import prefetch
 from hare.testing import Ledger, ManualClock, memory_app, running_worker, until
 from hare.transport.memory.transport import MemoryTransport
-from hare.worker.admission import Slots
+from hare.worker.admission import FAIR_SHARE, Slots
 
 pytestmark = pytest.mark.anyio
 
@@ -133,8 +133,11 @@ async def test_a_backlog_in_the_high_band_runs_before_the_low_one(concurrency: i
         while len(ledger.runs) < 50 or worker.in_flight:
             await clock.advance_by(1)
     kinds = [kind for kind, _ in ledger.runs]
-    # The low band's first deliveries took the free slots before the high band's arrived.
-    assert kinds[concurrency : concurrency + 20] == ["high"] * 20
+    # The low band's first deliveries took the free slots before the high band's arrived;
+    # then the high backlog ran, leaving the low band one slot in FAIR_SHARE (admission).
+    last_high = max(i for i, kind in enumerate(kinds) if kind == "high")
+    assert kinds[:concurrency] == ["low"] * concurrency
+    assert kinds[:last_high].count("low") <= concurrency + -(-20 // (FAIR_SHARE - 1))
     await app.aclose()
 
 
@@ -189,6 +192,34 @@ async def test_slots_go_to_the_highest_rank_first_then_in_arrival_order() -> Non
     await asyncio.gather(first, *waiting)
     assert order == ["low0", "high1", "high2", "low1", "low2"]
     assert slots.waiting == 0
+
+
+async def test_a_high_backlog_leaves_one_slot_in_fair_share_to_the_low_band() -> None:
+    """Strict ranks would hold a low delivery unacked for the whole high backlog, past
+    RabbitMQ's consumer_timeout: one slot in FAIR_SHARE goes to the low band."""
+    slots = Slots(1)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def hold(name: str, rank: int, wait: asyncio.Event | None = None) -> None:
+        async with slots.taken(rank):
+            order.append(name)
+            if wait is not None:
+                await wait.wait()
+
+    first = asyncio.create_task(hold("first", 0, release))
+    await asyncio.sleep(0)
+    lows = [asyncio.create_task(hold(f"low{n}", 0)) for n in range(2)]
+    highs = [asyncio.create_task(hold(f"high{n}", 1)) for n in range(25)]
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(first, *lows, *highs)
+    share = FAIR_SHARE
+    assert order[1:share] == [f"high{n}" for n in range(share - 1)]
+    assert order[share] == "low0"
+    assert order[share + 1 : 2 * share] == [f"high{n}" for n in range(share - 1, 2 * share - 2)]
+    assert order[2 * share] == "low1"
+    assert order[2 * share + 1 :] == [f"high{n}" for n in range(2 * share - 2, 25)]
 
 
 async def test_a_slot_granted_to_a_waiter_cancelled_meanwhile_passes_on() -> None:
