@@ -10,11 +10,13 @@ and marks a child dead when it exits so that its gauges no longer count.
 from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ("CONTENT_TYPE", "default_registry", "mark_process_dead", "render", "render_directory")
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: The classic text format, which every Prometheus (2.x and 3.x) and agent reads; hare's names
+#: need nothing newer (prometheus-client 0.22+ calls its default "1.0.0", which older
+#: scrapers do not know).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def default_registry() -> CollectorRegistry:
