@@ -18,6 +18,7 @@ Each process counts in its own registry, or in its files in a multi-process tree
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,9 @@ class MetricsMiddleware(Middleware):
         self._ladder: Transport | None = None
         self._ladder_every = ladder_every
         self._sampling: asyncio.Task[None] | None = None
+        # Each labelled child once (`labels()` takes a lock and builds a key every time).
+        self._tasks = functools.cache(self.families.tasks.labels)
+        self._run_seconds = functools.cache(self.families.run_seconds.labels)
 
     # -- registration ------------------------------------------------------------------------
 
@@ -99,7 +103,7 @@ class MetricsMiddleware(Middleware):
         return name if name in self.app.tasks else UNKNOWN
 
     def _count(self, task: str, queue: str | None, outcome: str) -> None:
-        self.families.tasks.labels(self._task(task), queue or "", outcome).inc()
+        self._tasks(self._task(task), queue or "", outcome).inc()
 
     def _ours(self, request: Request | None) -> bool:
         return request is not None and request.hostname == self.nodename
@@ -123,7 +127,7 @@ class MetricsMiddleware(Middleware):
     def run_started(self, request: Request) -> None:
         families = self.families
         task, queue = self._task(request.task), request.queue or ""
-        families.tasks.labels(task, queue, "started").inc()
+        self._tasks(task, queue, "started").inc()
         families.running.inc()
         eta = request.message.eta
         if eta is not None:
@@ -136,8 +140,8 @@ class MetricsMiddleware(Middleware):
         if verdict is None:
             return  # cut off: it runs again elsewhere
         task, queue = self._task(request.task), request.queue or ""
-        families.run_seconds.labels(task, queue).observe(seconds)
-        families.tasks.labels(task, queue, _outcome(verdict)).inc()
+        self._run_seconds(task, queue).observe(seconds)
+        self._tasks(task, queue, _outcome(verdict)).inc()
 
     def on_dead_letter(self, dead: DeadLettered) -> None:
         self._count(dead.task, dead.queue, "dead_lettered")
