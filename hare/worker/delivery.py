@@ -43,7 +43,7 @@ from hare.results.state import REVOKED, STARTED
 from hare.task import Task
 from hare.worker.call import TaskCall
 from hare.worker.internal_errors import InternalErrors
-from hare.worker.observing import run_observers
+from hare.worker.observing import observed, run_observers
 from hare.worker.recording import Recorder
 from hare.worker.request import Request, request_of
 from hare.worker.runner import TaskRunner
@@ -257,14 +257,7 @@ class Processor:
         message = request.message
         self._on_start()
         started = self._clock.monotonic()
-        verdict = None
-        try:
-            for observer in self._observers:
-                observer.run_started(request)
-            verdict = await self._execute(call)
-        finally:
-            for observer in self._observers:
-                observer.run_ended(request, verdict, self._clock.monotonic() - started)
+        verdict = await observed(self._observers, request, self._clock, self._execute(call))
         self.processed += 1
         self.totals[task.name] = self.totals.get(task.name, 0) + 1
         if verdict.terminated:
