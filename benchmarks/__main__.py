@@ -9,6 +9,7 @@ priority        how long a high-priority task waits behind a low-priority backlo
 pool            hare's prefork pool next to its threads pool and Celery's prefork, sync tasks
 profile         where hare spends its time enqueueing and draining
 cluster         one quorum queue on the 3-node RabbitMQ 4.0 cluster: enqueue and drain
+metrics         what the worker's Prometheus metrics cost per task
 """
 
 from __future__ import annotations
@@ -18,7 +19,17 @@ from collections.abc import Callable
 
 
 def _commands() -> dict[str, Callable[[list[str]], None]]:
-    from benchmarks import cluster, core, delays, periodic, pool, priority_latency, profile, run
+    from benchmarks import (
+        cluster,
+        core,
+        delays,
+        metrics,
+        periodic,
+        pool,
+        priority_latency,
+        profile,
+        run,
+    )
 
     return {
         "run": run.main,
@@ -29,6 +40,7 @@ def _commands() -> dict[str, Callable[[list[str]], None]]:
         "pool": pool.main,
         "profile": profile.main,
         "cluster": cluster.main,
+        "metrics": metrics.main,
     }
 
 

@@ -47,6 +47,7 @@ from hare.errors import BrokerUnavailable, ConfigurationError, HareError
 from hare.worker.health import Health, HealthServer, worker_health, write_status
 from hare.worker.loops import LOOPS, LoopFactory, loop_factory
 from hare.worker.loops import run as run_on_loop
+from hare.worker.metering import worker_metrics
 from hare.worker.supervisor import PROCESS_INDEX_ENV, STATUS_ENV, Supervisor, child_command
 from hare.worker.worker import Worker
 
@@ -142,7 +143,7 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         "--health-port",
         type=whole_number(1, 65535),
         metavar="PORT",
-        help="serve /livez and /readyz here (Kubernetes probes)",
+        help="serve /livez, /readyz (Kubernetes probes) and /metrics (Prometheus) here",
     )
     add(
         "--drain-timeout",
@@ -217,6 +218,7 @@ def _worker(args: argparse.Namespace, path: str) -> Worker:
         except ImportError as exc:
             raise ConfigurationError(f"-I {module}: {exc}") from exc
     app = as_hare(obj) or not_an_app(path)
+    metrics = worker_metrics(app, args.health_port if args.processes == 1 else None)
     defaults = worker_defaults(obj)
     queues = worker_queues(app, _names(args.queues), defaults.get("queues"), args.handlers)
     excluded = set(_names(args.exclude_queues))
@@ -228,6 +230,7 @@ def _worker(args: argparse.Namespace, path: str) -> Worker:
         queues=queues,
         **pool_options(args, defaults),
         app_path=found,
+        transport=None if metrics is None else metrics.transport,
         drain_timeout=args.drain_timeout,
         nodename=_nodename(args.hostname),
         retry_on_startup=(
@@ -237,7 +240,7 @@ def _worker(args: argparse.Namespace, path: str) -> Worker:
         ),
     )
     worker.on_state_change.append(_announce(describe_broker(app.settings.broker_url)))
-    return worker
+    return worker if metrics is None else metrics.install(worker)
 
 
 def _names(text: str | None) -> list[str]:

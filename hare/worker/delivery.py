@@ -43,6 +43,7 @@ from hare.results.state import REVOKED, STARTED
 from hare.task import Task
 from hare.worker.call import TaskCall
 from hare.worker.internal_errors import InternalErrors
+from hare.worker.observing import observed, run_observers
 from hare.worker.recording import Recorder
 from hare.worker.request import Request, request_of
 from hare.worker.runner import TaskRunner
@@ -113,6 +114,7 @@ class Processor:
         self.processed = 0
         #: Runs per task name, for `inspect stats`.
         self.totals: dict[str, int] = {}
+        self._observers = run_observers(app)  # (metrics)
 
     async def process(self, delivery: Delivery) -> Message | None:
         """Process one delivery; return its message when its task ran.
@@ -255,7 +257,7 @@ class Processor:
         message = request.message
         self._on_start()
         started = self._clock.monotonic()
-        verdict = await self._execute(call)
+        verdict = await observed(self._observers, request, self._clock, self._execute(call))
         self.processed += 1
         self.totals[task.name] = self.totals.get(task.name, 0) + 1
         if verdict.terminated:

@@ -6,7 +6,9 @@
 * `/readyz` answers 200 only while the worker consumes; 503 while it starts, reconnects or
   drains.
 
-Both return a small JSON body with the state, for humans and dashboards. With `--processes N`
+Both return a small JSON body with the state, for humans and dashboards. `/metrics` serves
+Prometheus's text format (`hare.worker.metering`; 501 without prometheus-client).
+With `--processes N`
 the supervisor serves the probes for all its workers, which report their state in status
 files (see `write_status`).
 """
@@ -21,6 +23,8 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from hare.worker.metering import Page, metrics_page
 
 __all__ = ("Health", "HealthServer", "read_status", "worker_health", "write_status")
 
@@ -73,12 +77,22 @@ def read_status(path: str) -> Health | None:
 
 
 class HealthServer:
-    """Serves `/livez` and `/readyz` from `check()` on `port` (all interfaces)."""
+    """Serves `/livez` and `/readyz` from `check()` on `port` (all interfaces), and `/metrics`
+    from `metrics()`: a status, a content type and a body (by default this process's metrics,
+    or 501 without prometheus-client)."""
 
-    def __init__(self, port: int, check: Callable[[], Health], host: str = "0.0.0.0") -> None:
+    def __init__(
+        self,
+        port: int,
+        check: Callable[[], Health],
+        host: str = "0.0.0.0",
+        *,
+        metrics: Callable[[], Page] = metrics_page,
+    ) -> None:
         self._port = port
         self._host = host
         self._check = check
+        self._metrics = metrics
         self._server: asyncio.Server | None = None
 
     @property
@@ -105,6 +119,9 @@ class HealthServer:
                 pass  # headers: not needed
             parts = request.decode("latin-1").split()
             path = parts[1] if len(parts) >= 2 else ""
+            if path == "/metrics":
+                writer.write(_page(*self._metrics()))
+                return
             health = self._check()
             if path == "/livez":
                 ok = health.live
@@ -126,11 +143,16 @@ class HealthServer:
                 pass
 
 
+_REASONS = {200: "OK", 404: "Not Found", 501: "Not Implemented", 503: "Service Unavailable"}
+
+
 def _response(status: int, body: Mapping[str, Any]) -> bytes:
-    reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
-    payload = json.dumps(body).encode()
+    return _page(status, "application/json", json.dumps(body).encode())
+
+
+def _page(status: int, content_type: str, payload: bytes) -> bytes:
     head = (
-        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+        f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: {content_type}\r\n"
         f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
     )
     return head.encode() + payload

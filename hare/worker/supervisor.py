@@ -5,12 +5,15 @@ share nothing and need no coordination (the broker hands each its own deliveries
 supervisor restarts a child that exits unexpectedly (crash, OOM kill) with a growing pause,
 forwards SIGTERM/SIGINT to every child so they all drain, and exits 0 when all of them exited
 0. A second signal kills the children at once. With `--health-port` it serves the probes for
-all children, which report their state in status files.
+all children, which report their state in status files, and `/metrics` for all of them: each
+child writes its metrics to files in a directory of the supervisor's, made fresh at its start,
+which `/metrics` adds up (`hare.worker.metering`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -20,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hare.worker.health import Health, HealthServer, read_status
+from hare.worker.metering import child_environment, metrics_page, process_exited
 
 __all__ = ("PROCESS_INDEX_ENV", "STATUS_ENV", "Supervisor")
 
@@ -58,6 +62,9 @@ class Supervisor:
             _Child(i, os.path.join(self._directory, f"worker-{i}.json")) for i in range(processes)
         ]
         self._health_port = health_port
+        #: Where the children's metrics go, when the supervisor serves them.
+        self._metrics = os.path.join(self._directory, "metrics")
+        self._metrics_env = child_environment(self._metrics) if health_port else {}
         self._stopping = False
         self._signals = 0
 
@@ -65,7 +72,12 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
-        health = HealthServer(self._health_port, self.health) if self._health_port else None
+        page = functools.partial(metrics_page, self._metrics)
+        health = (
+            HealthServer(self._health_port, self.health, metrics=page)
+            if self._health_port
+            else None
+        )
         if health is not None:
             await health.start()
         try:
@@ -93,6 +105,7 @@ class Supervisor:
                 *self._argv,
                 env={
                     **os.environ,
+                    **self._metrics_env,
                     STATUS_ENV: child.status_file,
                     PROCESS_INDEX_ENV: str(child.index),
                 },
@@ -103,6 +116,8 @@ class Supervisor:
             child.down_since = None
             logger.info("worker process %d started (pid %d)", child.index, child.process.pid)
             code = await child.process.wait()
+            if self._metrics_env:  # its gauges stop counting; its counts stay
+                process_exited(child.process.pid, self._metrics)
             if self._stopping:
                 return code
             child.down_since = loop.time()
