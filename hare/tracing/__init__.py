@@ -6,7 +6,7 @@ It starts a PRODUCER span `apply_async/<task>` around every publish and puts its
 `traceparent` (and `tracestate`) in the message's headers, where Celery's
 opentelemetry-instrumentation-celery reads and writes them too; a worker starts a CONSUMER
 span `run/<task>` as its child. Retries, countdowns through the delay ladder, workflow
-follow-ups and event fan-out stay in one trace (docs/observability-tracing.md).
+follow-ups and event fan-out stay in one trace (docs/observability.md, Tracing).
 
 `otel` is the only module of hare that imports opentelemetry, an optional dependency
 (`hare-queue[otel]`): `import hare.tracing` works without it, and `Tracing()` raises
