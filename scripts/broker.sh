@@ -117,3 +117,25 @@ ensure_rabbitmq4() {
     scripts/rabbitmq/node.sh shims "$HARE_RMQ4_SHIMS" >/dev/null
     echo "rabbitmq4: RabbitMQ 4.0 answers at $url" >&2
 }
+
+# Debian's Chromium at /usr/bin/chromium, for the dashboard's browser tests (Playwright drives
+# it; no browser is downloaded). Installed when missing and running as root; otherwise the
+# browser tests skip with a clear message -- except under CI, where a missing browser fails
+# the run here.
+ensure_chromium() {
+    if [ -x /usr/bin/chromium ]; then
+        echo "chromium: /usr/bin/chromium" >&2
+        return 0
+    fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "chromium: installing Debian's chromium" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >&2 && apt-get install -y -qq chromium >&2 || true
+    fi
+    if [ -x /usr/bin/chromium ]; then
+        return 0
+    fi
+    echo "chromium: NO /usr/bin/chromium -- the dashboard's browser tests will be skipped" \
+         "(and fail, under CI)" >&2
+    [ -z "${CI:-}" ]
+}

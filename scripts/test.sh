@@ -56,6 +56,7 @@ if [ "$unit" = 0 ]; then
     . scripts/broker.sh
     ensure_broker
     ensure_redis
+    ensure_chromium  # the dashboard's browser tests (tests/dashboard)
 fi
 
 # The cluster tier (tests/cluster, marker `cluster`): node loss on a 3-node RabbitMQ 4.0 cluster
