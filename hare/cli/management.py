@@ -37,6 +37,9 @@ class QueueStats:
     ready: int
     unacked: int
     consumers: int
+    #: Messages per second published to and delivered from the queue (None: not reported).
+    publish_rate: float | None = None
+    deliver_rate: float | None = None
 
 
 def management_url(broker_url: str) -> str:
@@ -58,7 +61,10 @@ async def fetch(base: str, broker_url: str) -> dict[str, QueueStats] | str:
 
 
 def _fetch(base: str, broker_url: str) -> dict[str, QueueStats] | str:
-    columns = "?columns=name,messages_ready,messages_unacknowledged,consumers"
+    columns = (
+        "?columns=name,messages_ready,messages_unacknowledged,consumers,"
+        "message_stats.publish_details.rate,message_stats.deliver_get_details.rate"
+    )
     rows = _get(base, broker_url, "queues/{vhost}" + columns)
     if isinstance(rows, str):
         return rows
@@ -111,8 +117,16 @@ def _stats(row: dict[str, Any]) -> QueueStats:
         value = row.get(key)
         return value if isinstance(value, int) else 0
 
+    def rate(kind: str) -> float | None:
+        stats = row.get("message_stats")
+        details = stats.get(kind) if isinstance(stats, dict) else None
+        value = details.get("rate") if isinstance(details, dict) else None
+        return float(value) if isinstance(value, int | float) else None
+
     return QueueStats(
         ready=number("messages_ready"),
         unacked=number("messages_unacknowledged"),
         consumers=number("consumers"),
+        publish_rate=rate("publish_details"),
+        deliver_rate=rate("deliver_get_details"),
     )
