@@ -11,6 +11,7 @@ import platform
 from collections.abc import Callable, Sequence
 
 from hare._version import __version__
+from hare.cli.dashboard import add_dashboard_parser, run_dashboard
 from hare.cli.delayed import add_delayed_parser, run_delayed
 from hare.cli.dlq import add_dlq_parser, run_dlq
 from hare.cli.events import add_events_parser, run_events
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     add_dlq_parser(commands)
     add_schedules_parser(commands)
     add_events_parser(commands)
+    add_dashboard_parser(commands)
     add_migrate_parser(commands)
     return parser
 
@@ -81,6 +83,7 @@ _RUNNERS: dict[str, Runner] = {
     "dlq": run_dlq,
     "schedules": run_schedules,
     "events": run_events,
+    "dashboard": run_dashboard,
     "migrate": run_migrate,
 }
 
