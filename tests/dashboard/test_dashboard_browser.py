@@ -17,13 +17,11 @@ scripts/dashboard_screenshots.py for the documentation's).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -31,17 +29,27 @@ from typing import Any
 import pytest
 
 from hare import Hare
-from hare.core.envelope import Envelope, Properties
-from hare.core.topology import Exchange
 from tests.amqp.helpers import WorkerProcess
+from tests.dashboard.helpers import (
+    APP,
+    ROOT,
+    DashboardProcess,
+    celery_task_events,
+    publish_events,
+)
+from tests.faults.conftest import private_vhost
 
 pytestmark = [pytest.mark.amqp]
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
-APP = "tests.apps.dashboard_app:app"
 TOKEN = "browser-test-token-0123456789"
 PWNED = "<script>window.pwned=1</script>"
+
+
+@pytest.fixture
+def vhost_url(amqp_url: str) -> Iterator[str]:
+    """A vhost of the test's own: its queues, ladder, schedules and pidbox go with it."""
+    yield from private_vhost(amqp_url, "dashboard")
 
 
 @pytest.fixture
@@ -52,43 +60,6 @@ def chromium() -> str:
             pytest.fail(message + " -- under CI a missing browser is a failure")
         pytest.skip(message)
     return CHROMIUM
-
-
-class Dashboard:
-    """`hare dashboard APP ARGS...` as a subprocess; `url` once it listens."""
-
-    def __init__(self, *args: str, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "hare", "dashboard", APP, *args],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    async def url(self, within: float = 30) -> str:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if " on http://" in line:
-                    return line.split(" on ", 1)[1].split()[0].rstrip("/")
-            assert self.process.poll() is None, "".join(self.lines)
-            await asyncio.sleep(0.05)
-        raise AssertionError("".join(self.lines))
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
 
 
 @asynccontextmanager
@@ -104,7 +75,7 @@ async def fleet(amqp_url: str, unique: str, tmp_path: Path) -> AsyncIterator[dic
         "PYTHONPATH": str(ROOT),
     }
     worker = WorkerProcess(APP, "-c", "4", "-n", f"{unique}@dash", env=env, cwd=ROOT)
-    dashboard = Dashboard("--port", "0", "--token", TOKEN, "--refresh", "1", env=env)
+    dashboard = DashboardProcess("--port", "0", "--token", TOKEN, "--refresh", "1", env=env)
     client = Hare(unique, broker=amqp_url, environ={}, default_queue=unique)
     try:
         await worker.wait_for("worker ready")
@@ -112,9 +83,6 @@ async def fleet(amqp_url: str, unique: str, tmp_path: Path) -> AsyncIterator[dic
     finally:
         dashboard.stop()
         worker.stop()
-        transport = (await client.publisher()).transport
-        for queue in (unique, f"{unique}.dead", f"{unique}.emails", f"{unique}.emails.dead"):
-            await transport.delete_queue(queue)
         await client.aclose()
 
 
@@ -132,30 +100,6 @@ async def fail_one(client: Hare, queue: str, key: str, task_id: str, dead_before
         await asyncio.sleep(0.05)
 
 
-async def publish_celery_events(client: Hare, task_id: str) -> None:
-    """The task events a Celery worker started with -E sends for one successful task, built by
-    Celery's own `Event` and published as its dispatcher publishes them."""
-    from celery.events.event import Event
-
-    common = {"hostname": "celery@legacy-1", "pid": 4242, "clock": 7, "utcoffset": 0}
-    events = [
-        Event("task-received", uuid=task_id, name="legacy.resize", args="('cat.png',)",
-              kwargs="{}", retries=0, root_id=task_id, parent_id=None, **common),
-        Event("task-started", uuid=task_id, **common),
-        Event("task-succeeded", uuid=task_id, result="'cat-small.png'", runtime=0.25, **common),
-    ]  # fmt: skip
-    transport = (await client.publisher()).transport
-    await transport.declare_exchange(Exchange(name="celeryev", type="topic"))
-    for event in events:
-        envelope = Envelope(
-            exchange="celeryev",
-            routing_key=event["type"].replace("-", "."),
-            body=json.dumps(event).encode(),
-            properties=Properties(content_type="application/json", content_encoding="utf-8"),
-        )
-        await transport.publish(envelope, mandatory=False)
-
-
 async def shoot(page: Any, name: str) -> None:
     folder = os.environ.get("HARE_DASHBOARD_SCREENSHOTS")
     if folder:
@@ -164,11 +108,11 @@ async def shoot(page: Any, name: str) -> None:
 
 @pytest.mark.anyio
 async def test_operating_a_fleet_from_the_dashboard(
-    amqp_url: str, unique: str, tmp_path: Path, chromium: str
+    vhost_url: str, unique: str, tmp_path: Path, chromium: str
 ) -> None:
     from playwright.async_api import async_playwright
 
-    async with fleet(amqp_url, unique, tmp_path) as setup, async_playwright() as pw:
+    async with fleet(vhost_url, unique, tmp_path) as setup, async_playwright() as pw:
         url, client = setup["url"], setup["client"]
         await fail_one(client, unique, PWNED, f"{unique}-1", 0)
         browser = await pw.chromium.launch(executable_path=chromium)
@@ -218,10 +162,12 @@ async def check_escaping_and_live_update(page: Any, url: str, client: Hare, queu
 
 async def check_task_events(page: Any, url: str, client: Hare, queue: str) -> None:
     task_id = f"{queue}-legacy"
+    succeeded = {"type": "task-succeeded", "result": "'cat-small.png'", "runtime": 0.25}
+    events = celery_task_events(task_id, "legacy.resize", "('cat.png',)", succeeded)
     await page.goto(f"{url}/tasks")
     row = page.locator(f'tr[data-task="{task_id}"]')
     for _ in range(20):  # until the dashboard's event queue is bound (it starts with it)
-        await publish_celery_events(client, task_id)
+        await publish_events(client, events)
         try:
             await row.wait_for(timeout=1500)
             break
