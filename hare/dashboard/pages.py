@@ -49,14 +49,19 @@ class _Pages:
         self.config = dashboard.config
 
     async def _page(
-        self, request: Request, name: str, read: Callable[[], Awaitable[dict[str, Any]]]
+        self,
+        request: Request,
+        template: str,
+        read: Callable[[], Awaitable[dict[str, Any]]],
+        **given: Any,
     ) -> Response:
-        """Render `name` with what `read` returns, or with the error that stopped it."""
+        """Render `template` with `given` and what `read` returns, or with the error that stopped
+        it (the page says it in place of its tables)."""
         try:
             context, problem = await read(), None
         except HareError as exc:
             context, problem = {}, f"{type(exc).__name__}: {exc}"
-        return self.d.render(request, name, {"problem": problem, **context})
+        return self.d.render(request, template, {"problem": problem, **given, **context})
 
     async def home(self, request: Request) -> Response:
         return RedirectResponse("/queues", status_code=303)
@@ -102,17 +107,17 @@ class _Pages:
         async def read() -> dict[str, Any]:
             return {"dead": await dead_letters(self.d.app, self.config.queues, DEAD_ROWS)}
 
-        context = {"done": request.query_params.get("done", "")}
-        return await self._with(request, "dead.html", read, context)
+        return await self._page(
+            request, "dead.html", read, done=request.query_params.get("done", "")
+        )
 
     async def dead_letter(self, request: Request) -> Response:
         queue, name = request.path_params["queue"], request.path_params["name"]
 
         async def read() -> dict[str, Any]:
-            found = await dlq.find(self.d.app, queue, name)
-            return {"found": found, "queue": queue, "name": name}
+            return {"found": await dlq.find(self.d.app, queue, name)}
 
-        return await self._page(request, "dead_letter.html", read)
+        return await self._page(request, "dead_letter.html", read, queue=queue, name=name)
 
     async def delayed(self, request: Request) -> Response:
         async def read() -> dict[str, Any]:
@@ -122,19 +127,6 @@ class _Pages:
                 "depths": depths,
                 "limit": DELAYED_ROWS,
                 "schedules": await schedules(self.d.app, self.d.ring),
-                "now": self.d.app.clock.time(),
             }
 
         return await self._page(request, "delayed.html", read)
-
-    async def _with(
-        self,
-        request: Request,
-        name: str,
-        read: Callable[[], Awaitable[dict[str, Any]]],
-        extra: dict[str, Any],
-    ) -> Response:
-        async def both() -> dict[str, Any]:
-            return {**extra, **await read()}
-
-        return await self._page(request, name, both)

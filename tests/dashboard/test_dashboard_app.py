@@ -183,3 +183,12 @@ def test_the_command_refuses_a_public_bind_without_a_token(
     code = main(["dashboard", "tests.apps.dashboard_app:app", "--host", "0.0.0.0"])
     assert code == 2
     assert "give --token" in capsys.readouterr().err
+
+
+def test_a_broker_that_does_not_answer_is_said_on_each_page() -> None:
+    app = Hare("shop", broker="amqp://guest:guest@127.0.0.1:1/", environ={}, connect_timeout=1)
+    with client(app) as test:
+        for path in ("/queues", "/workers", "/dead", "/dead/work/show/x", "/delayed"):
+            answer = test.get(path)
+            assert answer.status_code == 200, (path, answer.text)
+            assert "Cannot read the broker" in answer.text, path
