@@ -192,3 +192,16 @@ def test_a_broker_that_does_not_answer_is_said_on_each_page() -> None:
             answer = test.get(path)
             assert answer.status_code == 200, (path, answer.text)
             assert "Cannot read the broker" in answer.text, path
+
+
+def test_the_hare_command_loads_no_web_stack_until_the_dashboard_runs() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, hare.cli.main; "
+        "print(sorted(m for m in ('starlette', 'jinja2', 'uvicorn', 'hare.dashboard.web') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr
