@@ -80,8 +80,12 @@ class Deliverer:
         secret = secrets.signing_secret
         if secret is None:
             secret = settings.http_signing_secret
+        if not (task_id.isascii() and task_id.isprintable()):
+            raise DeadLetterError("http-malformed", _BAD_ID.format(task_id))
         headers = outgoing(
             {**spec.headers, **secrets.secret_headers},
+            method=spec.method,
+            url=spec.url,
             task_id=task_id,
             attempt=retries + 1,
             timestamp=int(self._clock.time()),
@@ -166,6 +170,10 @@ class Deliverer:
             await dispatcher.aclose()
 
 
+_BAD_ID = (
+    "task id {!r} cannot be sent: it travels in the Idempotency-Key and X-Hare-Task-Id "
+    "headers, which take printable ASCII only"
+)
 _NO_HTTPX = "HTTP push tasks need httpx on the worker: pip install 'hare-queue[http]'"
 
 

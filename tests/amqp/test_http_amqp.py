@@ -75,7 +75,7 @@ async def test_a_2xx_is_one_signed_request_and_a_success(rig: Rig) -> None:
     assert (result["status"], result["body"], result["attempt"]) == (200, "thanks", 1)
     [request] = rig.server.requests("/ok")
     assert request.body == b'{"order":42}'
-    assert verify_signature(SECRET, request.headers, request.body)
+    assert verify_signature(SECRET, request.headers, request.body, method="POST", url=hook.url)
     assert request.headers["idempotency-key"] == request.headers["x-hare-task-id"]
 
 
@@ -87,7 +87,7 @@ async def test_a_500_then_200_is_two_attempts_with_one_idempotency_key(rig: Rig)
     first, second = rig.server.requests("/flaky")
     assert [first.headers["x-hare-attempt"], second.headers["x-hare-attempt"]] == ["1", "2"]
     assert first.headers["idempotency-key"] == second.headers["idempotency-key"] == sent.id
-    assert verify_signature(SECRET, second.headers, second.body)
+    assert verify_signature(SECRET, second.headers, second.body, method="POST", url=hook.url)
 
 
 async def test_a_429_with_retry_after_is_retried_no_earlier_than_it_says(rig: Rig) -> None:

@@ -70,9 +70,12 @@ async def test_a_2xx_is_done_with_a_small_result_and_signed_headers(server: Push
     assert headers["x-hare-attempt"] == "3"
     assert headers["authorization"] == "Bearer t" and headers["x-trace"] == "t1"
     assert headers["content-type"] == "application/json"
-    assert verify("k", headers, request.body, now=app.clock.time())
-    assert not verify("other", headers, request.body, now=app.clock.time())
-    assert not verify_signature("k", headers, request.body)  # made at the test clock's time
+    now = app.clock.time()
+    assert verify("k", headers, request.body, method="POST", url=hook.url, now=now)
+    assert not verify("other", headers, request.body, method="POST", url=hook.url, now=now)
+    assert not verify("k", headers, request.body, method="POST", url=server.url("/x"), now=now)
+    # made at the test clock's time
+    assert not verify_signature("k", headers, request.body, method="POST", url=hook.url)
 
 
 async def test_no_secret_no_signature_and_a_hooks_own_secret_wins(server: PushServer) -> None:
@@ -83,7 +86,7 @@ async def test_no_secret_no_signature_and_a_hooks_own_secret_wins(server: PushSe
     await _deliver(app, hook._spec(UNSET, b"raw", None).to_kwargs())
     unsigned, own = server.ledger
     assert "x-hare-signature" not in unsigned.headers
-    assert verify("hook-key", own.headers, b"raw", now=app.clock.time())
+    assert verify("hook-key", own.headers, b"raw", method="POST", url=url, now=app.clock.time())
     assert own.headers["content-type"] == "application/octet-stream"
 
 
@@ -150,6 +153,17 @@ async def test_a_malformed_push_or_an_unknown_hook_is_a_dead_letter() -> None:
     with pytest.raises(DeadLetterError) as caught:
         await _deliver(app, kwargs)
     assert caught.value.dead_reason == "http-unknown-hook"
+
+
+async def test_a_task_id_that_cannot_be_a_header_is_a_dead_letter(server: PushServer) -> None:
+    app = _app()
+    kwargs = _kwargs(app, server.script("/ok", Reply(200)))
+    for task_id in ("заказ-1", "id\n1"):
+        message = Message(id=task_id, task=PUSH_TASK, kwargs=kwargs)
+        with running(TaskContext(message=message)), pytest.raises(DeadLetterError) as caught:
+            await app.http.deliverer.deliver(**kwargs)
+        assert caught.value.dead_reason == "http-malformed"
+    assert server.ledger == []
 
 
 # -- sending, on the memory broker ----------------------------------------------------------
