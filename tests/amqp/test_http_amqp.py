@@ -13,7 +13,7 @@ import pytest
 
 from hare import Hare
 from hare.core.envelope import Delivery
-from hare.http import HttpTask, verify_signature
+from hare.http import PUSH_TASK, HttpTask, verify_signature
 from hare.testing import eventually, running_worker
 from hare.transport.base import Transport
 from tests.amqp.helpers import amqp_app, delete_queues
@@ -156,3 +156,14 @@ async def test_a_one_off_push_with_a_countdown(rig: Rig) -> None:
     [request] = rig.server.requests("/once")
     assert request.body == b"\x00raw"
     assert request.headers["content-type"] == "application/octet-stream"
+
+
+async def test_a_push_naming_a_hook_but_another_url_is_dead_lettered_unsent(rig: Rig) -> None:
+    hook = rig.hook("/billing", Reply(200), secret_headers={"Authorization": "Bearer t"})
+    elsewhere = rig.server.script("/attacker", Reply(200))
+    forged = {**hook._spec({"n": 1}, None, None).to_kwargs(), "url": elsewhere}
+    sent = await rig.app.asend_task(PUSH_TASK, kwargs=forged, queue=rig.queue)
+    [dead] = await rig.dead_letters(1)
+    headers = dead.properties.headers
+    assert (headers["id"], headers["hare-dead-reason"]) == (sent.id, "http-hook-mismatch")
+    assert rig.server.ledger == []

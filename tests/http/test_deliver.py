@@ -155,6 +155,38 @@ async def test_a_malformed_push_or_an_unknown_hook_is_a_dead_letter() -> None:
     assert caught.value.dead_reason == "http-unknown-hook"
 
 
+async def test_a_push_naming_a_hook_gets_its_secrets_only_for_the_hooks_own_request(
+    server: PushServer,
+) -> None:
+    app = _app()
+    billing = server.script("/billing", Reply(200))
+    elsewhere = server.script("/attacker", Reply(200))
+    hook = app.http_task(billing, name="billing", secret_headers={"Authorization": "Bearer t"})
+    genuine = hook._spec({"n": 1}, None, None).to_kwargs()
+    forged = [
+        {**genuine, "url": elsewhere},
+        {**genuine, "method": "PUT"},
+        {**genuine, "sending": {**genuine["sending"], "follow_redirects": True}},
+    ]
+    for kwargs in forged:
+        with pytest.raises(DeadLetterError) as caught:
+            await _deliver(app, kwargs)
+        assert caught.value.dead_reason == "http-hook-mismatch"
+        assert "Bearer" not in caught.value.reason
+    assert server.ledger == []  # no request made, so no secret sent anywhere
+    await _deliver(app, genuine)
+    [request] = server.ledger
+    assert request.path == "/billing" and request.headers["authorization"] == "Bearer t"
+
+
+def test_secret_headers_and_following_redirects_do_not_go_together() -> None:
+    app = _app()
+    with pytest.raises(InvalidPush, match="follow_redirects"):
+        app.http_task("https://svc/x", secret_headers={"X-Api-Key": "t"}, follow_redirects=True)
+    app.http_task("https://svc/x", follow_redirects=True)  # no secrets: nothing to leak
+    app.http_task("https://svc/y", secret_headers={"X-Api-Key": "t"})
+
+
 async def test_a_task_id_that_cannot_be_a_header_is_a_dead_letter(server: PushServer) -> None:
     app = _app()
     kwargs = _kwargs(app, server.script("/ok", Reply(200)))
