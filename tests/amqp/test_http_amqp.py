@@ -167,3 +167,16 @@ async def test_a_push_naming_a_hook_but_another_url_is_dead_lettered_unsent(rig:
     headers = dead.properties.headers
     assert (headers["id"], headers["hare-dead-reason"]) == (sent.id, "http-hook-mismatch")
     assert rig.server.ledger == []
+
+
+async def test_a_push_waiting_on_a_busy_host_gives_its_slot_back_and_is_retried(rig: Rig) -> None:
+    """max_per_host=1 and a slow origin: the second push waits at most its timeout, then goes
+    back through the ladder (no request made) until the origin has a turn for it."""
+    slow = rig.hook("/slow-origin", Reply(200, delay=1.5), max_per_host=1, timeout=5.0)
+    quick = rig.hook("/quick", Reply(200), max_per_host=1, timeout=0.2)
+    first = await slow.adelay(json={})
+    await eventually(lambda: rig.server.requests("/slow-origin"), within=10)
+    result = await (await quick.adelay(json={}))
+    assert result["attempt"] >= 2  # at least one attempt found the host busy
+    assert len(rig.server.requests("/quick")) == 1  # and made no request
+    assert (await first)["status"] == 200

@@ -3,6 +3,8 @@ pushes on the memory broker: what a worker does with each answer, what a message
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import socket
 import sys
@@ -17,6 +19,7 @@ from hare.core.message import Message
 from hare.core.protocol import decode
 from hare.errors import ConfigurationError, DeadLetterError, Retry
 from hare.http import PUSH_TASK, verify_signature
+from hare.http.client import NoResponse
 from hare.http.errors import InvalidPush, PushFailed
 from hare.http.signature import verify
 from hare.http.task import UNSET
@@ -196,6 +199,60 @@ async def test_a_task_id_that_cannot_be_a_header_is_a_dead_letter(server: PushSe
             await app.http.deliverer.deliver(**kwargs)
         assert caught.value.dead_reason == "http-malformed"
     assert server.ledger == []
+
+
+async def test_a_push_waits_for_its_turn_at_a_busy_host_no_longer_than_its_timeout(
+    server: PushServer,
+) -> None:
+    """With max_per_host=1 and a slow origin, a second push does not hold its worker slot
+    until the first is answered: past its timeout it is retried like a 503, no request made."""
+    app = _app()
+    slow = server.script("/slow", Reply(200, delay=1.0))
+    quick = server.script("/quick", Reply(200))
+    first = _kwargs(app, slow, max_per_host=1, timeout=30.0)
+    second = _kwargs(app, quick, max_per_host=1, timeout=0.1, retry_jitter=False)
+    deliverer = app.http.deliverer
+
+    async def attempt(kwargs: dict[str, Any]) -> Any:
+        message = Message(id="id-1", task=PUSH_TASK, kwargs=kwargs, retries=2)
+        with running(TaskContext(message=message)):
+            return await deliverer.deliver(**kwargs)
+
+    try:
+        under_way = asyncio.create_task(attempt(first))
+        await eventually(lambda: server.requests("/slow"), within=10)
+        with pytest.raises(Retry) as caught:
+            await attempt(second)
+        assert caught.value.countdown == 4.0  # the backoff, as for a 503 without Retry-After
+        failure = caught.value.exc
+        assert isinstance(failure, PushFailed) and failure.reason == "http-host-busy"
+        assert "max_per_host" in failure.detail and failure.status is None
+        assert server.requests("/quick") == []
+        assert (await under_way)["status"] == 200
+        assert (await attempt(second))["status"] == 200  # the host's turn came back
+    finally:
+        await deliverer.aclose()
+
+
+async def test_a_dispatcher_forgets_idle_origins_past_its_bound(server: PushServer) -> None:
+    from hare.http.client import Dispatcher
+
+    dispatcher = Dispatcher(max_hosts=2)
+    server.script("/ok", Reply(200))
+    options: dict[str, Any] = {"headers": {}, "body": b"", "seconds": 5.0, "max_per_host": 1}
+    with socket.socket() as one, socket.socket() as two:  # ports nobody listens on
+        one.bind(("127.0.0.1", 0))
+        two.bind(("127.0.0.1", 0))
+        origins = [server.url("/ok")]
+        origins += [f"http://127.0.0.1:{s.getsockname()[1]}/x" for s in (one, two)]
+        try:
+            for url in origins * 2:
+                with contextlib.suppress(NoResponse):
+                    await dispatcher.send(method="GET", url=url, follow_redirects=False, **options)
+                assert dispatcher.hosts <= 2
+        finally:
+            await dispatcher.aclose()
+    assert len(server.requests("/ok")) == 2
 
 
 # -- sending, on the memory broker ----------------------------------------------------------
