@@ -4,7 +4,9 @@
 
 The receiver (stdlib `http.server`, on 127.0.0.1) answers 503 with `Retry-After: 1` to the
 first attempt of each push and 200 to the next, refuses a bad signature with 401, and
-de-duplicates by `Idempotency-Key`, as a receiver of at-least-once pushes should.
+de-duplicates by `Idempotency-Key`, as a receiver of at-least-once pushes should. It checks
+the signature against its own URL as the producer knows it (`ORDER_PAID_URL`), which is what
+hare signs, not against what a proxy may have made of the request line.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from hare import Hare, Worker
 from hare.http import verify_signature
 
 SECRET = os.environ.setdefault("HARE_HTTP_SIGNING_SECRET", "example-secret")
+ORDER_PAID_URL = ""  # the receiver's URL, as the app's http_task names it (set in main)
 done: set[str] = set()  # the receiver's record of what it has handled, by idempotency key
 all_done = threading.Event()
 
@@ -27,7 +30,9 @@ all_done = threading.Event()
 class Receiver(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        if not verify_signature(SECRET, dict(self.headers), body):
+        if not verify_signature(
+            SECRET, dict(self.headers), body, method=self.command, url=ORDER_PAID_URL
+        ):
             return self._answer(401)
         key = self.headers["Idempotency-Key"]
         if self.headers["X-Hare-Attempt"] == "1":
@@ -63,10 +68,12 @@ def broker() -> str:
 
 
 async def main() -> None:
+    global ORDER_PAID_URL
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    ORDER_PAID_URL = f"http://127.0.0.1:{server.server_port}/orders/paid"
     app = Hare("webhooks", broker=broker(), default_queue="webhooks-example")
-    order_paid = app.http_task(f"http://127.0.0.1:{server.server_port}/orders/paid")
+    order_paid = app.http_task(ORDER_PAID_URL)
     worker = Worker(app, concurrency=4)
     running = asyncio.create_task(worker.run())
     await worker.wait_ready()

@@ -29,12 +29,21 @@ def verify_signature(
     secret: str | Sequence[str],
     headers: Mapping[str, str],
     body: bytes,
+    *,
+    method: str,
+    url: str,
     tolerance: float = 300.0,
 ) -> bool:
     """Whether a push request is genuine: its `X-Hare-Signature` is the HMAC-SHA256 by
-    `secret` (or by any of several, while rotating one) of its timestamp, task id and `body`
-    (the raw bytes received), and its `X-Hare-Timestamp` is within `tolerance` seconds of now.
+    `secret` (or by any of several, while rotating one) of its timestamp, `method`, `url`,
+    task id and `body` (the raw bytes received), and its `X-Hare-Timestamp` is within
+    `tolerance` seconds of now.
 
-    `headers` is the request's headers, any mapping (names are matched case-insensitively).
+    `method` is the request's method; `url` is this endpoint's URL exactly as the producer
+    configured it (`app.http_task(url)`), query included: the receiver knows its own URL,
+    whatever proxies rewrote on the way. `headers` is the request's headers, any mapping
+    (names are matched case-insensitively). A malformed request is `False`, never an error.
     """
-    return _signature.verify(secret, headers, body, now=time.time(), tolerance=tolerance)
+    return _signature.verify(
+        secret, headers, body, method=method, url=url, now=time.time(), tolerance=tolerance
+    )

@@ -7,6 +7,7 @@ the server answered / the request...    the push
 429, 503 with a valid Retry-After       is retried after it (capped at `retry_after_max`)
 429, 503 without one; 408; other 5xx    is retried with the task's backoff
 timed out, refused, reset, closed       is retried with the task's backoff
+no turn at the host within the timeout  is retried with the task's backoff (`http-host-busy`)
 3xx (redirects not followed)            is dead-lettered `http-3xx` (301, 302...: the status
                                         is in the reason), with the Location in the detail
 other 4xx                               is dead-lettered `http-<status>` at once
@@ -126,8 +127,9 @@ def classify(
 
 
 def transport_failure(kind: str, detail: str, *, method: str, url: str) -> RetryLater:
-    """No response: `kind` is `timeout`, `connect` (refused, unreachable, TLS) or
-    `disconnected` (reset or closed before the response was read in full)."""
+    """No response: `kind` is `timeout`, `connect` (refused, unreachable, TLS),
+    `disconnected` (reset or closed before the response was read in full) or `host-busy`
+    (no turn at the origin's `max_per_host` bound within the timeout: no request made)."""
     return RetryLater(reason=f"http-{kind}", detail=f"{method} {url}: {detail}")
 
 

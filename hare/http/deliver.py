@@ -40,8 +40,14 @@ logger = logging.getLogger("hare.http")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HookSecrets:
-    """What a hook keeps in the worker's process, never in a message."""
+    """What a hook keeps in the worker's process, never in a message: its secrets, and the
+    one request they may go with. A message names its hook, but its URL, method and
+    redirect policy are the producer's word: the worker adds the secrets only when they
+    are the hook's own (else the push is dead-lettered `http-hook-mismatch`)."""
 
+    url: str
+    method: str
+    follow_redirects: bool = False
     #: Signs its requests instead of the app's `http_signing_secret`; "" signs nothing.
     signing_secret: str | None = field(default=None, repr=False)
     #: Headers added by the worker (credentials: Authorization, Cookie...).
@@ -75,13 +81,16 @@ class Deliverer:
             spec = PushSpec.from_kwargs(kwargs)
         except InvalidPush as exc:
             raise DeadLetterError("http-malformed", str(exc)) from None
-        secrets = self._secrets(spec)
+        secret, secret_headers = self._secrets(spec)
         settings = self._settings()
-        secret = secrets.signing_secret
         if secret is None:
             secret = settings.http_signing_secret
+        if not (task_id.isascii() and task_id.isprintable()):
+            raise DeadLetterError("http-malformed", _BAD_ID.format(task_id))
         headers = outgoing(
-            {**spec.headers, **secrets.secret_headers},
+            {**spec.headers, **secret_headers},
+            method=spec.method,
+            url=spec.url,
             task_id=task_id,
             attempt=retries + 1,
             timestamp=int(self._clock.time()),
@@ -96,17 +105,27 @@ class Deliverer:
             raise DeadLetterError(step.reason, step.detail)
         raise self._retry(spec, step, retries, task_id)
 
-    def _secrets(self, spec: PushSpec) -> HookSecrets:
+    def _secrets(self, spec: PushSpec) -> tuple[str | None, Mapping[str, str]]:
+        """The signing secret (None: the app's) and secret headers for `spec`: its hook's,
+        when the push asks for exactly the hook's request; else a dead letter."""
         if spec.hook is None:
-            return HookSecrets()
-        secrets = self._hooks.get(spec.hook)
-        if secrets is None:
+            return None, {}
+        hook = self._hooks.get(spec.hook)
+        if hook is None:
             raise DeadLetterError(
                 "http-unknown-hook",
                 f"the push names http_task {spec.hook!r}, which this worker's app does not "
                 "define: its signing secret and secret headers are unknown here",
             )
-        return secrets
+        asked = (spec.method, spec.url, spec.sending.follow_redirects)
+        own = (hook.method, hook.url, hook.follow_redirects)
+        if asked != own:
+            raise DeadLetterError(
+                "http-hook-mismatch",
+                f"the push names http_task {spec.hook!r} ({_request(*own)}) but asks for "
+                f"{_request(*asked)}: a hook's secrets go only to its own request",
+            )
+        return hook.signing_secret, hook.secret_headers
 
     async def _send(
         self, spec: PushSpec, headers: Mapping[str, str], attempt: int, settings: Settings
@@ -166,6 +185,14 @@ class Deliverer:
             await dispatcher.aclose()
 
 
+def _request(method: str, url: str, follow_redirects: bool) -> str:
+    return f"{method} {url}" + (", following redirects" if follow_redirects else "")
+
+
+_BAD_ID = (
+    "task id {!r} cannot be sent: it travels in the Idempotency-Key and X-Hare-Task-Id "
+    "headers, which take printable ASCII only"
+)
 _NO_HTTPX = "HTTP push tasks need httpx on the worker: pip install 'hare-queue[http]'"
 
 

@@ -31,6 +31,8 @@ _MASKED = SENSITIVE_HEADERS | {SIGNATURE_HEADER.lower()}
 def outgoing(
     headers: Mapping[str, str],
     *,
+    method: str,
+    url: str,
     task_id: str,
     attempt: int,
     timestamp: int,
@@ -38,7 +40,8 @@ def outgoing(
     secret: str | None,
     user_agent: str,
 ) -> dict[str, str]:
-    """The request's headers: `headers` (checked when the push was sent) and hare's own."""
+    """The headers of a request for `method url`: `headers` (checked when the push was sent)
+    and hare's own, signed by `secret` when there is one."""
     out = dict(headers)
     if not any(name.lower() == "user-agent" for name in out):
         out["User-Agent"] = user_agent
@@ -48,7 +51,9 @@ def outgoing(
     out[ATTEMPT_HEADER] = str(attempt)
     out[TIMESTAMP_HEADER] = stamp
     if secret:
-        out[SIGNATURE_HEADER] = sign(secret, stamp, task_id, body)
+        out[SIGNATURE_HEADER] = sign(
+            secret, timestamp=stamp, method=method, url=url, task_id=task_id, body=body
+        )
     return out
 
 

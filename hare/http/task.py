@@ -162,7 +162,16 @@ class Pushes:
             sending=Sending(**sending),
             retry=replace(DEFAULT_RETRY, **retry),
         )
+        if sending.get("follow_redirects") and secret_headers:
+            raise InvalidPush(
+                "http_task: follow_redirects=True cannot go with secret_headers=: a redirect "
+                "to another host would carry them there (httpx drops only Authorization and "
+                "Cookie). Point the hook at the final URL instead"
+            )
         secrets = HookSecrets(
+            url=template.url,
+            method=template.method,
+            follow_redirects=template.sending.follow_redirects,
             signing_secret=signing_secret,
             secret_headers=check_headers(secret_headers or {}, secret=True),
         )

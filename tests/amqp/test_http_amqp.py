@@ -13,7 +13,7 @@ import pytest
 
 from hare import Hare
 from hare.core.envelope import Delivery
-from hare.http import HttpTask, verify_signature
+from hare.http import PUSH_TASK, HttpTask, verify_signature
 from hare.testing import eventually, running_worker
 from hare.transport.base import Transport
 from tests.amqp.helpers import amqp_app, delete_queues
@@ -75,7 +75,7 @@ async def test_a_2xx_is_one_signed_request_and_a_success(rig: Rig) -> None:
     assert (result["status"], result["body"], result["attempt"]) == (200, "thanks", 1)
     [request] = rig.server.requests("/ok")
     assert request.body == b'{"order":42}'
-    assert verify_signature(SECRET, request.headers, request.body)
+    assert verify_signature(SECRET, request.headers, request.body, method="POST", url=hook.url)
     assert request.headers["idempotency-key"] == request.headers["x-hare-task-id"]
 
 
@@ -87,7 +87,7 @@ async def test_a_500_then_200_is_two_attempts_with_one_idempotency_key(rig: Rig)
     first, second = rig.server.requests("/flaky")
     assert [first.headers["x-hare-attempt"], second.headers["x-hare-attempt"]] == ["1", "2"]
     assert first.headers["idempotency-key"] == second.headers["idempotency-key"] == sent.id
-    assert verify_signature(SECRET, second.headers, second.body)
+    assert verify_signature(SECRET, second.headers, second.body, method="POST", url=hook.url)
 
 
 async def test_a_429_with_retry_after_is_retried_no_earlier_than_it_says(rig: Rig) -> None:
@@ -156,3 +156,27 @@ async def test_a_one_off_push_with_a_countdown(rig: Rig) -> None:
     [request] = rig.server.requests("/once")
     assert request.body == b"\x00raw"
     assert request.headers["content-type"] == "application/octet-stream"
+
+
+async def test_a_push_naming_a_hook_but_another_url_is_dead_lettered_unsent(rig: Rig) -> None:
+    hook = rig.hook("/billing", Reply(200), secret_headers={"Authorization": "Bearer t"})
+    elsewhere = rig.server.script("/attacker", Reply(200))
+    forged = {**hook._spec({"n": 1}, None, None).to_kwargs(), "url": elsewhere}
+    sent = await rig.app.asend_task(PUSH_TASK, kwargs=forged, queue=rig.queue)
+    [dead] = await rig.dead_letters(1)
+    headers = dead.properties.headers
+    assert (headers["id"], headers["hare-dead-reason"]) == (sent.id, "http-hook-mismatch")
+    assert rig.server.ledger == []
+
+
+async def test_a_push_waiting_on_a_busy_host_gives_its_slot_back_and_is_retried(rig: Rig) -> None:
+    """max_per_host=1 and a slow origin: the second push waits at most its timeout, then goes
+    back through the ladder (no request made) until the origin has a turn for it."""
+    slow = rig.hook("/slow-origin", Reply(200, delay=1.5), max_per_host=1, timeout=5.0)
+    quick = rig.hook("/quick", Reply(200), max_per_host=1, timeout=0.2)
+    first = await slow.adelay(json={})
+    await eventually(lambda: rig.server.requests("/slow-origin"), within=10)
+    result = await (await quick.adelay(json={}))
+    assert result["attempt"] >= 2  # at least one attempt found the host busy
+    assert len(rig.server.requests("/quick")) == 1  # and made no request
+    assert (await first)["status"] == 200

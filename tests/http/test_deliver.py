@@ -3,6 +3,8 @@ pushes on the memory broker: what a worker does with each answer, what a message
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import socket
 import sys
@@ -17,6 +19,7 @@ from hare.core.message import Message
 from hare.core.protocol import decode
 from hare.errors import ConfigurationError, DeadLetterError, Retry
 from hare.http import PUSH_TASK, verify_signature
+from hare.http.client import NoResponse
 from hare.http.errors import InvalidPush, PushFailed
 from hare.http.signature import verify
 from hare.http.task import UNSET
@@ -70,9 +73,12 @@ async def test_a_2xx_is_done_with_a_small_result_and_signed_headers(server: Push
     assert headers["x-hare-attempt"] == "3"
     assert headers["authorization"] == "Bearer t" and headers["x-trace"] == "t1"
     assert headers["content-type"] == "application/json"
-    assert verify("k", headers, request.body, now=app.clock.time())
-    assert not verify("other", headers, request.body, now=app.clock.time())
-    assert not verify_signature("k", headers, request.body)  # made at the test clock's time
+    now = app.clock.time()
+    assert verify("k", headers, request.body, method="POST", url=hook.url, now=now)
+    assert not verify("other", headers, request.body, method="POST", url=hook.url, now=now)
+    assert not verify("k", headers, request.body, method="POST", url=server.url("/x"), now=now)
+    # made at the test clock's time
+    assert not verify_signature("k", headers, request.body, method="POST", url=hook.url)
 
 
 async def test_no_secret_no_signature_and_a_hooks_own_secret_wins(server: PushServer) -> None:
@@ -83,7 +89,7 @@ async def test_no_secret_no_signature_and_a_hooks_own_secret_wins(server: PushSe
     await _deliver(app, hook._spec(UNSET, b"raw", None).to_kwargs())
     unsigned, own = server.ledger
     assert "x-hare-signature" not in unsigned.headers
-    assert verify("hook-key", own.headers, b"raw", now=app.clock.time())
+    assert verify("hook-key", own.headers, b"raw", method="POST", url=url, now=app.clock.time())
     assert own.headers["content-type"] == "application/octet-stream"
 
 
@@ -150,6 +156,103 @@ async def test_a_malformed_push_or_an_unknown_hook_is_a_dead_letter() -> None:
     with pytest.raises(DeadLetterError) as caught:
         await _deliver(app, kwargs)
     assert caught.value.dead_reason == "http-unknown-hook"
+
+
+async def test_a_push_naming_a_hook_gets_its_secrets_only_for_the_hooks_own_request(
+    server: PushServer,
+) -> None:
+    app = _app()
+    billing = server.script("/billing", Reply(200))
+    elsewhere = server.script("/attacker", Reply(200))
+    hook = app.http_task(billing, name="billing", secret_headers={"Authorization": "Bearer t"})
+    genuine = hook._spec({"n": 1}, None, None).to_kwargs()
+    forged = [
+        {**genuine, "url": elsewhere},
+        {**genuine, "method": "PUT"},
+        {**genuine, "sending": {**genuine["sending"], "follow_redirects": True}},
+    ]
+    for kwargs in forged:
+        with pytest.raises(DeadLetterError) as caught:
+            await _deliver(app, kwargs)
+        assert caught.value.dead_reason == "http-hook-mismatch"
+        assert "Bearer" not in caught.value.reason
+    assert server.ledger == []  # no request made, so no secret sent anywhere
+    await _deliver(app, genuine)
+    [request] = server.ledger
+    assert request.path == "/billing" and request.headers["authorization"] == "Bearer t"
+
+
+def test_secret_headers_and_following_redirects_do_not_go_together() -> None:
+    app = _app()
+    with pytest.raises(InvalidPush, match="follow_redirects"):
+        app.http_task("https://svc/x", secret_headers={"X-Api-Key": "t"}, follow_redirects=True)
+    app.http_task("https://svc/x", follow_redirects=True)  # no secrets: nothing to leak
+    app.http_task("https://svc/y", secret_headers={"X-Api-Key": "t"})
+
+
+async def test_a_task_id_that_cannot_be_a_header_is_a_dead_letter(server: PushServer) -> None:
+    app = _app()
+    kwargs = _kwargs(app, server.script("/ok", Reply(200)))
+    for task_id in ("заказ-1", "id\n1"):
+        message = Message(id=task_id, task=PUSH_TASK, kwargs=kwargs)
+        with running(TaskContext(message=message)), pytest.raises(DeadLetterError) as caught:
+            await app.http.deliverer.deliver(**kwargs)
+        assert caught.value.dead_reason == "http-malformed"
+    assert server.ledger == []
+
+
+async def test_a_push_waits_for_its_turn_at_a_busy_host_no_longer_than_its_timeout(
+    server: PushServer,
+) -> None:
+    """With max_per_host=1 and a slow origin, a second push does not hold its worker slot
+    until the first is answered: past its timeout it is retried like a 503, no request made."""
+    app = _app()
+    slow = server.script("/slow", Reply(200, delay=1.0))
+    quick = server.script("/quick", Reply(200))
+    first = _kwargs(app, slow, max_per_host=1, timeout=30.0)
+    second = _kwargs(app, quick, max_per_host=1, timeout=0.1, retry_jitter=False)
+    deliverer = app.http.deliverer
+
+    async def attempt(kwargs: dict[str, Any]) -> Any:
+        message = Message(id="id-1", task=PUSH_TASK, kwargs=kwargs, retries=2)
+        with running(TaskContext(message=message)):
+            return await deliverer.deliver(**kwargs)
+
+    try:
+        under_way = asyncio.create_task(attempt(first))
+        await eventually(lambda: server.requests("/slow"), within=10)
+        with pytest.raises(Retry) as caught:
+            await attempt(second)
+        assert caught.value.countdown == 4.0  # the backoff, as for a 503 without Retry-After
+        failure = caught.value.exc
+        assert isinstance(failure, PushFailed) and failure.reason == "http-host-busy"
+        assert "max_per_host" in failure.detail and failure.status is None
+        assert server.requests("/quick") == []
+        assert (await under_way)["status"] == 200
+        assert (await attempt(second))["status"] == 200  # the host's turn came back
+    finally:
+        await deliverer.aclose()
+
+
+async def test_a_dispatcher_forgets_idle_origins_past_its_bound(server: PushServer) -> None:
+    from hare.http.client import Dispatcher
+
+    dispatcher = Dispatcher(max_hosts=2)
+    server.script("/ok", Reply(200))
+    options: dict[str, Any] = {"headers": {}, "body": b"", "seconds": 5.0, "max_per_host": 1}
+    with socket.socket() as one, socket.socket() as two:  # ports nobody listens on
+        one.bind(("127.0.0.1", 0))
+        two.bind(("127.0.0.1", 0))
+        origins = [server.url("/ok")]
+        origins += [f"http://127.0.0.1:{s.getsockname()[1]}/x" for s in (one, two)]
+        try:
+            for url in origins * 2:
+                with contextlib.suppress(NoResponse):
+                    await dispatcher.send(method="GET", url=url, follow_redirects=False, **options)
+                assert dispatcher.hosts <= 2
+        finally:
+            await dispatcher.aclose()
+    assert len(server.requests("/ok")) == 2
 
 
 # -- sending, on the memory broker ----------------------------------------------------------

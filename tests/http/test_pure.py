@@ -7,6 +7,8 @@ import hmac
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hare.core.retry import RetryPolicy
 from hare.errors import ConfigurationError, DeadLetterError
@@ -179,30 +181,48 @@ def test_dead_letter_error_takes_a_reason_word_and_a_detail() -> None:
 # -- signature ------------------------------------------------------------------------------
 
 
-def test_the_signature_is_hmac_sha256_of_timestamp_id_and_body() -> None:
+URL = "https://billing.internal/hooks/order-paid"
+SIGNED = {"method": "POST", "url": URL}
+
+
+def test_the_signature_is_hmac_sha256_of_timestamp_method_url_id_and_body() -> None:
     body = b'{"order":42}'
-    expected = hmac.new(b"s3cret", b'1700000000.id-1.{"order":42}', hashlib.sha256).hexdigest()
-    assert canonical("1700000000", "id-1", body) == b'1700000000.id-1.{"order":42}'
-    assert sign("s3cret", "1700000000", "id-1", body) == "sha256=" + expected
+    fields = {"timestamp": "1700000000", "method": "POST", "url": URL, "task_id": "id-1"}
+    message = b"1700000000\nPOST\n" + URL.encode() + b'\nid-1\n{"order":42}'
+    assert canonical(**fields, body=body) == message
+    expected = hmac.new(b"s3cret", message, hashlib.sha256).hexdigest()
+    assert sign("s3cret", **fields, body=body) == "sha256=" + expected
     # A fixed vector, for receivers in other languages (docs/http-tasks.md).
-    assert sign("s3cret", "1700000000", "id-1", body) == (
-        "sha256=1c1dce7c1e9104ee4b38d293b5fac9a0b61f8a56c606ebcc47a0f34009705b03"
+    assert sign("s3cret", **fields, body=body) == (
+        "sha256=4d1fb8f08a005455f148124da5bab57b1765ee242966a95c64d36dea2e007ef2"
     )
+
+
+def test_the_signed_fields_cannot_run_into_each_other() -> None:
+    """With '.' between fields, task id "a.b" and body "c" signed what "a" and "b.c" did; a
+    line break cannot be in a field, so each signed string reads back one way only."""
+    one = canonical(timestamp="1", method="POST", url=URL, task_id="a.b", body=b"c")
+    other = canonical(timestamp="1", method="POST", url=URL, task_id="a", body=b"b.c")
+    assert one != other
+    for field in ("method", "url", "task_id"):
+        with pytest.raises(ValueError):
+            canonical(**{"timestamp": "1", **SIGNED, "task_id": "id", field: "x\ny"}, body=b"")
 
 
 def test_an_empty_secret_never_signs() -> None:
     with pytest.raises(ValueError):
-        sign("", "1", "id", b"")
+        sign("", timestamp="1", **SIGNED, task_id="id", body=b"")
     headers = outgoing(
-        {}, task_id="id", attempt=1, timestamp=1, body=b"", secret="", user_agent="hare/x"
+        {}, **SIGNED, task_id="id", attempt=1, timestamp=1, body=b"", secret="", user_agent="x"
     )
     assert "X-Hare-Signature" not in headers
 
 
-def _signed(secret: str, body: bytes, at: float = NOW) -> dict[str, str]:
+def _signed(secret: str, body: bytes, at: float = NOW, task_id: str = "id-1") -> dict[str, str]:
     return outgoing(
         {"Content-Type": "application/json"},
-        task_id="id-1",
+        **SIGNED,
+        task_id=task_id,
         attempt=2,
         timestamp=int(at),
         body=body,
@@ -211,11 +231,18 @@ def _signed(secret: str, body: bytes, at: float = NOW) -> dict[str, str]:
     )
 
 
+def _verify(secret: Any, headers: dict[str, Any], body: Any, *, now: float) -> bool:
+    return verify(secret, headers, body, method="POST", url=URL, now=now)
+
+
 def test_verify_accepts_a_genuine_request_with_headers_in_any_case() -> None:
     headers = _signed("k", b"body")
-    assert verify("k", headers, b"body", now=NOW)
-    assert verify("k", {k.lower(): v for k, v in headers.items()}, b"body", now=NOW + 299)
-    assert verify(["old", "k"], headers, b"body", now=NOW)  # while rotating secrets
+    assert _verify("k", headers, b"body", now=NOW)
+    lower = {k.lower(): v for k, v in headers.items()}
+    assert _verify("k", lower, b"body", now=NOW + 299)
+    assert _verify(["old", "k"], headers, b"body", now=NOW)  # while rotating secrets
+    dotted = _signed("k", b"body", task_id="order.42.paid")  # ids are the user's to choose
+    assert _verify("k", dotted, b"body", now=NOW)
 
 
 @pytest.mark.parametrize(
@@ -235,13 +262,77 @@ def test_verify_refuses_anything_else(
     secret: str, body: bytes, now: float, tamper: dict[str, str]
 ) -> None:
     headers = {**_signed("k", b"body"), **tamper}
-    assert not verify(secret, headers, body, now=now)
-    assert not verify("k", {}, b"body", now=NOW)
+    assert not _verify(secret, headers, body, now=now)
+    assert not _verify("k", {}, b"body", now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [("PUT", URL), ("POST", "https://attacker.example/hooks/order-paid"), ("POST", URL + "?x=1")],
+)
+def test_a_signature_is_good_only_for_the_method_and_url_it_was_made_for(
+    method: str, url: str
+) -> None:
+    assert not verify("k", _signed("k", b"body"), b"body", method=method, url=url, now=NOW)
+
+
+_HOSTILE: list[dict[str, Any]] = [
+    {"X-Hare-Signature": "sha256=é" + "0" * 63},  # compare_digest raised TypeError
+    {"X-Hare-Signature": "sha256=\u0660" * 3},
+    {"X-Hare-Timestamp": "9" * 5000},  # int() raised ValueError
+    {"X-Hare-Timestamp": "9" * 13},
+    {"X-Hare-Timestamp": "\u0661\u0667\u0660\u0660"},  # Arabic-Indic digits: isdigit()
+    {"X-Hare-Timestamp": "1700000000\n"},
+    {"X-Hare-Timestamp": "-1700000000"},
+    {"X-Hare-Timestamp": ""},
+    {"X-Hare-Task-Id": "ïd-1"},
+    {"X-Hare-Task-Id": "id-1\nPOST"},
+    {"X-Hare-Task-Id": ""},
+    {"X-Hare-Signature": ""},
+    {"X-Hare-Signature": None},
+    {"X-Hare-Timestamp": 1700000000},
+    {"X-Hare-Task-Id": b"id-1"},
+]
+
+
+@pytest.mark.parametrize("tamper", _HOSTILE)
+def test_verify_says_false_to_hostile_headers_and_never_raises(tamper: dict[str, Any]) -> None:
+    headers = {**_signed("k", b"body"), **tamper}
+    assert not _verify("k", headers, b"body", now=NOW)
+    missing = {k: v for k, v in _signed("k", b"body").items() if k not in tamper}
+    assert not _verify("k", missing, b"body", now=NOW)
+
+
+_header_names = st.sampled_from(["X-Hare-Timestamp", "x-hare-task-id", "X-HARE-SIGNATURE", "X"])
+
+
+@given(st.dictionaries(_header_names, st.text() | st.none() | st.binary()), st.text(), st.text())
+def test_verify_never_raises_on_any_headers_method_or_url(
+    headers: dict[str, Any], method: str, url: str
+) -> None:
+    assert verify("k", headers, b"body", method=method, url=url, now=NOW) in (True, False)
+
+
+def test_verify_says_false_to_a_hostile_method_url_or_body() -> None:
+    headers = _signed("k", b"body")
+    bad: list[tuple[Any, Any, Any]] = [
+        ("POST\n", URL, b"body"),
+        ("PÖST", URL, b"body"),
+        ("POST", URL + "\n", b"body"),
+        (None, URL, b"body"),
+        ("POST", None, b"body"),
+        ("POST", URL, "body"),
+    ]
+    for method, url, body in bad:
+        assert not verify("k", headers, body, method=method, url=url, now=NOW)
+    with pytest.raises(TypeError):  # the receiver's own configuration, not the request
+        _verify(b"k", headers, b"body", now=NOW)
 
 
 def test_hare_headers_and_masking() -> None:
     headers = outgoing(
         {"X-A": "b", "User-Agent": "me"},
+        **SIGNED,
         task_id="id-1",
         attempt=3,
         timestamp=1700000000,
