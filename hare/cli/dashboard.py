@@ -26,7 +26,7 @@ from hare.cli.common import (
     worker_defaults,
 )
 from hare.cli.management import management_url
-from hare.cli.queues import app_queues
+from hare.cli.queues import app_queues, with_bands
 from hare.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def run_dashboard(args: argparse.Namespace) -> int:
         path = app_path(args)
         obj = load_object(path)
         app = as_hare(obj) or not_an_app(path)
-        queues = app_queues(app, worker_defaults(obj).get("queues"))
+        queues = with_bands(app, app_queues(app, worker_defaults(obj).get("queues")))
         token = args.token or os.environ.get(TOKEN_ENV) or None
         from hare.dashboard.security import check_bind, new_secret
 

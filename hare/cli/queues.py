@@ -13,8 +13,9 @@ import logging
 from collections.abc import Sequence
 
 from hare.app import Hare
+from hare.core.priority import consumed_queues
 
-__all__ = ("app_queues", "worker_queues")
+__all__ = ("app_queues", "with_bands", "worker_queues")
 
 logger = logging.getLogger("hare.cli")
 
@@ -50,3 +51,9 @@ def worker_queues(
     if named:
         return list(dict.fromkeys([*named, *(app.events.queues() if handlers else ())]))
     return app_queues(app, proposed, events=handlers is not False)
+
+
+def with_bands(app: Hare, queues: Sequence[str]) -> list[str]:
+    """`queues` each followed by its priority band (`<queue>.high`), as a worker consumes them
+    when the app uses bands (`hare.core.priority`); what `status` and the dashboard show."""
+    return list(consumed_queues(queues, app.settings.bands, app.events.queues()))

@@ -39,11 +39,10 @@ from hare.cli.common import (
 )
 from hare.cli.ladder_view import browse, depths
 from hare.cli.management import QueueStats, fetch, management_url
-from hare.cli.queues import app_queues
+from hare.cli.queues import app_queues, with_bands
 from hare.cli.schedules import schedule_rows
 from hare.control.client import Control
 from hare.core.deadletter import dead_queue_name
-from hare.core.priority import consumed_queues
 from hare.errors import ConfigurationError, NotFound
 from hare.events.names import UNHANDLED_QUEUE
 from hare.transport.base import Transport
@@ -92,9 +91,7 @@ def run_status(args: argparse.Namespace) -> int:
         path = app_path(args)
         obj = load_object(path)
         app = as_hare(obj) or not_an_app(path)
-        named = app_queues(app, worker_defaults(obj).get("queues"))
-        # each with its priority band, as a worker consumes them (hare.core.priority)
-        queues = list(consumed_queues(named, app.settings.bands, app.events.queues()))
+        queues = with_bands(app, app_queues(app, worker_defaults(obj).get("queues")))
     except (UsageError, ConfigurationError) as exc:
         return fail("status", exc, EXIT_USAGE)
     print(f"broker:   {describe_broker(app.settings.broker_url)}")
