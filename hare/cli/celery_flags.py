@@ -2,13 +2,14 @@
 
 A Celery command line should not end in `unrecognized arguments`. Each flag is decided once:
 
-* **accepted** when hare does what it asks (`-A`, `-l INFO`, `-O fair`, the
-  `--without-*` switches for chatter hare workers never have, `--pidfile`, `-f/--logfile`,
+* **accepted** when hare does what it asks (`-A`, `-l INFO`, `-O fair`, `-E/--task-events`
+  (Celery's monitoring events, for Flower: `hare.worker.monitoring`), the `--without-*`
+  switches for chatter hare workers never have, `--pidfile`, `-f/--logfile`,
   `-I/--include`, `-X/--exclude-queues`);
 * **a note, then carry on** when ignoring it changes nothing the user relies on (`-B`, `-s`,
   `-S`, `--prefetch-multiplier N`, `--autoscale MAX,MIN` which becomes `-c MAX`);
 * **refused**, exit 2 with the reason, when the worker would otherwise do something other
-  than what was asked (`-E`, `-D`, `--time-limit`, `--soft-time-limit`, `--purge`).
+  than what was asked (`-D`, `--time-limit`, `--soft-time-limit`, `--purge`).
 
 `-P/--pool` and the prefork options (`--max-tasks-per-child`, `--max-memory-per-child`,
 `--pool-start-method`) are hare worker's own options (`hare.cli.pool_options`), under
@@ -24,8 +25,6 @@ from hare.cli.common import UsageError, whole_number
 __all__ = ("add_celery_flags", "apply_celery_flags")
 
 _REFUSED = {
-    "task_events": "-E/--task-events: hare workers do not send Celery task events yet "
-    "(Flower and `celery events` would see none); drop -E",
     "detach": "-D/--detach: hare worker does not daemonize; run it in the foreground under "
     "systemd, supervisord, docker or Kubernetes (--pidfile and --logfile work)",
     "time_limit": "--time-limit: hare has no worker-wide time limit; give tasks time_limit= "
@@ -51,6 +50,14 @@ def add_celery_flags(parser: argparse.ArgumentParser) -> None:
     add(
         "--prefetch-multiplier", type=whole_number(0), metavar="N", help="hare's is always 1 (note)"
     )
+    add(
+        "-E",
+        "--task-events",
+        dest="task_events",
+        action="store_true",
+        help="send Celery's events (worker heartbeats, task events) for Flower and `celery "
+        "events`, as the app's worker_send_task_events does",
+    )
     add("--pidfile", metavar="FILE", help="write the pid here; refuse to start if it runs")
     add("-f", "--logfile", metavar="FILE", help="log to this file instead of stderr")
     add("-I", "--include", metavar="MODULES", help="comma-separated modules to import first")
@@ -61,7 +68,6 @@ def add_celery_flags(parser: argparse.ArgumentParser) -> None:
     for flag in ("--without-heartbeat", "--without-gossip", "--without-mingle"):
         add(flag, action="store_true", help="accepted: hare workers do not do this")
     refused = [
-        (("-E", "--task-events"), "task_events"),
         (("-D", "--detach"), "detach"),
         (("--purge", "--discard"), "purge"),
     ]

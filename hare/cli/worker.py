@@ -218,6 +218,8 @@ def _worker(args: argparse.Namespace, path: str) -> Worker:
         except ImportError as exc:
             raise ConfigurationError(f"-I {module}: {exc}") from exc
     app = as_hare(obj) or not_an_app(path)
+    if args.task_events:  # -E: Celery's events, as the app's worker_send_task_events
+        app.settings = app.settings.with_changes(worker_send_task_events=True)
     metrics = worker_metrics(app, args.health_port if args.processes == 1 else None)
     defaults = worker_defaults(obj)
     queues = worker_queues(app, _names(args.queues), defaults.get("queues"), args.handlers)

@@ -72,6 +72,10 @@ class Settings:
     #: Store with each result the task's name, args, kwargs, worker, retries and queue, as
     #: Celery's `result_extended` does (`AsyncResult.name`, `.args`, `.kwargs`...).
     result_extended: bool = False
+    #: Workers send Celery's monitoring events (worker heartbeats, task events) to the
+    #: `celeryev` exchange, for Flower and `celery events`, as Celery's `worker_send_task_events`
+    #: (`hare worker -E`); off: nothing is sent.
+    worker_send_task_events: bool = False
     #: HTTP push tasks (`hare.http`): the secret that signs requests (`X-Hare-Signature`);
     #: none: requests are not signed. Never shown in `repr()`.
     http_signing_secret: str | None = field(default=None, repr=False)
@@ -117,7 +121,7 @@ class Settings:
                 "queue_max_priority is for classic queues (x-max-priority); quorum queues get "
                 "priorities by bands (priority_bands), or natively on RabbitMQ 4.3"
             )
-        for flag in ("track_started", "result_extended", "priority_bands"):
+        for flag in _FLAGS:
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigurationError(
                     f"{flag} must be True or False, not {getattr(self, flag)!r}"
@@ -151,6 +155,7 @@ class Settings:
         return replace(self, **changes)
 
 
+_FLAGS = ("track_started", "result_extended", "priority_bands", "worker_send_task_events")
 _INTEGERS = (
     "delivery_limit",
     "heartbeat",
@@ -186,7 +191,7 @@ def _parse(name: str, raw: str) -> Any:
         raise ConfigurationError(f"HARE_{name.upper()}={raw!r} is not a number") from exc
     if name == "accept_content":
         return _names(raw)
-    if name in ("track_started", "result_extended", "priority_bands"):
+    if name in _FLAGS:
         return _flag(name, raw)
     return raw
 

@@ -43,7 +43,7 @@ from hare.results.state import REVOKED, STARTED
 from hare.task import Task
 from hare.worker.call import TaskCall
 from hare.worker.internal_errors import InternalErrors
-from hare.worker.observing import observed, run_observers
+from hare.worker.observing import RunObserver, observed, run_observers
 from hare.worker.recording import Recorder
 from hare.worker.request import Request, request_of
 from hare.worker.runner import TaskRunner
@@ -87,6 +87,7 @@ class Processor:
         running: RunningTasks,
         is_revoked: Callable[[str], bool],
         is_revoked_by_stamps: Callable[[Mapping[str, Any]], bool],
+        monitor: RunObserver | None = None,
     ) -> None:
         self.app = app
         self.settlement = settlement
@@ -114,7 +115,7 @@ class Processor:
         self.processed = 0
         #: Runs per task name, for `inspect stats`.
         self.totals: dict[str, int] = {}
-        self._observers = run_observers(app)  # (metrics)
+        self._observers = run_observers(app, monitor)  # (metrics, Celery's events)
 
     async def process(self, delivery: Delivery) -> Message | None:
         """Process one delivery; return its message when its task ran.

@@ -36,9 +36,11 @@ class RunObserver(Protocol):
         connection, before it had one)."""
 
 
-def run_observers(app: Hare) -> tuple[RunObserver, ...]:
-    """The middleware of `app` that observe runs, in registration order."""
-    return tuple(item for item in app.middleware if isinstance(item, RunObserver))
+def run_observers(app: Hare, worker_own: RunObserver | None = None) -> tuple[RunObserver, ...]:
+    """The middleware of `app` that observe runs, in registration order, then `worker_own`
+    (one worker's own observer: its Celery events, `hare.worker.monitoring`)."""
+    found = tuple(item for item in app.middleware if isinstance(item, RunObserver))
+    return found if worker_own is None else (*found, worker_own)
 
 
 async def observed(

@@ -2,8 +2,9 @@
 
 `Parts.build` wires the collaborators of one worker run: the publisher, the settlement, the
 task runner, the processor (with its recorder and what follows tasks), the revocations and
-remote control, and the scheduler when this worker keeps the periodic schedules. Each part gets
-what it needs when it is made; nothing is patched in afterwards. The tasks running now
+remote control, the scheduler when this worker keeps the periodic schedules, and the monitor
+(Celery's events, `hare.worker.monitoring`). Each part gets what it needs when it is made;
+nothing is patched in afterwards. The tasks running now
 (`RunningTasks`) come first: the revocations stop them, the processor fills them, `inspect`
 lists them. A reconnect keeps the parts: only the connection under them is made again.
 """
@@ -23,6 +24,7 @@ from hare.publisher import Publisher
 from hare.transport.base import Transport
 from hare.worker.delivery import Processor
 from hare.worker.followups import FollowUps
+from hare.worker.monitoring import Monitor, monitor_for
 from hare.worker.prefork.config import PoolConfig
 from hare.worker.prefork.pool import ProcessPool
 from hare.worker.recording import Recorder
@@ -46,6 +48,8 @@ class Parts:
     control: ControlServer
     #: `None` when this worker does not keep the app's periodic schedules.
     scheduler: Scheduler | None
+    #: Celery's events (`worker_send_task_events`); one that sends nothing when off.
+    monitor: Monitor
 
     @classmethod
     def build(
@@ -72,6 +76,7 @@ class Parts:
         publisher = Publisher(transport, settings, clock, app.middleware)
         settlement = Settlement(publisher, clock, settings.delivery_limit)
         running = RunningTasks()
+        monitor = monitor_for(app, transport, nodename, running)
         revocations = Revocations(clock=clock, terminate=running.terminate)
         processor = Processor(
             app,
@@ -87,18 +92,9 @@ class Parts:
             running=running,
             is_revoked=revocations.is_revoked,
             is_revoked_by_stamps=revocations.is_revoked_by_stamps,
+            monitor=monitor.observer,
         )
-        view = WorkerView(
-            processor, queues=queues, concurrency=concurrency, broker=mask_url(settings.broker_url)
-        )
-        control = ControlServer(
-            view,
-            revocations,
-            nodename=nodename,
-            clock=clock,
-            commands=app.control_commands,
-            app=app,
-        )
+        control = _control_server(app, processor, revocations, queues, concurrency)
         return cls(
             publisher=publisher,
             settlement=settlement,
@@ -107,7 +103,28 @@ class Parts:
             revocations=revocations,
             control=control,
             scheduler=_scheduler(app, publisher, rng) if schedules else None,
+            monitor=monitor,
         )
+
+
+def _control_server(
+    app: Hare,
+    processor: Processor,
+    revocations: Revocations,
+    queues: Sequence[str],
+    concurrency: int,
+) -> ControlServer:
+    """What answers remote control (`inspect`, `revoke`...) for the worker of `processor`."""
+    broker = mask_url(app.settings.broker_url)
+    view = WorkerView(processor, queues=queues, concurrency=concurrency, broker=broker)
+    return ControlServer(
+        view,
+        revocations,
+        nodename=processor.nodename,
+        clock=app.clock,
+        commands=app.control_commands,
+        app=app,
+    )
 
 
 def _scheduler(app: Hare, publisher: Publisher, rng: random.Random) -> Scheduler:

@@ -218,7 +218,7 @@ class Worker:
         """Close remote control, the revocation stream and the connection; stop the threads."""
         if self._restoring is not None:
             self._restoring.cancel()
-        for part in (parts.control, parts.revocations):
+        for part in (parts.monitor, parts.control, parts.revocations):
             try:
                 await part.close()
             except HareError as exc:

@@ -152,7 +152,7 @@ def test_a_celery_command_line_runs_with_notes_for_what_hare_does_not_need(proje
     log = project / "worker.log"
     worker = Running(
         [
-            "worker", "-A", "flagshop", "-l", "INFO", "-P", "threads", "-O", "fair",
+            "worker", "-A", "flagshop", "-l", "INFO", "-P", "threads", "-O", "fair", "-E",
             "--without-heartbeat", "--without-gossip", "--without-mingle",
             "-B", "-s", "celerybeat-schedule", "-S", "worker.state",
             "--prefetch-multiplier", "4", "--autoscale", "8,2", "-n", "w1@%h",
@@ -191,8 +191,6 @@ def test_a_celery_command_line_runs_with_notes_for_what_hare_does_not_need(proje
         (["--pool", "Eventlet"], "drop -P eventlet"),
         (["-P", "custom"], "unknown pool; hare has prefork (Celery's processes), threads and solo"),
         (["-P", "solo", "-c", "4"], "-P solo runs one task at a time"),
-        (["-E"], "do not send Celery task events yet"),
-        (["--task-events"], "drop -E"),
         (["-D"], "does not daemonize"),
         (["--time-limit", "60"], "give tasks time_limit="),
         (["--soft-time-limit", "50"], "soft_time_limit="),
