@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from hare._version import __version__
 from hare.clock import Clock, SystemClock
-from hare.control import pidbox
+from hare.control import pidbox, refusals
 from hare.control.pidbox import PERSISTED
 from hare.control.revocation import signal_name, stamps_matching, task_ids
 from hare.control.revocation_stream import Revocations, publish_revocation
@@ -136,6 +136,7 @@ class ControlServer:
         self._consumer: Consumer | None = None
         self._subscribed = False
         self._background: set[asyncio.Task[Any]] = set()
+        self._refused: set[str] = set()
         self._handlers: dict[str, Callable[..., Any]] = {
             "ping": lambda **_: {"ok": "pong"},
             "revoke": self._revoke,
@@ -226,6 +227,9 @@ class ControlServer:
         own = self._commands.get(request.method)
         handler = self._handlers.get(request.method) if own is None else None
         if handler is None and own is None:
+            refusal = refusals.answer(request.method, self._state.app, self.nodename, self._refused)
+            if refusal is not None:  # Flower's buttons: Celery's error shape, with the reason
+                return refusal
             known = ", ".join(sorted({*self._handlers, *self._commands}))
             return {"error": f"hare does not know the command {request.method!r} ({known})"}
         try:

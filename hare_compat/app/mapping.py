@@ -244,6 +244,7 @@ def hare_settings(conf: Settings) -> dict[str, Any]:
         "result_expires": seconds("result_expires", conf.result_expires),
         "track_started": bool(conf.task_track_started),
         "result_extended": bool(conf.result_extended),
+        "worker_send_task_events": bool(conf.worker_send_task_events),
     }
     url, use_ssl = conf.broker_url, conf.broker_use_ssl
     if url or use_ssl:

@@ -93,13 +93,13 @@ control_queue_expires  notice  remote control uses hare's own queues
 control_queue_exclusive  notice  remote control uses hare's own queues
 control_queue_durable  notice  remote control uses hare's own queues
 control_exchange  notice  remote control uses hare's own queues
-event_queue_expires  notice  hare sends no Celery events
-event_queue_ttl  notice  hare sends no Celery events
-event_queue_prefix  notice  hare sends no Celery events
-event_queue_exclusive  notice  hare sends no Celery events
-event_queue_durable  notice  hare sends no Celery events
-event_serializer  notice  hare sends no Celery events
-event_exchange  notice  hare sends no Celery events
+event_queue_expires  notice  tunes event receivers (Flower's); hare workers only send events
+event_queue_ttl  notice  tunes event receivers (Flower's); hare workers only send events
+event_queue_prefix  notice  tunes event receivers (Flower's); hare workers only send events
+event_queue_exclusive  notice  tunes event receivers (Flower's); hare workers only send events
+event_queue_durable  notice  tunes event receivers (Flower's); hare workers only send events
+event_serializer  refused  hare sends Celery events in JSON, Celery's default
+event_exchange  refused  hare sends Celery events to celeryev, Celery's default
 redis_backend_use_ssl  refused  use a rediss:// result_backend
 redis_db  refused  write it in the result_backend URL
 redis_host  refused  write it in the result_backend URL
@@ -192,7 +192,8 @@ task_remote_tracebacks  notice  failures carry the traceback text
 task_repr_maxlevels  notice  tunes Celery's argument reprs
 task_routes  compat  dicts (names, globs, compiled regexes), router functions and lists of them,
   with Celery's precedence
-task_send_sent_event  notice  hare sends no Celery events
+task_send_sent_event  notice  hare clients send no task-sent event: Flower lists a task once a
+  worker sends task-received
 task_serializer  hare  serializer: json, pickle, cloudpickle; others raise NotSupportedError
 task_soft_time_limit  compat  the default soft_time_limit of every task
 task_time_limit  compat  the default time_limit of every task
@@ -241,7 +242,8 @@ worker_enable_prefetch_count_reduction  notice  prefetch equals concurrency
 worker_disable_prefetch  notice  prefetch equals concurrency
 worker_redirect_stdouts  notice  print() goes to the worker's stdout
 worker_redirect_stdouts_level  notice  print() goes to the worker's stdout
-worker_send_task_events  notice  hare sends no Celery events
+worker_send_task_events  hare  worker_send_task_events: workers send Celery's events (heartbeats,
+  task events) for Flower, as hare worker -E does
 worker_state_db  refused  no persistent worker state
 worker_timer  refused  no custom timers
 worker_timer_precision  notice  no Celery timer
