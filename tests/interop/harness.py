@@ -195,14 +195,23 @@ class Fleet:
         return worker
 
     def start_celery(
-        self, queues: Sequence[str], *, name: str = "w1", concurrency: int = 4
+        self, queues: Sequence[str], *, name: str = "w1", concurrency: int = 4, events: bool = False
     ) -> WorkerProcess:
-        """Start a real Celery worker (thread pool) on `queues`; `wait_consuming` waits for it."""
-        command = [sys.executable, "-m", "celery", "-A", CELERY_APP, "worker"]
+        """Start a real Celery worker (thread pool) on `queues`, with task events (-E) if
+        `events`; `wait_consuming` waits for it."""
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            CELERY_APP,
+            "worker",
+            *(["-E"] if events else []),
+        ]
         command += ["-P", "threads", "-c", str(concurrency), "-n", f"{name}@%h"]
         command += ["-Q", ",".join(queues), "-l", "INFO", "--without-gossip", "--without-mingle"]
         # Not --without-heartbeat: with it, a warm or cold shutdown takes 7-10 s instead of 1.3
-        # (measured, Celery 5.7); events are off anyway (no -E).
+        # (measured, Celery 5.7); task events are off unless `events` (-E).
         env = self._env({"INTEROP_BROKER_URL": self.url, "INTEROP_CELERY_QUEUE": queues[0]})
         return self._spawn("celery", name, queues, command, env)
 
@@ -216,11 +225,13 @@ class Fleet:
         results: str | None = "rpc://",
         settings: Mapping[str, str] | None = None,
         app: str = HARE_APP,
+        options: Sequence[str] = (),
     ) -> WorkerProcess:
         """Start a `hare worker` on `queues`; `wait_consuming` waits for it. `settings` are more
         hare settings by name (`{"delays": "eta-header"}` becomes `HARE_DELAYS=eta-header`);
-        `queue_type=None` leaves hare's default; `app` is the worker's app path."""
-        command = [sys.executable, "-m", "hare", "worker", app, "-Q", ",".join(queues)]
+        `queue_type=None` leaves hare's default; `app` is the worker's app path; `options` more
+        `hare worker` options (`["-E", "-P", "prefork"]`)."""
+        command = [sys.executable, "-m", "hare", "worker", app, "-Q", ",".join(queues), *options]
         command += ["-c", str(concurrency), "--drain-timeout", "5", "--loglevel", "info"]
         extra = {
             "HARE_BROKER_URL": self.url,
