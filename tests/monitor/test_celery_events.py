@@ -5,8 +5,10 @@ setting nothing is sent."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -171,3 +173,48 @@ async def test_a_revoked_task_is_announced_revoked() -> None:
     revoked = [e for e in events if e.get("uuid") == "doomed"]
     assert [e["type"] for e in revoked] == ["task-revoked"]
     assert revoked[0]["expired"] is False and revoked[0]["terminated"] is False
+
+
+async def test_a_terminated_task_is_announced_revoked_with_its_signal_number() -> None:
+    clock = ManualClock()
+    app = shop(clock, worker_send_task_events=True)
+    forever = asyncio.Event()
+
+    @app.task(name="shop.wait")
+    async def wait() -> None:
+        await forever.wait()
+
+    transport = await listen(app)
+    async with running_worker(app) as worker:
+        assert worker.revocations is not None
+        await app.tasks["shop.wait"].aapply_async(task_id="stuck")
+        await until(lambda: worker.in_flight == 1, clock)
+        await clock.yield_control()
+        assert worker.revocations.apply(["stuck"], terminate=True, signal="SIGTERM") == ["stuck"]
+        await until(lambda: worker.processed == 1, clock)
+    events = [json.loads(d.body) for d in await drain(transport, "monitor")]
+    story = [e for e in events if e.get("uuid") == "stuck"]
+    assert [e["type"] for e in story] == ["task-received", "task-started", "task-revoked"]
+    assert story[-1]["terminated"] is True and story[-1]["signum"] == signal.SIGTERM.value
+    assert story[-1]["expired"] is False
+    assert sum(e["type"] == "task-revoked" for e in events) == 1  # not twice (signal + run)
+
+
+async def test_another_workers_tasks_are_not_announced() -> None:
+    clock = ManualClock()
+    app = shop(clock, worker_send_task_events=True)
+    transport = await listen(app)
+    async with (
+        running_worker(app, nodename="w1@host") as one,
+        running_worker(app, nodename="w2@host") as two,
+    ):
+        for n in range(6):
+            await app.tasks["shop.add"].adelay(n, n)
+        await until(lambda: one.processed + two.processed == 6, clock)
+    events = [json.loads(d.body) for d in await drain(transport, "monitor")]
+    for kind in ("task-received", "task-started", "task-succeeded"):
+        sent = [e for e in events if e["type"] == kind]
+        assert len(sent) == 6  # each once, by the worker that ran it (both listen to signals)
+        assert len({e["uuid"] for e in sent}) == 6
+    offline = {e["hostname"]: e["processed"] for e in events if e["type"] == "worker-offline"}
+    assert offline == {"w1@host": one.processed, "w2@host": two.processed}
