@@ -11,5 +11,5 @@ events a Celery worker publishes: `worker-online`, a `worker-heartbeat` every 2 
 * `dispatcher`: a bounded queue drained by one sender task, so that sending an event never
   waits for the broker and never slows a task down.
 
-The worker wires them in through `hare.worker.monitoring`. See docs/observability-flower.md.
+The worker wires them in through `hare.worker.monitoring`. See docs/observability.md (Flower).
 """
