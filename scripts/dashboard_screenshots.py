@@ -3,7 +3,8 @@
     .venv/bin/python scripts/dashboard_screenshots.py [docs/img]
 
 In a vhost of its own on the local RabbitMQ (made with rabbitmqctl, deleted at the end): two
-`hare worker` processes of tests/apps/dashboard_app.py on queue `orders` (and
+`hare worker -E` processes (sending Celery's task events) of tests/apps/dashboard_app.py on
+queue `orders` (and
 `orders.emails`), a few charges that fail (dead letters), then many that succeed, emails that
 take a while (running, and some waiting), charges delayed by a countdown (the ladder), the
 app's hourly schedule, and the task events of a Celery worker with -E in the same fleet (a
@@ -98,7 +99,8 @@ async def main(folder: Path) -> None:
         env |= {"DASH_FIXED": str(tmp / "fixed"), "DASH_EMAIL_SECONDS": "300"}
         env |= {"PYTHONPATH": str(ROOT)}
         workers = [
-            WorkerProcess(APP, "-c", "4", "-n", f"shop@web-{n}", env=env, cwd=ROOT) for n in (1, 2)
+            WorkerProcess(APP, "-c", "4", "-E", "-n", f"shop@web-{n}", env=env, cwd=ROOT)
+            for n in (1, 2)
         ]
         dashboard = DashboardProcess("--port", "0", "--token", TOKEN, "--refresh", "2", env=env)
         client = Hare("shop", broker=url, environ={}, default_queue="orders")
