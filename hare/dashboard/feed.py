@@ -3,9 +3,9 @@
 Workers started with `-E` publish every task event on the `celeryev` topic exchange (routing
 key `task.succeeded`, a JSON object; Celery's format, which hare's workers send too). The
 dashboard listens as Celery's own monitors do (`celery events`, Flower): a queue of its own,
-`celeryev.<uuid>`, not durable and deleted with its last consumer, whose messages expire after
-`EVENT_TTL` seconds and which RabbitMQ drops `EXPIRES` seconds after the dashboard went, so a
-dashboard that stops leaves nothing that grows behind. Without `-E` nothing comes, and the
+`celeryev.<uuid>`, exclusive to the dashboard's connection (deleted with it; RabbitMQ 4.3 denies
+transient queues that are not exclusive), whose messages expire after `EVENT_TTL` seconds, so
+a dashboard that stops leaves nothing that grows behind. Without `-E` nothing comes, and the
 tasks page says so. A lost connection is retried every `retry` seconds.
 """
 
@@ -41,6 +41,7 @@ class EventFeed:
         self.queue = Queue(
             name=f"celeryev.{uuid.uuid4()}",
             durable=False,
+            exclusive=True,  # never transient and shared: RabbitMQ 4.3 denies those by default
             auto_delete=True,
             arguments={"x-message-ttl": int(EVENT_TTL * 1000), "x-expires": int(EXPIRES * 1000)},
         )
