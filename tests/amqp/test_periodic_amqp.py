@@ -105,12 +105,13 @@ async def test_eight_workers_elect_one_leader_and_keep_one_tick(amqp_url: str, u
     transports = [s._transport for s in schedulers]
     for transport in transports:
         await transport.connect()
-    admin = transports[0]
     try:
         await asyncio.gather(*(s.subscribe() for s in schedulers))
         (leader,) = await eventually(
             lambda: len(_leaders(schedulers)) == 1 and _leaders(schedulers)
         )
+        # Read the queues through a connection that stays open: not the leader's.
+        admin = next(s._transport for s in schedulers if s is not leader)
 
         async def one_tick() -> bool:
             return await admin.message_count(slot_name(app, "sched")) == 1
@@ -123,7 +124,7 @@ async def test_eight_workers_elect_one_leader_and_keep_one_tick(amqp_url: str, u
         await eventually(one_tick)
         assert await admin.message_count(tick_queue_name(app)) == 0  # extra tokens acked
     finally:
-        survivor = transports[1]
+        survivor = next(t for t in transports if t.is_connected)
         await survivor.delete_queue(slot_name(app, "sched"))
         await survivor.delete_queue(tick_queue_name(app))
         for transport in transports:
