@@ -22,7 +22,8 @@ from typing import Any
 
 from hare.control.pidbox import queue_as_dict
 from hare.control.server import ControlState
-from hare.errors import NotSupportedError
+from hare.errors import ConfigurationError, NotSupportedError
+from hare_compat.ratelimit import RateLimiter, parse_rate
 
 __all__ = (
     "Panel",
@@ -30,6 +31,7 @@ __all__ = (
     "cancel_consumer",
     "control_command",
     "inspect_command",
+    "rate_limit",
     "serve_commands",
 )
 
@@ -132,6 +134,43 @@ def cancel_consumer(state: Any, queue: str, **kwargs: Any) -> Any:
     raise NotSupportedError(
         f"cancel_consumer({queue!r})", "a hare worker consumes the queues it was started with"
     )
+
+
+@control_command(
+    args=[("task_name", str), ("rate_limit", str)],
+    signature="<task_name> <rate_limit (e.g., 5/s | 5/m | 5/h)>",
+)
+def rate_limit(state: Any, task_name: str, rate_limit: str, **kwargs: Any) -> dict[str, str]:
+    """Celery's `rate_limit` (Flower's rate-limit field): a task's new rate on this worker,
+    `0` or empty for none. A prefork worker refuses it: its children hold their own limiter,
+    out of the command's reach."""
+    try:
+        per_second = parse_rate(rate_limit)
+    except ConfigurationError as exc:
+        return {"error": f"Invalid rate limit string: {exc}"}
+    task = state.app.tasks.get(task_name) if state.app is not None else None
+    if task is None:
+        return {"error": "unknown task"}
+    if _runs_in_children(task, state.worker):
+        return {
+            "error": "rate_limit refused: this worker's prefork children run the task with the "
+            "rate it started with; restart the worker with the new rate_limit"
+        }
+    task.rate_limit = rate_limit
+    task._rate_limiter = RateLimiter(rate_limit, state.app.hare.clock) if per_second else None
+    if not per_second:
+        return {"ok": "rate limit disabled successfully"}
+    return {"ok": "new rate limit set successfully"}
+
+
+def _runs_in_children(task: Any, worker: Any) -> bool:
+    """Whether `task` runs in the worker's prefork children (a sync task under `-P prefork`,
+    or one with `isolation="process"`)."""
+    hare_task = getattr(task, "_hare_task", None)
+    if hare_task is None or hare_task.is_async:
+        return False
+    prefork = getattr(getattr(worker, "pool", None), "kind", None) == "prefork"
+    return prefork or hare_task.options.isolation == "process"
 
 
 # -- Celery's inspect commands that need the hare_compat app --------------------------------

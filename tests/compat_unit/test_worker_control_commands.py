@@ -58,6 +58,42 @@ async def test_custom_commands_are_answered_by_a_hare_worker() -> None:
     await hare.aclose()
 
 
+async def test_flower_s_rate_limit_sets_a_task_s_rate_on_the_worker() -> None:
+    app = Celery("rates", broker="memory://", set_as_current=False)
+    app.conf.task_default_queue = "work"
+
+    @app.task(name="rates.ping")
+    async def ping() -> None: ...
+
+    hare = app.__hare_app__()
+    task = app.tasks["rates.ping"]
+    assert task._rate_limiter is None
+    async with running_worker(hare) as worker:
+
+        def rate(name: str, value: str) -> Any:
+            replies = app.control.broadcast(
+                "rate_limit",
+                arguments={"task_name": name, "rate_limit": value},
+                reply=True,
+                timeout=0.5,
+            )
+            return replies[0][worker.nodename]
+
+        assert await asyncio.to_thread(rate, "rates.ping", "10/m") == {
+            "ok": "new rate limit set successfully"
+        }
+        assert task.rate_limit == "10/m" and task._rate_limiter is not None
+        assert task._rate_limiter.bucket.fill_rate == pytest.approx(10 / 60)
+        assert await asyncio.to_thread(rate, "rates.ping", "0") == {
+            "ok": "rate limit disabled successfully"
+        }
+        assert task._rate_limiter is None
+        assert await asyncio.to_thread(rate, "rates.nope", "1/s") == {"error": "unknown task"}
+        bad = await asyncio.to_thread(rate, "rates.ping", "fast")
+        assert bad["error"].startswith("Invalid rate limit string: bad rate_limit 'fast'")
+    await hare.aclose()
+
+
 def test_consumers_cannot_be_added_or_cancelled_at_run_time() -> None:
     with pytest.raises(NotSupportedError, match="add_consumer"):
         add_consumer(None, "q")
