@@ -34,7 +34,7 @@ REFUSED = {
     "autoscale": _FIXED_POOL,
     "add_consumer": _FIXED_QUEUES,
     "cancel_consumer": _FIXED_QUEUES,
-    "rate_limit": "hare has no task rate limits",
+    "rate_limit": "a hare app's tasks have no rate limits (a hare_compat app's do, and answer it)",
     "time_limit": "time limits are the tasks' own (time_limit=, soft_time_limit=, or "
     "task_time_limit in a Celery app's configuration); they cannot be changed remotely",
     "disable_events": "a hare worker sends Celery events for its whole run when started with -E "
