@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar, final
 
 from hare.core.calls import positive_seconds
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from hare.core.settings import Settings
     from hare.middleware import Middlewares
 
-__all__ = ("Sender", "Sent", "Task", "TaskOptions")
+__all__ = ("Call", "Sender", "Sent", "Task", "TaskOptions")
 
 
 class Sender(ResultSource, Protocol):
@@ -152,6 +152,22 @@ def _with_isolation(name: str, keywords: Mapping[str, Any]) -> Mapping[str, Any]
     return rest
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call to send in a batch: a task's name, its arguments and `send_task`'s
+    options (`queue=`, `countdown=`, `priority=`, ...). `Task.call(*args, **kwargs)` makes one
+    with the task's own queue and priority."""
+
+    task: str
+    args: Sequence[Any] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def using(self, **options: Any) -> Call:
+        """This call with `options` added (`add.call(2, 3).using(countdown=10)`)."""
+        return replace(self, options={**self.options, **options})
+
+
 @final
 class Sent(AsyncResult):
     """What `delay()` returns: the broker has confirmed the message.
@@ -223,6 +239,11 @@ class Task(Generic[P, R]):
     @property
     def queue(self) -> str:
         return self.options.queue or self.app.settings.default_queue
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> Call:
+        """This task's call for a batch (`app.enqueue_many`), with its queue and priority;
+        `.using(countdown=...)` adds options."""
+        return Call(self.name, args, kwargs, {"queue": self.queue, **self._defaults})
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Sent:
         """Send a call to a worker from synchronous code; returns once the broker confirmed it."""
