@@ -360,8 +360,14 @@ class Hare:
             if self.results is None:
                 raise ResultsDisabled("chord")
             await self.results.record_chords(plan)
-        for queue, message in plan.publish:
-            await self._publish(publisher, queue or self.route(message.task), message)
+        outgoing = [(queue or self.route(message.task), message) for queue, message in plan.publish]
+        if self.results is not None:
+            for _, message in outgoing:
+                await self.results.prepare(message)
+        failures = await batch.send_many(self, publisher, outgoing)  # pipelined, in order
+        failure = next((failure for failure in failures if failure is not None), None)
+        if failure is not None:
+            raise failure  # the first; the others are sent
 
     def build_message(
         self,

@@ -219,3 +219,18 @@ def test_enqueue_many_from_sync_code() -> None:
         assert [type(o) for o in outcomes] == [Sent, Sent]
     finally:
         app.close()
+
+
+async def test_a_plan_is_published_pipelined_and_its_first_failure_raised() -> None:
+    from hare.canvas.plan import Plan
+
+    app = memory_app(default_queue="work", max_message_size=10_000)
+    transport, publisher = await setup(app)
+    built = [app.build_message("t.add", (i, i), {}, {}) for i in range(20)]
+    built[5] = app.build_message("t.add", ("x" * 20_000,), {}, {})
+    plan = Plan(publish=tuple((None, message) for _, message in built))
+    with pytest.raises(MessageTooLarge):
+        await app._send_plan(publisher, plan)
+    assert transport.peak > 1  # a group's messages are not sent one confirm at a time
+    sent = [message.id for index, (_, message) in enumerate(built) if index != 5]
+    assert await drain(transport, "work") == sent  # the others went out, in order
