@@ -12,9 +12,10 @@ after the (one, shared) reconnect, as `send` does: a duplicate is possible, a lo
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
 
 from hare.core import protocol
 from hare.core.envelope import Envelope, check_size
@@ -95,7 +96,6 @@ async def send_many(
             except Exception as exc:
                 failure = exc
         failures.append(failure)
-    slots = asyncio.Semaphore(window)
 
     async def one(index: int, queue: str, message: Message) -> None:
         try:
@@ -103,18 +103,35 @@ async def send_many(
         except Exception as exc:
             failures[index] = exc
             return
-        finally:
-            slots.release()
         try:
             publisher.announce_sent(queue, message)
         except Exception:  # sent and confirmed: reporting it failed would have it sent twice
             log.exception("after_publish of message %s to %r failed", message.id, queue)
 
-    async with asyncio.TaskGroup() as group:
-        for index, queue, message in ready:
-            await slots.acquire()
-            group.create_task(one(index, queue, message))
+    await _in_window([functools.partial(one, *entry) for entry in ready], window)
     return failures
+
+
+async def _in_window(jobs: Sequence[Callable[[], Coroutine[Any, Any, None]]], window: int) -> None:
+    """Run `jobs`, at most `window` at once, refilled in bursts: once half the window is done,
+    the other half starts in one loop turn, so aiormq writes their publishes together
+    (refilling one slot per confirm, a publish at a time, measured a third slower)."""
+    running, low = 0, window // 2
+    room = asyncio.Event()
+
+    def finished(_: object) -> None:
+        nonlocal running
+        running -= 1
+        if running <= low:
+            room.set()
+
+    async with asyncio.TaskGroup() as group:
+        for job in jobs:
+            if running >= window:
+                room.clear()
+                await room.wait()
+            running += 1
+            group.create_task(job()).add_done_callback(finished)
 
 
 def _check_size(app: Hare, queue: str, message: Message) -> None:
