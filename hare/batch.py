@@ -21,7 +21,7 @@ from hare.core import protocol
 from hare.core.envelope import Envelope, check_size
 from hare.core.message import Message
 from hare.errors import ConfigurationError
-from hare.task import Call, Sent
+from hare.task import DEFAULT_WINDOW, Call, Sent
 
 if TYPE_CHECKING:
     from hare.app import Hare
@@ -30,9 +30,6 @@ if TYPE_CHECKING:
 __all__ = ("DEFAULT_WINDOW", "Outcome", "check_window", "enqueue_many", "send_many")
 
 log = logging.getLogger("hare.batch")
-
-#: How many messages a batch keeps published and unconfirmed at once, unless told.
-DEFAULT_WINDOW = 256
 
 #: What a batch returns for each call: its handle, or the exception that message met.
 Outcome = Sent | Exception

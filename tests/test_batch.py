@@ -234,3 +234,20 @@ async def test_a_plan_is_published_pipelined_and_its_first_failure_raised() -> N
     assert transport.peak > 1  # a group's messages are not sent one confirm at a time
     sent = [message.id for index, (_, message) in enumerate(built) if index != 5]
     assert await drain(transport, "work") == sent  # the others went out, in order
+
+
+async def test_delay_many_sends_one_call_per_argument_tuple() -> None:
+    app = memory_app(default_queue="work")
+
+    @app.task(name="t.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    outcomes = await add.adelay_many([(1, 2), (3, 4), (5,)])
+    assert [type(o) for o in outcomes] == [Sent, Sent, Sent]  # arity is the worker's to check
+    publisher = await app.publisher()
+    got = []
+    while (delivery := await publisher.transport.get("work")) is not None:
+        got.append(delivery.properties.headers["id"])
+    assert got == [cast(Sent, o).id for o in outcomes]
+    await app.aclose()
