@@ -3,6 +3,7 @@
 run [--quick]   hare next to Celery, Dramatiq, Taskiq and a raw aiormq loop; rewrites
                 docs/benchmarks.md's generated section and docs/img/benchmarks.png
 core            enqueue and drain of hare against the raw loop, in-process
+batch           hare's batch enqueue (aenqueue_many) against raw aiormq with hare's message
 delays          delay lateness and what a worker holds (hare only)
 periodic        periodic ticks across worker processes
 priority        how long a high-priority task waits behind a low-priority backlog
@@ -20,6 +21,7 @@ from collections.abc import Callable
 
 def _commands() -> dict[str, Callable[[list[str]], None]]:
     from benchmarks import (
+        batch,
         cluster,
         core,
         delays,
@@ -34,6 +36,7 @@ def _commands() -> dict[str, Callable[[list[str]], None]]:
     return {
         "run": run.main,
         "core": core.main,
+        "batch": batch.main,
         "delays": delays.main,
         "periodic": periodic.main,
         "priority": priority_latency.main,

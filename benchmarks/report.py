@@ -244,6 +244,7 @@ def ratio_table(rows: list[Row]) -> list[str]:
     comparisons: list[tuple[str, tuple[str, str], tuple[str, str | None]]] = [
         ("enqueue", ("hare", "pipelined"), ("raw", "pipelined")),
         ("enqueue", ("hare", "pipelined"), ("raw", "pipelined+hare's message")),
+        ("enqueue", ("hare", "batch"), ("raw", "pipelined+hare's message")),
         ("enqueue", ("hare", "sequential"), ("raw", "sequential")),
         ("enqueue", ("hare", "sync"), ("raw", "sequential")),
         ("enqueue", ("hare", "pipelined"), ("celery", "default")),

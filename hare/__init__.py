@@ -43,6 +43,7 @@ from hare.middleware import Middleware as Middleware
 from hare.periodic.schedules import cron as cron
 from hare.periodic.schedules import every as every
 from hare.results.handle import AsyncResult as AsyncResult
+from hare.task import Call as Call
 from hare.task import Sent as Sent
 from hare.task import Task as Task
 
@@ -74,6 +75,7 @@ __all__ = (
     "AsyncResult",
     "BrokerError",
     "BrokerUnavailable",
+    "Call",
     "ConfigurationError",
     "DeadLetterError",
     "Hare",

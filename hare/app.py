@@ -8,9 +8,11 @@ import inspect
 import os
 import socket
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
+from hare import batch
+from hare.batch import DEFAULT_WINDOW, Outcome
 from hare.clock import Clock, SystemClock
 from hare.connections import Connections
 from hare.context import current
@@ -29,7 +31,7 @@ from hare.middleware import Middlewares
 from hare.periodic.schedules import Periodic
 from hare.publisher import Publisher
 from hare.results.store import Results
-from hare.task import Sent, Task, TaskOptions, task_name
+from hare.task import Call, Sent, Task, TaskOptions, task_name
 from hare.transport.base import Transport
 
 if TYPE_CHECKING:
@@ -331,6 +333,18 @@ class Hare:
             await self.results.prepare(message)  # rpc: the reply queue exists and is consumed
         await publisher.send(queue, message)
 
+    def enqueue_many(self, calls: Iterable[Call], *, window: int = DEFAULT_WINDOW) -> list[Outcome]:
+        """Send many calls from sync code (`hare.batch`): one outcome per call, in order, the
+        `Sent` handle or the exception for that message; it raises for none of them."""
+        portal, publisher = self.connections.home_portal()
+        return portal.call(batch.enqueue_many(self, publisher, list(calls), window))
+
+    async def aenqueue_many(
+        self, calls: Iterable[Call], *, window: int = DEFAULT_WINDOW
+    ) -> list[Outcome]:
+        """`enqueue_many` for async code: up to `window` messages unconfirmed at once."""
+        return await batch.enqueue_many(self, await self.publisher(), list(calls), window)
+
     def send_plan(self, plan: Plan) -> None:
         """Send a workflow from sync code (see `hare.canvas`): its chords recorded, then each
         message."""
@@ -346,8 +360,14 @@ class Hare:
             if self.results is None:
                 raise ResultsDisabled("chord")
             await self.results.record_chords(plan)
-        for queue, message in plan.publish:
-            await self._publish(publisher, queue or self.route(message.task), message)
+        outgoing = [(queue or self.route(message.task), message) for queue, message in plan.publish]
+        if self.results is not None:
+            for _, message in outgoing:
+                await self.results.prepare(message)
+        failures = await batch.send_many(self, publisher, outgoing)  # pipelined, in order
+        failure = next((failure for failure in failures if failure is not None), None)
+        if failure is not None:
+            raise failure  # the first; the others are sent
 
     def build_message(
         self,

@@ -62,6 +62,7 @@ class Publisher:
         self._rng = random.Random()
         self._through_ladder = settings.delays == "ladder"
         self._bands = settings.bands
+        self._reconnecting: asyncio.Task[None] | None = None
 
     async def _once(self, key: str, declare: Callable[[], Awaitable[None]]) -> None:
         if key in self._done:
@@ -216,11 +217,38 @@ class Publisher:
         `guard` is called before each attempt; what it raises ends the send unsent (the
         periodic scheduler's "do I still lead?", which a reconnect answers with no).
         """
+        message = self.announce(queue, message)
+        self.check_delay(queue, message, via_ladder)
+        await self.deliver(queue, message, via_ladder=via_ladder, guard=guard)
+        self.announce_sent(queue, message)
+
+    def announce(self, queue: str, message: Message) -> Message:
+        """Before a publish: Celery's `before_task_publish` and middleware's `before_publish`,
+        which may change the message (`send` calls it; so does a batch, per message)."""
         if signals.before_task_publish.receivers:
             message = _announce(queue, message)
         middleware = self.middleware
         if middleware.wants("before_publish"):
             message = middleware.before_publish(message, queue)
+        return message
+
+    def check_delay(self, queue: str, message: Message, via_ladder: bool | None = None) -> None:
+        """Raise `DelayTooLong` for a message due beyond the ladder's reach, before anything
+        is published (`send` and a batch ask before their first publish)."""
+        through_ladder = self._through_ladder if via_ladder is None else via_ladder
+        if message.eta is not None and through_ladder:
+            lead = ladder.LEAD_SECONDS
+            ladder.route(message.eta.timestamp() - self._clock.time() - lead, queue)
+
+    async def deliver(
+        self,
+        queue: str,
+        message: Message,
+        *,
+        via_ladder: bool | None = None,
+        guard: Callable[[], None] | None = None,
+    ) -> None:
+        """Publish an announced message, confirmed, through lost connections (`send`'s core)."""
 
         async def attempt() -> None:
             if guard is not None:
@@ -228,6 +256,9 @@ class Publisher:
             await self._send_once(queue, message, via_ladder)
 
         await self.retrying(f"publish to {queue!r}", attempt)
+
+    def announce_sent(self, queue: str, message: Message) -> None:
+        """After a confirmed publish: `after_task_publish` and middleware's `after_publish`."""
         if signals.after_task_publish.receivers:
             signals.after_task_publish.send(
                 sender=message.task,
@@ -236,8 +267,8 @@ class Publisher:
                 routing_key=queue,
                 headers={"task": message.task, "id": message.id, **message.headers},
             )
-        if middleware.wants("after_publish"):
-            middleware.call("after_publish", message, queue)
+        if self.middleware.wants("after_publish"):
+            self.middleware.call("after_publish", message, queue)
 
     async def publish(self, envelope: Envelope, *, mandatory: bool = True, what: str) -> None:
         """Publish a ready envelope (e.g. an rpc reply), reconnecting as `send` does."""
@@ -254,14 +285,7 @@ class Publisher:
                 if not self.transport.is_connected:
                     if deadline is None:
                         deadline = self._clock.monotonic() + self._settings.publish_timeout
-                    await reconnect(
-                        self.transport,
-                        clock=self._clock,
-                        rng=self._rng,
-                        deadline=deadline,
-                        what=what,
-                    )
-                    self.forget_declarations()
+                    await self._reconnect(what, deadline)
                 await attempt_once()
                 return
             except (BrokerUnavailable, BrokerNotReady) as exc:  # lost, or a node catching up
@@ -276,6 +300,28 @@ class Publisher:
                     ) from exc
                 await self._clock.sleep(min(backoff_delay(attempt, self._rng), deadline - now))
                 attempt += 1
+
+    async def _reconnect(self, what: str, deadline: float) -> None:
+        # One reconnect serves every caller that finds the connection down: a batch's hundreds
+        # of publishes in flight would otherwise each dial (one after another, behind the
+        # transport's lock) and back off on their own, and each forget the declarations that
+        # the others had made again since. A task of its own, so no caller's cancellation
+        # stops it under the others.
+        running = self._reconnecting
+        if running is None:
+            running = asyncio.get_running_loop().create_task(self._reconnect_once(what, deadline))
+            running.add_done_callback(_retrieve)
+            self._reconnecting = running
+        await asyncio.shield(running)
+
+    async def _reconnect_once(self, what: str, deadline: float) -> None:
+        try:
+            await reconnect(
+                self.transport, clock=self._clock, rng=self._rng, deadline=deadline, what=what
+            )
+            self.forget_declarations()
+        finally:
+            self._reconnecting = None
 
     async def _send_once(self, queue: str, message: Message, via_ladder: bool | None) -> None:
         if self._bands:  # a priority of 5-9 travels in the queue's high band
@@ -338,3 +384,8 @@ def _announce(queue: str, message: Message) -> Message:
     )
     added = {k: v for k, v in headers.items() if k not in protocol.HEADER_FIELDS}
     return message if added == message.headers else replace(message, headers=added)
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()  # every waiter may have been cancelled

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar, final
 
 from hare.core.calls import positive_seconds
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from hare.core.settings import Settings
     from hare.middleware import Middlewares
 
-__all__ = ("Sender", "Sent", "Task", "TaskOptions")
+__all__ = ("DEFAULT_WINDOW", "Call", "Sender", "Sent", "Task", "TaskOptions")
 
 
 class Sender(ResultSource, Protocol):
@@ -45,6 +45,14 @@ class Sender(ResultSource, Protocol):
         kwargs: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> Sent: ...
+
+    def enqueue_many(
+        self, calls: Iterable[Call], *, window: int = ...
+    ) -> list[Sent | Exception]: ...
+
+    async def aenqueue_many(
+        self, calls: Iterable[Call], *, window: int = ...
+    ) -> list[Sent | Exception]: ...
 
 
 P = ParamSpec("P")
@@ -152,6 +160,27 @@ def _with_isolation(name: str, keywords: Mapping[str, Any]) -> Mapping[str, Any]
     return rest
 
 
+#: How many messages a batch (`Hare.enqueue_many`) keeps published and unconfirmed at once,
+#: unless told.
+DEFAULT_WINDOW = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call to send in a batch: a task's name, its arguments and `send_task`'s
+    options (`queue=`, `countdown=`, `priority=`, ...). `Task.call(*args, **kwargs)` makes one
+    with the task's own queue and priority."""
+
+    task: str
+    args: Sequence[Any] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def using(self, **options: Any) -> Call:
+        """This call with `options` added (`add.call(2, 3).using(countdown=10)`)."""
+        return replace(self, options={**self.options, **options})
+
+
 @final
 class Sent(AsyncResult):
     """What `delay()` returns: the broker has confirmed the message.
@@ -223,6 +252,26 @@ class Task(Generic[P, R]):
     @property
     def queue(self) -> str:
         return self.options.queue or self.app.settings.default_queue
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> Call:
+        """This task's call for a batch (`app.enqueue_many`), with its queue and priority;
+        `.using(countdown=...)` adds options."""
+        return Call(self.name, args, kwargs, {"queue": self.queue, **self._defaults})
+
+    def delay_many(
+        self, arguments: Iterable[Sequence[Any]], *, window: int = DEFAULT_WINDOW
+    ) -> list[Sent | Exception]:
+        """`delay()` once per item of `arguments` (each a call's positional arguments), as one
+        batch (`app.enqueue_many`): one outcome per call, in order, the `Sent` or the error."""
+        calls = [self.call(*args) for args in arguments]  # type: ignore[call-arg]
+        return self.app.enqueue_many(calls, window=window)
+
+    async def adelay_many(
+        self, arguments: Iterable[Sequence[Any]], *, window: int = DEFAULT_WINDOW
+    ) -> list[Sent | Exception]:
+        """`delay_many` for async code (`app.aenqueue_many`)."""
+        calls = [self.call(*args) for args in arguments]  # type: ignore[call-arg]
+        return await self.app.aenqueue_many(calls, window=window)
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> Sent:
         """Send a call to a worker from synchronous code; returns once the broker confirmed it."""

@@ -58,6 +58,7 @@ class HareSystem(System):
 
         self.enqueues = [
             Enqueue("pipelined", "adelay(), 1000 in flight", self._windowed),
+            Enqueue("batch", "aenqueue_many(), window 1000", self._batch),
             Enqueue("sequential", "adelay(), one at a time", self._sequential, sequential=True),
             Enqueue("sync", "delay() from sync code, one at a time", self._sync, sequential=True),
         ]
@@ -86,6 +87,23 @@ class HareSystem(System):
             await measure.windows(n, lambda i: send(0.0))
             elapsed = time.perf_counter() - started
             await self.app.aclose()
+            return elapsed
+
+        return asyncio.run(go())
+
+    def _batch(self, n: int, task: str) -> float:
+        noop = self.tasks[task]
+
+        async def go() -> float:
+            await noop.adelay(0.0)
+            calls = [noop.call(0.0) for _ in range(n)]
+            started = time.perf_counter()
+            outcomes = await self.app.aenqueue_many(calls, window=1000)
+            elapsed = time.perf_counter() - started
+            await self.app.aclose()
+            failed = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+            if failed:
+                raise failed[0]
             return elapsed
 
         return asyncio.run(go())

@@ -4,7 +4,7 @@ The same Celery options go through every entry point: hare's `Task.apply_async` 
 `Hare.send_task`, a signature applied by the canvas planner, and hare_compat's
 `task.apply_async` and `signature.apply_async`. Each must put the same message on the same
 queue, or raise the same error; only the id and the time they inject may differ, and the
-tests fix both. The messages are caught where every path ends, at `Publisher.send`.
+tests fix both. The messages are caught where every path ends, at `Publisher.deliver`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from hare.context import TaskContext, running
 from hare.core.calls import Env, build_message
 from hare.core.message import Embed, Message
 from hare.core.priority import InvalidPriority
-from hare.errors import ConfigurationError, NotSupportedError
+from hare.errors import ConfigurationError, DelayTooLong, NotSupportedError
 from hare.publisher import Publisher
 from hare.testing.clock import ManualClock
 from hare_compat import Celery
@@ -86,7 +86,7 @@ async def _capture(self: Publisher, queue: str, message: Message, **_: Any) -> N
 @pytest.fixture(scope="module")
 def apps() -> Iterator[dict[str, Apps]]:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Publisher, "send", _capture)
+        patch.setattr(Publisher, "deliver", _capture)
         made = {
             "pickle": make_apps(accept_content=["json", "pickle"]),
             "json": make_apps(),
@@ -127,7 +127,7 @@ def outcome(call: Callable[[], Any]) -> Any:
     SENT.clear()
     try:
         call()
-    except (ConfigurationError, TypeError) as exc:
+    except (ConfigurationError, TypeError, DelayTooLong) as exc:
         assert not SENT
         return type(exc)
     ((queue, message),) = SENT
