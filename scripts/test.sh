@@ -93,7 +93,7 @@ rabbitmq4_tier() {
     scripts/rabbitmq/node.sh status || true
     scripts/rabbitmq/node.sh tool rabbitmq-diagnostics -q memory_breakdown 2>&1 | head -20 || true
     scripts/rabbitmq/node.sh ctl -q list_queues -p / name type state messages 2>&1 \
-        | grep -v " running " | head -40 || true
+        | awk -F'\t' '$3 != "running"' | head -40 || true
     scripts/rabbitmq/node.sh log-errors 200 || true
     echo "== RabbitMQ 4.0 tier: the failed tests once more, on a reset node" >&2
     scripts/rabbitmq/node.sh reset >/dev/null
