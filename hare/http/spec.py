@@ -197,6 +197,11 @@ def check_headers(headers: object, *, secret: bool = False) -> dict[str, str]:
             raise InvalidPush(f"header names and values must be strings: {name!r}")
         if any(ch in name for ch in ":\r\n ") or "\r" in value or "\n" in value:
             raise InvalidPush(f"header {name!r}: no spaces, colons or line breaks")
+        if not (name.isascii() and value.isascii()):
+            raise InvalidPush(
+                f"header {name!r}: names and values must be ASCII, as HTTP/1.1 sends them "
+                "(encode other text, e.g. percent-encoding or RFC 8187's UTF-8'' form)"
+            )
         lower = name.lower()
         if lower in RESERVED_HEADERS:
             raise InvalidPush(f"header {name!r} is set by hare itself and cannot be overridden")

@@ -295,6 +295,8 @@ def test_bad_pushes_raise_named_errors_when_sent() -> None:
         lambda: app.push("https://svc/x", json={}, headers={"X-Hare-Attempt": "1"}),
         lambda: app.push("https://svc/x", json={}, headers={"Authorization": "t"}),
         lambda: app.push("https://svc/x", json={}, headers={"X-A": 1}),
+        lambda: app.push("https://svc/x", json={}, headers={"X-Name": "Zoë"}),
+        lambda: app.push("https://svc/x", json={}, headers={"X-Zoë": "a"}),
         lambda: app.http_task("https://svc/x", colour="red"),
     ):
         with pytest.raises(InvalidPush):
