@@ -42,7 +42,7 @@ from typing import Any
 from hare.core.codec import get_serializer
 from hare.core.message import Embed, Message
 from hare.core.priority import check_priority
-from hare.core.protocol import safe_repr
+from hare.core.reprs import safe_repr
 from hare.core.topology import validate_queue_name
 from hare.core.values import moment, signatures, warn_if_naive
 from hare.errors import ConfigurationError, NotSupportedError

@@ -22,7 +22,7 @@ from hare._version import __version__
 from hare.core.codec import json_dumps
 from hare.core.envelope import Envelope, Properties
 from hare.core.message import Message
-from hare.core.protocol import safe_repr
+from hare.core.reprs import safe_repr
 from hare.core.topology import Exchange
 
 __all__ = (

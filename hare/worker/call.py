@@ -18,7 +18,7 @@ import logging
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from hare import signals
@@ -35,6 +35,7 @@ from hare.core.outcome import (
 )
 from hare.core.retry import Ack, DeadLetterAs, Uniform, decide
 from hare.errors import TaskRevoked
+from hare.worker.einfo import ExceptionInfo
 from hare.worker.request import Request
 from hare.worker.runner import raise_in_thread
 from hare.worker.verdict import Verdict
@@ -42,24 +43,9 @@ from hare.worker.verdict import Verdict
 if TYPE_CHECKING:
     from hare.task import Task
 
-__all__ = ("ExceptionInfo", "TaskCall")
+__all__ = ("TaskCall",)
 
 logger = logging.getLogger("hare.worker")
-
-
-@dataclass(frozen=True, slots=True)
-class ExceptionInfo:
-    """What Celery's `einfo` argument carries: the exception and its formatted traceback."""
-
-    exception: BaseException
-    traceback: str
-
-    @property
-    def type(self) -> type[BaseException]:
-        return type(self.exception)
-
-    def __str__(self) -> str:
-        return self.traceback
 
 
 class TaskCall:
@@ -81,7 +67,7 @@ class TaskCall:
         #: The signal named by a revoke with terminate=True, once one arrived.
         self.terminating: str | None = None
         self._task: asyncio.Task[Any] | None = None
-        self._thread: int | None = None
+        self._thread_id: int | None = None
         #: Stops the call where it runs elsewhere (a prefork child), given the signal's name.
         self.stop_remote: Callable[[str], None] | None = None
 
@@ -96,8 +82,8 @@ class TaskCall:
         if self._task is not None:
             self._task.cancel()
             return True
-        if self._thread is not None:
-            raise_in_thread(self._thread, TaskRevoked)
+        if self._thread_id is not None:
+            raise_in_thread(self._thread_id, TaskRevoked)
             return True
         return False
 
@@ -128,7 +114,7 @@ class TaskCall:
 
         def call_sync(*args: Any, **kwargs: Any) -> Verdict | None:
             with running(self.context):
-                self._thread = threading.get_ident()
+                self._thread_id = threading.get_ident()
                 self.start()
                 try:
                     value = fn(*args, **kwargs)

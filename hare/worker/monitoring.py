@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from hare import signals
 from hare.core.outcome import Failed, Rejected, RetryRequested, Succeeded
-from hare.core.protocol import safe_repr
+from hare.core.reprs import safe_repr
 from hare.errors import Retry
 from hare.monitor.dispatcher import EventDispatcher
 from hare.monitor.event import HEARTBEAT_SECONDS, SOFTWARE, received_fields

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from hare.clock import Clock
 from hare.core.message import Message
 from hare.core.outcome import Failed, Rejected, RetryRequested, Succeeded
-from hare.core.protocol import safe_repr
+from hare.core.reprs import safe_repr
 from hare.core.retry import RetryAt, RetryIn, retry_limit
 from hare.errors import Retry
 from hare.worker.verdict import Verdict

@@ -39,7 +39,7 @@ from hare.errors import Ignore as HareIgnore
 from hare.errors import Reject as HareReject
 from hare.errors import Retry as HareRetry
 from hare.errors import TaskRevoked
-from hare.worker.call import ExceptionInfo
+from hare.worker.einfo import ExceptionInfo
 from hare.worker.tracelog import FAILURE as LOG_FAILURE
 from hare.worker.tracelog import RECEIVED as LOG_RECEIVED
 from hare.worker.tracelog import REJECTED as LOG_REJECTED
