@@ -131,8 +131,8 @@ class Processor:
         try:
             if key is not None:
                 while (earlier := self.runs.get(key)) is not None:
-                    if not earlier.over.is_set():
-                        await earlier.over.wait()
+                    if not earlier.is_over:
+                        await earlier.wait_over()
                         continue  # ended without running: it is gone from `runs`
                     await self._settle_copy(delivery, earlier)
                     return None

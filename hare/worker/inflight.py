@@ -82,11 +82,15 @@ class InFlight:
     async def _handle(self, parts: Parts, queue: str, delivery: Delivery) -> None:
         """Decode, run and settle one delivery. Never raises."""
         try:
-            if self._slots is None:
+            slots = self._slots
+            if slots is None:
                 await self._process(parts, delivery)
             else:
-                async with self._slots.taken(self._ranks.get(queue, 0)):
+                await slots.acquire(self._ranks.get(queue, 0))
+                try:
                     await self._process(parts, delivery)
+                finally:
+                    slots.release()
         except asyncio.CancelledError:
             if self._handing_back:
                 await parts.settlement.requeue(delivery)

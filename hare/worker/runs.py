@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from hare.core.headers import REPLAYS_HEADER
@@ -74,8 +74,10 @@ class Run:
     """One run of a task in this worker, from before it started until it was settled."""
 
     key: RunKey
-    #: Set once the delivery that made this run is done with (settled or not).
-    over: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Whether the delivery that made this run is done with (settled or not); `wait_over`
+    #: waits for it (its event is made only for a copy that waits: most runs have none).
+    is_over: bool = False
+    _over: asyncio.Event | None = None
     #: What ran and how it ended: set when the task has run.
     task: Task[Any, Any] | None = None
     message: Message | None = None
@@ -94,6 +96,20 @@ class Run:
     ) -> None:
         self.task, self.message, self.outcome, self.decision = task, message, outcome, decision
         self.ran = True
+
+    async def wait_over(self) -> None:
+        """Return once the delivery that made this run is done with."""
+        if self.is_over:
+            return
+        if self._over is None:
+            self._over = asyncio.Event()
+        await self._over.wait()
+
+    def finish(self) -> None:
+        """The delivery that made this run is done with: wake the copies waiting for it."""
+        self.is_over = True
+        if self._over is not None:
+            self._over.set()
 
     def mark_settled(self) -> None:
         self.settled = True
@@ -131,7 +147,7 @@ class Runs:
             self._recent.move_to_end(run.key)
             while len(self._recent) > self._size:
                 self._recent.popitem(last=False)
-        run.over.set()
+        run.finish()
 
     def __len__(self) -> int:
         return len(self._current) + len(self._recent)

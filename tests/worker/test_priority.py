@@ -171,10 +171,13 @@ async def test_slots_go_to_the_highest_rank_first_then_in_arrival_order() -> Non
     release = asyncio.Event()
 
     async def hold(name: str, rank: int, wait: asyncio.Event | None = None) -> None:
-        async with slots.taken(rank):
+        await slots.acquire(rank)
+        try:
             order.append(name)
             if wait is not None:
                 await wait.wait()
+        finally:
+            slots.release()
 
     first = asyncio.create_task(hold("low0", 0, release))
     await asyncio.sleep(0)
@@ -202,10 +205,13 @@ async def test_a_high_backlog_leaves_one_slot_in_fair_share_to_the_low_band() ->
     release = asyncio.Event()
 
     async def hold(name: str, rank: int, wait: asyncio.Event | None = None) -> None:
-        async with slots.taken(rank):
+        await slots.acquire(rank)
+        try:
             order.append(name)
             if wait is not None:
                 await wait.wait()
+        finally:
+            slots.release()
 
     first = asyncio.create_task(hold("first", 0, release))
     await asyncio.sleep(0)
@@ -228,10 +234,13 @@ async def test_a_slot_granted_to_a_waiter_cancelled_meanwhile_passes_on() -> Non
     release = asyncio.Event()
 
     async def hold(name: str, wait: asyncio.Event | None = None) -> None:
-        async with slots.taken(0):
+        await slots.acquire(0)
+        try:
             order.append(name)
             if wait is not None:
                 await wait.wait()
+        finally:
+            slots.release()
 
     first = asyncio.create_task(hold("a", release))
     await asyncio.sleep(0)

@@ -19,6 +19,9 @@ import pytest
 from hare import Hare, Reject, Retry, Worker
 from hare.context import current
 from hare.core.headers import REPLAYS_HEADER
+from hare.core.message import Message
+from hare.core.outcome import Succeeded
+from hare.core.retry import Ack
 from hare.core.topology import DEAD_SUFFIX
 from hare.publisher import Publisher
 from hare.testing import Ledger, ManualClock, memory_app, until
@@ -154,7 +157,7 @@ def test_run_keys_and_the_bound_on_what_is_remembered() -> None:
         assert runs.get(key) is run
         run.ran = True
         runs.end(run)
-        assert run.over.is_set()
+        assert run.is_over
     assert runs.get(keys[0]) is None  # the oldest is forgotten
     assert runs.get(keys[1]) is not None and runs.get(keys[2]) is not None
     never_ran = runs.begin(("x", "t", 0, 0, 0, 0))
@@ -164,7 +167,9 @@ def test_run_keys_and_the_bound_on_what_is_remembered() -> None:
     with pytest.raises(ValueError):
         Runs(size=-1)
     settled = Runs().begin(("s", "t", 0, 0, 0, 0))
-    settled.ran_as(object(), object(), object(), object())  # type: ignore[arg-type]
+    app = Hare("s", broker="memory://", environ={})
+    task = app.task(name="t")(lambda: None)
+    settled.ran_as(task, Message(id="s", task="t"), Succeeded(1), Ack())
     settled.mark_settled()  # a settled run keeps its key only, not its message or result
     assert settled.ran and settled.settled
     assert (settled.task, settled.message, settled.outcome, settled.decision) == (None,) * 4
