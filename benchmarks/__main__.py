@@ -9,6 +9,7 @@ periodic        periodic ticks across worker processes
 priority        how long a high-priority task waits behind a low-priority backlog
 pool            hare's prefork pool next to its threads pool and Celery's prefork, sync tasks
 profile         where hare spends its time enqueueing and draining
+hotpath         hare's own CPU per task between the transport and the ack (no broker)
 cluster         one quorum queue on the 3-node RabbitMQ 4.0 cluster: enqueue and drain
 metrics         what the worker's Prometheus metrics cost per task
 """
@@ -25,6 +26,7 @@ def _commands() -> dict[str, Callable[[list[str]], None]]:
         cluster,
         core,
         delays,
+        hotpath,
         metrics,
         periodic,
         pool,
@@ -44,6 +46,7 @@ def _commands() -> dict[str, Callable[[list[str]], None]]:
         "profile": profile.main,
         "cluster": cluster.main,
         "metrics": metrics.main,
+        "hotpath": hotpath.main,
     }
 
 
