@@ -9,6 +9,7 @@
 # no Redis: nothing in the tier talks to either.
 #
 # The full run (no pytest arguments) runs everything on the system RabbitMQ (3.10 on Debian 12),
+# then the optional compiled build (scripts/test_compiled.sh: mypyc, unit tier and tests/amqp),
 # then the broker tiers (amqp, transport, faults, interop) once more on RabbitMQ 4.0, which it
 # starts itself beside the system broker (scripts/rabbitmq/node.sh).
 # Last, the cluster tier (tests/cluster): see cluster_tier below.
@@ -134,6 +135,8 @@ else
     .venv/bin/python -m pytest tests/compat
     echo "== pytest tests/compat, hare variant, hare worker --pool threads" >&2
     HARE_COMPAT_POOL=threads HARE_COMPAT_VARIANTS=hare .venv/bin/python -m pytest tests/compat -q
+    # The optional compiled build (hare/compiled.py) under the unit tier and tests/amqp.
+    scripts/test_compiled.sh
     # The RabbitMQ tiers again, on RabbitMQ 4.0 (what teams run in 2026; docs/rabbitmq-versions.md).
     echo "== RabbitMQ 4.0 tier: tests/amqp, tests/transport, tests/faults, tests/interop" >&2
     if ensure_rabbitmq4; then

@@ -16,6 +16,8 @@ from urllib.parse import urlparse
 import pytest
 from hypothesis import settings
 
+from hare.compiled import COMPILED as COMPILED_LIST
+from hare.compiled import compiled_modules
 from tests.properties import UNIT
 
 #: `--hypothesis-profile=unit`: the unit tier's property tests try a quarter of their examples
@@ -28,6 +30,30 @@ settings.register_profile("hare", deadline=None)
 settings.load_profile("hare")
 
 BROKER_URL = os.environ.get("HARE_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+#: The modules of hare's optional compiled build that run compiled in this session.
+COMPILED = compiled_modules()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`HARE_EXPECT_COMPILED=1` (scripts/test_compiled.sh): the compiled build must be the one
+    under test, every module of it, or the session stops before a test runs."""
+    if os.environ.get("HARE_EXPECT_COMPILED") == "1" and len(COMPILED) != len(COMPILED_LIST):
+        missing = sorted(set(COMPILED_LIST) - set(COMPILED))
+        raise pytest.UsageError(
+            f"the compiled build is expected, but these run interpreted: {missing}"
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the compiled build, skip the tests that inject faults by patching module functions
+    (`pure_python`): compiled code calls them directly, so the patch is never reached."""
+    if not COMPILED:
+        return
+    skip = pytest.mark.skip(reason="patches functions the compiled build calls directly")
+    for item in items:
+        if item.get_closest_marker("pure_python") is not None:
+            item.add_marker(skip)
 
 
 def _broker_answers(url: str) -> bool:

@@ -23,7 +23,7 @@ from hare.worker.delivery import Processor
 from hare.worker.recording import Recorder
 from hare.worker.settlement import Settlement
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.pure_python]
 
 QUEUE = "work"
 TASKS = 3
