@@ -12,15 +12,19 @@ import importlib.util
 
 __all__ = ("COMPILED", "compiled_modules")
 
-#: The modules the compiled build compiles: the per-delivery path of a worker. What stays
-#: interpreted stays so for a reason mypyc gives: a runtime-checkable protocol
-#: (`hare.worker.observing`), an async generator (`hare.worker.admission`), a class extending
-#: an interpreted one (`hare.worker.request`, `hare.core.reprs`), values pickled to prefork
-#: children (`hare.core.retry`, `hare.core.outcome`, `hare.core.message`).
+#: The modules the compiled build compiles: the per-delivery path of a worker and the building
+#: of a message to send. What stays interpreted stays so for a reason: a runtime-checkable
+#: protocol (`hare.worker.observing`), a class extending an interpreted one or with
+#: `__slots__` of its own (`hare.worker.request`, `hare.core.reprs`,
+#: `hare.transport.fieldtable`), values pickled to prefork children (`hare.core.retry`,
+#: `hare.core.outcome`, `hare.core.message`), and classes the test suite patches to inject
+#: faults (`hare.publisher`): compiled code calls their methods directly.
 COMPILED = (
+    "hare.core.calls",
     "hare.core.codec",
     "hare.core.protocol",
     "hare.transport.amqp.acks",
+    "hare.worker.admission",
     "hare.worker.call",
     "hare.worker.delivery",
     "hare.worker.inflight",
