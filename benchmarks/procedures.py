@@ -41,6 +41,8 @@ class System:
     drains: list[WorkerSpec]
     delay_worker: WorkerSpec | None = None
     hold_worker: WorkerSpec | None = None
+    #: The worker whose RSS is read idle and after `soak_n` tasks (hare's only).
+    soak_worker: WorkerSpec | None = None
     #: Where tasks scheduled an hour ahead may sit (ready or unacked).
     hold_queues: list[str] = []
     #: Whether it has a task that fails once and is retried (`flaky`).
@@ -72,6 +74,7 @@ class Options:
     delay_n: int
     hold_n: int
     hold_wait: float
+    soak_n: int
     seed: int
     vhost: str
     log: str
@@ -258,5 +261,38 @@ def hold(system: System, options: Options) -> None:
             "ran": ran,
             "n": options.hold_n,
             "after_s": options.hold_wait,
+        }
+    )
+
+
+def soak(system: System, options: Options) -> None:
+    """Worker RSS idle, and after `soak_n` no-op tasks went through it (published while it
+    runs, 1000 in flight), a few seconds after the last one: whether a worker's memory stays
+    flat under use (what it remembers is bounded: recent runs, revocations)."""
+    spec = system.soak_worker
+    if spec is None:
+        return
+    system.purge()
+    with worker(spec, options.log) as running:
+        system.send_now(0.0)
+        if not wait_count(running.record_file, 1, timeout=60):
+            raise RuntimeError(f"{system.name}: the worker did not start")
+        time.sleep(2.0)
+        idle = running.rss_mb
+        system.enqueues[0].run(options.soak_n, spec.task)
+        complete = wait_count(running.record_file, options.soak_n + 2, timeout=600)
+        time.sleep(3.0)
+        after = running.rss_mb
+    emit(
+        {
+            "measure": "soak",
+            "system": system.name,
+            "config": spec.label,
+            "key": spec.key,
+            "value": after - idle,
+            "rss_idle_mb": idle,
+            "rss_after_mb": after,
+            "n": options.soak_n,
+            "complete": complete,
         }
     )

@@ -32,9 +32,11 @@ THROUGHPUT = ["raw", "hare", "celery", "dramatiq", "taskiq"]
 DELAYS = ["hare", "hare-classic", "celery", "celery-native", "dramatiq", "taskiq"]
 HOLD = [s for s in DELAYS if s != "hare-classic"]
 PEERS = {"celery", "celery-native", "dramatiq", "taskiq"}
-#: Variants on a classic queue, measured for latency after their system (and hare's for
-#: delays: a quorum queue stalls while the broker rolls its log over; see docs/benchmarks.md).
-CLASSIC = {"raw": "raw-classic", "hare": "hare-classic"}
+#: Variants on a classic queue, measured after their system: hare's for throughput too (the
+#: peers declare classic queues: they are compared on the same queue type) and for delays (a
+#: quorum queue stalls while the broker rolls its log over; see docs/benchmarks.md), the raw
+#: loop's for latency.
+CLASSIC = {"raw": ("raw-classic", "latency"), "hare": ("hare-classic", "throughput,latency")}
 
 
 @dataclass
@@ -50,14 +52,16 @@ class Mode:
     hold_n: int
     hold_wait: float
     hold_reps: int
+    #: Tasks through one hare worker between its idle RSS and the RSS it is read again at.
+    soak_n: int
     #: Run the systems' hold measurements, and the peers' delay measurements, at the same
     #: time (each has its own queues and worker; hare's delays still run alone): quicker,
     #: and the load of one shows in the others' figures.
     parallel: bool
 
 
-QUICK = Mode("quick", 3, 2000, 300, 500, 500.0, 2.0, 300, 10_000, 5.0, 1, True)
-FULL = Mode("full", 3, 20_000, 3000, 5000, 500.0, 10.0, 1000, 10_000, 20.0, 1, False)
+QUICK = Mode("quick", 3, 2000, 300, 500, 500.0, 2.0, 300, 10_000, 5.0, 1, 5_000, True)
+FULL = Mode("full", 3, 20_000, 3000, 5000, 500.0, 10.0, 1000, 10_000, 20.0, 1, 100_000, False)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (< 5 min)")
     parser.add_argument("--reps", type=int, help="repetitions (default 3)")
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(THROUGHPUT)}")
-    parser.add_argument("--skip", default="", help="comma-separated: throughput,delays,hold")
+    parser.add_argument("--skip", default="", help="comma-separated: throughput,delays,hold,soak")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/")
     parser.add_argument("--report", type=Path, help="rebuild docs from a saved results file")
     args = parser.parse_args(argv)
@@ -103,7 +107,7 @@ def measure_all(mode: Mode, only: set[str], skip: set[str]) -> dict[str, Any]:
                 for system in [s for s in THROUGHPUT if s in only]:
                     runner.call(system, "throughput,latency", rep)
                     if system in CLASSIC:
-                        runner.call(CLASSIC[system], "latency", rep)
+                        runner.call(*CLASSIC[system], rep)
         if "delays" not in skip:
             for rep in range(mode.reps):
                 runner.phase(
@@ -115,6 +119,8 @@ def measure_all(mode: Mode, only: set[str], skip: set[str]) -> dict[str, Any]:
         if "hold" not in skip:
             for rep in range(mode.hold_reps):
                 runner.phase([s for s in HOLD if s in only], "hold", rep)
+        if "soak" not in skip and "hare" in only:
+            runner.call("hare", "soak", 0)
     saved = {
         "mode": asdict(mode),
         "started": started,
@@ -203,6 +209,7 @@ class Runner:
             f"--delay-n={mode.delay_n}",
             f"--hold-n={mode.hold_n}",
             f"--hold-wait={mode.hold_wait}",
+            f"--soak-n={mode.soak_n}",
             f"--seed={rep}",
             f"--log={log}",
         ]

@@ -23,7 +23,7 @@ MODULES = {
     "dramatiq": "benchmarks.systems.dramatiq_bench",
     "taskiq": "benchmarks.systems.taskiq_bench",
 }
-STEPS = ("throughput", "latency", "delays", "hold")
+STEPS = ("throughput", "latency", "delays", "hold", "soak")
 
 
 def main() -> None:
@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--delay-n", type=int, default=1000)
     parser.add_argument("--hold-n", type=int, default=10_000)
     parser.add_argument("--hold-wait", type=float, default=20.0)
+    parser.add_argument("--soak-n", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log", default=os.devnull)
     args = parser.parse_args()
@@ -63,6 +64,7 @@ def main() -> None:
         delay_n=args.delay_n,
         hold_n=args.hold_n,
         hold_wait=args.hold_wait,
+        soak_n=args.soak_n,
         seed=args.seed,
         vhost=args.vhost,
         log=args.log,

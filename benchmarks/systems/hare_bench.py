@@ -77,6 +77,7 @@ class HareSystem(System):
         self.delay_worker = self.hold_worker = _worker(
             "ladder", "delay ladder, -c 256", "-c", "256"
         )
+        self.soak_worker = self.drains[0]
 
     def _windowed(self, n: int, task: str) -> float:
         send = self.tasks[task].adelay

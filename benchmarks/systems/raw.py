@@ -95,6 +95,13 @@ class Raw(System):
                 command,
                 task=HARE_MESSAGE,
             ),
+            WorkerSpec(
+                "2p-hare-message",
+                f"2 processes, consume hare's message, prefetch {PREFETCH}, ack each",
+                command,
+                env={"BENCH_PROCESSES": "2"},
+                task=HARE_MESSAGE,
+            ),
         ]
 
     def _run(self, n: int, task: str, send: Callable[[Publisher, list[Message]], Any]) -> float:
@@ -164,7 +171,24 @@ async def consume(url: str) -> None:
     await asyncio.Future()
 
 
-if __name__ == "__main__":
+def _consume_here() -> None:
     from hare.worker.loops import loop_factory, run
 
     run(consume(os.environ["BENCH_URL"]), loop_factory("auto")[1])
+
+
+if __name__ == "__main__":
+    # BENCH_PROCESSES=N: N consumer processes (the scaling reference for `--processes N`);
+    # they share this one's process group, which the harness stops as a whole.
+    processes = int(os.environ.pop("BENCH_PROCESSES", "1"))
+    if processes > 1:
+        import subprocess
+
+        children = [
+            subprocess.Popen([sys.executable, "-m", "benchmarks.systems.raw"])
+            for _ in range(processes)
+        ]
+        for child in children:
+            child.wait()
+    else:
+        _consume_here()
