@@ -48,7 +48,7 @@ from hare.worker.recording import Recorder
 from hare.worker.request import Request, request_of
 from hare.worker.runner import TaskRunner
 from hare.worker.running import Running, RunningTasks
-from hare.worker.runs import Run, Runs, remember, run_key
+from hare.worker.runs import Run, RunKey, Runs, remember, run_key
 from hare.worker.settlement import Settlement
 from hare.worker.tracelog import TraceLog
 from hare.worker.verdict import Verdict
@@ -134,7 +134,7 @@ class Processor:
                     if not earlier.is_over:
                         await earlier.wait_over()
                         continue  # ended without running: it is gone from `runs`
-                    await self._settle_copy(delivery, earlier)
+                    await self._settle_copy(delivery, key, earlier)
                     return None
                 entry = self.runs.begin(key)
             call = await self.admit(delivery)
@@ -327,9 +327,10 @@ class Processor:
                 entry.recorded = True
         await settle.settle(delivery, task, message, verdict, before_ack=lambda: _settled(entry))
 
-    async def _settle_copy(self, delivery: Delivery, run: Run) -> None:
-        """Settle a copy of a delivery whose task ran here by that run's outcome."""
-        task_id, _, retries, *_ = run.key
+    async def _settle_copy(self, delivery: Delivery, key: RunKey, run: Run) -> None:
+        """Settle a copy of a delivery (run key `key`) whose task ran here by that run's
+        outcome."""
+        task_id, _, retries, *_ = key
         if run.settled:
             await self.settlement.ack(delivery)
             logger.warning(

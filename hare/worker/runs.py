@@ -18,6 +18,7 @@ by the same decision when it had not. Nothing here reads a clock or does I/O.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from hare.core.outcome import Outcome
 from hare.core.retry import Decision
 from hare.task import Task
 
-__all__ = ("RECENT_RUNS", "Run", "RunKey", "Runs", "remember", "run_key")
+__all__ = ("RECENT_RUNS", "SETTLED", "Run", "RunKey", "Runs", "remember", "run_key")
 
 #: How many finished runs a worker remembers. At 1,000 tasks a second that is ten seconds of
 #: history, far more than a reconnect and a publisher's retry take.
@@ -54,6 +55,8 @@ def run_key(headers: Mapping[str, Any], body: bytes = b"", queue: str = "") -> R
     if not isinstance(task_id, str) or not task_id:
         return None
     name = headers.get("task")
+    if isinstance(name, str):
+        name = sys.intern(name)  # one string per task name in the remembered keys
     place = (headers.get("group"), headers.get("parent_id"), headers.get("root_id"))
     return (
         task_id,
@@ -118,6 +121,10 @@ class Run:
         self.task = self.message = self.outcome = self.decision = None
 
 
+#: What `Runs` keeps of a run whose delivery was settled: shared by every such run.
+SETTLED = Run(("", "", 0, 0, 0, 0), is_over=True, settled=True, ran=True)
+
+
 class Runs:
     """The runs under way in one worker, and the last `size` that ended."""
 
@@ -143,7 +150,9 @@ class Runs:
         if self._current.get(run.key) is run:
             del self._current[run.key]
         if run.ran and self._size:
-            self._recent[run.key] = run
+            # A settled run is remembered by its key alone (all a copy of it needs is an
+            # ack): 10,000 Run objects would be ~1 MB of a worker's RSS.
+            self._recent[run.key] = SETTLED if run.settled else run
             self._recent.move_to_end(run.key)
             while len(self._recent) > self._size:
                 self._recent.popitem(last=False)
