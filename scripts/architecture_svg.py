@@ -52,6 +52,7 @@ FLOORS: list[tuple[str, list[tuple[str, str, str]]]] = [
             ("hare.events", "payload | emitting", "pkg"),
             ("hare.http", "spec, signature | client", "pkg"),
             ("hare.monitor", "Celery events", "pkg"),
+            ("hare.batch", "enqueue_many", "io"),
         ],
     ),
     (
