@@ -10,6 +10,7 @@ priority        how long a high-priority task waits behind a low-priority backlo
 pool            hare's prefork pool next to its threads pool and Celery's prefork, sync tasks
 profile         where hare spends its time enqueueing and draining
 hotpath         hare's own CPU per task between the transport and the ack (no broker)
+latency_split   end-to-end latency split between hare's publisher and its worker
 cluster         one quorum queue on the 3-node RabbitMQ 4.0 cluster: enqueue and drain
 metrics         what the worker's Prometheus metrics cost per task
 """
@@ -27,6 +28,7 @@ def _commands() -> dict[str, Callable[[list[str]], None]]:
         core,
         delays,
         hotpath,
+        latency_split,
         metrics,
         periodic,
         pool,
@@ -47,6 +49,7 @@ def _commands() -> dict[str, Callable[[list[str]], None]]:
         "cluster": cluster.main,
         "metrics": metrics.main,
         "hotpath": hotpath.main,
+        "latency_split": latency_split.main,
     }
 
 
