@@ -86,9 +86,15 @@ async def test_hooks_and_signals_meet_every_step_of_a_task(amqp_url: str, unique
         for signal in watched:
             signal.disconnect(heard, dispatch_uid=unique)
     run = ["signal task_prerun", "before_run"]
+    # The client's own after_publish follows its before_publish, but the worker (in this
+    # process) may start the task before the client has the broker's confirm: where it falls
+    # among the worker's hooks is not defined, so it is checked apart.
+    for task_id in (retried.id, failed.id):
+        steps = trail.by_id[task_id]
+        assert steps.index("after_publish 0") > steps.index("before_publish 0")
+        steps.remove("after_publish 0")
     assert trail.by_id[retried.id] == [
         "before_publish 0",
-        "after_publish 0",
         *run,
         "signal task_retry",
         "on_retry",
@@ -104,7 +110,6 @@ async def test_hooks_and_signals_meet_every_step_of_a_task(amqp_url: str, unique
     ]
     assert trail.by_id[failed.id] == [
         "before_publish 0",
-        "after_publish 0",
         *run,
         "signal task_failure",
         "after_run FAILURE",
