@@ -146,15 +146,20 @@ def _drain(system: System, spec: WorkerSpec, options: Options, measure: str, n: 
     emit(row)
 
 
+def _wait_started(system: System, record_file: str) -> None:
+    """Send one task and return once the worker (recording to `record_file`) ran it."""
+    system.send_now(0.0)
+    if not wait_count(record_file, 1, timeout=60):
+        raise RuntimeError(f"{system.name}: the worker did not start")
+
+
 def latency(system: System, options: Options) -> None:
     """Publish -> task start at a fixed rate, the worker (drains[0]) already running."""
     spec = system.drains[0]
     system.purge()
     total = round(options.rate * options.seconds)
     with worker(spec, options.log) as running:
-        system.send_now(0.0)
-        if not wait_count(running.record_file, 1, timeout=60):
-            raise RuntimeError(f"{system.name}: the worker did not start")
+        _wait_started(system, running.record_file)
         time.sleep(0.5)
         system.send_paced(options.rate, total)
         complete = wait_count(running.record_file, total + 1, timeout=60)
@@ -185,9 +190,7 @@ def delays(system: System, options: Options) -> None:
     chosen = [rng.uniform(1.0, 10.0) for _ in range(options.delay_n)]
     system.purge()
     with worker(spec, options.log) as running:
-        system.send_now(0.0)
-        if not wait_count(running.record_file, 1, timeout=60):
-            raise RuntimeError(f"{system.name}: the worker did not start")
+        _wait_started(system, running.record_file)
         floor = _TimerFloor(time.time(), chosen)
         system.schedule(chosen)
         complete = wait_count(running.record_file, len(chosen) + 1, timeout=10 + 60)
@@ -238,9 +241,7 @@ def hold(system: System, options: Options) -> None:
         return
     system.purge()
     with worker(spec, options.log) as running:
-        system.send_now(0.0)
-        if not wait_count(running.record_file, 1, timeout=60):
-            raise RuntimeError(f"{system.name}: the worker did not start")
+        _wait_started(system, running.record_file)
         time.sleep(1.0)
         idle = running.rss_mb
         system.schedule([3600.0] * options.hold_n)
@@ -274,9 +275,7 @@ def soak(system: System, options: Options) -> None:
         return
     system.purge()
     with worker(spec, options.log) as running:
-        system.send_now(0.0)
-        if not wait_count(running.record_file, 1, timeout=60):
-            raise RuntimeError(f"{system.name}: the worker did not start")
+        _wait_started(system, running.record_file)
         time.sleep(2.0)
         idle = running.rss_mb
         system.enqueues[0].run(options.soak_n, spec.task)
